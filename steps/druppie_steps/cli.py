@@ -1,0 +1,58 @@
+"""``druppie-step``: one subcommand per step, each imported only when it runs (keeps --help fast)."""
+
+import importlib
+
+import click
+
+from . import __version__
+from .core.errors import StepError
+from .core.redact import redact
+
+# name -> (module, attribute, one-line help). The help is here so that listing the commands
+# imports no step module at all.
+STEPS = {
+    "tag-commit": ("druppie_steps.tag_commit", "tag_commit", "Write a new image tag into the GitOps repo and push it."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(STEPS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in STEPS:
+            return None
+        module, attr, _ = STEPS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, STEPS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Steps"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="druppie-step")
+def cli() -> None:
+    """Steps of the Druppie CI/CD catalog. Every option can also be set by its DRUPPIE_* variable."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a step; a StepError becomes one redacted line on stderr and its exit code."""
+    try:
+        cli.main(args=argv, prog_name="druppie-step", standalone_mode=False)
+    except StepError as err:
+        click.echo(redact(f"error: {err}"), err=True)
+        return err.exit_code
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns surprises into a clear exit
+        click.echo(redact(f"unexpected error: {type(err).__name__}: {err}"), err=True)
+        return 3
+    return 0

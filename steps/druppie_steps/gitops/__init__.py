@@ -1,0 +1,1 @@
+"""GitOps plumbing: image references, the YAML image edit, and git clone/commit/push."""

@@ -1,0 +1,138 @@
+"""tag-commit: promote a new image tag into the GitOps repo, safely when pipelines race.
+
+Validate everything, clone the minimum, edit the YAML surgically, commit, push. When the push
+is rejected because the branch moved, start over on the new head (re-read, re-edit, re-check
+that nothing newer landed meanwhile) after a jittered exponential backoff. Never force-push.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from .core import log
+from .core.errors import InvalidInput, StepError
+from .core.options import option, results_dir_option
+from .core.results import summary_line, write_results
+from .gitops.git import Workspace, git_environment, validate_branch, validate_repo_url
+from .gitops.image_edit import plan_image_update, safe_subdir
+from .gitops.imageref import compare_tags, validate_digest, validate_image_name, validate_tag
+
+DEFAULT_MESSAGE = "{app}: deploy {image}:{new_tag} (was {old_tag})"
+MESSAGE_FIELDS = {"app", "image", "old_tag", "new_tag", "path", "branch"}
+BACKOFF_BASE_SECONDS = 0.2
+BACKOFF_CAP_SECONDS = 5.0
+
+
+def validate_message(template: str) -> str:
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as err:
+        raise InvalidInput(f"invalid --message {template!r}: {err}") from err
+    unknown = sorted(f for f in fields if f not in MESSAGE_FIELDS)
+    if unknown or not template.strip():
+        raise InvalidInput(
+            f"invalid --message {template!r}: unknown field {{{unknown[0] if unknown else ''}}}; "
+            f"use {', '.join('{' + f + '}' for f in sorted(MESSAGE_FIELDS))}"
+        )
+    return template
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2^attempt)] keeps racing runs apart."""
+    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+
+
+@click.command("tag-commit")
+@option("--repo-url", required=True, help="GitOps repository (https://, ssh:// or git@host:path).")
+@option("--branch", default="main", help="Branch Flux follows.")
+@option("--path", "subdir", required=True, help="Folder in the repo that deploys the app, e.g. envs/prod/drone-service.")
+@option("--image", required=True, help="Image name as written in the manifests, without tag.")
+@option("--tag", required=True, help="New image tag, a semantic version (1.0.5 or v1.0.5).")
+@option("--digest", default="", help="Optional image digest sha256:<64 hex>; pins the exact build.")
+@option("--author-name", default="Druppie CI", help="Commit author name.")
+@option("--author-email", default="ci@druppie.local", help="Commit author e-mail.")
+@option("--message", default=DEFAULT_MESSAGE,
+        help="Commit subject template; fields: {app} {image} {old_tag} {new_tag} {path} {branch}.")
+@option("--pipeline-run", default="", help="PipelineRun name, recorded as a commit trailer.")
+@option("--max-attempts", type=click.IntRange(1, 100), default=10, help="Push attempts when the branch keeps moving.")
+@option("--allow-downgrade", is_flag=True, default=False, help="Permit a lower tag than the current one (rollback).")
+@option("--basic-auth", "basic_auth_dir", default="", help="Folder with .git-credentials and .gitconfig (workspace).")
+@option("--ssh-directory", "ssh_dir", default="", help="Folder with ssh keys and known_hosts (workspace).")
+@results_dir_option
+def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, digest: str, author_name: str,
+               author_email: str, message: str, pipeline_run: str, max_attempts: int, allow_downgrade: bool,
+               basic_auth_dir: str, ssh_dir: str, results_dir: str | None) -> None:
+    """Write IMAGE:TAG into the GitOps repo at PATH and push it (retrying races, never downgrading)."""
+    validate_repo_url(repo_url)
+    validate_branch(branch)
+    subdir = safe_subdir(subdir)
+    validate_image_name(image)
+    validate_tag(tag)
+    digest = validate_digest(digest)
+    validate_message(message)
+    if not author_name.strip() or "@" not in author_email:
+        raise InvalidInput(f"invalid --author-email {author_email!r}: must be an e-mail address")
+
+    with tempfile.TemporaryDirectory(prefix="druppie-tag-commit-") as scratch:
+        env = git_environment(Path(scratch), basic_auth_dir or None, ssh_dir or None)
+        log.progress(f"cloning {repo_url} ({branch}, only {subdir or 'the root'})")
+        ws = Workspace.clone(repo_url, branch, subdir, Path(scratch) / "repo", env)
+        results = _promote(ws, subdir, image, tag, digest, message, pipeline_run, author_name, author_email,
+                           max_attempts, allow_downgrade)
+    write_results(results_dir, results)
+    click.echo(summary_line("tag-commit", results))
+
+
+def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | None, message: str,
+             pipeline_run: str, author_name: str, author_email: str, max_attempts: int,
+             allow_downgrade: bool) -> dict[str, str]:
+    for attempt in range(1, max_attempts + 1):
+        plan = plan_image_update(ws.path, subdir, image, tag, digest)
+        previous = plan.previous_tag
+        head = ws.head()
+        if not plan.changed_files:
+            log.info(f"{image}:{tag} is already set in {', '.join(plan.where)}; nothing to commit")
+            return _results(ws, head, changed=False, previous=previous)
+        if previous and not allow_downgrade and (compare_tags(previous, tag) or 0) > 0:
+            log.warn(f"{image} is already at {previous}, newer than {tag}: not downgrading "
+                     f"(a newer build landed first; pass --allow-downgrade for a rollback)")
+            return _results(ws, head, changed=False, previous=previous)
+
+        plan.apply()
+        subject = message.format(app=Path(subdir).name or image.rsplit("/", 1)[-1], image=image,
+                                 old_tag=previous or "none", new_tag=tag, path=subdir, branch=ws.branch)
+        body = f"{subject}\n\nImage: {image}:{tag}{'@' + digest if digest else ''}\nPath: {subdir}\n"
+        if pipeline_run:
+            body += f"Tekton-Pipeline-Run: {pipeline_run}\n"
+        commit = ws.commit([e.path for e in plan.changed_files], body, author_name, author_email)
+        outcome = ws.push()
+        if outcome.pushed:
+            log.progress(f"pushed {commit[:12]} to {ws.branch}: {image} {previous or 'none'} -> {tag} "
+                         f"({', '.join(plan.where)}), attempt {attempt}")
+            return _results(ws, commit, changed=True, previous=previous)
+        if not outcome.branch_moved:
+            raise StepError(f"push to {ws.branch} rejected by the server: {outcome.detail}")
+        if attempt == max_attempts:
+            break
+        wait = backoff_seconds(attempt)
+        log.progress(f"{ws.branch} moved while we pushed ({outcome.detail}); retry {attempt + 1}/{max_attempts} "
+                     f"on the new head in {wait:.2f}s")
+        time.sleep(wait)
+        ws.refresh()
+    raise StepError(f"gave up after {max_attempts} attempts: {ws.branch} kept moving; "
+                    f"raise --max-attempts or spread the pipelines")
+
+
+def _results(ws: Workspace, commit: str, changed: bool, previous: str) -> dict[str, str]:
+    return {
+        "commit": commit,
+        "revision": f"{ws.branch}@sha1:{commit}",
+        "changed": "true" if changed else "false",
+        "previous-tag": previous,
+    }

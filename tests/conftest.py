@@ -1,0 +1,97 @@
+"""Fixtures: real servers on loopback for the whole session, and a way to run a step as users do."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.gitserver import GitServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_APPS = REPO_ROOT / "examples" / "druppie-apps"
+STEP = Path(sys.executable).parent / "druppie-step"
+_names = itertools.count()
+
+TEST_USER, TEST_TOKEN = "ci-bot", "ghp_S3cr3tT0kenThatMustNeverLeak42"
+
+
+@pytest.fixture(scope="session")
+def git_server():
+    with GitServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def auth_git_server():
+    """A git server that demands basic auth (user ci-bot, a GitHub-style token as password)."""
+    with GitServer(credentials=(TEST_USER, TEST_TOKEN)) as server:
+        yield server
+
+
+@dataclass
+class Repo:
+    server: GitServer
+    name: str
+    url: str
+
+    def read(self, path: str) -> str:
+        return self.server.read_file(self.name, path)
+
+    def log(self) -> list[str]:
+        return self.server.log(self.name)
+
+    def head(self) -> str:
+        return self.server.log(self.name, fmt="%H")[0]
+
+
+@pytest.fixture
+def new_repo(git_server):
+    """Make a fresh repo on the session's git server: new_repo(files=..., source_dir=...)."""
+
+    def make(files: dict[str, str] | None = None, source_dir: Path | None = None, server: GitServer | None = None):
+        srv = server or git_server
+        name = f"apps-{os.getpid()}-{next(_names)}"
+        return Repo(srv, name, srv.create_repo(name, files=files, source_dir=source_dir))
+
+    return make
+
+
+@pytest.fixture
+def druppie_apps(new_repo):
+    """A fresh copy of the example druppie-apps repo (envs/prod/drone-service at 1.0.4)."""
+    return new_repo(source_dir=EXAMPLE_APPS)
+
+
+@dataclass
+class StepRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    results: dict[str, str]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def run_step(tmp_path):
+    """Run ``druppie-step`` as a subprocess, the way the Task does, and read its Tekton results."""
+    counter = itertools.count()
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> StepRun:
+        results_dir = tmp_path / f"results-{next(counter)}"
+        proc = subprocess.run(
+            [str(STEP), *args, "--results-dir", str(results_dir)],
+            env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+        )
+        results = {p.name: p.read_text() for p in results_dir.iterdir()} if results_dir.exists() else {}
+        return StepRun(proc.returncode, proc.stdout, proc.stderr, results)
+
+    return run

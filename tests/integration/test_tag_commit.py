@@ -1,0 +1,232 @@
+"""tag-commit against a real git server over smart HTTP: clone, edit, commit, push, race."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_TOKEN, TEST_USER
+
+IMAGE = "registry.example/druppie/drone-service"
+APP = "envs/prod/drone-service"
+KUSTOMIZATION = f"{APP}/kustomization.yaml"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def args(repo, tag="1.0.5", *extra, path=APP, image=IMAGE):
+    return ("tag-commit", "--repo-url", repo.url, "--path", path, "--image", image, "--tag", tag, *extra)
+
+
+def test_update_commits_only_the_new_tag(druppie_apps, run_step):
+    before = druppie_apps.read(KUSTOMIZATION)
+    deployment = druppie_apps.read(f"{APP}/deployment.yaml")
+    run = run_step(*args(druppie_apps, "1.0.5", "--digest", DIGEST, "--pipeline-run", "build-drone-xyz"))
+    assert run.returncode == 0, run.output
+    after = druppie_apps.read(KUSTOMIZATION)
+    assert after == before.replace("    newTag: 1.0.4  # written by CI, do not edit by hand\n",
+                                   "    newTag: 1.0.5  # written by CI, do not edit by hand\n"
+                                   f"    digest: {DIGEST}\n")
+    assert druppie_apps.read(f"{APP}/deployment.yaml") == deployment
+    head = druppie_apps.head()
+    assert run.results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "true",
+                           "previous-tag": "1.0.4"}
+    assert run.stdout.strip() == (f"tag-commit: commit={head} revision=main@sha1:{head} changed=true "
+                                  "previous-tag=1.0.4")
+    message = druppie_apps.server.log(druppie_apps.name, fmt="%B")
+    assert "drone-service: deploy registry.example/druppie/drone-service:1.0.5 (was 1.0.4)" in message[0]
+    assert "Tekton-Pipeline-Run: build-drone-xyz" in message
+    assert len(druppie_apps.log()) == 2
+
+
+def test_rerun_is_idempotent(druppie_apps, run_step):
+    first = run_step(*args(druppie_apps))
+    second = run_step(*args(druppie_apps))
+    assert first.returncode == second.returncode == 0
+    assert second.results["changed"] == "false"
+    assert second.results["commit"] == first.results["commit"] == druppie_apps.head()
+    assert second.results["previous-tag"] == "1.0.5"
+    assert len(druppie_apps.log()) == 2
+
+
+def test_adds_images_entry_when_resources_use_the_image(new_repo, run_step):
+    kust = "# hand written\nresources:\n  - deployment.yaml\n"
+    deploy = "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - image: " + IMAGE + ":0.9.0\n"
+    repo = new_repo({"apps/api/kustomization.yaml": kust, "apps/api/deployment.yaml": deploy})
+    run = run_step(*args(repo, "1.0.0", path="apps/api"))
+    assert run.returncode == 0, run.output
+    assert repo.read("apps/api/kustomization.yaml") == kust + f"images:\n  - name: {IMAGE}\n    newTag: 1.0.0\n"
+    assert repo.read("apps/api/deployment.yaml") == deploy
+    assert run.results["previous-tag"] == "0.9.0"
+
+
+def test_plain_manifest_updated_in_place(new_repo, run_step):
+    deploy = ("apiVersion: apps/v1\nkind: Deployment  # plain manifests, no kustomize\nspec:\n  template:\n"
+              f"    spec:\n      containers:\n      - name: app\n        image: \"{IMAGE}:1.2.3\"\n")
+    repo = new_repo({"plain/app/deploy.yaml": deploy, "other/deploy.yaml": deploy})
+    run = run_step(*args(repo, "v1.3.0", path="plain/app"))
+    assert run.returncode == 0, run.output
+    assert repo.read("plain/app/deploy.yaml") == deploy.replace(":1.2.3", ":v1.3.0")
+    assert repo.read("other/deploy.yaml") == deploy  # outside --path: untouched
+
+
+def test_older_tag_never_overwrites_newer(druppie_apps, run_step):
+    assert run_step(*args(druppie_apps, "1.0.7")).returncode == 0
+    head = druppie_apps.head()
+    stale = run_step(*args(druppie_apps, "1.0.6"))
+    assert stale.returncode == 0, stale.output
+    assert stale.results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "false",
+                             "previous-tag": "1.0.7"}
+    assert re.search(r"warning: .*already at 1.0.7, newer than 1.0.6", stale.stderr)
+    assert druppie_apps.head() == head
+
+    rollback = run_step(*args(druppie_apps, "1.0.6", "--allow-downgrade"))
+    assert rollback.returncode == 0 and rollback.results["changed"] == "true"
+    assert "newTag: 1.0.6" in druppie_apps.read(KUSTOMIZATION)
+
+
+def test_twenty_apps_in_parallel_all_land(new_repo, run_step):
+    files = {f"envs/prod/app-{i:02d}/kustomization.yaml":
+             f"resources: []\nimages:\n- name: registry.example/druppie/app-{i:02d}  # app {i}\n  newTag: 0.1.0\n"
+             for i in range(20)}
+    repo = new_repo(files)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        runs = list(pool.map(lambda i: run_step(
+            *args(repo, f"1.{i}.0", path=f"envs/prod/app-{i:02d}", image=f"registry.example/druppie/app-{i:02d}")),
+            range(20)))
+    assert [r.returncode for r in runs] == [0] * 20, [r.stderr for r in runs if r.returncode]
+    assert len(repo.log()) == 21
+    for i in range(20):
+        assert repo.read(f"envs/prod/app-{i:02d}/kustomization.yaml") == files[
+            f"envs/prod/app-{i:02d}/kustomization.yaml"].replace("newTag: 0.1.0", f"newTag: 1.{i}.0")
+    assert len({r.results["commit"] for r in runs}) == 20
+
+
+def test_rising_tags_for_one_image_end_at_the_highest(druppie_apps, run_step):
+    tags = [f"1.1.{i}" for i in range(10)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        runs = list(pool.map(lambda tag: run_step(*args(druppie_apps, tag)), tags))
+    assert [r.returncode for r in runs] == [0] * 10, [r.stderr for r in runs if r.returncode]
+    assert "newTag: 1.1.9  #" in druppie_apps.read(KUSTOMIZATION)
+    landed = [r for r in runs if r.results["changed"] == "true"]
+    assert len(druppie_apps.log()) == 1 + len(landed)
+    assert any(r.results["changed"] == "true" for r in runs if r.results["previous-tag"] != "1.1.9")
+
+
+def test_server_error_is_clear_and_pushes_nothing(druppie_apps, run_step):
+    head = druppie_apps.head()
+    druppie_apps.server.fail_status = 500
+    try:
+        run = run_step(*args(druppie_apps))
+    finally:
+        druppie_apps.server.fail_status = 0
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == f"error: git server error at {druppie_apps.url}: HTTP 500"
+    assert run.results == {} and druppie_apps.head() == head
+
+
+def test_server_down_is_clear(run_step):
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/druppie-apps.git"
+    run = run_step("tag-commit", "--repo-url", url, "--path", APP, "--image", IMAGE, "--tag", "1.0.5")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith(f"error: cannot reach git server {url}:")
+
+
+def test_missing_branch_is_clear(druppie_apps, run_step):
+    run = run_step(*args(druppie_apps), "--branch", "release")
+    assert run.returncode == 1
+    assert f"error: branch 'release' not found in {druppie_apps.url}" in run.stderr
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--tag", "1.0", "invalid --tag '1.0': must be a semantic version"),
+    ("--tag", "latest", "invalid --tag 'latest'"),
+    ("--digest", "sha256:abc", "invalid --digest 'sha256:abc'"),
+    ("--image", "Registry.Example/UPPER", "invalid --image 'Registry.Example/UPPER'"),
+    ("--image", IMAGE + ":1.0.0", "give the name only"),
+    ("--repo-url", "ftp://example.org/apps.git", "invalid --repo-url 'ftp://example.org/apps.git'"),
+    ("--repo-url", "file:///srv/apps.git", "invalid --repo-url 'file:///srv/apps.git'"),
+    ("--path", "../../etc", "invalid --path '../../etc'"),
+    ("--path", "/etc", "invalid --path '/etc'"),
+    ("--branch", "bad..branch", "invalid --branch 'bad..branch'"),
+    ("--message", "{app} {secret}", "invalid --message '{app} {secret}': unknown field {secret}"),
+    ("--author-email", "nobody", "invalid --author-email 'nobody'"),
+    ("--max-attempts", "0", "Invalid value for '--max-attempts'"),
+])
+def test_bad_input_is_one_clear_line_and_nothing_is_pushed(druppie_apps, run_step, flag, value, message):
+    requests_before = druppie_apps.server.requests
+    run = run_step(*args(druppie_apps), flag, value)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert len([l for l in run.stderr.splitlines() if l.startswith(("error:", "Error:"))]) == 1
+    assert druppie_apps.server.requests == requests_before  # validated before any network call
+    assert run.results == {} and len(druppie_apps.log()) == 1
+
+
+def test_bad_values_from_environment_are_named_too(druppie_apps, run_step):
+    run = run_step("tag-commit", env={"DRUPPIE_REPO_URL": druppie_apps.url, "DRUPPIE_PATH": APP,
+                                      "DRUPPIE_IMAGE": IMAGE, "DRUPPIE_TAG": "one.two"})
+    assert run.returncode == 2 and "invalid --tag 'one.two'" in run.stderr
+
+
+def test_image_not_in_path_fails_without_commit(druppie_apps, run_step):
+    run = run_step(*args(druppie_apps, image="registry.example/druppie/unknown"))
+    assert run.returncode == 1
+    assert "image 'registry.example/druppie/unknown' not found under 'envs/prod/drone-service'" in run.stderr
+    assert len(druppie_apps.log()) == 1
+
+
+def test_clone_cost_does_not_follow_repo_size(new_repo, run_step, git_server):
+    """A 4 MB blob outside --path must not be downloaded (shallow + blob filter + sparse)."""
+    import os
+    big = os.urandom(2 * 1024 * 1024).hex()
+    repo = new_repo({"envs/prod/drone-service/kustomization.yaml":
+                     f"images:\n- name: {IMAGE}\n  newTag: 1.0.0\n", "blobs/big.txt": big})
+    sent_before = git_server.bytes_sent
+    run = run_step(*args(repo, "1.0.1"))
+    assert run.returncode == 0, run.output
+    assert git_server.bytes_sent - sent_before < 200_000
+
+
+def test_basic_auth_workspace_and_token_never_printed(auth_git_server, new_repo, run_step, tmp_path):
+    from tests.conftest import EXAMPLE_APPS
+    repo = new_repo(source_dir=EXAMPLE_APPS, server=auth_git_server)
+    workspace = tmp_path / "basic-auth"
+    workspace.mkdir()
+    host = auth_git_server.base_url.removeprefix("http://")
+    (workspace / ".git-credentials").write_text(f"http://{TEST_USER}:{TEST_TOKEN}@{host}\n")
+    (workspace / ".gitconfig").write_text("[user]\n\tname = From Workspace\n")
+
+    ok = run_step(*args(repo), "--basic-auth", str(workspace))
+    assert ok.returncode == 0, ok.output
+    assert "newTag: 1.0.5" in repo.read(KUSTOMIZATION)
+
+    no_creds = run_step(*args(repo, "1.0.6"))
+    assert no_creds.returncode == 1
+    assert f"error: authentication to {repo.url} failed" in no_creds.stderr
+
+    (workspace / ".git-credentials").write_text(f"http://{TEST_USER}:{TEST_TOKEN}x@{host}\n")
+    wrong = run_step(*args(repo, "1.0.6"), "--basic-auth", str(workspace))
+    assert wrong.returncode == 1 and "authentication" in wrong.stderr
+
+    in_url = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
+    assert in_url.returncode == 0, in_url.output
+    assert f"http://{TEST_USER}:***@" in in_url.stderr  # the URL is shown, its token masked
+
+    auth_git_server.fail_status = 503
+    try:
+        failing = run_step(*args(repo, "1.0.7"), "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
+    finally:
+        auth_git_server.fail_status = 0
+    assert failing.returncode == 1 and "HTTP 503" in failing.stderr
+
+    for run in (ok, no_creds, wrong, in_url, failing):
+        everything = run.output + "".join(run.results.values())
+        assert TEST_TOKEN not in everything
+        assert TEST_TOKEN[:12] not in everything

@@ -1,0 +1,162 @@
+"""The YAML image edit: exact text in, exact text out, every byte around the change kept."""
+
+from pathlib import Path
+
+import pytest
+
+from druppie_steps.core.errors import InvalidInput, StepError
+from druppie_steps.gitops.image_edit import plan_image_update, safe_subdir
+
+IMAGE = "registry.example/druppie/drone-service"
+DIGEST = "sha256:" + "ab" * 32
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        with (root / rel).open("w", newline="") as f:
+            f.write(text)
+
+
+def edit(tmp_path: Path, files: dict[str, str], tag="1.0.5", digest=None, image=IMAGE, subdir="app"):
+    write(tmp_path, files)
+    plan = plan_image_update(tmp_path, subdir, image, tag, digest)
+    return plan, {str(e.path.relative_to(tmp_path)): e.new_text for e in plan.changed_files}
+
+
+TRICKY = (
+    "# top comment  \n"
+    "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+    "kind:   Kustomization   # odd spacing kept\n"
+    "resources: [deployment.yaml]\n"
+    "images:\n"
+    "    - name: other/image\n"
+    "      newTag: '2.0'\n"
+    "    # between entries, ünïcode\n"
+    "    - newName: registry.example/druppie/drone-service\n"
+    "      name: drone-service\n"
+    "      newTag: \"1.0.4\"   # quoted by a human\n"
+    "      digest: sha256:" + "cd" * 32 + "\n"
+    "\n"
+    "# trailing comment\n"
+)
+
+
+def test_updates_images_entry_matching_newname_keeping_every_other_byte(tmp_path):
+    plan, changed = edit(tmp_path, {"app/kustomization.yaml": TRICKY})
+    expected = TRICKY.replace('newTag: "1.0.4"', 'newTag: "1.0.5"').replace(
+        "      digest: sha256:" + "cd" * 32 + "\n", "")
+    assert changed == {"app/kustomization.yaml": expected}
+    assert plan.previous_tag == "1.0.4"
+
+
+def test_sets_digest_in_place(tmp_path):
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": TRICKY}, digest=DIGEST)
+    expected = TRICKY.replace('newTag: "1.0.4"', 'newTag: "1.0.5"').replace("cd" * 32, "ab" * 32)
+    assert changed["app/kustomization.yaml"] == expected
+
+
+def test_crlf_file_stays_crlf(tmp_path):
+    crlf = "images:\r\n- name: registry.example/druppie/drone-service # c\r\n  newTag: 1.0.4\r\nresources:\r\n- d.yaml\r\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": crlf}, digest=DIGEST)
+    assert changed["app/kustomization.yaml"] == (
+        "images:\r\n- name: registry.example/druppie/drone-service # c\r\n  newTag: 1.0.5\r\n"
+        f"  digest: {DIGEST}\r\nresources:\r\n- d.yaml\r\n")
+
+
+def test_entry_without_newtag_gets_one(tmp_path):
+    text = "images:\n  - name: registry.example/druppie/drone-service  # pinned name only\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == text + "    newTag: 1.0.5\n"
+
+
+def test_flow_style_entry(tmp_path):
+    text = "images: [{name: registry.example/druppie/drone-service, newTag: 1.0.4}]\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, digest=DIGEST)
+    assert changed["app/kustomization.yaml"] == (
+        f"images: [{{name: registry.example/druppie/drone-service, newTag: 1.0.5, digest: {DIGEST}}}]\n")
+
+
+def test_tag_that_would_read_as_a_number_is_quoted(tmp_path):
+    text = "images:\n- name: registry.example/druppie/drone-service\n  newTag: 1.0.4\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, tag="v1.10")
+    # v1.10 is not semver, but the writer must still never emit a plain scalar YAML reads as non-string
+    assert "newTag: v1.10\n" in changed["app/kustomization.yaml"]
+    _, changed = edit(tmp_path / "b", {"app/kustomization.yaml": text.replace("1.0.4", "'1'")}, tag="1.10")
+    assert "newTag: '1.10'\n" in changed["app/kustomization.yaml"]
+    _, changed = edit(tmp_path / "c", {"app/kustomization.yaml": text}, tag="1.10")
+    assert 'newTag: "1.10"\n' in changed["app/kustomization.yaml"]
+
+
+DEPLOYMENT = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: drone-service\nspec:\n  template:\n    spec:\n"
+    "      containers:\n        - name: app\n          image: registry.example/druppie/drone-service:1.0.4 # app\n"
+    "        - name: sidecar\n          image: 'registry.example/druppie/other:1.0.4'\n"
+)
+
+
+def test_adds_entry_when_resources_use_the_image(tmp_path):
+    kust = "# keep me\nresources:\n  - deployment.yaml\n  - ../base\n"
+    files = {"app/kustomization.yaml": kust, "app/deployment.yaml": DEPLOYMENT,
+             "base/kustomization.yaml": "resources: [svc.yaml]\n", "base/svc.yaml": "kind: Service\n"}
+    plan, changed = edit(tmp_path, files)
+    assert changed == {"app/kustomization.yaml": kust + "images:\n  - name: registry.example/druppie/drone-service\n"
+                                                      "    newTag: 1.0.5\n"}
+    assert plan.previous_tag == "1.0.4"
+
+
+def test_appends_to_existing_images_list(tmp_path):
+    kust = "resources:\n- deployment.yaml\nimages:\n- name: other/image\n  newTag: '2.0' # keep\nlabels: []\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": kust, "app/deployment.yaml": DEPLOYMENT}, digest=DIGEST)
+    assert changed["app/kustomization.yaml"] == (
+        "resources:\n- deployment.yaml\nimages:\n- name: other/image\n  newTag: '2.0' # keep\n"
+        f"- name: registry.example/druppie/drone-service\n  newTag: 1.0.5\n  digest: {DIGEST}\nlabels: []\n")
+
+
+def test_plain_manifests_are_updated_in_place(tmp_path):
+    files = {"app/deployment.yaml": DEPLOYMENT, "app/sub/cron.yml": "---\n# x\n---\nimage: \"registry.example/druppie/drone-service@" + DIGEST + "\"\n"}
+    plan, changed = edit(tmp_path, files, tag="1.1.0")
+    assert changed["app/deployment.yaml"] == DEPLOYMENT.replace("drone-service:1.0.4 # app", "drone-service:1.1.0 # app")
+    assert changed["app/sub/cron.yml"] == "---\n# x\n---\nimage: \"registry.example/druppie/drone-service:1.1.0\"\n"
+    assert plan.previous_tag == "1.0.4"
+
+
+def test_already_set_means_no_change(tmp_path):
+    text = "images:\n- name: registry.example/druppie/drone-service\n  newTag: 1.0.5\n  digest: " + DIGEST + "\n"
+    plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed == {} and plan.previous_tag == "1.0.5"  # same tag: its digest is kept
+
+
+def test_image_not_found_is_a_clear_error(tmp_path):
+    with pytest.raises(StepError, match=r"image 'registry.example/druppie/nope' not found under 'app'"):
+        edit(tmp_path, {"app/deployment.yaml": DEPLOYMENT}, image="registry.example/druppie/nope")
+    with pytest.raises(StepError, match="no resource uses it"):
+        edit(tmp_path, {"app/kustomization.yaml": "resources: [deployment.yaml]\n"}, image="registry.example/x")
+
+
+def test_broken_yaml_is_reported_with_the_file(tmp_path):
+    with pytest.raises(StepError, match=r"app/kustomization.yaml: not valid YAML"):
+        edit(tmp_path, {"app/kustomization.yaml": "images: [\n"})
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(StepError, match=r"--path 'app' is not a folder"):
+        plan_image_update(tmp_path, "app", IMAGE, "1.0.5", None)
+
+
+def test_symlink_out_of_the_repo_is_refused(tmp_path):
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "app").symlink_to(tmp_path / "outside")
+    with pytest.raises(InvalidInput, match="leaves the repository"):
+        plan_image_update(tmp_path / "repo", "app", IMAGE, "1.0.5", None)
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../b", "", "~/x", ".."])
+def test_paths_that_leave_the_repo_are_invalid(bad):
+    with pytest.raises(InvalidInput, match="invalid --path"):
+        safe_subdir(bad)
+
+
+def test_clean_paths_are_normalized():
+    assert safe_subdir("envs/prod/./drone-service/") == "envs/prod/drone-service"
