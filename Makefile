@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build clean
+.PHONY: help setup test demo bench cluster-build clean catalog lint
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -26,3 +26,9 @@ cluster-build: ## Build etcd, Kubernetes, Flux controllers, kwok and flux CLI in
 
 clean: ## Remove the virtual environment and caches inside the repo
 	rm -rf $(VENV) .pytest_cache
+
+catalog: setup ## Regenerate the README tables from the Task YAML
+	@$(PY) hack/catalog.py readme
+
+lint: setup ## Check catalog conventions (versions, annotations, no params in scripts, READMEs current)
+	@$(PY) hack/catalog.py check

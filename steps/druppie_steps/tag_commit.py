@@ -17,7 +17,7 @@ import click
 
 from .core import log
 from .core.errors import InvalidInput, StepError
-from .core.options import option, results_dir_option
+from .core.options import option, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
 from .gitops.git import Workspace, git_environment, validate_branch, validate_repo_url
 from .gitops.image_edit import plan_image_update, safe_subdir
@@ -62,8 +62,8 @@ def backoff_seconds(attempt: int) -> float:
 @option("--pipeline-run", default="", help="PipelineRun name, recorded as a commit trailer.")
 @option("--max-attempts", type=click.IntRange(1, 100), default=10, help="Push attempts when the branch keeps moving.")
 @option("--allow-downgrade", is_flag=True, default=False, help="Permit a lower tag than the current one (rollback).")
-@option("--basic-auth", "basic_auth_dir", default="", help="Folder with .git-credentials and .gitconfig (workspace).")
-@option("--ssh-directory", "ssh_dir", default="", help="Folder with ssh keys and known_hosts (workspace).")
+@workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig")
+@workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
 def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, digest: str, author_name: str,
                author_email: str, message: str, pipeline_run: str, max_attempts: int, allow_downgrade: bool,

@@ -4,6 +4,7 @@ Every option ``--foo-bar`` is also read from ``DRUPPIE_FOO_BAR``, so a Task pass
 ``env`` and never pastes them into a script.
 """
 
+import os
 from typing import Any, Callable
 
 import click
@@ -19,7 +20,7 @@ def option(flag: str, *decls: str, **kwargs: Any) -> Callable[[Callable[..., Any
     """``click.option`` with the matching ``DRUPPIE_*`` environment variable shown in ``--help``."""
     kwargs.setdefault("envvar", env_name(flag))
     kwargs.setdefault("show_envvar", True)
-    if "default" in kwargs and not kwargs.get("is_flag"):
+    if kwargs.get("default") not in (None, "") and not kwargs.get("is_flag"):
         kwargs.setdefault("show_default", True)
     return click.option(flag, *decls, **kwargs)
 
@@ -30,3 +31,19 @@ results_dir_option = option(
     default=None,
     help="Directory for Tekton results, one file per result (e.g. /tekton/results).",
 )
+
+
+def workspace_option(flag: str, dest: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A folder from an optional Tekton workspace.
+
+    The Task passes ``$(workspaces.x.path)`` as ``DRUPPIE_<FLAG>`` and ``$(workspaces.x.bound)`` as
+    ``DRUPPIE_<FLAG>_BOUND``; an unbound workspace counts as not given, whatever its path says.
+    """
+
+    def unless_unbound(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        if os.environ.get(env_name(flag) + "_BOUND", "true").lower() == "false" and \
+                ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+            return ""
+        return value
+
+    return option(flag, dest, default="", callback=unless_unbound, help=f"{what} (a Tekton workspace).")

@@ -1,0 +1,189 @@
+"""Catalog tooling: README tables generated from the YAML, and the checks hubs and catlin make.
+
+    python hack/catalog.py readme   # rewrite the generated part of every README
+    python hack/catalog.py check    # list every convention broken (exit 1 if any)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- BEGIN GENERATED: do not edit, run `make catalog` -->", "<!-- END GENERATED -->"
+CATEGORIES = {
+    "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration", "Deployment",
+    "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes", "Messaging", "Monitoring",
+    "Networking", "Openshift", "Publishing", "Security", "Storage", "Testing",
+}
+REQUIRED_ANNOTATIONS = ("tekton.dev/pipelines.minVersion", "tekton.dev/categories", "tekton.dev/tags",
+                        "tekton.dev/displayName", "tekton.dev/platforms")
+KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
+
+
+def resources(root: Path = ROOT) -> list[tuple[str, Path, dict]]:
+    """(kind folder, yaml path, document) for every tasks/<name>/<version>/<name>.yaml and pipelines/..."""
+    found = []
+    for folder in KINDS:
+        for path in sorted((root / folder).glob("*/*/*.yaml")):
+            if path.stem == path.parent.parent.name:
+                found.append((folder, path, yaml.safe_load(path.read_text())))
+    return found
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def tables(doc: dict) -> str:
+    spec = doc["spec"]
+    out = []
+    if spec.get("params"):
+        out += ["### Parameters", "", "| name | type | description | default |", "|---|---|---|---|"]
+        for p in spec["params"]:
+            default = f"`{_cell(p['default'])}`" if "default" in p else "(required)"
+            if default == "``":
+                default = '`""`'
+            out.append(f"| `{p['name']}` | {p.get('type', 'string')} | {_cell(p.get('description', ''))} | {default} |")
+        out.append("")
+    if spec.get("workspaces"):
+        out += ["### Workspaces", "", "| name | description | optional |", "|---|---|---|"]
+        for w in spec["workspaces"]:
+            out.append(f"| `{w['name']}` | {_cell(w.get('description', ''))} | {'yes' if w.get('optional') else 'no'} |")
+        out.append("")
+    if spec.get("results"):
+        out += ["### Results", "", "| name | description |", "|---|---|"]
+        for r in spec["results"]:
+            out.append(f"| `{r['name']}` | {_cell(r.get('description', ''))} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_readme(text: str, doc: dict) -> str:
+    return _replace_block(text, tables(doc))
+
+
+def _replace_block(text: str, content: str) -> str:
+    block = f"{BEGIN}\n{content}{END}"
+    if BEGIN in text and END in text:
+        return re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def index_table(root: Path = ROOT) -> str:
+    """The README.md overview: every task and pipeline with its params and results."""
+    out = ["| task / pipeline | version | what it does | params (**required**) | results |", "|---|---|---|---|---|"]
+    for _, path, doc in resources(root):
+        spec = doc["spec"]
+        params = ", ".join(f"**{p['name']}**" if "default" not in p else p["name"] for p in spec.get("params", []))
+        results = ", ".join(r["name"] for r in spec.get("results", []))
+        link = f"[{doc['metadata']['name']}]({path.parent.relative_to(root)}/README.md)"
+        summary = _cell(spec.get("description", "")).split(". ")[0].rstrip(".") + "."
+        out.append(f"| {link} | {path.parent.name} | {summary} | {params} | {results} |")
+    return "\n".join(out) + "\n"
+
+
+def _steps(doc: dict) -> list[dict]:
+    spec = doc.get("spec", {})
+    return list(spec.get("steps", [])) + list(spec.get("sidecars", [])) + ([spec["stepTemplate"]] if "stepTemplate" in spec else [])
+
+
+def check(root: Path = ROOT) -> list[str]:
+    problems: list[str] = []
+    index = yaml.safe_load((root / "catalog.yaml").read_text()) or {}
+    listed = {(k, e["name"], str(e["version"])): e for k in KINDS for e in index.get(k) or []}
+    seen = set()
+    for folder, path, doc in resources(root):
+        rel = path.relative_to(root)
+        name, version = path.parent.parent.name, path.parent.name
+        meta = doc.get("metadata", {})
+        seen.add((folder, name, version))
+        if doc.get("kind") != KINDS[folder] or doc.get("apiVersion") != "tekton.dev/v1":
+            problems.append(f"{rel}: must be a tekton.dev/v1 {KINDS[folder]}")
+        if meta.get("name") != name:
+            problems.append(f"{rel}: metadata.name {meta.get('name')!r} differs from folder {name!r}")
+        if str(meta.get("labels", {}).get("app.kubernetes.io/version")) != version:
+            problems.append(f"{rel}: label app.kubernetes.io/version must be {version!r} (the folder)")
+        annotations = meta.get("annotations", {})
+        for key in REQUIRED_ANNOTATIONS:
+            if not annotations.get(key):
+                problems.append(f"{rel}: missing annotation {key}")
+        for category in filter(None, (c.strip() for c in str(annotations.get("tekton.dev/categories", "")).split(","))):
+            if category not in CATEGORIES:
+                problems.append(f"{rel}: unknown category {category!r}")
+        spec = doc.get("spec", {})
+        if not spec.get("description"):
+            problems.append(f"{rel}: spec.description is empty")
+        for p in spec.get("params", []):
+            if not p.get("description") or not p.get("type"):
+                problems.append(f"{rel}: param {p.get('name')!r} needs a description and a type")
+        for r in spec.get("results", []):
+            if not r.get("description"):
+                problems.append(f"{rel}: result {r.get('name')!r} needs a description")
+        for step in _steps(doc):
+            label = f"{rel}: step {step.get('name', '(template)')!r}"
+            for field in ("script", "command", "args", "workingDir"):
+                if "$(params." in yaml.safe_dump(step.get(field, "")):
+                    problems.append(f"{label}: $(params.*) in {field}; pass params through env")
+            image = step.get("image")
+            if image is not None:
+                if "." not in image.split("/")[0] or len(image.split("/")) < 2:
+                    problems.append(f"{label}: image {image!r} is not fully qualified")
+                if image.endswith(":latest") or (":" not in image.split("/")[-1] and "@" not in image):
+                    problems.append(f"{label}: image {image!r} must be pinned (no :latest)")
+            if folder == "tasks" and "name" in step and "computeResources" not in step \
+                    and "computeResources" not in spec.get("stepTemplate", {}):
+                problems.append(f"{label}: needs computeResources")
+            for env in step.get("env", []):
+                if re.search(r"(?i)(token|password|secret)", env.get("name", "")) and "value" in env:
+                    problems.append(f"{label}: secret-like env {env['name']!r} set as a plain value")
+        readme = path.parent / "README.md"
+        if not readme.is_file():
+            problems.append(f"{rel.parent}: missing README.md")
+        elif render_readme(readme.read_text(), doc) != readme.read_text():
+            problems.append(f"{rel.parent}/README.md: generated tables are stale; run `make catalog`")
+        if folder == "tasks" and not list((path.parent / "samples").glob("*.yaml")):
+            problems.append(f"{rel.parent}: no samples/*.yaml")
+        entry = listed.get((folder, name, version))
+        if entry is None:
+            problems.append(f"catalog.yaml: {folder} entry {name} {version} missing")
+        elif entry.get("path") != str(rel):
+            problems.append(f"catalog.yaml: {name} {version} path should be {rel}")
+    top = root / "README.md"
+    if top.is_file() and _replace_block(top.read_text(), index_table(root)) != top.read_text():
+        problems.append("README.md: the task table is stale; run `make catalog`")
+    for key in set(listed) - seen:
+        problems.append(f"catalog.yaml: lists {key[0]} {key[1]} {key[2]}, which does not exist")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["readme"]:
+        for _, path, doc in resources():
+            readme = path.parent / "README.md"
+            text = readme.read_text() if readme.exists() else f"# {doc['metadata']['name']}\n"
+            new = render_readme(text, doc)
+            if new != text:
+                readme.write_text(new)
+                print(f"updated {readme.relative_to(ROOT)}")
+        top = ROOT / "README.md"
+        new = _replace_block(top.read_text(), index_table())
+        if new != top.read_text():
+            top.write_text(new)
+            print("updated README.md")
+        return 0
+    if argv[:1] == ["check"]:
+        problems = check()
+        for p in problems:
+            print(p)
+        print(f"catalog: {len(resources())} resources, {len(problems)} problems")
+        return 1 if problems else 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
