@@ -80,6 +80,13 @@ build_kubernetes() {
 build_flux_controller() {
   local name=$1 v=$2 work
   work=$(module_copy "github.com/fluxcd/$name@$v")
+  # Nested modules replaced by a local folder (./api) are not in the module zip: fetch each at the
+  # same version and put it where the replace points.
+  local mod dir
+  while read -r mod dir; do
+    rm -rf "${work:?}/$dir"; cp -r "$(go mod download -json "$mod@$v" | jq -r .Dir)" "$work/$dir"
+    chmod -R u+w "$work/$dir"
+  done < <(sed -nE 's#^replace[[:space:]]+([^[:space:]]+)[[:space:]]+=>[[:space:]]+\./([^[:space:]]+)$#\1 \2#p' "$work/go.mod")
   (cd "$work" && go build -o "$out/$name" .)
   mkdir -p "$out/crds"; cp "$work"/config/crd/bases/*.yaml "$out/crds/"
   rm -rf "$work"

@@ -6,8 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Debian packages: git's http-backend serves the test repos.
-DEBIAN_PACKAGES=(git ca-certificates)
+# Debian packages: git's http-backend and sshd serve the test repos over HTTP and SSH.
+DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

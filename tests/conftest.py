@@ -95,3 +95,13 @@ def run_step(tmp_path):
         return StepRun(proc.returncode, proc.stdout, proc.stderr, results)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def ssh_git_server(git_server):
+    """sshd on loopback serving the same bare repos as ``git_server``."""
+    from tests.support.sshserver import SshGitServer
+
+    server = SshGitServer(git_server.root).start()
+    yield server
+    server.stop()

@@ -230,3 +230,25 @@ def test_basic_auth_workspace_and_token_never_printed(auth_git_server, new_repo,
         everything = run.output + "".join(run.results.values())
         assert TEST_TOKEN not in everything
         assert TEST_TOKEN[:12] not in everything
+
+
+def test_ssh_directory_workspace(druppie_apps, ssh_git_server, run_step, tmp_path):
+    workspace = ssh_git_server.workspace(tmp_path / "ssh")
+    url = ssh_git_server.url(druppie_apps.name)
+    run = run_step(*args(druppie_apps), "--repo-url", url, "--ssh-directory", str(workspace))
+    assert run.returncode == 0, run.output
+    assert "newTag: 1.0.5" in druppie_apps.read(KUSTOMIZATION)
+    assert (workspace / "id_ed25519").stat().st_mode & 0o777 == 0o644  # the mounted Secret is left alone
+
+    key = (workspace / "id_ed25519").read_text().splitlines()[2]
+    assert key not in run.output
+
+    untrusted = run_step(*args(druppie_apps, "1.0.6"), "--repo-url", url, "--ssh-directory",
+                         str(ssh_git_server.workspace(tmp_path / "no-known-hosts", known_hosts=False)))
+    assert untrusted.returncode == 2 and "no known_hosts file" in untrusted.stderr
+
+    (workspace / "known_hosts").write_text(f"[127.0.0.1]:{ssh_git_server.port} ssh-ed25519 "
+                                           "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    spoofed = run_step(*args(druppie_apps, "1.0.6"), "--repo-url", url, "--ssh-directory", str(workspace))
+    assert spoofed.returncode == 1 and "Host key verification failed" in spoofed.stderr
+    assert len(druppie_apps.log()) == 2

@@ -57,6 +57,9 @@ def describe_failure(url: str, stderr: str) -> str:
     safe_url = redact(url)
     patterns = [
         (r"returned error: (5\d\d)", lambda m: f"git server error at {safe_url}: HTTP {m[1]}"),
+        (r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
+         lambda m: f"host key of {safe_url} is not the one in known_hosts (ssh-directory workspace): "
+                   "Host key verification failed"),
         (r"Authentication failed|returned error: 40[13]|could not read Username|Permission denied \(publickey",
          lambda m: f"authentication to {safe_url} failed: check the basic-auth or ssh-directory workspace"),
         (r"returned error: 404|repository '.*' not found|does not appear to be a git repository",
@@ -74,8 +77,10 @@ def describe_failure(url: str, stderr: str) -> str:
 
 
 def _last_line(text: str) -> str:
+    """git's own verdict: the first ``fatal:``/``error:`` line, else the last line it printed."""
     lines = [l.strip() for l in text.strip().splitlines() if l.strip() and not l.startswith("hint:")]
-    return lines[-1] if lines else "no output"
+    verdicts = [l for l in lines if l.startswith(("fatal:", "error:"))]
+    return (verdicts or lines or ["no output"])[0 if verdicts else -1]
 
 
 @dataclass
@@ -192,8 +197,14 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
             if f.is_file() and f.name.startswith("id_") and not f.name.endswith(".pub"):
                 keys.append(f)
         known = dot_ssh / "known_hosts"
-        opts = [f"-o UserKnownHostsFile={known}", "-o StrictHostKeyChecking=yes" if known.exists()
-                else "-o StrictHostKeyChecking=accept-new", "-o BatchMode=yes", "-o IdentitiesOnly=yes"]
+        if not known.is_file():
+            # Trusting whatever host answers would let anyone in the middle receive our pushes.
+            raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: no known_hosts file in it "
+                               "(add the git server's host key, e.g. from ssh-keyscan)")
+        if not keys:
+            raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: no private key (id_*) in it")
+        opts = [f"-o UserKnownHostsFile={known}", "-o StrictHostKeyChecking=yes", "-o BatchMode=yes",
+                "-o IdentitiesOnly=yes"]
         if (dot_ssh / "config").is_file():
             opts.insert(0, f"-F {dot_ssh / 'config'}")
         env["GIT_SSH_COMMAND"] = " ".join(["ssh", *opts, *[f"-i {k}" for k in sorted(keys)]])
