@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build clean catalog lint
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,6 +23,15 @@ bench: setup ## Benchmarks; prints ratios measured in one run
 
 cluster-build: ## Build etcd, Kubernetes, Flux controllers, kwok and flux CLI into the cache (once)
 	@hack/cluster-build.sh
+
+cluster-up: setup ## Start the local cluster with Flux, git server and registry (state in /tmp/druppie-cluster)
+	@$(PY) hack/cluster.py up
+
+cluster-down: ## Stop the local cluster; no process is left behind
+	@$(PY) hack/cluster.py down
+
+test-e2e: setup ## The e2e tier: real kube-apiserver and Flux controllers (needs make cluster-build)
+	@$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 clean: ## Remove the virtual environment and caches inside the repo
 	rm -rf $(VENV) .pytest_cache

@@ -43,8 +43,10 @@ build_etcd() {
   rm -rf "$work"
 }
 
+# build_kubernetes VERSION CMD...: the named k8s.io/kubernetes/cmd/* binaries, version-stamped.
 build_kubernetes() {
-  local v=$1 minor patch work gomod staging
+  local v=$1 minor patch work gomod staging; shift
+  local cmds=("$@")
   minor=$(cut -d. -f2 <<<"$v"); patch=$(cut -d. -f3 <<<"$v")
   work=$(mktemp -d "${TMPDIR:-/tmp}/druppie-build.XXXXXX")
   gomod=$(go mod download -json "k8s.io/kubernetes@$v" | jq -r .GoMod)
@@ -61,7 +63,7 @@ build_kubernetes() {
   } > "$work/go.mod"
   # A tools file keeps the commands in the module graph, so `go mod tidy` resolves exactly $v.
   { echo "//go:build tools"; echo "package tools"; echo "import ("
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet; do echo "  _ \"k8s.io/kubernetes/cmd/$cmd\""; done
+    for cmd in "${cmds[@]}"; do echo "  _ \"k8s.io/kubernetes/cmd/$cmd\""; done
     echo ")"; } > "$work/tools.go"
   local pkg="k8s.io/client-go/pkg/version" base="k8s.io/component-base/version" ld=""
   for p in $pkg $base; do
@@ -69,7 +71,7 @@ build_kubernetes() {
     ld+=" -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitCommit=druppie-module-build"
   done
   (cd "$work" && go mod tidy
-   for cmd in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+   for cmd in "${cmds[@]}"; do
      log "  kubernetes: $cmd"
      go build -o "$out/$cmd" -ldflags "$ld" "k8s.io/kubernetes/cmd/$cmd"
    done)
@@ -103,17 +105,21 @@ build_flux_cli() {
   rm -rf "$work"
 }
 
+build_control_plane() { build_kubernetes "$1" kube-apiserver kube-controller-manager kube-scheduler kubelet; }
+build_kubectl() { build_kubernetes "$1" kubectl; }
+
 build_kwok() {
   local v=$1
   GOBIN="$out" go install "sigs.k8s.io/kwok/cmd/kwok@$v"
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes source-controller kustomize-controller kwok flux)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl source-controller kustomize-controller kwok flux)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
-    kubernetes) run_build kubernetes "$KUBERNETES_VERSION" build_kubernetes ;;
+    kubernetes) run_build kubernetes "$KUBERNETES_VERSION" build_control_plane ;;
+    kubectl) run_build kubectl "$KUBERNETES_VERSION" build_kubectl ;;
     source-controller) run_build source-controller "$SOURCE_CONTROLLER_VERSION" build_source_controller ;;
     kustomize-controller) run_build kustomize-controller "$KUSTOMIZE_CONTROLLER_VERSION" build_kustomize_controller ;;
     kwok) run_build kwok "$KWOK_VERSION" build_kwok ;;

@@ -6,8 +6,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-# Debian packages: git's http-backend and sshd serve the test repos over HTTP and SSH.
-DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server)
+# Debian packages: git's http-backend and sshd serve test repos; docker-registry and openssl serve the e2e cluster.
+DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server openssl docker-registry)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

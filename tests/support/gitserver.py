@@ -197,24 +197,7 @@ class GitServer:
     def create_repo(self, name: str, files: dict[str, str] | None = None, branch: str = "main",
                     source_dir: Path | None = None) -> str:
         """A new bare repo with one commit holding ``files`` (and/or a copy of ``source_dir``)."""
-        bare = self.repo_path(name)
-        if bare.exists():
-            shutil.rmtree(bare)
-        run("git", "init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
-        if files or source_dir:
-            with tempfile.TemporaryDirectory(prefix="druppie-seed-") as tmp:
-                work = Path(tmp)
-                if source_dir:
-                    shutil.copytree(source_dir, work, dirs_exist_ok=True)
-                for rel, content in (files or {}).items():
-                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (work / rel).write_text(content, newline="")
-                run("git", "init", "--quiet", f"--initial-branch={branch}", cwd=work)
-                run("git", "add", "-A", cwd=work)
-                commit_env = {"GIT_AUTHOR_NAME": "seed", "GIT_AUTHOR_EMAIL": "seed@druppie.local",
-                              "GIT_COMMITTER_NAME": "seed", "GIT_COMMITTER_EMAIL": "seed@druppie.local"}
-                run("git", "commit", "--quiet", "-m", "seed", cwd=work, env=commit_env)
-                run("git", "push", "--quiet", str(bare), f"{branch}:{branch}", cwd=work)
+        seed_repo(self.repo_path(name), files, branch, source_dir)
         return self.url(name)
 
     def read_file(self, name: str, path: str, ref: str = "main") -> str:
@@ -223,6 +206,31 @@ class GitServer:
     def log(self, name: str, ref: str = "main", fmt: str = "%H %s") -> list[str]:
         out = run("git", "--git-dir", str(self.repo_path(name)), "log", f"--format={fmt}", ref).stdout
         return out.splitlines()
+
+
+def seed_repo(bare: Path, files: dict[str, str] | None = None, branch: str = "main",
+              source_dir: Path | None = None) -> None:
+    """(Re)create the bare repo ``bare`` with one commit holding ``files`` and/or ``source_dir``."""
+    if bare.exists():
+        shutil.rmtree(bare)
+    run("git", "init", "--quiet", "--bare", f"--initial-branch={branch}", str(bare))
+    if not (files or source_dir):
+        return
+    with tempfile.TemporaryDirectory(prefix="druppie-seed-") as tmp:
+        work = Path(tmp)
+        if source_dir:
+            shutil.copytree(source_dir, work, dirs_exist_ok=True)
+        for rel, content in (files or {}).items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_text(content, newline="")
+        run("git", "init", "--quiet", f"--initial-branch={branch}", cwd=work)
+        run("git", "add", "-A", cwd=work)
+        run("git", "commit", "--quiet", "-m", "seed", cwd=work, env=COMMIT_ENV)
+        run("git", "push", "--quiet", str(bare), f"{branch}:{branch}", cwd=work)
+
+
+COMMIT_ENV = {"GIT_AUTHOR_NAME": "seed", "GIT_AUTHOR_EMAIL": "seed@druppie.local",
+              "GIT_COMMITTER_NAME": "seed", "GIT_COMMITTER_EMAIL": "seed@druppie.local"}
 
 
 def run(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

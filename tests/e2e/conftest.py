@@ -1,0 +1,122 @@
+"""The e2e tier: one real local cluster (kube-apiserver, Flux controllers, kwok) per session."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hack.cluster import LocalCluster, missing_binaries
+from tests.conftest import EXAMPLE_APPS
+from tests.support.gitserver import seed_repo
+
+FLUX_DIR = Path(__file__).resolve().parents[2] / "flux" / "druppie-apps"
+_ids = itertools.count()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    missing = missing_binaries()
+    if missing:
+        pytest.fail(f"the e2e tier needs the cluster cache (make cluster-build); missing: {', '.join(missing)}")
+    c = LocalCluster(tmp_path_factory.mktemp("cluster")).up()
+    yield c
+    c.down()
+
+
+def wait_for(what: str, check, timeout: float = 90, interval: float = 0.3):
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` and the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def condition(obj: dict, kind: str) -> dict:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def load_flux(name: str) -> dict:
+    return yaml.safe_load((FLUX_DIR / name).read_text())
+
+
+@dataclass
+class FluxApp:
+    """A druppie-apps copy with its own GitRepository, Kustomization and target namespace."""
+
+    cluster: LocalCluster
+    name: str
+    namespace: str
+    kustomization: str
+
+    @property
+    def repo_url(self) -> str:
+        return f"http://127.0.0.1:{self.cluster.ports['git']}/{self.name}.git"
+
+    def ks(self) -> dict:
+        return self.cluster.get_json("kustomization", "-n", "flux-system", self.kustomization)
+
+    def gitrepo(self) -> dict:
+        return self.cluster.get_json("gitrepository", "-n", "flux-system", self.name)
+
+    def deployment(self) -> dict:
+        return self.cluster.get_json("deployment", "-n", self.namespace, "drone-service")
+
+    def image(self) -> str:
+        return self.deployment()["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def request_reconcile(self) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 10**9:09d}Z"
+        patch = json.dumps({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
+        self.cluster.kubectl("annotate", "--overwrite", "-n", "flux-system", "gitrepository", self.name,
+                             f"reconcile.fluxcd.io/requestedAt={stamp}")
+        self.cluster.kubectl("patch", "-n", "flux-system", "kustomization", self.kustomization, "--type=merge",
+                             "-p", patch)
+
+    def wait_ready(self, revision: str | None = None, timeout: float = 90) -> dict:
+        def ready():
+            ks = self.ks()
+            cond = condition(ks, "Ready")
+            applied = ks.get("status", {}).get("lastAppliedRevision", "")
+            ok = cond.get("status") == "True" and (revision is None or applied.endswith(revision))
+            return ks if ok else None
+        return wait_for(f"Kustomization {self.kustomization} Ready at {revision or 'any revision'}", ready, timeout)
+
+
+def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomization: str,
+                  git_interval: str, ks_interval: str) -> FluxApp:
+    """Apply the shipped flux/ manifests, pointed at the local git server, with shorter intervals."""
+    app = FluxApp(cluster, name, namespace, kustomization)
+    seed_repo(cluster.git_root / f"{name}.git", source_dir=EXAMPLE_APPS)
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    repo = load_flux("gitrepository.yaml")
+    repo["metadata"]["name"] = name
+    repo["spec"].update(url=app.repo_url, interval=git_interval)
+    ks = load_flux("kustomization-drone-service-prod.yaml")
+    ks["metadata"]["name"] = kustomization
+    ks["spec"].update(targetNamespace=namespace, interval=ks_interval, retryInterval="5s")
+    ks["spec"]["sourceRef"]["name"] = name
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]}))
+    return app
+
+
+@pytest.fixture
+def flux_app(cluster):
+    """An isolated app: its own repo, namespace, GitRepository and Kustomization (intervals 10s/5s)."""
+    n = next(_ids)
+    return make_flux_app(cluster, f"apps-{n}", f"app-{n}", f"drone-service-{n}", "10s", "5s")

@@ -1,0 +1,71 @@
+"""The seed's promise, tested on real Flux controllers: Flux pulls the commit, applies it, corrects drift."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import STEP
+from tests.e2e.conftest import condition, make_flux_app, wait_for
+from tests.support.gitserver import run
+
+IMAGE = "registry.example/druppie/drone-service"
+
+
+def available(deployment: dict) -> bool:
+    return condition(deployment, "Available").get("status") == "True"
+
+
+def test_flux_applies_the_shipped_setup_and_the_deployment_becomes_available(cluster):
+    """The flux/ manifests as shipped (names, namespace productie, path), with the git URL pointed here."""
+    app = make_flux_app(cluster, "druppie-apps", "productie", "drone-service-prod", "1m", "5m")
+    ks = app.wait_ready(timeout=120)
+    head = run("git", "--git-dir", str(cluster.git_root / "druppie-apps.git"), "rev-parse", "main").stdout.strip()
+    assert ks["status"]["lastAppliedRevision"] == f"main@sha1:{head}"
+    assert condition(ks, "Ready")["reason"] == "ReconciliationSucceeded"
+    dep = wait_for("drone-service Available", lambda: (d := app.deployment()) and available(d) and d)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == f"{IMAGE}:1.0.4"
+    assert dep["metadata"]["labels"]["app.kubernetes.io/part-of"] == "druppie"  # the kustomization's labels
+
+
+def test_tag_commit_is_applied_and_the_image_changes(flux_app):
+    flux_app.wait_ready()
+    step = subprocess.run([str(STEP), "tag-commit", "--repo-url", flux_app.repo_url, "--path",
+                           "envs/prod/drone-service", "--image", IMAGE, "--tag", "1.0.5"],
+                          capture_output=True, text=True)
+    assert step.returncode == 0, step.stderr
+    revision = step.stdout.split("revision=")[1].split()[0]
+    flux_app.request_reconcile()
+    flux_app.wait_ready(revision=revision.split("@")[1])
+    assert flux_app.image() == f"{IMAGE}:1.0.5"
+    wait_for("rolled-out Deployment Available", lambda: available(flux_app.deployment()))
+
+
+def test_drift_is_corrected(flux_app):
+    flux_app.wait_ready()
+    flux_app.cluster.kubectl("set", "image", "-n", flux_app.namespace, "deployment/drone-service",
+                             f"drone-service={IMAGE}:6.6.6-hand-edit")
+    assert flux_app.image() == f"{IMAGE}:6.6.6-hand-edit"
+    wait_for("Flux to restore the image from git", lambda: flux_app.image() == f"{IMAGE}:1.0.4", timeout=60)
+
+
+def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flux_app, tmp_path):
+    flux_app.wait_ready()
+    work = tmp_path / "clone"
+    run("git", "clone", "--quiet", flux_app.repo_url, str(work))
+    (work / "envs/prod/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
+    run("git", "-C", str(work), "commit", "--quiet", "-am", "break it",
+        env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+    run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    broken = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
+    flux_app.request_reconcile()
+
+    def failed():
+        ks = flux_app.ks()
+        ready = condition(ks, "Ready")
+        attempted = ks.get("status", {}).get("lastAttemptedRevision", "")
+        return ready if ready.get("status") == "False" and attempted.endswith(broken) else None
+
+    ready = wait_for("Ready=False for the broken revision", failed)
+    assert ready["reason"] == "BuildFailed"
+    assert "deployment.yaml" in ready["message"]
+    assert flux_app.image() == f"{IMAGE}:1.0.4"  # the running app is untouched
