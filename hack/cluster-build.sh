@@ -109,8 +109,14 @@ build_control_plane() { build_kubernetes "$1" kube-apiserver kube-controller-man
 build_kubectl() { build_kubernetes "$1" kubectl; }
 
 build_kwok() {
-  local v=$1
+  local v=$1 stages
   GOBIN="$out" go install "sigs.k8s.io/kwok/cmd/kwok@$v"
+  # kwok acts only through Stages: nodes become Ready (heartbeat), pods Ready, completed, deleted.
+  stages="$(go mod download -json "sigs.k8s.io/kwok@$v" | jq -r .Dir)/kustomize/stage"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    echo "---"; cat "$stages/$f"
+  done > "$out/stages.yaml"
 }
 
 components=("$@")

@@ -82,6 +82,8 @@ def crd_dirs() -> list[Path]:
 def missing_binaries() -> list[str]:
     """What the cache lacks; empty when the e2e tier can run."""
     missing = [name for name, path in binaries().items() if not path.is_file()]
+    if not (binaries()["kwok"].parent / "stages.yaml").is_file():
+        missing.append("kwok stages.yaml")
     missing += [str(d) for d in crd_dirs() if not d.is_dir()]
     if not shutil.which("docker-registry"):
         missing.append("docker-registry (Debian package)")
@@ -224,7 +226,8 @@ class LocalCluster:
             "--concurrent-deployment-syncs", "10", "--v", "1"])
         self._spawn("kube-scheduler", [b["kube-scheduler"], "--kubeconfig", self.kubeconfig, "--leader-elect=false",
                                        "--bind-address", "127.0.0.1", "--secure-port", p["scheduler"]])
-        self._spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--manage-all-nodes=false",
+        self._spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--config", b["kwok"].parent / "stages.yaml",
+                             "--manage-all-nodes=false",
                              "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                              "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-port", p["kwok"]])
 
@@ -276,6 +279,7 @@ class LocalCluster:
     def _flux(self) -> None:
         b, p, d = binaries(), self.ports, self.state_dir
         env = {"KUBECONFIG": str(self.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
+        (d / "flux-artifacts").mkdir(exist_ok=True)
         self._spawn("source-controller", [
             b["source-controller"], "--storage-path", d / "flux-artifacts",
             "--storage-addr", f"127.0.0.1:{p['sc-storage']}", "--storage-adv-addr", f"127.0.0.1:{p['sc-storage']}",
@@ -368,7 +372,11 @@ def main(argv: list[str]) -> int:
             print(f"cluster already running (state in {state}); `make cluster-down` first", file=sys.stderr)
             return 1
         shutil.rmtree(state, ignore_errors=True)
-        cluster = LocalCluster(state).up()
+        try:
+            cluster = LocalCluster(state).up()
+        except RuntimeError as err:
+            print(f"cluster-up failed: {err}", file=sys.stderr)
+            return 1
         print(f"export KUBECONFIG={cluster.kubeconfig}")
         print(f"# druppie-apps: {cluster.git_url}   registry: {cluster.registry}   node side: {NODE_SIDE}")
         return 0
