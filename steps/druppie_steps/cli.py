@@ -12,6 +12,8 @@ from .core.redact import redact
 # imports no step module at all.
 STEPS = {
     "tag-commit": ("druppie_steps.tag_commit", "tag_commit", "Write a new image tag into the GitOps repo and push it."),
+    "flux-wait": ("druppie_steps.flux_wait", "flux_wait",
+                  "Make Flux apply a pushed revision and wait until it is applied and healthy."),
 }
 
 

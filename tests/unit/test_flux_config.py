@@ -51,3 +51,8 @@ def test_flux_wait_rbac_is_least_privilege():
 def test_kustomize_entry_lists_every_file():
     (k,) = docs("kustomization.yaml")
     assert sorted(k["resources"]) == sorted(p.name for p in FLUX.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_flux_rbac_is_the_tasks_rbac():
+    task_rbac = FLUX.parents[1] / "tasks" / "druppie-flux-reconcile-wait" / "0.1" / "rbac.yaml"
+    assert (FLUX / "rbac-flux-reconcile-wait.yaml").read_text() == task_rbac.read_text()

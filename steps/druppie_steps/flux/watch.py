@@ -1,0 +1,177 @@
+"""Follow one Flux object through the API with a watch (not a sleep loop) until a decision is made.
+
+A closed watch, an expired resourceVersion (410) or a restarted apiserver is not a failure: we
+re-read the object and watch again from there, until the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..core import log
+from ..core.errors import StepError
+
+# kind -> (group, version, plural)
+KINDS = {
+    "GitRepository": ("source.toolkit.fluxcd.io", "v1", "gitrepositories"),
+    "OCIRepository": ("source.toolkit.fluxcd.io", "v1", "ocirepositories"),
+    "Bucket": ("source.toolkit.fluxcd.io", "v1", "buckets"),
+    "Kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+}
+WATCH_WINDOW_SECONDS = 30  # the server ends each watch after this; we then re-check the deadline
+
+
+class Timeout(Exception):
+    """The deadline passed; carries the last object seen."""
+
+    def __init__(self, last: dict | None) -> None:
+        super().__init__("timeout")
+        self.last = last
+
+
+@dataclass
+class FluxObject:
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+class FluxApi:
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client
+
+        self.custom = client.CustomObjectsApi(api_client)
+        self.reconnects = 0
+
+    def _coords(self, ref: FluxObject) -> tuple[str, str, str]:
+        if ref.kind not in KINDS:
+            raise StepError(f"unsupported source kind {ref.kind!r} (supported: {', '.join(KINDS)})")
+        return KINDS[ref.kind]
+
+    def get(self, ref: FluxObject) -> dict | None:
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, plural = self._coords(ref)
+        try:
+            return self.custom.get_namespaced_custom_object(group, version, ref.namespace, plural, ref.name)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            if err.status in (401, 403):
+                raise StepError(f"not allowed to read {ref}: {_api_error(err)}") from err
+            raise  # 5xx while the apiserver restarts: the caller retries
+
+    def request_reconcile(self, ref: FluxObject, stamp: str, deadline: float) -> None:
+        """What `flux reconcile` does: a fresh reconcile.fluxcd.io/requestedAt annotation."""
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, plural = self._coords(ref)
+        body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}}
+
+        def patch() -> dict:
+            try:
+                return self.custom.patch_namespaced_custom_object(group, version, ref.namespace, plural, ref.name, body)
+            except ApiException as err:
+                if err.status in (401, 403, 404, 422):
+                    raise StepError(f"cannot annotate {ref} to request a reconcile: {_api_error(err)}") from err
+                raise
+
+        self._retrying(patch, deadline, None)
+
+    def follow(self, ref: FluxObject, decide: Callable[[dict], Any], done: Callable[[Any], bool],
+               deadline: float) -> tuple[dict, Any]:
+        """Watch ``ref``; call ``decide`` on every version of it; return when ``done(verdict)``."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, plural = self._coords(ref)
+        obj = self.get_retrying(ref, deadline, None)
+        verdict = decide(obj)
+        if done(verdict):
+            return obj, verdict
+        resource_version = obj["metadata"]["resourceVersion"]
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise Timeout(obj)
+            try:
+                stream = watch.Watch().stream(
+                    self.custom.list_namespaced_custom_object, group, version, ref.namespace, plural,
+                    field_selector=f"metadata.name={ref.name}", resource_version=resource_version,
+                    allow_watch_bookmarks=True, timeout_seconds=max(1, int(min(remaining, WATCH_WINDOW_SECONDS))),
+                    _request_timeout=min(remaining, WATCH_WINDOW_SECONDS) + 10)
+                for event in stream:
+                    kind, new = event["type"], event["object"]
+                    if kind == "ERROR":
+                        raise ApiException(status=new.get("code", 500), reason=new.get("message", ""))
+                    resource_version = new["metadata"]["resourceVersion"]
+                    if kind == "BOOKMARK":
+                        continue
+                    if kind == "DELETED":
+                        raise StepError(f"{ref} was deleted while waiting")
+                    obj = new
+                    verdict = decide(obj)
+                    if done(verdict):
+                        return obj, verdict
+                    if time.monotonic() >= deadline:
+                        raise Timeout(obj)
+            except ApiException as err:
+                if err.status == 410:  # resourceVersion too old: re-read and watch from now
+                    obj = self.get_retrying(ref, deadline, obj)
+                    resource_version = obj["metadata"]["resourceVersion"]
+                elif err.status in (401, 403):
+                    raise StepError(f"not allowed to watch {ref}: {_api_error(err)}") from err
+                else:
+                    obj, resource_version = self._resume(ref, deadline, obj, f"HTTP {err.status}")
+            except Exception as err:  # noqa: BLE001 - connection lost (urllib3/socket): resume, not fail
+                if isinstance(err, (StepError, Timeout)):
+                    raise
+                obj, resource_version = self._resume(ref, deadline, obj, type(err).__name__)
+            else:
+                continue
+            verdict = decide(obj)
+            if done(verdict):
+                return obj, verdict
+
+    def _resume(self, ref: FluxObject, deadline: float, last: dict, why: str) -> tuple[dict, str]:
+        self.reconnects += 1
+        log.progress(f"lost the watch on {ref} ({why}); resuming")
+        obj = self.get_retrying(ref, deadline, last)
+        return obj, obj["metadata"]["resourceVersion"]
+
+    def get_retrying(self, ref: FluxObject, deadline: float, last: dict | None = None) -> dict:
+        """Read the object, waiting out an unreachable or restarting apiserver until the deadline."""
+        obj = self._retrying(lambda: self.get(ref), deadline, last)
+        if obj is None:
+            raise StepError(f"{ref} not found")
+        return obj
+
+    def _retrying(self, call: Callable[[], Any], deadline: float, last: dict | None) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return call()
+            except StepError:
+                raise
+            except Exception as err:  # noqa: BLE001 - connection refused / 5xx while the apiserver restarts
+                if delay == 0.2:
+                    self.reconnects += 1
+                    log.progress(f"lost the connection to the API server ({type(err).__name__}); resuming")
+                if time.monotonic() + delay >= deadline:
+                    raise Timeout(last)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+
+def _api_error(err: Any) -> str:
+    import json
+
+    try:
+        return json.loads(err.body).get("message", err.reason)
+    except (TypeError, ValueError, AttributeError):
+        return f"HTTP {err.status} {err.reason}"
