@@ -137,8 +137,11 @@ def bench_concurrency(server: GitServer) -> None:
 def main() -> None:
     only = os.environ.get("BENCH", "")
     with tempfile.TemporaryDirectory(prefix="druppie-bench-") as tmp, GitServer(Path(tmp) / "git") as server:
+        from bench.flux_wait import run_bench as bench_flux_wait
+
         benches = {"help": bench_help, "tag-commit": lambda: bench_tag_commit(server, Path(tmp)),
-                   "concurrency": lambda: bench_concurrency(server)}
+                   "concurrency": lambda: bench_concurrency(server),
+                   "flux-wait": lambda: bench_flux_wait(report, STEP, Path(tmp))}
         for name, fn in benches.items():
             if only in name:
                 print(f"[{name}]", flush=True)

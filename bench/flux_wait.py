@@ -1,0 +1,136 @@
+"""flux-wait versus `flux reconcile kustomization --with-source`, side by side on the real local cluster.
+
+Measures, from the end of the push:
+- success: time to exit for both; and how long after Flux reported Ready our step exited (a
+  separate watch records when the Ready object appears);
+- broken commit: time to exit for both (the CLI waits for its timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(report, step: Path, tmp: Path) -> None:
+    from hack.cluster import LocalCluster, binaries, missing_binaries
+    from tests.e2e.conftest import make_flux_app
+    from tests.support.gitserver import COMMIT_ENV, run
+
+    missing = missing_binaries()
+    flux_cli = binaries()["kubectl"].parents[1] / f"flux-cli-{_toolchain()['FLUX_CLI_VERSION']}" / "flux"
+    if missing or not flux_cli.is_file():
+        print(f"  skipped: cluster cache incomplete (make cluster-build); missing: {', '.join(missing) or flux_cli}")
+        return
+    cluster = LocalCluster(tmp / "cluster").up()
+    try:
+        app = make_flux_app(cluster, "bench-apps", "bench", "bench-drone-service", "1m", "5m")
+        app.wait_ready(timeout=120)
+        tags = iter(range(10, 1000))
+
+        def push_tag() -> str:
+            out = subprocess.run([str(step), "tag-commit", "--repo-url", app.repo_url, "--path",
+                                  "envs/prod/drone-service", "--image", "registry.example/druppie/drone-service",
+                                  "--tag", f"2.0.{next(tags)}"], capture_output=True, text=True, check=True).stdout
+            return out.split("revision=")[1].split()[0]
+
+        ours, theirs, after_ready, cli_wrong = [], [], [], 0
+        for _ in range(3):
+            revision = push_tag()
+            watcher = ReadyWatch(cluster, app.kustomization, revision)
+            start = time.monotonic()
+            subprocess.run([str(step), "flux-wait", "--kustomization", app.kustomization, "--revision", revision,
+                            "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"], check=True, capture_output=True)
+            end = time.monotonic()
+            ours.append(end - start)
+            ready_at = watcher.stop()
+            if ready_at:
+                after_ready.append(end - ready_at)
+
+            revision = push_tag()
+            start = time.monotonic()
+            subprocess.run([str(flux_cli), "reconcile", "kustomization", app.kustomization, "--with-source", "-n",
+                            "flux-system", "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"],
+                           check=True, capture_output=True)
+            theirs.append(time.monotonic() - start)
+            if app.ks()["status"]["lastAppliedRevision"] != revision:
+                cli_wrong += 1
+        o, t = statistics.median(ours), statistics.median(theirs)
+        report("flux-wait success: push -> exit (median of 3)", f"{o:.2f}s vs CLI {t:.2f}s ({o / t:.2f}x)",
+               "<= CLI", o <= t)
+        worst = max(after_ready) if after_ready else float("nan")
+        report("flux-wait exit after Flux reported Ready (worst of 3)", f"{worst * 1000:.0f} ms", "< 1 s",
+               bool(after_ready) and worst < 1.0)
+        report("CLI runs that ended before the pushed revision was applied", f"{cli_wrong} of 3", "(info)", None)
+
+        # A broken commit: fail fast versus the CLI's timeout.
+        work = tmp / "clone"
+        run("git", "clone", "--quiet", app.repo_url, str(work))
+        deployment = work / "envs/prod/drone-service/deployment.yaml"
+        good = deployment.read_text()
+        deployment.write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
+        run("git", "-C", str(work), "commit", "--quiet", "-am", "broken", env=COMMIT_ENV)
+        run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+        broken = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
+        start = time.monotonic()
+        ours_fail = subprocess.run([str(step), "flux-wait", "--kustomization", app.kustomization, "--revision", broken,
+                                    "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"], capture_output=True)
+        ours_broken = time.monotonic() - start
+        cli_timeout = 60
+        start = time.monotonic()
+        subprocess.run([str(flux_cli), "reconcile", "kustomization", app.kustomization, "--with-source", "-n",
+                        "flux-system", "--kubeconfig", str(cluster.kubeconfig), "--timeout", f"{cli_timeout}s"],
+                       capture_output=True)
+        cli_broken = time.monotonic() - start
+        report("broken commit: push -> exit", f"{ours_broken:.1f}s vs CLI {cli_broken:.1f}s "
+               f"(CLI --timeout {cli_timeout}s)", "< 10 s", ours_fail.returncode == 1 and ours_broken < 10)
+        deployment.write_text(good)
+        run("git", "-C", str(work), "commit", "--quiet", "-am", "fixed", env=COMMIT_ENV)
+        run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    finally:
+        cluster.down()
+
+
+class ReadyWatch:
+    """Records the monotonic time at which the API first shows Ready=True at ``revision``."""
+
+    def __init__(self, cluster, name: str, revision: str) -> None:
+        from hack.cluster import binaries
+
+        self.revision, self.ready_at = revision, 0.0
+        self.proc = subprocess.Popen([str(binaries()["kubectl"]), "--kubeconfig", str(cluster.kubeconfig), "get",
+                                      "kustomization", "-n", "flux-system", name, "-w", "-o", "json"],
+                                     stdout=subprocess.PIPE, text=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        decoder, buf = json.JSONDecoder(), ""
+        for line in self.proc.stdout:
+            buf += line
+            try:
+                obj, _ = decoder.raw_decode(buf.strip())
+            except ValueError:
+                continue
+            buf = ""
+            status = obj.get("status", {})
+            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+            if ready and status.get("lastAppliedRevision") == self.revision and not self.ready_at:
+                self.ready_at = time.monotonic()
+
+    def stop(self) -> float:
+        time.sleep(0.3)
+        self.proc.terminate()
+        self.proc.wait()
+        return self.ready_at
+
+
+def _toolchain() -> dict[str, str]:
+    from hack.cluster import toolchain
+    return toolchain()
