@@ -50,3 +50,30 @@ def test_task_env_is_exactly_the_step_options(folder, path, doc):
             assert f"$(params.{param['name']})" in used, param["name"]
         for ws in doc["spec"].get("workspaces", []):
             assert f"$(workspaces.{ws['name']}.bound)" in used, ws["name"]
+
+
+@pytest.mark.parametrize("folder,path,doc", [r for r in catalog.resources() if r[0] == "pipelines"],
+                         ids=lambda v: getattr(v, "name", ""))
+def test_pipeline_wires_existing_params_and_results(folder, path, doc):
+    import re
+
+    tasks = {d["metadata"]["name"]: d for f, _, d in catalog.resources() if f == "tasks"}
+    spec = doc["spec"]
+    own_params = {p["name"] for p in spec.get("params", [])}
+    results_of = {}
+    for pt in spec["tasks"]:
+        task = tasks[pt["taskRef"]["name"]]["spec"]
+        declared = {p["name"]: p for p in task["params"]}
+        given = {p["name"]: p["value"] for p in pt.get("params", [])}
+        assert set(given) <= set(declared), f"{pt['name']}: unknown params {set(given) - set(declared)}"
+        required = {n for n, p in declared.items() if "default" not in p}
+        assert required <= set(given), f"{pt['name']}: required params missing {required - set(given)}"
+        for value in given.values():
+            for ref in re.findall(r"\$\(params\.([\w-]+)\)", value):
+                assert ref in own_params, ref
+        results_of[pt["name"]] = {r["name"] for r in task.get("results", [])}
+        ws = {w["name"] for w in task.get("workspaces", [])}
+        assert {w["name"] for w in pt.get("workspaces", [])} <= ws
+    text = yaml.safe_dump(doc)
+    for task_name, result in re.findall(r"\$\(tasks\.([\w-]+)\.results\.([\w-]+)\)", text):
+        assert result in results_of[task_name], f"{task_name}.{result}"
