@@ -198,3 +198,13 @@ def test_the_tasks_rbac_is_enough_and_no_more(flux_app, tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"applied-revision={revision}" in result.stdout
     assert token not in result.stdout + result.stderr
+
+
+def test_kustomization_without_health_checks_is_warned_about(flux_app):
+    flux_app.cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
+                             "-p", '{"spec":{"wait":false}}')
+    revision = tag_commit(flux_app, "1.0.7")
+    result = flux_wait(flux_app, revision)
+    assert result.returncode == 0, result.stderr
+    assert 'has neither wait nor healthChecks: Ready means "applied", not "healthy"' in result.stderr
+    assert f"applied-revision={revision}" in result.stdout
