@@ -119,7 +119,9 @@ class Ancestry:
 def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: str | None,
           contains: Callable[[str], bool | None]) -> dict[str, str]:
     from .core.kube import api_client
-    from .flux.status import Phase, describe, has_health_checks, kustomization_verdict, source_verdict, suspended
+    from .flux.status import (
+        Phase, describe, has_health_checks, kustomization_verdict, revision_sha, source_verdict, suspended,
+    )
     from .flux.watch import FluxApi, FluxObject, Timeout
 
     api = FluxApi(api_client(kubeconfig))
@@ -174,13 +176,12 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
                 return {"applied-revision": verdict.revision, "reason": verdict.reason}
             if verdict.phase is Phase.SUPERSEDED:
                 newer = last["ks"].get("status", {}).get("lastAttemptedRevision", "")
-                from .flux.status import revision_sha
                 if contains(revision_sha(newer)):
                     say(ks_ref, f"health check superseded by {newer}, which contains the target; waiting for it")
                     time.sleep(REREQUEST_PAUSE_SECONDS)
                     continue
                 raise StepError(f"{ks_ref}: superseded: a newer revision arrived before {target[:12]} was checked "
-                                f"({verdict.message})", exit_code=1)
+                                f"({verdict.message})")
             raise StepError(f"{ks_ref} failed for revision {verdict.revision}: {verdict.reason}: {verdict.message}")
     except Timeout as timeout:
         if timeout.last is not None:

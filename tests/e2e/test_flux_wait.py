@@ -208,3 +208,18 @@ def test_kustomization_without_health_checks_is_warned_about(flux_app):
     assert result.returncode == 0, result.stderr
     assert 'has neither wait nor healthChecks: Ready means "applied", not "healthy"' in result.stderr
     assert f"applied-revision={revision}" in result.stdout
+
+
+def test_newer_revision_containing_the_target_counts_when_repo_url_proves_it(flux_app):
+    flux_app.wait_ready()
+    target = tag_commit(flux_app, "1.1.0")
+    newer = tag_commit(flux_app, "1.1.1")  # another pipeline landed on top before we waited
+    proved = flux_wait(flux_app, target)  # flux_wait passes --repo-url
+    assert proved.returncode == 0, proved.stderr
+    assert f"applied-revision={newer}" in proved.stdout
+    assert "which contains the target" in proved.stderr
+
+    unproved = subprocess.run([str(STEP), "flux-wait", "--kustomization", flux_app.kustomization, "--revision",
+                               target, "--timeout", "8s", "--kubeconfig", str(flux_app.cluster.kubeconfig)],
+                              capture_output=True, text=True)
+    assert unproved.returncode == 1 and "timed out" in unproved.stderr  # without the repo, only the exact commit counts
