@@ -15,7 +15,6 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import log
 from ..core.errors import InvalidInput, StepError
 from ..core.redact import redact, register_secret
 
