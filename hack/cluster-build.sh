@@ -108,6 +108,13 @@ build_flux_cli() {
 build_control_plane() { build_kubernetes "$1" kube-apiserver kube-controller-manager kube-scheduler kubelet; }
 build_kubectl() { build_kubernetes "$1" kubectl; }
 
+build_notification_crds() {
+  local v=$1 work; work=$(module_copy "github.com/fluxcd/notification-controller/api@$v")
+  GOBIN="$work/bin" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION"
+  (cd "$work" && ./bin/controller-gen crd paths=./... output:crd:dir="$out/crds")
+  rm -rf "$work"
+}
+
 build_kwok() {
   local v=$1 stages
   GOBIN="$out" go install "sigs.k8s.io/kwok/cmd/kwok@$v"
@@ -120,7 +127,7 @@ build_kwok() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl source-controller kustomize-controller kwok flux)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl source-controller kustomize-controller notification-crds kwok flux)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
@@ -129,6 +136,7 @@ for c in "${components[@]}"; do
     source-controller) run_build source-controller "$SOURCE_CONTROLLER_VERSION" build_source_controller ;;
     kustomize-controller) run_build kustomize-controller "$KUSTOMIZE_CONTROLLER_VERSION" build_kustomize_controller ;;
     kwok) run_build kwok "$KWOK_VERSION" build_kwok ;;
+    notification-crds) run_build notification-crds "$NOTIFICATION_API_VERSION" build_notification_crds ;;
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;
   esac

@@ -76,7 +76,8 @@ def crd_dirs() -> list[Path]:
     v = toolchain()
     c = cache_dir()
     return [c / f"source-controller-{v['SOURCE_CONTROLLER_VERSION']}" / "crds",
-            c / f"kustomize-controller-{v['KUSTOMIZE_CONTROLLER_VERSION']}" / "crds"]
+            c / f"kustomize-controller-{v['KUSTOMIZE_CONTROLLER_VERSION']}" / "crds",
+            c / f"notification-crds-{v['NOTIFICATION_API_VERSION']}" / "crds"]
 
 
 def missing_binaries() -> list[str]:

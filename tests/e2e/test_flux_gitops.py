@@ -69,3 +69,18 @@ def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flu
     assert ready["reason"] == "BuildFailed"
     assert "deployment.yaml" in ready["message"]
     assert flux_app.image() == f"{IMAGE}:1.0.4"  # the running app is untouched
+
+
+def test_the_whole_shipped_flux_setup_is_accepted_by_the_api_server(cluster):
+    """`kubectl apply -k flux/druppie-apps` as a user runs it, validated server-side against the real CRD
+    schemas (the Receiver's from notification-controller's published API types)."""
+    from tests.e2e.conftest import FLUX_DIR
+
+    cluster.kubectl("create", "namespace", "ci", check=False)
+    out = cluster.kubectl("apply", "-k", str(FLUX_DIR), "--dry-run=server").stdout
+    for line in ("receiver.notification.toolkit.fluxcd.io/druppie-apps", "gitrepository.source.toolkit.fluxcd.io/druppie-apps",
+                 "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod", "role.rbac.authorization.k8s.io/druppie-flux-wait"):
+        assert line in out
+    bad = (FLUX_DIR / "receiver.yaml").read_text().replace("type: github", "type: carrier-pigeon")
+    rejected = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=bad, check=False)
+    assert rejected.returncode != 0 and "carrier-pigeon" in rejected.stderr
