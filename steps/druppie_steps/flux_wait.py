@@ -106,7 +106,9 @@ class Ancestry:
         repo = self.scratch / "history.git"
         if not repo.exists():
             subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], env=self.env, check=True)
-        fetch = subprocess.run(["git", "-C", str(repo), "fetch", "--quiet", "--filter=tree:0", self.url, sha],
+        # Commits only (no trees, no blobs): cheap even on a long history. Fetch the target too, so
+        # "not an ancestor" (False) differs from "unknown" (None).
+        fetch = subprocess.run(["git", "-C", str(repo), "fetch", "--quiet", "--filter=tree:0", self.url, sha, self.target],
                                env=self.env, capture_output=True, text=True)
         if fetch.returncode != 0:
             log.warn(f"cannot fetch {sha[:12]} to check that it contains {self.target[:12]}")
@@ -150,9 +152,8 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
         api.request_reconcile(src_ref, requested, deadline)
         log.progress(f"requested a reconcile of {src_ref} for {target[:12]}")
         while True:
-            state = {"requested": requested}
             last["source"], verdict = api.follow(
-                src_ref, lambda o: _say_and(say, src_ref, source_verdict(o, target, state["requested"], contains)),
+                src_ref, lambda o: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
                 lambda v: v.phase is not Phase.WAITING, deadline)
             if verdict.phase is Phase.DONE:
                 say(src_ref, verdict.message)

@@ -126,6 +126,18 @@ def test_server_error_is_clear_and_pushes_nothing(druppie_apps, run_step):
     assert run.results == {} and druppie_apps.head() == head
 
 
+def test_server_error_on_push_is_clear_and_pushes_nothing(druppie_apps, run_step):
+    head = druppie_apps.head()
+    druppie_apps.server.fail_status, druppie_apps.server.fail_path = 500, "git-receive-pack"
+    try:
+        run = run_step(*args(druppie_apps))
+    finally:
+        druppie_apps.server.fail_status, druppie_apps.server.fail_path = 0, ""
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == f"error: git server error at {druppie_apps.url}: HTTP 500"
+    assert run.results == {} and druppie_apps.head() == head
+
+
 def test_server_down_is_clear(run_step):
     import socket
     with socket.socket() as s:  # a port nobody listens on

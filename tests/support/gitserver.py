@@ -71,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         git = self.server.git
         git.requests += 1
-        if git.fail_status:
+        if git.fail_status and git.fail_path in self.path:
             self.send_error(git.fail_status, "injected failure")
             return
         user = self._authorized()
@@ -158,7 +158,8 @@ class GitServer:
         self.root = Path(root or self._tmp.name)  # type: ignore[union-attr]
         self.root.mkdir(parents=True, exist_ok=True)
         self.credentials = credentials
-        self.fail_status = 0  # set to e.g. 500 to make every request fail
+        self.fail_status = 0  # set to e.g. 500 to make requests fail...
+        self.fail_path = ""   # ...those whose path contains this (e.g. "git-receive-pack": pushes only)
         self.requests = 0
         self.bytes_sent = 0  # response bytes, to check that clones stay small
         self._httpd = _Server((host, port), _Handler)
