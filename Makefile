@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 .PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 setup: ## Install Debian packages, .venv and druppie-step (idempotent, ~1 s when done)
 	@hack/setup.sh
