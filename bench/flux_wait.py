@@ -35,9 +35,11 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         tags = iter(range(10, 1000))
 
         def push_tag() -> str:
+            tag = f"2.0.{next(tags)}"
+            cluster.publish_image(f"registry.example/druppie/drone-service:{tag}")
             out = subprocess.run([str(step), "tag-commit", "--repo-url", app.repo_url, "--path",
                                   "envs/prod/drone-service", "--image", "registry.example/druppie/drone-service",
-                                  "--tag", f"2.0.{next(tags)}"], capture_output=True, text=True, check=True).stdout
+                                  "--tag", tag], capture_output=True, text=True, check=True).stdout
             return out.split("revision=")[1].split()[0]
 
         ours, theirs, after_ready, cli_wrong = [], [], [], 0

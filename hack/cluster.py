@@ -1,7 +1,7 @@
 """A real local Kubernetes with real Flux controllers, as plain processes on loopback.
 
 etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built from Go modules by
-hack/cluster-build.sh), kwok for the node side (see NODE_SIDE below), Flux source-controller
+hack/cluster-build.sh), a real kubelet on containerd and runc (hack/node.py; kwok with DRUPPIE_NODE_SIDE=kwok), Flux source-controller
 and kustomize-controller with the CRDs from their module sources, a git smart-HTTP server hosting
 druppie-apps, and a container registry (Debian's docker-registry).
 
@@ -31,15 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.support.gitserver import seed_repo  # noqa: E402
 
-NODE_SIDE = "kwok"
-NODE_SIDE_WHY = (
-    "a real kubelet was tried first: kubelet v1.36.3 starts against Debian's containerd 1.6.20 (with "
-    "failCgroupV1: false on this v1/v2 hybrid cgroup host), but containerd 1.x is no longer supported from "
-    "Kubernetes 1.36 (CRI RuntimeConfig is unimplemented) and every pod sandbox fails in runc with "
-    "\"can't get final child's PID from pipe: EOF\" while `ctr run` of the same image works; so kwok fakes "
-    "the node and its pods. Deployments still go through the real controller-manager, scheduler and "
-    "Flux health checks."
-)
+# The node side: a real kubelet (hack/node.py) unless DRUPPIE_NODE_SIDE=kwok, which fakes nodes and
+# pods (Deployments then still go through the real controller-manager, scheduler and Flux).
+NODE_SIDES = ("kubelet", "kwok")
 ADMIN_TOKEN = "druppie-local-admin-token"  # loopback-only throwaway cluster
 
 
@@ -65,6 +59,7 @@ def binaries() -> dict[str, Path]:
         "kube-apiserver": k8s / "kube-apiserver",
         "kube-controller-manager": k8s / "kube-controller-manager",
         "kube-scheduler": k8s / "kube-scheduler",
+        "kubelet": k8s / "kubelet",
         "kubectl": c / f"kubectl-{v['KUBERNETES_VERSION']}" / "kubectl",
         "kwok": c / f"kwok-{v['KWOK_VERSION']}" / "kwok",
         "source-controller": c / f"source-controller-{v['SOURCE_CONTROLLER_VERSION']}" / "source-controller",
@@ -80,9 +75,19 @@ def crd_dirs() -> list[Path]:
             c / f"notification-crds-{v['NOTIFICATION_API_VERSION']}" / "crds"]
 
 
+def node_side() -> str:
+    side = os.environ.get("DRUPPIE_NODE_SIDE", "kubelet")
+    if side not in NODE_SIDES:
+        raise RuntimeError(f"DRUPPIE_NODE_SIDE={side!r}: use one of {', '.join(NODE_SIDES)}")
+    return side
+
+
 def missing_binaries() -> list[str]:
-    """What the cache lacks; empty when the e2e tier can run."""
+    """What the cache (and, for the kubelet, the machine) lacks; empty when the e2e tier can run."""
     missing = [name for name, path in binaries().items() if not path.is_file()]
+    if node_side() == "kubelet":
+        missing += [tool for tool in ("containerd", "ctr", "runc", "gcc") if not shutil.which(tool)]
+        missing += [] if Path("/usr/lib/cni/bridge").is_file() else ["containernetworking-plugins (Debian package)"]
     if not (binaries()["kwok"].parent / "stages.yaml").is_file():
         missing.append("kwok stages.yaml")
     missing += [str(d) for d in crd_dirs() if not d.is_dir()]
@@ -106,6 +111,12 @@ class LocalCluster:
     state_dir: Path
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    node_side: str = field(default_factory=node_side)
+
+    def __post_init__(self) -> None:
+        from hack.node import KubeletNode
+
+        self.node = KubeletNode(self) if self.node_side == "kubelet" else None
 
     # ---- paths -----------------------------------------------------------------------------
     @property
@@ -129,12 +140,13 @@ class LocalCluster:
         return f"https://127.0.0.1:{self.ports['apiserver']}"
 
     def _save(self) -> None:
-        (self.state_dir / "state.json").write_text(json.dumps({"ports": self.ports, "pids": self.pids}, indent=2))
+        (self.state_dir / "state.json").write_text(json.dumps(
+            {"ports": self.ports, "pids": self.pids, "node_side": self.node_side}, indent=2))
 
     @classmethod
     def load(cls, state_dir: Path) -> "LocalCluster":
         data = json.loads((state_dir / "state.json").read_text())
-        return cls(state_dir, data["ports"], data["pids"])
+        return cls(state_dir, data["ports"], data["pids"], data.get("node_side", "kwok"))
 
     # ---- processes ---------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -181,14 +193,19 @@ class LocalCluster:
             raise RuntimeError(f"cluster cache incomplete, run `make cluster-build` first; missing: {', '.join(missing)}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok", "sc-storage", "sc-metrics",
-                     "sc-health", "kc-metrics", "kc-health", "git", "registry"):
+                     "sc-health", "kc-metrics", "kc-health", "git", "registry", "kubelet", "kubelet-healthz"):
             self.ports[name] = free_port()
         self._certs()
         try:
             self._control_plane()
             self._cluster_objects()
-            self._flux()
             self._git_and_registry()
+            if self.node:
+                self.node.start()
+                _log("kubelet node ready (containerd + runc, bridge CNI)")
+            else:
+                self._kwok_node()
+            self._flux()
         except BaseException:
             self.down()
             raise
@@ -227,10 +244,6 @@ class LocalCluster:
             "--concurrent-deployment-syncs", "10", "--v", "1"])
         self._spawn("kube-scheduler", [b["kube-scheduler"], "--kubeconfig", self.kubeconfig, "--leader-elect=false",
                                        "--bind-address", "127.0.0.1", "--secure-port", p["scheduler"]])
-        self._spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--config", b["kwok"].parent / "stages.yaml",
-                             "--manage-all-nodes=false",
-                             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                             "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-port", p["kwok"]])
 
     def start_apiserver(self) -> None:
         """(Re)start kube-apiserver on its port; the e2e tests restart it to test resuming watches."""
@@ -263,19 +276,31 @@ class LocalCluster:
         os.chmod(self.kubeconfig, 0o600)
 
     def _cluster_objects(self) -> None:
+        for ns in ("flux-system", "productie"):
+            self.kubectl("create", "namespace", ns, check=False)
+        for d in crd_dirs():
+            self.kubectl("apply", "--server-side", "-f", str(d))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        _log("namespaces and Flux CRDs established")
+
+    def _kwok_node(self) -> None:
+        b, p = binaries(), self.ports
         node = {"apiVersion": "v1", "kind": "Node", "metadata": {
             "name": "kwok-node-0", "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
             "labels": {"kubernetes.io/hostname": "kwok-node-0", "type": "kwok"}},
             "spec": {}, "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
                                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}}
         self.kubectl("apply", "-f", "-", input=json.dumps(node))
-        for ns in ("flux-system", "productie"):
-            self.kubectl("create", "namespace", ns, check=False)
-        for d in crd_dirs():
-            self.kubectl("apply", "--server-side", "-f", str(d))
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        self._spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--config", b["kwok"].parent / "stages.yaml",
+                             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                             "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-port", p["kwok"]])
         self._wait("kwok", lambda: _node_ready(self), timeout=60)
-        _log("kwok node ready, Flux CRDs established")
+        _log("kwok node ready")
+
+    def publish_image(self, reference: str) -> None:
+        """Make ``registry.example/<repo>:<tag>`` pullable by the node (a no-op for kwok's fake pods)."""
+        if self.node:
+            self.node.publish(reference)
 
     def _flux(self) -> None:
         b, p, d = binaries(), self.ports, self.state_dir
@@ -307,9 +332,16 @@ class LocalCluster:
         _log("git server and registry ready")
 
     def down(self) -> None:
+        if self.node and _alive(self.pids.get("kubelet", 0)) and _alive(self.pids.get("kube-apiserver", 0)):
+            # Stop whatever would recreate pods, then let the kubelet tear every pod down properly.
+            for name in ("kube-controller-manager", "kube-scheduler", "source-controller", "kustomize-controller"):
+                _kill(self.pids.pop(name, 0))
+            self.node.drain()
         for name in reversed(list(self.pids)):
             _kill(self.pids[name])
         self.pids.clear()
+        if self.node:
+            self.node.cleanup()
         if (self.state_dir / "state.json").exists():
             self._save()
 
@@ -321,10 +353,15 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    try:  # a zombie of ours counts as dead
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    try:  # a zombie of ours counts as dead (and is reaped here)
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
     except ChildProcessError:
-        return True
+        pass
+    try:  # an exited process not yet reaped by its parent (or init) is a zombie: dead too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _kill(pid: int, timeout: float = 10) -> None:
@@ -379,7 +416,7 @@ def main(argv: list[str]) -> int:
             print(f"cluster-up failed: {err}", file=sys.stderr)
             return 1
         print(f"export KUBECONFIG={cluster.kubeconfig}")
-        print(f"# druppie-apps: {cluster.git_url}   registry: {cluster.registry}   node side: {NODE_SIDE}")
+        print(f"# druppie-apps: {cluster.git_url}   registry: {cluster.registry}   node side: {cluster.node_side}")
         return 0
     if command == "down":
         if (state / "state.json").exists():

@@ -93,7 +93,7 @@ class FluxApp:
             ks = self.ks()
             cond = condition(ks, "Ready")
             applied = ks.get("status", {}).get("lastAppliedRevision", "")
-            ok = cond.get("status") == "True" and (revision is None or applied.endswith(revision))
+            ok = cond.get("status") == "True" and bool(applied) and (revision is None or applied.endswith(revision))
             return ks if ok else None
         return wait_for(f"Kustomization {self.kustomization} Ready at {revision or 'any revision'}", ready, timeout)
 
@@ -102,6 +102,7 @@ def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomizatio
                   git_interval: str, ks_interval: str) -> FluxApp:
     """Apply the shipped flux/ manifests, pointed at the local git server, with shorter intervals."""
     app = FluxApp(cluster, name, namespace, kustomization)
+    cluster.publish_image("registry.example/druppie/drone-service:1.0.4")  # the tag the example deploys
     seed_repo(cluster.git_root / f"{name}.git", source_dir=EXAMPLE_APPS)
     cluster.kubectl("create", "namespace", namespace, check=False)
     repo = load_flux("gitrepository.yaml")

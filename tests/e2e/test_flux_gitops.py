@@ -29,6 +29,7 @@ def test_flux_applies_the_shipped_setup_and_the_deployment_becomes_available(clu
 
 def test_tag_commit_is_applied_and_the_image_changes(flux_app):
     flux_app.wait_ready()
+    flux_app.cluster.publish_image(f"{IMAGE}:1.0.5")  # CI pushes the image before it commits the tag
     step = subprocess.run([str(STEP), "tag-commit", "--repo-url", flux_app.repo_url, "--path",
                            "envs/prod/drone-service", "--image", IMAGE, "--tag", "1.0.5"],
                           capture_output=True, text=True)

@@ -37,6 +37,8 @@ def flux_wait(app, revision: str, *extra: str, timeout: str = "2m") -> subproces
 
 
 def tag_commit(app, tag: str) -> str:
+    """What CI does: push the image, then commit its tag to the GitOps repo."""
+    app.cluster.publish_image(f"{IMAGE}:{tag}")
     step = subprocess.run([str(STEP), "tag-commit", "--repo-url", app.repo_url, "--path", "envs/prod/drone-service",
                            "--image", IMAGE, "--tag", tag], capture_output=True, text=True)
     assert step.returncode == 0, step.stderr
@@ -152,6 +154,7 @@ def test_apiserver_restart_during_the_wait_is_survived(flux_app, tmp_path):
     flux_app.wait_ready()
     work, sha = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/kustomization.yaml",
                                flux_app_kustomization(flux_app).replace("newTag: 1.0.4", "newTag: 1.0.9"), "1.0.9")
+    flux_app.cluster.publish_image(f"{IMAGE}:1.0.9")
     waiter = subprocess.Popen([str(STEP), "flux-wait", "--kustomization", flux_app.kustomization, "--revision", sha,
                                "--timeout", "3m", "--kubeconfig", str(flux_app.cluster.kubeconfig)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,151 @@
+"""The node side of the local cluster: a real kubelet on Debian's containerd and runc.
+
+Two settings make it work on these machines: `failCgroupV1: false` (the host has v1/v2 hybrid
+cgroups) and containerd's `restrict_oom_score_adj` (root here lacks CAP_SYS_RESOURCE, so the
+pod sandbox's default oom_score_adj of -998 made runc fail with "can't get final child's PID
+from pipe: EOF"). Pods get a real network namespace from the bridge CNI plugin, and images come
+from the cluster's registry: `registry.example/...` is mirrored to it, so an e2e test publishes
+an image exactly as CI would, and the kubelet pulls it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hack.cluster import binaries
+from tests.support.ociimage import build_image, build_pause_binary, push, write_oci_archive
+
+if TYPE_CHECKING:
+    from hack.cluster import LocalCluster
+
+NODE_NAME = "druppie-node"
+PAUSE_IMAGE = "druppie.local/pause:1"
+MIRRORED_REGISTRY = "registry.example"  # the registry named in examples/druppie-apps
+CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
+
+
+class KubeletNode:
+    def __init__(self, cluster: "LocalCluster") -> None:
+        self.cluster = cluster
+        self.dir = cluster.state_dir / "node"
+        self.image = None
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "containerd.sock"
+
+    @property
+    def bridge(self) -> str:
+        return f"druppie{self.cluster.ports['kubelet'] % 10000}"
+
+    def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ctr", "--address", str(self.socket), "-n", "k8s.io", *args],
+                              capture_output=True, text=True, check=check)
+
+    def start(self) -> None:
+        d = self.dir
+        for sub in ("containerd", "cni/net.d", "cni/ipam", f"certs.d/{MIRRORED_REGISTRY}", "kubelet", "manifests"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        self.image = build_image(build_pause_binary(d / "pause"))
+        (d / "containerd.toml").write_text(f"""version = 2
+root = "{d / 'containerd' / 'root'}"
+state = "{d / 'containerd' / 'state'}"
+[grpc]
+  address = "{self.socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{CNI_BIN_DIR}"
+    conf_dir = "{d / 'cni' / 'net.d'}"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{d / 'certs.d'}"
+""")
+        registry = self.cluster.registry
+        (d / "certs.d" / MIRRORED_REGISTRY / "hosts.toml").write_text(
+            f'server = "http://{registry}"\n[host."http://{registry}"]\n  capabilities = ["pull", "resolve"]\n')
+        subnet = f"10.244.{self.cluster.ports['kubelet'] % 250}.0/24"
+        (d / "cni" / "net.d" / "10-druppie.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "druppie", "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": str(d / "cni" / "ipam")}},
+                {"type": "loopback"}]}))
+        self.cluster._spawn("containerd", ["containerd", "--config", d / "containerd.toml"])
+        self.cluster._wait("containerd", lambda: self.socket.exists() and self.ctr("version", check=False).returncode == 0)
+        self.ctr("images", "import", str(write_oci_archive(self.image, PAUSE_IMAGE, d / "pause.tar")))
+
+        p = self.cluster.ports
+        self._make_cgroup_root()
+        (d / "kubelet.yaml").write_text(json.dumps({
+            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "failCgroupV1": False, "cgroupDriver": "cgroupfs", "cgroupRoot": f"/{self.cgroup_root}",
+            "containerRuntimeEndpoint": f"unix://{self.socket}", "staticPodPath": str(d / "manifests"),
+            "address": "127.0.0.1", "port": p["kubelet"], "healthzPort": p["kubelet-healthz"],
+            "healthzBindAddress": "127.0.0.1", "readOnlyPort": 0, "failSwapOn": False,
+            "authentication": {"anonymous": {"enabled": True}, "webhook": {"enabled": False}},
+            "authorization": {"mode": "AlwaysAllow"}, "serializeImagePulls": False,
+            "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            "resolvConf": "/etc/resolv.conf", "syncFrequency": "5s", "fileCheckFrequency": "5s",
+        }))
+        self.cluster._spawn("kubelet", [
+            binaries()["kubelet"], "--config", d / "kubelet.yaml", "--kubeconfig", self.cluster.kubeconfig,
+            "--root-dir", d / "kubelet", "--cert-dir", d / "kubelet-pki", "--hostname-override", NODE_NAME,
+            "--node-ip", "127.0.0.1", "--v", "1"])
+        self.cluster._wait("kubelet", self._ready, timeout=90)
+
+    @property
+    def cgroup_root(self) -> str:
+        return f"druppie-{self.cluster.ports['kubelet']}"
+
+    def _make_cgroup_root(self) -> None:
+        """The kubelet wants its cgroupRoot to exist in every v1 hierarchy (our own, so clusters never clash)."""
+        for controller in Path("/sys/fs/cgroup").iterdir():
+            if not (controller / "cgroup.procs").exists():
+                continue  # not a hierarchy (e.g. the unified mount's symlinks)
+            root = controller / self.cgroup_root
+            root.mkdir(exist_ok=True)
+            for knob in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset is empty until it inherits these
+                if (root / knob).exists() and not (root / knob).read_text().strip():
+                    (root / knob).write_text((controller / knob).read_text())
+
+    def _ready(self) -> bool:
+        node = json.loads(self.cluster.kubectl("get", "node", NODE_NAME, "-o", "json", check=False).stdout or "{}")
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+    def publish(self, reference: str) -> str:
+        """Push the node's real image to the cluster registry as ``registry.example/<repo>:<tag>``."""
+        host, _, rest = reference.partition("/")
+        repository, _, tag = rest.rpartition(":")
+        if host != MIRRORED_REGISTRY or not repository:
+            raise ValueError(f"can only publish {MIRRORED_REGISTRY}/<repo>:<tag>, not {reference!r}")
+        return push(self.image, self.cluster.registry, repository, tag)
+
+    def drain(self) -> None:
+        """Let the kubelet remove every pod (CNI teardown, unmounts) before processes are stopped."""
+        self.cluster.kubectl("delete", "pods", "--all", "--all-namespaces", "--force", "--grace-period=0",
+                             "--wait=false", check=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.ctr("tasks", "ls", "-q", check=False).stdout.strip():
+            time.sleep(0.3)
+
+    def cleanup(self) -> None:
+        """After containerd stopped: kill what it left (shims, containers), unmount, drop the bridge."""
+        subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim-runc-v2 .*-address {self.socket}"], check=False)
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+                  if line.split()[1].startswith(str(self.dir))]
+        for mount in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "delete", self.bridge], check=False, capture_output=True)
+        for controller in Path("/sys/fs/cgroup").iterdir():
+            root = controller / self.cgroup_root
+            if root.is_dir():  # cgroups go deepest first; their control files vanish with them
+                for cgroup in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [root]:
+                    try:
+                        cgroup.rmdir()
+                    except OSError:
+                        pass
