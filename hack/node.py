@@ -90,7 +90,7 @@ state = "{d / 'containerd' / 'state'}"
             "authorization": {"mode": "AlwaysAllow"}, "serializeImagePulls": False,
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-            "resolvConf": "/etc/resolv.conf", "syncFrequency": "5s", "fileCheckFrequency": "5s",
+            "resolvConf": "/etc/resolv.conf", "podLogsDir": str(d / "pod-logs"), "syncFrequency": "5s", "fileCheckFrequency": "5s",
         }))
         self.cluster._spawn("kubelet", [
             binaries()["kubelet"], "--config", d / "kubelet.yaml", "--kubeconfig", self.cluster.kubeconfig,
@@ -141,6 +141,11 @@ state = "{d / 'containerd' / 'state'}"
         for mount in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
         subprocess.run(["ip", "link", "delete", self.bridge], check=False, capture_output=True)
+        # Pod logs live in our podLogsDir, but the kubelet links them from the machine-wide
+        # /var/log/containers: drop the links into our folder.
+        for link in Path("/var/log/containers").glob("*.log"):
+            if link.is_symlink() and str(link.readlink()).startswith(f"{self.dir}/"):
+                link.unlink(missing_ok=True)
         for controller in Path("/sys/fs/cgroup").iterdir():
             root = controller / self.cgroup_root
             if root.is_dir():  # cgroups go deepest first; their control files vanish with them
