@@ -8,10 +8,8 @@ Measures, from the end of the push:
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ def run_bench(report, step: Path, tmp: Path) -> None:
     from hack.cluster import LocalCluster, binaries, missing_binaries
     from tests.e2e.conftest import make_flux_app
     from tests.support.gitserver import COMMIT_ENV, run
+    from tests.support.kubewatch import KubectlWatch
 
     missing = missing_binaries()
     flux_cli = binaries()["kubectl"].parents[1] / f"flux-cli-{_toolchain()['FLUX_CLI_VERSION']}" / "flux"
@@ -45,13 +44,13 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         ours, theirs, after_ready, cli_wrong = [], [], [], 0
         for _ in range(3):
             revision = push_tag()
-            watcher = ReadyWatch(cluster, app.kustomization, revision)
+            watcher = KubectlWatch(cluster, "kustomization", "flux-system", app.kustomization)
             start = time.monotonic()
             subprocess.run([str(step), "flux-wait", "--kustomization", app.kustomization, "--revision", revision,
                             "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"], check=True, capture_output=True)
             end = time.monotonic()
             ours.append(end - start)
-            ready_at = watcher.stop()
+            ready_at = ready_time(watcher.stop(), revision)
             if ready_at:
                 after_ready.append(end - ready_at)
 
@@ -99,38 +98,14 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         cluster.down()
 
 
-class ReadyWatch:
-    """Records the monotonic time at which the API first shows Ready=True at ``revision``."""
-
-    def __init__(self, cluster, name: str, revision: str) -> None:
-        from hack.cluster import binaries
-
-        self.revision, self.ready_at = revision, 0.0
-        self.proc = subprocess.Popen([str(binaries()["kubectl"]), "--kubeconfig", str(cluster.kubeconfig), "get",
-                                      "kustomization", "-n", "flux-system", name, "-w", "-o", "json"],
-                                     stdout=subprocess.PIPE, text=True)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        decoder, buf = json.JSONDecoder(), ""
-        for line in self.proc.stdout:
-            buf += line
-            try:
-                obj, _ = decoder.raw_decode(buf.strip())
-            except ValueError:
-                continue
-            buf = ""
-            status = obj.get("status", {})
-            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
-            if ready and status.get("lastAppliedRevision") == self.revision and not self.ready_at:
-                self.ready_at = time.monotonic()
-
-    def stop(self) -> float:
-        time.sleep(0.3)
-        self.proc.terminate()
-        self.proc.wait()
-        return self.ready_at
+def ready_time(events: list[tuple[float, dict]], revision: str) -> float:
+    """When the API first showed the Kustomization Ready=True at ``revision`` (0 if never)."""
+    for at, obj in events:
+        status = obj.get("status", {})
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", []))
+        if ready and status.get("lastAppliedRevision") == revision:
+            return at
+    return 0.0
 
 
 def _toolchain() -> dict[str, str]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from hack.cluster import binaries
 from tests.conftest import STEP
 from tests.e2e.conftest import condition
 from tests.support.gitserver import COMMIT_ENV, run
+from tests.support.kubewatch import KubectlWatch
 
 IMAGE = "registry.example/druppie/drone-service"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flux-status"
@@ -54,43 +53,12 @@ def commit_locally(app, tmp_path: Path, path: str, content: str, message: str) -
     return work, run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
 
 
-class Recorder:
-    """Every version of the Kustomization the API shows while a test runs (kubectl get -w)."""
-
-    def __init__(self, app) -> None:
-        self.objects: list[dict] = []
-        self.proc = subprocess.Popen(
-            [str(binaries()["kubectl"]),
-             "--kubeconfig", str(app.cluster.kubeconfig), "get", "kustomization", "-n", "flux-system",
-             app.kustomization, "-w", "-o", "json", "--output-watch-events"],
-            stdout=subprocess.PIPE, text=True)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        decoder, buf = json.JSONDecoder(), ""
-        for line in self.proc.stdout:
-            buf += line
-            try:
-                obj, _ = decoder.raw_decode(buf.strip())
-            except ValueError:
-                continue
-            buf = ""
-            self.objects.append(obj.get("object", obj))
-
-    def stop(self) -> list[dict]:
-        self.proc.terminate()
-        self.proc.wait()
-        self.thread.join(timeout=5)
-        return self.objects
-
-
 def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
     flux_app.wait_ready()
-    recorder = Recorder(flux_app)
+    recorder = KubectlWatch(flux_app.cluster, "kustomization", "flux-system", flux_app.kustomization)
     revision = tag_commit(flux_app, "1.0.5")
     result = flux_wait(flux_app, revision)
-    seen = recorder.stop()
+    seen = [obj for _, obj in recorder.stop()]
     assert result.returncode == 0, result.stderr
     assert f"applied-revision={revision}" in result.stdout and "reason=ReconciliationSucceeded" in result.stdout
     assert "Running health checks" in result.stderr or "Health check passed" in result.stderr or \
