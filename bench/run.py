@@ -109,6 +109,24 @@ def bench_tag_commit(server: GitServer, work: Path) -> None:
     report(f"full git clone of the large repo ({size / 1e6:.0f} MB packed) / tag-commit",
            f"{clone / large:.1f}x ({clone:.2f}s vs {large:.2f}s)", ">= 10x", clone / large >= 10)
 
+    def git_floor(i: int) -> float:
+        """The git work alone, no Python: what any implementation of the same clone/commit/push pays."""
+        repo = work / f"floor-{i}"
+        start = time.perf_counter()
+        run("git", "clone", "--quiet", "--depth=1", "--single-branch", "--no-tags", "--filter=blob:none",
+            "--no-checkout", server.url("large"), str(repo))
+        run("git", "-C", str(repo), "sparse-checkout", "set", "--cone", APP)
+        run("git", "-C", str(repo), "checkout", "--quiet", "main")
+        (repo / APP / "kustomization.yaml").write_text(KUSTOMIZATION.replace("1.0.0", f"9.9.{i}"))
+        run("git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@b", "commit", "--quiet", "-am", "floor")
+        run("git", "-C", str(repo), "push", "--quiet", "origin", "HEAD:main")
+        return time.perf_counter() - start
+
+    floor = median_of(5, git_floor)
+    report("  the same git operations alone (floor) / tag-commit", f"{floor / large:.2f} ({floor:.2f}s)",
+           "(info)", None)
+    report("  full git clone / that floor (the best any tag-commit could do)", f"{clone / floor:.1f}x", "(info)", None)
+
 
 def bench_concurrency(server: GitServer) -> None:
     files = {f"envs/prod/app-{i:02d}/kustomization.yaml": f"images:\n- name: {IMAGE}-{i:02d}\n  newTag: 0.1.0\n"
