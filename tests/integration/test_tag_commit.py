@@ -263,3 +263,15 @@ def test_ssh_directory_workspace(druppie_apps, ssh_git_server, run_step, tmp_pat
     spoofed = run_step(*args(druppie_apps, "1.0.6"), "--repo-url", url, "--ssh-directory", str(workspace))
     assert spoofed.returncode == 1 and "Host key verification failed" in spoofed.stderr
     assert len(druppie_apps.log()) == 2
+
+
+def test_push_declined_by_a_server_hook_is_not_retried(druppie_apps, run_step):
+    hook = druppie_apps.server.repo_path(druppie_apps.name) / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'main is protected: open a merge request' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    run = run_step(*args(druppie_apps))
+    assert run.returncode == 1
+    assert run.stderr.count("retry") == 0
+    assert ("error: push to main rejected by the server: [remote rejected] (pre-receive hook declined): "
+            "main is protected: open a merge request") in run.stderr
+    assert len(druppie_apps.log()) == 1 and run.results == {}

@@ -151,6 +151,10 @@ class Workspace:
             detail = ref_lines[0].split("\t")[-1]
             moved = re.search(r"fetch first|non-fast-forward|stale info|cannot lock ref|"
                               r"incorrect old value|failed to update ref", detail)
+            # What the server's hooks said (e.g. "main is protected") is the part the user needs.
+            said = [l[7:].strip() for l in proc.stderr.splitlines() if l.startswith("remote:") and l[7:].strip()]
+            if said and not moved:
+                detail += ": " + "; ".join(said)
             return PushOutcome(pushed=False, branch_moved=bool(moved), detail=redact(detail))
         raise GitError(describe_failure(self.url, proc.stderr), proc.stderr)
 
