@@ -45,9 +45,7 @@ def validate_branch(branch: str) -> str:
 
 
 class GitError(StepError):
-    def __init__(self, message: str, stderr: str = "") -> None:
-        super().__init__(message)
-        self.stderr = stderr
+    """A git command failed; the message is already one redacted line naming the server."""
 
 
 def describe_failure(url: str, stderr: str) -> str:
@@ -100,7 +98,7 @@ class Workspace:
             ["git", *args], cwd=self.path, env=self.env, input=stdin, text=True, capture_output=True,
         )
         if check and proc.returncode != 0:
-            raise GitError(describe_failure(self.url, proc.stderr), proc.stderr)
+            raise GitError(describe_failure(self.url, proc.stderr))
         return proc
 
     @classmethod
@@ -116,7 +114,7 @@ class Workspace:
             env=env, text=True, capture_output=True,
         )
         if proc.returncode != 0:
-            raise GitError(describe_failure(url, proc.stderr), proc.stderr)
+            raise GitError(describe_failure(url, proc.stderr))
         ws = cls(dest, url, branch, env)
         if subdir:
             ws.git("sparse-checkout", "set", "--cone", "--", subdir)
@@ -156,7 +154,7 @@ class Workspace:
             if said and not moved:
                 detail += ": " + "; ".join(said)
             return PushOutcome(pushed=False, branch_moved=bool(moved), detail=redact(detail))
-        raise GitError(describe_failure(self.url, proc.stderr), proc.stderr)
+        raise GitError(describe_failure(self.url, proc.stderr))
 
 
 def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | None) -> dict[str, str]:
