@@ -294,7 +294,7 @@ class LocalCluster:
         self._spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--config", b["kwok"].parent / "stages.yaml",
                              "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                              "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-port", p["kwok"]])
-        self._wait("kwok", lambda: _node_ready(self), timeout=60)
+        self._wait("kwok", lambda: node_ready(self, "kwok-node-0"), timeout=60)
         _log("kwok node ready")
 
     def publish_image(self, reference: str) -> None:
@@ -386,8 +386,10 @@ def _http_ok(url: str, token: str | None = None) -> bool:
         return resp.status == 200
 
 
-def _node_ready(cluster: LocalCluster) -> bool:
-    node = cluster.get_json("node", "kwok-node-0")
+def node_ready(cluster: LocalCluster, name: str) -> bool:
+    """Has the node registered and reported Ready (kubelet or kwok)?"""
+    proc = cluster.kubectl("get", "node", name, "-o", "json", check=False)
+    node = json.loads(proc.stdout) if proc.returncode == 0 else {}
     return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
 

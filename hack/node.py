@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hack.cluster import binaries
+from hack.cluster import binaries, node_ready
 from tests.support.ociimage import build_image, build_pause_binary, push, write_oci_archive
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ state = "{d / 'containerd' / 'state'}"
             binaries()["kubelet"], "--config", d / "kubelet.yaml", "--kubeconfig", self.cluster.kubeconfig,
             "--root-dir", d / "kubelet", "--cert-dir", d / "kubelet-pki", "--hostname-override", NODE_NAME,
             "--node-ip", "127.0.0.1", "--v", "1"])
-        self.cluster._wait("kubelet", self._ready, timeout=90)
+        self.cluster._wait("kubelet", lambda: node_ready(self.cluster, NODE_NAME), timeout=90)
 
     @property
     def cgroup_root(self) -> str:
@@ -112,10 +112,6 @@ state = "{d / 'containerd' / 'state'}"
             for knob in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset is empty until it inherits these
                 if (root / knob).exists() and not (root / knob).read_text().strip():
                     (root / knob).write_text((controller / knob).read_text())
-
-    def _ready(self) -> bool:
-        node = json.loads(self.cluster.kubectl("get", "node", NODE_NAME, "-o", "json", check=False).stdout or "{}")
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
 
     def publish(self, reference: str) -> str:
         """Push the node's real image to the cluster registry as ``registry.example/<repo>:<tag>``."""
