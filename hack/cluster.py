@@ -149,7 +149,7 @@ class LocalCluster:
         return cls(state_dir, data["ports"], data["pids"], data.get("node_side", "kwok"))
 
     # ---- processes ---------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
@@ -159,7 +159,7 @@ class LocalCluster:
         self.pids[name] = proc.pid
         self._save()
 
-    def _wait(self, name: str, check, timeout: float = 60) -> None:
+    def wait_until(self, name: str, check, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -224,31 +224,31 @@ class LocalCluster:
 
     def _control_plane(self) -> None:
         b, p, d = binaries(), self.ports, self.state_dir
-        self._spawn("etcd", [b["etcd"], "--data-dir", d / "etcd", "--name", "druppie",
+        self.spawn("etcd", [b["etcd"], "--data-dir", d / "etcd", "--name", "druppie",
                              "--listen-client-urls", f"http://127.0.0.1:{p['etcd']}",
                              "--advertise-client-urls", f"http://127.0.0.1:{p['etcd']}",
                              "--listen-peer-urls", f"http://127.0.0.1:{p['etcd-peer']}",
                              "--initial-advertise-peer-urls", f"http://127.0.0.1:{p['etcd-peer']}",
                              "--initial-cluster", f"druppie=http://127.0.0.1:{p['etcd-peer']}",
                              "--unsafe-no-fsync", "--log-level", "warn"])
-        self._wait("etcd", lambda: _http_ok(f"http://127.0.0.1:{p['etcd']}/health"))
+        self.wait_until("etcd", lambda: _http_ok(f"http://127.0.0.1:{p['etcd']}/health"))
         _log("etcd ready")
         self.start_apiserver()
         self._write_kubeconfig()
-        self._spawn("kube-controller-manager", [
+        self.spawn("kube-controller-manager", [
             b["kube-controller-manager"], "--kubeconfig", self.kubeconfig, "--leader-elect=false",
             "--bind-address", "127.0.0.1", "--secure-port", p["kcm"], "--use-service-account-credentials",
             "--service-account-private-key-file", d / "pki" / "sa.key",
             "--root-ca-file", d / "apiserver-certs" / "apiserver.crt",
             "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder",
             "--concurrent-deployment-syncs", "10", "--v", "1"])
-        self._spawn("kube-scheduler", [b["kube-scheduler"], "--kubeconfig", self.kubeconfig, "--leader-elect=false",
+        self.spawn("kube-scheduler", [b["kube-scheduler"], "--kubeconfig", self.kubeconfig, "--leader-elect=false",
                                        "--bind-address", "127.0.0.1", "--secure-port", p["scheduler"]])
 
     def start_apiserver(self) -> None:
         """(Re)start kube-apiserver on its port; the e2e tests restart it to test resuming watches."""
         b, p, d = binaries(), self.ports, self.state_dir
-        self._spawn("kube-apiserver", [
+        self.spawn("kube-apiserver", [
             b["kube-apiserver"], "--etcd-servers", f"http://127.0.0.1:{p['etcd']}",
             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", p["apiserver"],
             "--cert-dir", d / "apiserver-certs", "--token-auth-file", d / "pki" / "tokens.csv",
@@ -258,7 +258,7 @@ class LocalCluster:
             "--service-account-signing-key-file", d / "pki" / "sa.key",
             "--api-audiences", "https://kubernetes.default.svc", "--allow-privileged",
             "--enable-priority-and-fairness=false", "--profiling=false"])
-        self._wait("kube-apiserver", lambda: _http_ok(f"{self.api_url}/readyz", token=ADMIN_TOKEN), timeout=90)
+        self.wait_until("kube-apiserver", lambda: _http_ok(f"{self.api_url}/readyz", token=ADMIN_TOKEN), timeout=90)
         _log("kube-apiserver ready")
 
     def stop_apiserver(self) -> None:
@@ -291,10 +291,10 @@ class LocalCluster:
             "spec": {}, "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
                                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"}}}
         self.kubectl("apply", "-f", "-", input=json.dumps(node))
-        self._spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--config", b["kwok"].parent / "stages.yaml",
+        self.spawn("kwok", [b["kwok"], "--kubeconfig", self.kubeconfig, "--config", b["kwok"].parent / "stages.yaml",
                              "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                              "--cidr=10.244.0.0/16", "--node-ip=127.0.0.1", "--node-port", p["kwok"]])
-        self._wait("kwok", lambda: node_ready(self, "kwok-node-0"), timeout=60)
+        self.wait_until("kwok", lambda: node_ready(self, "kwok-node-0"), timeout=60)
         _log("kwok node ready")
 
     def publish_image(self, reference: str) -> None:
@@ -306,29 +306,29 @@ class LocalCluster:
         b, p, d = binaries(), self.ports, self.state_dir
         env = {"KUBECONFIG": str(self.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
         (d / "flux-artifacts").mkdir(exist_ok=True)
-        self._spawn("source-controller", [
+        self.spawn("source-controller", [
             b["source-controller"], "--storage-path", d / "flux-artifacts",
             "--storage-addr", f"127.0.0.1:{p['sc-storage']}", "--storage-adv-addr", f"127.0.0.1:{p['sc-storage']}",
             "--metrics-addr", f"127.0.0.1:{p['sc-metrics']}", "--health-addr", f"127.0.0.1:{p['sc-health']}",
             "--enable-leader-election=false", "--watch-all-namespaces", "--log-level", "info"], env)
-        self._spawn("kustomize-controller", [
+        self.spawn("kustomize-controller", [
             b["kustomize-controller"], "--metrics-addr", f"127.0.0.1:{p['kc-metrics']}",
             "--health-addr", f"127.0.0.1:{p['kc-health']}", "--enable-leader-election=false",
             "--watch-all-namespaces", "--log-level", "info"], env)
-        self._wait("source-controller", lambda: _http_ok(f"http://127.0.0.1:{p['sc-health']}/readyz"))
-        self._wait("kustomize-controller", lambda: _http_ok(f"http://127.0.0.1:{p['kc-health']}/readyz"))
+        self.wait_until("source-controller", lambda: _http_ok(f"http://127.0.0.1:{p['sc-health']}/readyz"))
+        self.wait_until("kustomize-controller", lambda: _http_ok(f"http://127.0.0.1:{p['kc-health']}/readyz"))
         _log("Flux source-controller and kustomize-controller ready")
 
     def _git_and_registry(self) -> None:
         seed_repo(self.git_root / "druppie-apps.git", source_dir=ROOT / "examples" / "druppie-apps")
-        self._spawn("git-server", [sys.executable, "-m", "tests.support.gitserver", self.git_root, self.ports["git"]],
+        self.spawn("git-server", [sys.executable, "-m", "tests.support.gitserver", self.git_root, self.ports["git"]],
                     env={"PYTHONPATH": str(ROOT)})
-        self._wait("git-server", lambda: _http_ok(f"{self.git_url}/info/refs?service=git-upload-pack"))
+        self.wait_until("git-server", lambda: _http_ok(f"{self.git_url}/info/refs?service=git-upload-pack"))
         config = self.state_dir / "registry.yml"
         config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {self.state_dir / 'registry'}\n"
                           f"http:\n  addr: 127.0.0.1:{self.ports['registry']}\nlog:\n  level: warn\n")
-        self._spawn("registry", [shutil.which("docker-registry"), "serve", config])
-        self._wait("registry", lambda: _http_ok(f"http://{self.registry}/v2/"))
+        self.spawn("registry", [shutil.which("docker-registry"), "serve", config])
+        self.wait_until("registry", lambda: _http_ok(f"http://{self.registry}/v2/"))
         _log("git server and registry ready")
 
     def down(self) -> None:

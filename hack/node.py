@@ -74,8 +74,8 @@ state = "{d / 'containerd' / 'state'}"
                 {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
                  "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]], "dataDir": str(d / "cni" / "ipam")}},
                 {"type": "loopback"}]}))
-        self.cluster._spawn("containerd", ["containerd", "--config", d / "containerd.toml"])
-        self.cluster._wait("containerd", lambda: self.socket.exists() and self.ctr("version", check=False).returncode == 0)
+        self.cluster.spawn("containerd", ["containerd", "--config", d / "containerd.toml"])
+        self.cluster.wait_until("containerd", lambda: self.socket.exists() and self.ctr("version", check=False).returncode == 0)
         self.ctr("images", "import", str(write_oci_archive(self.image, PAUSE_IMAGE, d / "pause.tar")))
 
         p = self.cluster.ports
@@ -92,11 +92,11 @@ state = "{d / 'containerd' / 'state'}"
             "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
             "resolvConf": "/etc/resolv.conf", "podLogsDir": str(d / "pod-logs"), "syncFrequency": "5s", "fileCheckFrequency": "5s",
         }))
-        self.cluster._spawn("kubelet", [
+        self.cluster.spawn("kubelet", [
             binaries()["kubelet"], "--config", d / "kubelet.yaml", "--kubeconfig", self.cluster.kubeconfig,
             "--root-dir", d / "kubelet", "--cert-dir", d / "kubelet-pki", "--hostname-override", NODE_NAME,
             "--node-ip", "127.0.0.1", "--v", "1"])
-        self.cluster._wait("kubelet", lambda: node_ready(self.cluster, NODE_NAME), timeout=90)
+        self.cluster.wait_until("kubelet", lambda: node_ready(self.cluster, NODE_NAME), timeout=90)
 
     @property
     def cgroup_root(self) -> str:
