@@ -39,5 +39,6 @@ clean: ## Remove the virtual environment and caches inside the repo
 catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme
 
-lint: setup ## Check catalog conventions (versions, annotations, no params in scripts, READMEs current)
+lint: setup ## yamllint, and the catalog conventions (versions, annotations, no params in scripts, READMEs current)
+	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines flux examples catalog.yaml artifacthub-repo.yml
 	@$(PY) hack/catalog.py check

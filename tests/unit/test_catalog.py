@@ -77,3 +77,14 @@ def test_pipeline_wires_existing_params_and_results(folder, path, doc):
     text = yaml.safe_dump(doc)
     for task_name, result in re.findall(r"\$\(tasks\.([\w-]+)\.results\.([\w-]+)\)", text):
         assert result in results_of[task_name], f"{task_name}.{result}"
+
+
+def test_catalog_yaml_passes_yamllint():
+    from yamllint import config, linter
+
+    conf = config.YamlLintConfig(file=str(catalog.ROOT / ".yamllint.yaml"))
+    files = [p for folder in ("tasks", "pipelines", "flux", "examples") for p in (catalog.ROOT / folder).rglob("*.yaml")]
+    files += [catalog.ROOT / "catalog.yaml", catalog.ROOT / "artifacthub-repo.yml"]
+    problems = [f"{f.relative_to(catalog.ROOT)}:{p.line}: {p.desc}" for f in files
+                for p in linter.run(f.read_text(), conf, str(f))]
+    assert len(files) > 15 and problems == []
