@@ -100,7 +100,9 @@ def test_source_that_fetched_an_older_commit_is_asked_again():
     repo = load("gitrepository-behind")
     handled = repo["status"]["lastHandledReconcileAt"]
     assert source_verdict(repo, OTHER, handled).phase is Phase.REREQUEST
-    assert source_verdict(repo, OTHER, "2000-01-01T00:00:00Z").phase is Phase.WAITING  # our request not handled yet
+    waiting = source_verdict(repo, OTHER, "2000-01-01T00:00:00Z")  # our request not handled yet
+    assert waiting.phase is Phase.WAITING
+    assert waiting.message == "waiting for the source to fetch"  # not the stale "stored artifact" of the last fetch
     newer = source_verdict(repo, OTHER, handled, contains=lambda s: True)
     assert newer.phase is Phase.DONE and newer.reason == "ArtifactContainsTarget"
 

@@ -102,7 +102,10 @@ def source_verdict(source: dict, target: str, requested_at: str,
     handled = status.get("lastHandledReconcileAt") == requested_at
     observed = status.get("observedGeneration") == (source.get("metadata") or {}).get("generation")
     if not (handled and observed):
-        return Verdict(Phase.WAITING, "Fetching", progress_message(source) or "waiting for the source to fetch")
+        # Until our request is handled, only live progress (Reconciling) is news; Ready still
+        # describes the previous fetch.
+        live = condition(source, "Reconciling").get("status") == "True"
+        return Verdict(Phase.WAITING, "Fetching", (live and progress_message(source)) or "waiting for the source to fetch")
     fetch = condition(source, "FetchFailed")
     if fetch.get("status") == "True":
         return Verdict(Phase.FAILED, fetch.get("reason", "FetchFailed"), fetch.get("message", ""), artifact_rev)
