@@ -62,7 +62,7 @@ def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
     assert result.returncode == 0, result.stderr
     assert f"applied-revision={revision}" in result.stdout and "reason=ReconciliationSucceeded" in result.stdout
     # Each progress step Flux reports is printed once, with the elapsed time.
-    for step in (f"GitRepository flux-system/{flux_app.name}: stored artifact for revision '{revision}'",
+    for step in (f"GitRepository flux-system/{flux_app.name}: source has revision {revision}",
                  f"Kustomization flux-system/{flux_app.kustomization}: Running health checks for revision {revision}",
                  f"Kustomization flux-system/{flux_app.kustomization}: applied {revision} and Ready"):
         assert len([line for line in result.stderr.splitlines() if step in line]) == 1, step
