@@ -48,11 +48,14 @@ def median_of(n: int, fn) -> float:
 def bench_help() -> None:
     bare = median_of(15, lambda _: timed([sys.executable, "-c", "pass"]))
     helped = median_of(15, lambda _: timed([str(STEP), "--help"]))
-    sub = median_of(15, lambda _: timed([str(STEP), "tag-commit", "--help"]))
     report("druppie-step --help / python3 -c pass", f"{helped / bare:.2f}x ({helped * 1000:.0f} ms)", "<= 8x",
            helped / bare <= 8)
-    report("druppie-step tag-commit --help / python3 -c pass", f"{sub / bare:.2f}x ({sub * 1000:.0f} ms)", "<= 8x",
-           sub / bare <= 8)
+    from druppie_steps.cli import STEPS
+
+    for step in sorted(STEPS):
+        sub = median_of(15, lambda _: timed([str(STEP), step, "--help"]))
+        report(f"druppie-step {step} --help / python3 -c pass", f"{sub / bare:.2f}x ({sub * 1000:.0f} ms)",
+               "<= 8x", sub / bare <= 8)
 
 
 KUSTOMIZATION = f"images:\n- name: {IMAGE}\n  newTag: 1.0.0\n"
