@@ -95,14 +95,13 @@ def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | Non
     for attempt in range(1, max_attempts + 1):
         plan = plan_image_update(ws.path, subdir, image, tag, digest)
         previous = plan.previous_tag
-        head = ws.head()
         if not plan.changed_files:
             log.info(f"{image}:{tag} is already set in {', '.join(plan.where)}; nothing to commit")
-            return _results(ws, head, changed=False, previous=previous)
+            return _results(ws, ws.head(), changed=False, previous=previous)
         if previous and not allow_downgrade and (compare_tags(previous, tag) or 0) > 0:
             log.warn(f"{image} is already at {previous}, newer than {tag}: not downgrading "
                      f"(a newer build landed first; pass --allow-downgrade for a rollback)")
-            return _results(ws, head, changed=False, previous=previous)
+            return _results(ws, ws.head(), changed=False, previous=previous)
 
         plan.apply()
         subject = message.format(app=Path(subdir).name or image.rsplit("/", 1)[-1], image=image,
