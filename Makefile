@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,3 +42,6 @@ catalog: setup ## Regenerate the README tables from the Task YAML
 lint: setup ## yamllint, and the catalog conventions (versions, annotations, no params in scripts, READMEs current)
 	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines flux examples catalog.yaml artifacthub-repo.yml
 	@$(PY) hack/catalog.py check
+
+mutation: setup ## Mutation testing of the image editor and Flux status decisions (mutmut 2.5.1; minutes, not in CI)
+	@hack/mutation.sh $(MODULES)

@@ -1,0 +1,66 @@
+"""Each Task runs with the least it needs: Pod Security "restricted" step settings, and in every
+PipelineRun each task under its own ServiceAccount, tag-commit's without an API token."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hack import catalog
+
+ROOT = catalog.ROOT
+SAMPLES = sorted(ROOT.glob("*/*/*/samples/*.yaml"))
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@pytest.mark.parametrize("folder,path,doc", [r for r in catalog.resources() if r[0] == "tasks"],
+                         ids=lambda v: getattr(v, "name", ""))
+def test_every_step_meets_pod_security_restricted(folder, path, doc):
+    for step in doc["spec"]["steps"]:
+        ctx = step.get("securityContext") or {}
+        assert ctx.get("runAsNonRoot") is True, step["name"]
+        assert ctx.get("allowPrivilegeEscalation") is False, step["name"]
+        assert ctx.get("capabilities") == {"drop": ["ALL"]}, step["name"]
+        assert ctx.get("seccompProfile") == {"type": "RuntimeDefault"}, step["name"]
+        assert not ctx.get("privileged"), step["name"]
+
+
+def test_tag_commit_service_account_gets_no_api_token():
+    (sa,) = _docs(ROOT / "tasks/druppie-tag-commit/0.1/rbac.yaml")
+    assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {"name": "druppie-tag-commit", "namespace": "ci"}
+    assert sa["automountServiceAccountToken"] is False
+
+
+# The ServiceAccount each pipeline task of ours must run under.
+TASK_ACCOUNTS = {"druppie-tag-commit": "druppie-tag-commit", "druppie-flux-reconcile-wait": "druppie-flux-wait"}
+
+
+def _pipelines() -> dict[str, dict]:
+    found = {}
+    for path in [p for _, p, _ in catalog.resources()] + SAMPLES:
+        for doc in _docs(path):
+            if doc.get("kind") == "Pipeline":
+                found[doc["metadata"]["name"]] = doc
+    return found
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_sample_run_gives_each_task_its_own_service_account(path):
+    pipelines = _pipelines()
+    for doc in _docs(path):
+        if doc.get("kind") == "TaskRun":
+            expected = TASK_ACCOUNTS.get(doc["spec"]["taskRef"]["name"])
+            assert doc["spec"].get("serviceAccountName") == expected
+        if doc.get("kind") != "PipelineRun":
+            continue
+        spec = doc["spec"]
+        assert "serviceAccountName" not in (spec.get("taskRunTemplate") or {}), \
+            "one ServiceAccount for all tasks gives each the rights of all"
+        accounts = {s["pipelineTaskName"]: s["serviceAccountName"] for s in spec.get("taskRunSpecs", [])}
+        pipeline = pipelines[spec["pipelineRef"]["name"]]
+        for task in pipeline["spec"]["tasks"]:
+            expected = TASK_ACCOUNTS.get(task["taskRef"]["name"])
+            assert accounts.get(task["name"]) == expected, task["name"]
