@@ -40,3 +40,22 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" || ! -x .venv/bin/druppie-step ]
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e steps
   echo "$want" > "$stamp"
 fi
+
+# kustomize, the oracle the tests compare tag-commit's edits with, built from its Go module into the
+# shared cache (keyed by hack/toolchain.env). GOBIN is a temporary folder renamed into place, so an
+# interrupted build never leaves a binary that looks complete.
+KUSTOMIZE_VERSION=$(sed -n 's/^KUSTOMIZE_VERSION=//p' hack/toolchain.env)
+: "${KUSTOMIZE_VERSION:?missing in hack/toolchain.env}"
+kustomize_dir=${DRUPPIE_CACHE:-/var/cache/druppie}/kustomize-$KUSTOMIZE_VERSION
+if [[ ! -x $kustomize_dir/kustomize ]]; then
+  echo "setup: building kustomize $KUSTOMIZE_VERSION into $kustomize_dir (about a minute)"
+  command -v go >/dev/null || { echo "setup: building kustomize needs Go (go not on PATH)" >&2; exit 1; }
+  mkdir -p "$(dirname "$kustomize_dir")"
+  rm -rf "$kustomize_dir.tmp"
+  # go's download chatter is shown only when the build fails.
+  if ! build_log=$(GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$kustomize_dir.tmp" \
+      go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" 2>&1); then
+    echo "$build_log" >&2; exit 1
+  fi
+  rm -rf "$kustomize_dir"; mv "$kustomize_dir.tmp" "$kustomize_dir"
+fi
