@@ -160,3 +160,66 @@ def test_paths_that_leave_the_repo_are_invalid(bad):
 
 def test_clean_paths_are_normalized():
     assert safe_subdir("envs/prod/./drone-service/") == "envs/prod/drone-service"
+
+
+# ---- constructs the review found pushed wrong files with exit 0 ----------------------------
+
+def test_entry_reached_twice_through_an_alias_is_changed_once(tmp_path):
+    text = (f"x-entry: &e {{name: {IMAGE}, newTag: 1.0.4}}\n"  # hidden key, only to hold the anchor
+            "images: [*e, *e]\n")
+    plan, changed = edit(tmp_path, {"app/kustomization.yaml": text}, tag="1.0.10")
+    assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "1.0.10")
+    assert plan.previous_tag == "1.0.4"
+
+
+def test_container_reached_twice_through_an_alias_is_changed_once(tmp_path):
+    text = ("kind: Pod\nspec:\n  initContainers:\n  - &c\n    name: app\n"
+            f"    image: {IMAGE}:1.0.4\n  containers:\n  - *c\n")
+    plan, changed = edit(tmp_path, {"app/pod.yaml": text}, tag="1.0.10")
+    assert changed["app/pod.yaml"] == text.replace("1.0.4", "1.0.10")
+    assert plan.where == ["app/pod.yaml:6"]
+
+
+@pytest.mark.parametrize("block", ["|", ">-", "|+", "|-  # a comment on the header"])
+def test_block_scalar_value_is_replaced_whole(tmp_path, block):
+    text = f"images:\n- name: {IMAGE}\n  newTag: {block}\n    1.0.4\nresources: []\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\nresources: []\n"
+
+
+def test_anchor_and_explicit_tag_on_the_value_are_kept(tmp_path):
+    text = f"images:\n- name: {IMAGE}\n  newTag: &t !!str 1.0.4  # c\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "1.0.5")
+
+
+@pytest.mark.parametrize("value, line", [("&t 1.0.4", 3), ("*t", 3)])
+def test_value_shared_through_an_anchor_is_refused(tmp_path, value, line):
+    anchor = "labels: [{pairs: {version: &t 1.0.4}}]\n" if value == "*t" else ""
+    uses = "" if value == "*t" else "labels: [{pairs: {version: *t}}]\n"
+    text = f"{anchor}images:\n- name: {IMAGE}\n  newTag: {value}\n{uses}"
+    line += bool(anchor)
+    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:{line}: 'newTag' is an alias or an anchor used "
+                                        "elsewhere"):
+        edit(tmp_path, {"app/kustomization.yaml": text})
+
+
+@pytest.mark.parametrize("empty, filled", [("newTag:\n", "newTag: 1.0.5\n"), ("newTag: # c\n", "newTag: 1.0.5 # c\n"),
+                                           ("newTag: ~\n", "newTag: 1.0.5\n")])
+def test_empty_value_gets_the_tag(tmp_path, empty, filled):
+    text = f"images:\n- name: {IMAGE}\n  {empty}resources: []\n"
+    plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == text.replace(empty, filled)
+    assert plan.previous_tag == ""
+
+
+def test_empty_value_in_a_flow_mapping(tmp_path):
+    text = f"images: [{{name: {IMAGE}, newTag: }}]\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == f"images: [{{name: {IMAGE}, newTag: 1.0.5 }}]\n"
+
+
+def test_merge_key_in_the_matching_entry_is_refused(tmp_path):
+    text = f"x-base: &base {{newTag: 2.0.0}}\nimages:\n- name: {IMAGE}\n  <<: *base\n"
+    with pytest.raises(StepError, match=r"^app/kustomization.yaml:4: the images entry for .* uses a merge key \(<<\)"):
+        edit(tmp_path, {"app/kustomization.yaml": text})

@@ -8,24 +8,50 @@ byte outside the changed value stays as the humans wrote it (comments, order, qu
 Rules, as `kustomize edit set image` applies them:
 - a ``kustomization.yaml`` with an ``images:`` entry whose ``name`` or ``newName`` is the image:
   set ``newTag`` (and ``digest``; a digest left over from an older tag is removed);
-- a kustomization without such an entry whose resources use the image: add an entry;
+- a kustomization without such an entry whose resources use the image: add an entry
+  ``{name: image, newTag: tag, digest: digest}``; local ``resources``, ``components`` and
+  ``bases`` are followed also outside the folder (the ``base/<app>`` of an ``envs/<env>/<app>``
+  overlay), as image fields or as ``images:`` entries that name the image;
 - no kustomization: every ``image:`` field with that image name is rewritten in place.
+
+Correct or refused: every edit is checked before it can be written. The new text is parsed
+again and must hold exactly the old documents with the asked change applied (the image's tag
+and digest as asked, nothing else different); otherwise a StepError names file and line.
+Constructs that cannot be changed safely in place are refused up front with the same kind of
+message: a value that is an alias or an anchor used elsewhere, a merge key (``<<``) in a
+matching ``images:`` entry. Anchors and explicit tags on a value are kept, block scalars are
+replaced whole, an empty value gets one.
+
+Public API (tag_commit and the kustomize-oracle tests use it)::
+
+    plan_image_update(root: Path, subdir: str, image: str, tag: str, digest: str | None,
+                      include: Callable[[str], None] | None = None) -> ImagePlan
+
+``include(folder)`` is called with a repository-relative POSIX folder that a kustomization
+lists but that is not on disk, before it is read (``Workspace.include`` in a sparse clone;
+None when every folder is already there). ``ImagePlan.changed_files``, ``.previous_tag``,
+``.where`` and ``.apply()`` then tell and write the change.
 """
 
 from __future__ import annotations
 
+import copy
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..core.errors import InvalidInput, StepError
-from .imageref import ImageRef, compare_tags, parse_reference
+from .imageref import ImageRef, highest_tag, parse_reference
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 _STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -39,19 +65,55 @@ class Splice:
 class FileEdit:
     path: Path
     old_text: str
+    label: str = ""
     splices: list[Splice] = field(default_factory=list)
+    changed_nodes: set[int] = field(default_factory=set)  # ids: one splice per node, however often reached
 
     @property
     def new_text(self) -> str:
-        text = self.old_text
-        for s in sorted(self.splices, key=lambda s: s.start, reverse=True):
-            text = text[: s.start] + s.text + text[s.end :]
+        text, limit = self.old_text, len(self.old_text)
+        # Back to front, so earlier offsets stay valid; of two inserts at one point the first added stays first.
+        for _, s in sorted(enumerate(self.splices), key=lambda p: (p[1].start, p[0]), reverse=True):
+            if s.end > limit:
+                raise StepError(f"{self.label}:{_line(text, s.start)}: two changes overlap; set the tag by hand")
+            text, limit = text[: s.start] + s.text + text[s.end :], s.start
         return text
+
+    @cached_property
+    def docs(self) -> list[Node]:
+        try:
+            return [n for n in yaml.compose_all(self.old_text, Loader=yaml.SafeLoader) if n is not None]
+        except yaml.YAMLError as err:
+            raise StepError(f"{self.label}: not valid YAML: {_one_line(err)}") from err
+
+    @cached_property
+    def value_starts(self) -> dict[int, int]:
+        """End offset -> start offset of each scalar's own text, after any anchor (&a) or tag (!!str)."""
+        return {t.end_mark.index: t.start_mark.index
+                for t in yaml.scan(self.old_text, Loader=yaml.SafeLoader) if isinstance(t, yaml.ScalarToken)}
+
+    @cached_property
+    def references(self) -> dict[int, int]:
+        """How many places (parent node and position) hold each node: more than one is an anchor in use."""
+        counts: dict[int, int] = {}
+        seen: set[int] = set()
+        stack = list(self.docs)
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            children = [c for pair in node.value for c in pair] if isinstance(node, MappingNode) else (
+                node.value if isinstance(node, SequenceNode) else [])
+            for child in children:
+                counts[id(child)] = counts.get(id(child), 0) + 1
+                stack.append(child)
+        return counts
 
 
 @dataclass
 class ImagePlan:
-    """What setting the image would change, found before anything is written."""
+    """What setting the image would change, found (and checked) before anything is written."""
 
     edits: list[FileEdit]
     previous_tags: list[str]
@@ -63,12 +125,8 @@ class ImagePlan:
 
     @property
     def previous_tag(self) -> str:
-        """The highest tag found (semver order where it applies), or '' when none was set."""
-        best = ""
-        for tag in self.previous_tags:
-            if not best or (compare_tags(tag, best) or 0) > 0:
-                best = tag
-        return best
+        """The highest tag found (see imageref.highest_tag), or '' when none was set."""
+        return highest_tag(self.previous_tags)
 
     def apply(self) -> None:
         for edit in self.changed_files:
@@ -85,12 +143,19 @@ def _read(path: Path) -> str:
         raise StepError(f"{path.name}: not UTF-8 text ({err.reason})") from err
 
 
-def _compose_all(text: str, label: str) -> list[Node]:
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+
+
+def _line(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _load_all(text: str, label: str, what: str) -> list[Any]:
     try:
-        return [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
+        return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
-        first_line = str(err).replace("\n", " ")
-        raise StepError(f"{label}: not valid YAML: {first_line}") from err
+        raise StepError(f"{label}: {what}: {_one_line(err)}") from err
 
 
 def _get(mapping: MappingNode, key: str) -> Node | None:
@@ -100,21 +165,30 @@ def _get(mapping: MappingNode, key: str) -> Node | None:
     return None
 
 
+def _key_node(mapping: MappingNode, key: str) -> Node | None:
+    return next((k for k, _ in mapping.value if isinstance(k, ScalarNode) and k.value == key), None)
+
+
 def _newline(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
 def _image_fields(node: Node):
-    """Every scalar that is the value of an ``image:`` key, anywhere in the document."""
+    """(key, value) for every scalar that is the value of an ``image:`` key, anywhere in the document."""
     if isinstance(node, MappingNode):
         for k, v in node.value:
             if isinstance(k, ScalarNode) and k.value == "image" and isinstance(v, ScalarNode):
-                yield v
+                yield k, v
             else:
                 yield from _image_fields(v)
     elif isinstance(node, SequenceNode):
         for item in node.value:
             yield from _image_fields(item)
+
+
+def _names_image(entry: Any, image: str) -> bool:
+    """An ``images:`` entry (constructed data) that applies to ``image``."""
+    return isinstance(entry, dict) and image in (entry.get("name"), entry.get("newName"))
 
 
 # ---- writing scalars -----------------------------------------------------------------------
@@ -130,11 +204,29 @@ def _scalar_text(value: str, style: str | None) -> str:
     return value if resolved == _STR_TAG and value.strip() == value and ":" not in value[:1] else f'"{value}"'
 
 
-def _replace_scalar(edit: FileEdit, node: ScalarNode, value: str) -> None:
-    if node.value == value:
+def _is_alias(key: Node, value: Node) -> bool:
+    """A value written as ``*name``: the node PyYAML gives back is the anchored one, elsewhere in the text."""
+    return value.start_mark.index < key.end_mark.index
+
+
+def _replace_scalar(edit: FileEdit, key: Node, node: ScalarNode, value: str) -> None:
+    if id(node) in edit.changed_nodes or node.value == value:
         return
-    style = node.style if node.style in ("'", '"') else None
-    edit.splices.append(Splice(node.start_mark.index, node.end_mark.index, _scalar_text(value, style)))
+    if _is_alias(key, node) or edit.references.get(id(node), 0) > 1:
+        raise StepError(f"{edit.label}:{key.start_mark.line + 1}: '{key.value}' is an alias or an anchor used "
+                        "elsewhere; changing it would change the other uses too, set it by hand")
+    edit.changed_nodes.add(id(node))
+    text, end = edit.old_text, node.end_mark.index
+    start = edit.value_starts.get(end, end)  # no scalar token: an empty value, insert at its end
+    if node.style in ("|", ">"):
+        # The block scalar's span runs on over its line breaks: keep them, replace the header and lines.
+        end = start + len(text[start:end].rstrip(" \t\r\n"))
+        new = _scalar_text(value, None)
+    else:
+        new = _scalar_text(value, node.style if node.style in ("'", '"') else None)
+    if start == end and not text[start - 1 : start].isspace():
+        new = " " + new  # `newTag:` -> `newTag: 1.0.5`
+    edit.splices.append(Splice(start, end, new))
 
 
 def _line_end(text: str, index: int) -> int:
@@ -146,12 +238,13 @@ def _line_start(text: str, index: int) -> int:
     return text.rfind("\n", 0, index) + 1
 
 
-def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str, label: str) -> None:
+def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str) -> None:
     """Set ``key: value`` in a mapping: replace the value, or add the key after the last one."""
     current = _get(mapping, key)
     if isinstance(current, ScalarNode):
-        _replace_scalar(edit, current, value)
+        _replace_scalar(edit, _key_node(mapping, key), current, value)
         return
+    label = f"{edit.label}:{mapping.start_mark.line + 1}"
     if current is not None:
         raise StepError(f"{label}: '{key}' is not a plain value; fix it by hand")
     text = edit.old_text
@@ -161,9 +254,9 @@ def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str, label: 
         sep = ", " if mapping.value else ""
         edit.splices.append(Splice(close, close, sep + rendered))
         return
-    last_value = mapping.value[-1][1]
-    if not isinstance(last_value, ScalarNode):
-        raise StepError(f"{label}: cannot add '{key}' after a nested value; add it by hand once")
+    last_key, last_value = mapping.value[-1]
+    if not isinstance(last_value, ScalarNode) or _is_alias(last_key, last_value) or last_value.style in ("|", ">"):
+        raise StepError(f"{label}: cannot add '{key}' after a nested, aliased or block value; add it by hand once")
     indent = " " * mapping.value[0][0].start_mark.column
     at = _line_end(text, last_value.end_mark.index)
     nl = _newline(text)
@@ -171,20 +264,47 @@ def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str, label: 
     edit.splices.append(Splice(at, at, f"{prefix}{indent}{rendered}{nl}"))
 
 
-def _remove_key(edit: FileEdit, mapping: MappingNode, key: str, label: str) -> None:
+def _remove_key(edit: FileEdit, mapping: MappingNode, key: str) -> None:
     for k, v in mapping.value:
         if isinstance(k, ScalarNode) and k.value == key:
             text = edit.old_text
-            if mapping.flow_style or text.count("\n", k.start_mark.index, v.end_mark.index):
-                raise StepError(f"{label}: cannot remove the stale '{key}' automatically; remove it by hand")
+            if mapping.flow_style or _is_alias(k, v) or text.count("\n", k.start_mark.index, v.end_mark.index):
+                raise StepError(f"{edit.label}:{k.start_mark.line + 1}: cannot remove the stale '{key}' "
+                                "automatically; remove it by hand")
             edit.splices.append(Splice(_line_start(text, k.start_mark.index), _line_end(text, v.end_mark.index), ""))
             return
 
 
+# ---- checking an edit ----------------------------------------------------------------------
+
+def _check(edit: FileEdit, expect: Callable[[list[Any]], None], effective: Callable[[list[Any]], bool],
+           what: str) -> None:
+    """Parse the new text: it must be the old documents with exactly the expected change applied.
+
+    ``expect`` applies the change to a copy of the old data (aliased mappings stay shared, as in
+    the file); ``effective`` says whether the new data sets the image as asked.
+    """
+    if not edit.splices:
+        return
+    line = _line(edit.old_text, min(s.start for s in edit.splices))
+    where = f"{edit.label}:{line}"
+    new_text = edit.new_text
+    expected = copy.deepcopy(_load_all(edit.old_text, edit.label, "not valid YAML"))
+    expect(expected)
+    actual = _load_all(new_text, where, "the edit would not be valid YAML, nothing written")
+    if not effective(actual):
+        raise StepError(f"{where}: the edit would not set {what} (YAML construct not supported here); "
+                        "nothing written, set it by hand")
+    if actual != expected:
+        raise StepError(f"{where}: the edit would change more than {what} (YAML construct not supported "
+                        "here); nothing written, set it by hand")
+
+
 # ---- the plan ------------------------------------------------------------------------------
 
-def plan_image_update(root: Path, subdir: str, image: str, tag: str, digest: str | None) -> ImagePlan:
-    """Work out every splice that sets ``image`` to ``tag``/``digest`` under ``root/subdir``."""
+def plan_image_update(root: Path, subdir: str, image: str, tag: str, digest: str | None,
+                      include: Callable[[str], None] | None = None) -> ImagePlan:
+    """Work out every splice that sets ``image`` to ``tag``/``digest`` under ``root/subdir``, checked."""
     folder = (root / subdir).resolve()
     if not folder.is_relative_to(root.resolve()):
         raise InvalidInput(f"invalid --path {subdir!r}: leaves the repository (through a symlink)")
@@ -192,53 +312,87 @@ def plan_image_update(root: Path, subdir: str, image: str, tag: str, digest: str
         raise StepError(f"--path {subdir!r} is not a folder in the repository")
     for name in KUSTOMIZATION_NAMES:
         if (folder / name).is_file():
-            return _plan_kustomization(root, folder / name, subdir, image, tag, digest)
+            return _plan_kustomization(root, folder / name, subdir, image, tag, digest, include)
     return _plan_manifests(root, folder, subdir, image, tag, digest)
 
 
-def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: str, digest: str | None) -> ImagePlan:
+def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: str, digest: str | None,
+                        include: Callable[[str], None] | None) -> ImagePlan:
     label = str(path.relative_to(root))
-    edit = FileEdit(path, _read(path))
-    docs = _compose_all(edit.old_text, label)
+    edit = FileEdit(path, _read(path), label)
+    docs = edit.docs
     if len(docs) != 1 or not isinstance(docs[0], MappingNode):
         raise StepError(f"{label}: expected one YAML mapping")
     top = docs[0]
     images = _get(top, "images")
-    entries = [e for e in (images.value if isinstance(images, SequenceNode) else []) if isinstance(e, MappingNode)]
-    matching = [
-        e for e in entries
-        if any(isinstance(_get(e, k), ScalarNode) and _get(e, k).value == image for k in ("name", "newName"))
-    ]
+    entries = list(images.value) if isinstance(images, SequenceNode) else []
+    (data,) = _load_all(edit.old_text, label, "not valid YAML")
+    data_entries = data.get("images") if isinstance(data.get("images"), list) else []
+    matching: list[tuple[MappingNode, dict]] = []
+    for entry, entry_data in zip(entries, data_entries):
+        if not isinstance(entry, MappingNode) or any(entry is m for m, _ in matching):
+            continue  # the same entry reached again through an alias is changed once
+        merge = next((k for k, _ in entry.value if k.tag == _MERGE_TAG), None)
+        if merge is not None and _names_image(entry_data, image):
+            raise StepError(f"{label}:{merge.start_mark.line + 1}: the images entry for {image} uses a merge key "
+                            "(<<); set the tag by hand")
+        if any(isinstance(_get(entry, k), ScalarNode) and _get(entry, k).value == image for k in ("name", "newName")):
+            matching.append((entry, entry_data))
     plan = ImagePlan([edit], [], [])
+    what = f"{image} to {tag}" + (f"@{digest}" if digest else "")
     if matching:
-        for entry in matching:
-            old_tag = _get(entry, "newTag")
-            old_digest = _get(entry, "digest")
-            tag_same = isinstance(old_tag, ScalarNode) and old_tag.value == tag
-            if isinstance(old_tag, ScalarNode) and old_tag.value:
-                plan.previous_tags.append(old_tag.value)
-            _set_key(edit, entry, "newTag", tag, label)
+        for entry, entry_data in matching:
+            old_tag = entry_data.get("newTag")
+            if old_tag not in (None, ""):
+                plan.previous_tags.append(str(old_tag))
+            _set_key(edit, entry, "newTag", tag)
             if digest:
-                _set_key(edit, entry, "digest", digest, label)
-            elif old_digest is not None and not tag_same:
+                _set_key(edit, entry, "digest", digest)
+            elif _get(entry, "digest") is not None and old_tag != tag:
                 # A digest pins the old build: left in place it would win over the new tag.
-                _remove_key(edit, entry, "digest", label)
-            plan.where.append(f"{label} images[name={_get(entry, 'name').value}]")
-        return plan
-
-    users = list(_resource_image_uses(root, path.parent, image, set()))
-    if not users:
-        raise StepError(
-            f"image {image!r} not found under {subdir!r}: no images: entry in {label} and no resource uses it"
-        )
-    plan.previous_tags.extend(ref.tag for _, ref in users if ref.tag)
-    _add_images_entry(edit, top, images, image, tag, digest, label)
-    plan.where.append(f"{label} images (new entry; used by {', '.join(sorted({u for u, _ in users}))})")
+                _remove_key(edit, entry, "digest")
+            plan.where.append(f"{label} images[name={entry_data.get('name')}]")
+    else:
+        users = list(_resource_image_uses(root, path.parent, image, set(), include))
+        if not users:
+            raise StepError(
+                f"image {image!r} not found under {subdir!r}: no images: entry in {label} and no resource uses it"
+            )
+        plan.previous_tags.extend(t for _, t in users if t)
+        _add_images_entry(edit, top, images, image, tag, digest)
+        plan.where.append(f"{label} images (new entry; used by {', '.join(sorted({u for u, _ in users}))})")
+    _check(edit, lambda docs: _expect_kustomization(docs[0], image, tag, digest),
+           lambda docs: _kustomization_sets(docs[0], image, tag, digest), what)
     return plan
 
 
-def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path]):
-    """(file, ImageRef) for every use of ``image`` in the kustomization's local resources."""
+def _expect_kustomization(data: dict, image: str, tag: str, digest: str | None) -> None:
+    """The change `kustomize edit set image` semantics ask for, on the constructed data."""
+    entries = [e for e in data.get("images") or [] if _names_image(e, image)]
+    if not entries:
+        data.setdefault("images", []).append({"name": image, "newTag": tag, **({"digest": digest} if digest else {})})
+    for entry in entries:
+        stale = entry.get("newTag") != tag
+        entry["newTag"] = tag
+        if digest:
+            entry["digest"] = digest
+        elif stale:
+            entry.pop("digest", None)
+
+
+def _kustomization_sets(data: Any, image: str, tag: str, digest: str | None) -> bool:
+    entries = [e for e in (data.get("images") if isinstance(data, dict) else None) or [] if _names_image(e, image)]
+    return bool(entries) and all(e.get("newTag") == tag and (not digest or e.get("digest") == digest)
+                                 for e in entries)
+
+
+def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
+                         include: Callable[[str], None] | None):
+    """(file, current tag) for every use of ``image`` in the kustomization's local resources.
+
+    A use is an ``image:`` field or an ``images:`` entry of a kustomization further down that
+    names the image. Folders outside the sparse checkout are materialised through ``include``.
+    """
     if folder in seen:
         return
     seen.add(folder)
@@ -246,26 +400,31 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path]):
     if kpath is None:
         return
     label = str(kpath.relative_to(root))
-    (top,) = _compose_all(_read(kpath), label)[:1] or (None,)
-    if not isinstance(top, MappingNode):
+    text = _read(kpath)
+    (top,) = _load_all(text, label, "not valid YAML")[:1] or (None,)
+    if not isinstance(top, dict):
         return
+    for entry in top.get("images") or []:  # a base's own entry for the image is a use
+        if _names_image(entry, image):
+            yield label, str(entry.get("newTag") or "")
     for key in ("resources", "bases", "components"):
-        listed = _get(top, key)
-        for item in listed.value if isinstance(listed, SequenceNode) else []:
-            if not isinstance(item, ScalarNode) or "://" in item.value:
+        for item in top.get(key) or []:
+            if not isinstance(item, str) or "://" in item:
                 continue  # remote bases are not ours to edit
-            target = (folder / item.value).resolve()
+            target = (folder / item).resolve()
             if not target.is_relative_to(root.resolve()):
                 continue
+            if not target.exists() and include is not None:
+                include(target.relative_to(root.resolve()).as_posix())
             if target.is_dir():
-                yield from _resource_image_uses(root, target, image, seen)
+                yield from _resource_image_uses(root, target, image, seen, include)
             elif target.is_file():
-                rel = str(target.relative_to(root))
-                for doc in _compose_all(_read(target), rel):
-                    for node in _image_fields(doc):
-                        ref = parse_reference(node.value)
+                rel = str(target.relative_to(root.resolve()))
+                for doc in _load_all(_read(target), rel, "not valid YAML"):
+                    for _, value in _data_image_fields(doc):
+                        ref = parse_reference(value)
                         if ref and ref.name == image:
-                            yield rel, ref
+                            yield rel, ref.tag
 
 
 def _sequence_indent(top: MappingNode) -> str:
@@ -277,11 +436,11 @@ def _sequence_indent(top: MappingNode) -> str:
 
 
 def _add_images_entry(edit: FileEdit, top: MappingNode, images: Node | None, image: str, tag: str,
-                      digest: str | None, label: str) -> None:
+                      digest: str | None) -> None:
     text, nl = edit.old_text, _newline(edit.old_text)
     fields = [("name", image), ("newTag", tag)] + ([("digest", digest)] if digest else [])
     if top.flow_style:
-        raise StepError(f"{label}: a flow-style kustomization cannot be extended automatically")
+        raise StepError(f"{edit.label}: a flow-style kustomization cannot be extended automatically")
 
     def block_item(dash_indent: str) -> str:
         lines = [f"{dash_indent}- {fields[0][0]}: {_scalar_text(fields[0][1], None)}"]
@@ -304,29 +463,59 @@ def _add_images_entry(edit: FileEdit, top: MappingNode, images: Node | None, ima
         prefix = "" if not text or text.endswith("\n") else nl
         edit.splices.append(Splice(at, at, f"{prefix}images:{nl}" + block_item(_sequence_indent(top))))
     else:
-        raise StepError(f"{label}: 'images' is not a list; fix it by hand")
+        raise StepError(f"{edit.label}: 'images' is not a list; fix it by hand")
 
 
 def _plan_manifests(root: Path, folder: Path, subdir: str, image: str, tag: str, digest: str | None) -> ImagePlan:
     plan = ImagePlan([], [], [])
+    new_refs: dict[str, str] = {}  # old reference -> new one, for the check
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
         rel = str(path.relative_to(root))
-        edit = FileEdit(path, _read(path))
-        for doc in _compose_all(edit.old_text, rel):
-            for node in _image_fields(doc):
+        edit = FileEdit(path, _read(path), rel)
+        for doc in edit.docs:
+            for key, node in _image_fields(doc):
                 ref = parse_reference(node.value)
-                if not ref or ref.name != image:
+                if not ref or ref.name != image or id(node) in edit.changed_nodes:
                     continue
                 if ref.tag:
                     plan.previous_tags.append(ref.tag)
                 keep_digest = ref.digest if (ref.tag == tag and not digest) else None
-                _replace_scalar(edit, node, str(ImageRef(image, tag, digest or keep_digest)))
-                plan.where.append(f"{rel}:{node.start_mark.line + 1}")
-        if edit.splices:
+                new_refs[node.value] = str(ImageRef(image, tag, digest or keep_digest))
+                _replace_scalar(edit, key, node, new_refs[node.value])
+                edit.changed_nodes.add(id(node))  # also when it already was right: reached once
+                plan.where.append(f"{rel}:{key.start_mark.line + 1}")
+        if edit.changed_nodes:
+            _check(edit, lambda docs: _expect_manifests(docs, image, new_refs),
+                   lambda docs: _manifests_set(docs, image, tag, digest), f"{image} to {tag}")
             plan.edits.append(edit)
     if not plan.where:
         raise StepError(f"image {image!r} not found under {subdir!r}: no kustomization and no image: field uses it")
     return plan
+
+
+def _data_image_fields(data: Any):
+    """(mapping, value) for every string under an ``image`` key in constructed data."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k == "image" and isinstance(v, str):
+                yield data, v
+            else:
+                yield from _data_image_fields(v)
+    elif isinstance(data, list):
+        for item in data:
+            yield from _data_image_fields(item)
+
+
+def _expect_manifests(docs: list[Any], image: str, new_refs: dict[str, str]) -> None:
+    for mapping, value in list(_data_image_fields(docs)):
+        ref = parse_reference(value)
+        if ref and ref.name == image:
+            mapping["image"] = new_refs.get(value, value)
+
+
+def _manifests_set(docs: list[Any], image: str, tag: str, digest: str | None) -> bool:
+    refs = [r for r in (parse_reference(v) for _, v in _data_image_fields(docs)) if r and r.name == image]
+    return bool(refs) and all(r.tag == tag and (not digest or r.digest == digest) for r in refs)
 
 
 def safe_subdir(value: str) -> str:

@@ -78,3 +78,23 @@ def compare_tags(current: str, new: str) -> int | None:
     if a is None or b is None:
         return None
     return a.compare(b)
+
+
+def highest_tag(tags: list[str]) -> str:
+    """The highest semver tag; the first tag when none is semver; '' for none.
+
+    A tag that is not semver (latest, a commit sha) has no order, so it never hides a semver one
+    from the older-tag guard.
+    """
+    ordered = [t for t in tags if normalize_semver(t) is not None]
+    return max(ordered, key=normalize_semver) if ordered else next(iter(tags), "")
+
+
+def is_older(new: str, current: str) -> bool | None:
+    """Whether ``new`` is an older semver than ``current``; None when ``current`` cannot be ordered.
+
+    tag-commit's rule: a current tag that is not semver (latest, a sha) is replaced by the new
+    semver tag with a warning; between semver tags an older one never overwrites a newer one.
+    """
+    order = compare_tags(current, new)
+    return None if order is None else order > 0
