@@ -1,11 +1,13 @@
 """The YAML image edit: exact text in, exact text out, every byte around the change kept."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from druppie_steps.core.errors import InvalidInput, StepError
 from druppie_steps.gitops.image_edit import plan_image_update, safe_subdir
+from druppie_steps.gitops.imageref import highest_tag, is_older
 
 IMAGE = "registry.example/druppie/drone-service"
 DIGEST = "sha256:" + "ab" * 32
@@ -223,3 +225,142 @@ def test_merge_key_in_the_matching_entry_is_refused(tmp_path):
     text = f"x-base: &base {{newTag: 2.0.0}}\nimages:\n- name: {IMAGE}\n  <<: *base\n"
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:4: the images entry for .* uses a merge key \(<<\)"):
         edit(tmp_path, {"app/kustomization.yaml": text})
+
+
+# ---- overlays over a base outside --path ---------------------------------------------------
+
+BASE_DEPLOYMENT = DEPLOYMENT.replace("# app", "# the base")
+
+
+def overlay_files(overlay_kust: str, base_kust="resources:\n- deployment.yaml\n") -> dict[str, str]:
+    return {"envs/prod/app/kustomization.yaml": overlay_kust, "base/app/kustomization.yaml": base_kust,
+            "base/app/deployment.yaml": BASE_DEPLOYMENT}
+
+
+def test_overlay_over_a_base_gets_an_images_entry(tmp_path):
+    kust = "# prod\nresources:\n- ../../../base/app\npatches: []\n"
+    write(tmp_path, overlay_files(kust))
+    plan = plan_image_update(tmp_path, "envs/prod/app", IMAGE, "1.0.5", DIGEST)
+    assert [e.new_text for e in plan.changed_files] == [
+        kust + f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n"]
+    assert plan.previous_tag == "1.0.4"
+    assert plan.where == [f"envs/prod/app/kustomization.yaml images (new entry; used by base/app/deployment.yaml)"]
+
+
+def test_overlay_base_outside_the_sparse_checkout_is_materialised_through_include(tmp_path):
+    full, sparse = tmp_path / "full", tmp_path / "sparse"
+    files = overlay_files("resources:\n  - ../../../base/app\ncomponents: [../../../components/x]\n",
+                          base_kust="resources: [deployment.yaml]\nimages:\n- name: " + IMAGE + "\n  newTag: 1.0.3\n")
+    files["components/x/kustomization.yaml"] = "kind: Component\nresources: [../../base/app]\n"
+    write(full, files)
+    write(sparse, {k: v for k, v in files.items() if k.startswith("envs/")})
+    asked = []
+
+    def include(folder: str) -> None:
+        asked.append(folder)
+        shutil.copytree(full / folder, sparse / folder)
+
+    plan = plan_image_update(sparse, "envs/prod/app", IMAGE, "1.0.5", None, include=include)
+    assert asked == ["base/app", "components/x"]
+    assert plan.changed_files[0].new_text.endswith(f"images:\n  - name: {IMAGE}\n    newTag: 1.0.5\n")
+    assert plan.previous_tags == ["1.0.3", "1.0.4"] and plan.previous_tag == "1.0.4"
+
+
+def test_overlay_without_a_use_of_the_image_is_refused(tmp_path):
+    write(tmp_path, overlay_files("resources: [../../../base/app, 'https://example.com/x']\n"))
+    with pytest.raises(StepError, match="no resource uses it"):
+        plan_image_update(tmp_path, "envs/prod/app", "registry.example/druppie/nope", "1.0.5", None)
+
+
+# ---- the older-tag rule --------------------------------------------------------------------
+
+@pytest.mark.parametrize("tags, highest", [
+    ([], ""), (["1.0.4"], "1.0.4"), (["1.0.4", "1.0.10"], "1.0.10"), (["v2.0.0", "1.9.9"], "v2.0.0"),
+    (["latest", "2.0.0"], "2.0.0"), (["2.0.0", "latest"], "2.0.0"), (["latest", "abc1234"], "latest"),
+    (["1.0.0-rc.1", "1.0.0"], "1.0.0"),
+])
+def test_highest_tag_never_lets_a_non_semver_tag_hide_a_semver_one(tags, highest):
+    assert highest_tag(tags) == highest
+
+
+@pytest.mark.parametrize("new, current, older", [
+    ("1.0.5", "1.0.4", False), ("1.0.5", "1.0.5", False), ("1.0.5", "v1.0.6", True), ("1.0.5", "1.0.10", True),
+    ("1.0.5", "latest", None), ("1.0.5", "3f2c9ab", None),
+])
+def test_is_older(new, current, older):
+    assert is_older(new, current) is older
+
+
+def test_previous_tag_is_the_highest_of_two_different_current_tags(tmp_path):
+    files = {"app/a.yaml": f"image: {IMAGE}:1.0.9\n", "app/b.yaml": f"image: {IMAGE}:1.0.10\n",
+             "app/c.yaml": f"image: {IMAGE}:latest\n"}
+    plan, changed = edit(tmp_path, files, tag="1.0.11")
+    assert plan.previous_tags == ["1.0.9", "1.0.10", "latest"] and plan.previous_tag == "1.0.10"
+    assert set(changed) == {"app/a.yaml", "app/b.yaml", "app/c.yaml"}
+
+
+# ---- gaps the mutation run showed ----------------------------------------------------------
+
+def test_longer_tag_and_new_digest_in_one_file(tmp_path):
+    text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: sha256:{'cd' * 32}\n- name: x\n  newTag: '1'\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, tag="10.20.300", digest=DIGEST)
+    assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "10.20.300").replace("cd" * 32, "ab" * 32)
+
+
+def test_tag_and_digest_both_added_keep_their_order(tmp_path):
+    text = f"images:\n- name: {IMAGE}\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, digest=DIGEST)
+    assert changed["app/kustomization.yaml"] == text + f"  newTag: 1.0.5\n  digest: {DIGEST}\n"
+
+
+@pytest.mark.parametrize("images, appended", [
+    ("images: []\n", f"images: [{{name: {IMAGE}, newTag: 1.0.5}}]\n"),
+    ("images: [{name: o, newTag: '1'}]\n", f"images: [{{name: o, newTag: '1'}}, {{name: {IMAGE}, newTag: 1.0.5}}]\n"),
+])
+def test_appends_to_a_flow_style_images_list(tmp_path, images, appended):
+    files = {"app/kustomization.yaml": "resources: [deployment.yaml]\n" + images, "app/deployment.yaml": DEPLOYMENT}
+    _, changed = edit(tmp_path, files)
+    assert changed["app/kustomization.yaml"] == "resources: [deployment.yaml]\n" + appended
+
+
+@pytest.mark.parametrize("name", ["kustomization.yml", "Kustomization"])
+def test_other_kustomization_file_names(tmp_path, name):
+    text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n"
+    files = {f"app/{name}": text, "app/deployment.yaml": DEPLOYMENT}  # the manifest is not edited directly
+    _, changed = edit(tmp_path, files)
+    assert changed == {f"app/{name}": text.replace("1.0.4", "1.0.5")}
+
+
+@pytest.mark.parametrize("digest", [None, DIGEST])
+def test_files_without_a_trailing_newline(tmp_path, digest):
+    kust = "resources:\n- deployment.yaml"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": kust, "app/deployment.yaml": DEPLOYMENT}, digest=digest)
+    extra = f"\n  digest: {digest}" if digest else ""
+    assert changed["app/kustomization.yaml"] == kust + f"\nimages:\n- name: {IMAGE}\n  newTag: 1.0.5{extra}\n"
+    text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4"
+    _, changed = edit(tmp_path / "b", {"app/kustomization.yaml": text}, digest=digest)
+    assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "1.0.5") + (f"{extra}\n" if digest else "")
+
+
+def test_digests_in_plain_manifests(tmp_path):
+    old = f"image: {IMAGE}:1.0.4@sha256:{'cd' * 32}\n"
+    plan, changed = edit(tmp_path, {"app/a.yaml": old}, digest=DIGEST)
+    assert changed["app/a.yaml"] == f"image: {IMAGE}:1.0.5@{DIGEST}\n"
+    _, changed = edit(tmp_path / "b", {"app/a.yaml": old}, tag="1.0.4")
+    assert changed == {}  # same tag, no digest given: the pinned build stays
+    _, changed = edit(tmp_path / "c", {"app/a.yaml": old})
+    assert changed["app/a.yaml"] == f"image: {IMAGE}:1.0.5\n"  # a new tag drops the old build's digest
+
+
+def test_an_edit_that_would_change_other_data_is_never_written(tmp_path, monkeypatch):
+    from druppie_steps.gitops import image_edit
+    text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\nlabels: []\n"
+    monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: value + "\nextra: 1")
+    with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would change more than "):
+        edit(tmp_path, {"app/kustomization.yaml": text})
+    monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6")
+    with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would not set "):
+        edit(tmp_path / "b", {"app/kustomization.yaml": text})
+    monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "[")
+    with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would not be valid YAML"):
+        edit(tmp_path / "c", {"app/kustomization.yaml": text})
