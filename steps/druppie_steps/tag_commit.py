@@ -21,7 +21,7 @@ from .core.options import option, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
 from .gitops.git import Workspace, git_environment, validate_branch, validate_repo_url
 from .gitops.image_edit import plan_image_update, safe_subdir
-from .gitops.imageref import compare_tags, validate_digest, validate_image_name, validate_tag
+from .gitops.imageref import is_older, validate_digest, validate_image_name, validate_tag
 
 DEFAULT_MESSAGE = "{app}: deploy {image}:{new_tag} (was {old_tag})"
 MESSAGE_FIELDS = {"app", "image", "old_tag", "new_tag", "path", "branch"}
@@ -93,12 +93,16 @@ def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | Non
              pipeline_run: str, author_name: str, author_email: str, max_attempts: int,
              allow_downgrade: bool) -> dict[str, str]:
     for attempt in range(1, max_attempts + 1):
-        plan = plan_image_update(ws.path, subdir, image, tag, digest)
+        plan = plan_image_update(ws.path, subdir, image, tag, digest, include=ws.include)
         previous = plan.previous_tag
         if not plan.changed_files:
             log.info(f"{image}:{tag} is already set in {', '.join(plan.where)}; nothing to commit")
             return _results(ws, ws.head(), changed=False, previous=previous)
-        if previous and not allow_downgrade and (compare_tags(previous, tag) or 0) > 0:
+        older = is_older(tag, previous) if previous else False
+        if older is None:
+            log.warn(f"{image}: the current tag {previous} is not a semantic version and cannot be ordered; "
+                     f"replacing it with {tag}")
+        elif older and not allow_downgrade:
             log.warn(f"{image} is already at {previous}, newer than {tag}: not downgrading "
                      f"(a newer build landed first; pass --allow-downgrade for a rollback)")
             return _results(ws, ws.head(), changed=False, previous=previous)

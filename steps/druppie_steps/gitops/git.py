@@ -124,6 +124,14 @@ class Workspace:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").stdout.strip()
 
+    def include(self, *subdirs: str) -> None:
+        """Add folders to the sparse checkout (e.g. the base of an overlay); their blobs are fetched on demand.
+
+        --skip-checks: a kustomization may list a file; cone mode then checks out its folder's files.
+        """
+        if self.git("config", "--bool", "core.sparseCheckout", check=False).stdout.strip() == "true":
+            self.git("sparse-checkout", "add", "--skip-checks", "--", *subdirs)
+
     def refresh(self) -> None:
         """Move to the branch's current head on the server, dropping our unpushed commit."""
         self.git("fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags", "origin",
