@@ -209,6 +209,12 @@ def _is_alias(key: Node, value: Node) -> bool:
     return value.start_mark.index < key.end_mark.index
 
 
+def _value_end(text: str, node: Node) -> int:
+    """Where a value's text ends: a block scalar's span runs on over the line breaks after it."""
+    start, end = node.start_mark.index, node.end_mark.index
+    return start + len(text[start:end].rstrip(" \t\r\n")) if getattr(node, "style", None) in ("|", ">") else end
+
+
 def _replace_scalar(edit: FileEdit, key: Node, node: ScalarNode, value: str) -> None:
     if id(node) in edit.changed_nodes or node.value == value:
         return
@@ -216,14 +222,10 @@ def _replace_scalar(edit: FileEdit, key: Node, node: ScalarNode, value: str) -> 
         raise StepError(f"{edit.label}:{key.start_mark.line + 1}: '{key.value}' is an alias or an anchor used "
                         "elsewhere; changing it would change the other uses too, set it by hand")
     edit.changed_nodes.add(id(node))
-    text, end = edit.old_text, node.end_mark.index
-    start = edit.value_starts.get(end, end)  # no scalar token: an empty value, insert at its end
-    if node.style in ("|", ">"):
-        # The block scalar's span runs on over its line breaks: keep them, replace the header and lines.
-        end = start + len(text[start:end].rstrip(" \t\r\n"))
-        new = _scalar_text(value, None)
-    else:
-        new = _scalar_text(value, node.style if node.style in ("'", '"') else None)
+    text = edit.old_text
+    start = edit.value_starts.get(node.end_mark.index, node.end_mark.index)  # no token: empty, insert at its end
+    end = _value_end(text, node)  # a block scalar is replaced whole (header and lines), its line breaks kept
+    new = _scalar_text(value, node.style if node.style in ("'", '"') else None)
     if start == end and not text[start - 1 : start].isspace():
         new = " " + new  # `newTag:` -> `newTag: 1.0.5`
     edit.splices.append(Splice(start, end, new))
@@ -255,23 +257,30 @@ def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str) -> None
         edit.splices.append(Splice(close, close, sep + rendered))
         return
     last_key, last_value = mapping.value[-1]
-    if not isinstance(last_value, ScalarNode) or _is_alias(last_key, last_value) or last_value.style in ("|", ">"):
-        raise StepError(f"{label}: cannot add '{key}' after a nested, aliased or block value; add it by hand once")
+    if not isinstance(last_value, ScalarNode) or _is_alias(last_key, last_value):
+        raise StepError(f"{label}: cannot add '{key}' after a nested or aliased value; add it by hand once")
     indent = " " * mapping.value[0][0].start_mark.column
-    at = _line_end(text, last_value.end_mark.index)
+    at = _line_end(text, _value_end(text, last_value))
     nl = _newline(text)
     prefix = "" if text[:at].endswith("\n") else nl
     edit.splices.append(Splice(at, at, f"{prefix}{indent}{rendered}{nl}"))
 
 
 def _remove_key(edit: FileEdit, mapping: MappingNode, key: str) -> None:
-    for k, v in mapping.value:
+    pairs = mapping.value
+    for i, (k, v) in enumerate(pairs):
         if isinstance(k, ScalarNode) and k.value == key:
             text = edit.old_text
-            if mapping.flow_style or _is_alias(k, v) or text.count("\n", k.start_mark.index, v.end_mark.index):
+            if _is_alias(k, v) or text.count("\n", k.start_mark.index, v.end_mark.index):
                 raise StepError(f"{edit.label}:{k.start_mark.line + 1}: cannot remove the stale '{key}' "
                                 "automatically; remove it by hand")
-            edit.splices.append(Splice(_line_start(text, k.start_mark.index), _line_end(text, v.end_mark.index), ""))
+            if not mapping.flow_style:
+                edit.splices.append(Splice(_line_start(text, k.start_mark.index), _line_end(text, v.end_mark.index), ""))
+            elif i:  # `, digest: x` after the value before it
+                edit.splices.append(Splice(pairs[i - 1][1].end_mark.index, v.end_mark.index, ""))
+            else:  # `digest: x, ` up to the next key
+                end = pairs[1][0].start_mark.index if len(pairs) > 1 else v.end_mark.index
+                edit.splices.append(Splice(k.start_mark.index, end, ""))
             return
 
 
@@ -344,7 +353,7 @@ def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: st
         for entry, entry_data in matching:
             old_tag = entry_data.get("newTag")
             if old_tag not in (None, ""):
-                plan.previous_tags.append(str(old_tag))
+                plan.previous_tags.append(str(old_tag).strip())  # a block scalar's value ends in a line break
             _set_key(edit, entry, "newTag", tag)
             if digest:
                 _set_key(edit, entry, "digest", digest)
@@ -451,7 +460,7 @@ def _add_images_entry(edit: FileEdit, top: MappingNode, images: Node | None, ima
         dash = " " * images.start_mark.column
         last = images.value[-1]
         anchor = last.value[-1][1] if isinstance(last, MappingNode) and last.value else last
-        at = _line_end(text, anchor.end_mark.index)
+        at = _line_end(text, _value_end(text, anchor))
         prefix = "" if text[:at].endswith("\n") else nl
         edit.splices.append(Splice(at, at, prefix + block_item(dash)))
     elif isinstance(images, SequenceNode) and images.flow_style:
