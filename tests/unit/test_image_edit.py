@@ -364,3 +364,71 @@ def test_an_edit_that_would_change_other_data_is_never_written(tmp_path, monkeyp
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "[")
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would not be valid YAML"):
         edit(tmp_path / "c", {"app/kustomization.yaml": text})
+
+
+@pytest.mark.parametrize("entry, after", [
+    (f"{{name: {IMAGE}, newTag: 1.0.4, digest: {DIGEST}}}", f"{{name: {IMAGE}, newTag: 1.0.5}}"),
+    (f"{{digest: {DIGEST}, name: {IMAGE}, newTag: 1.0.4}}", f"{{name: {IMAGE}, newTag: 1.0.5}}"),
+    (f"{{newTag: 1.0.4, digest: {DIGEST}, name: {IMAGE}}}", f"{{newTag: 1.0.5, name: {IMAGE}}}"),
+])
+def test_stale_digest_is_removed_from_a_flow_entry(tmp_path, entry, after):
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": f"images: [{entry}]  # c\n"})
+    assert changed["app/kustomization.yaml"] == f"images: [{after}]  # c\n"
+
+
+def test_digest_is_added_after_a_block_scalar(tmp_path):
+    text = f"images:\n- name: {IMAGE}\n  newTag: >-\n    1.0.4\n\nresources: []\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, digest=DIGEST)
+    assert changed["app/kustomization.yaml"] == (
+        f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n\nresources: []\n")
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"images:\n- name: {IMAGE}\n  newTag: [1]\n", r"app/kustomization.yaml:2: 'newTag' is not a plain value"),
+    (f"images:\n- name: {IMAGE}\n  x: {{a: 1}}\n", r"app/kustomization.yaml:2: cannot add 'newTag' after a nested"),
+    (f"x: &n {IMAGE}\nimages:\n- newTag: 1.0.4\n  name: *n\n", r"app/kustomization.yaml:3: cannot add 'digest' after a"),
+    (f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n", r"app/kustomization.yaml:4: cannot remove"),
+    (f"d: &d {DIGEST}\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: *d\n", r"app/kustomization.yaml:5: cannot remove"),
+    ("images: {a: 1}\nresources: [d.yaml]\n", r"^app/kustomization.yaml: 'images' is not a list"),
+    ("{resources: [d.yaml]}\n", r"^app/kustomization.yaml: a flow-style kustomization cannot be extended"),
+    ("- a\n", r"^app/kustomization.yaml: expected one YAML mapping"),
+    ("a: 1\n---\nb: 2\n", r"^app/kustomization.yaml: expected one YAML mapping"),
+])
+def test_what_cannot_be_edited_in_place_is_refused_with_file_and_line(tmp_path, text, message):
+    files = {"app/kustomization.yaml": text, "app/d.yaml": f"image: {IMAGE}:1.0.4\n"}
+    with pytest.raises(StepError, match=message):
+        edit(tmp_path, files, digest=DIGEST if "digest" in message else None)
+
+
+def test_image_shared_through_an_anchor_in_manifests_is_refused(tmp_path):
+    text = f"a:\n  image: &i {IMAGE}:1.0.4\nenv:\n- value: *i\n"
+    with pytest.raises(StepError, match=r"^app/a.yaml:2: 'image' is an alias or an anchor used elsewhere"):
+        edit(tmp_path, {"app/a.yaml": text})
+
+
+def test_non_utf8_and_broken_resources(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "a.yaml").write_bytes(b"image: \xff\n")
+    with pytest.raises(StepError, match=r"^a.yaml: not UTF-8 text"):
+        plan_image_update(tmp_path, "app", IMAGE, "1.0.5", None)
+    files = {"b/kustomization.yaml": "resources: [d.yaml]\n", "b/d.yaml": "image: [\n"}
+    with pytest.raises(StepError, match=r"^b/d.yaml: not valid YAML"):
+        edit(tmp_path, files, subdir="b")
+
+
+def test_resources_that_are_not_local_files_are_skipped(tmp_path):
+    kust = ("resources:\n- https://github.com/x/y//base?ref=v1\n- 7\n- ../../outside\n- missing.yaml\n- d.yaml\n"
+            "components: []\nbases:\n- sub\n")
+    files = {"app/kustomization.yaml": kust, "app/d.yaml": "kind: ConfigMap\n",
+             "app/sub/kustomization.yaml": "resources: [../d2.yaml]\n", "app/d2.yaml": f"image: {IMAGE}:v1.0.3\n"}
+    plan, changed = edit(tmp_path, files)
+    assert plan.previous_tag == "v1.0.3" and plan.where == [
+        "app/kustomization.yaml images (new entry; used by app/d2.yaml)"]
+    assert changed["app/kustomization.yaml"].endswith(f"bases:\n- sub\nimages:\n- name: {IMAGE}\n  newTag: 1.0.5\n")
+
+
+def test_where_names_each_entry_and_field(tmp_path):
+    text = f"images:\n- name: short\n  newName: {IMAGE}\n- name: {IMAGE}\n  newTag: 1.0.3\n"
+    plan, _ = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert plan.where == ["app/kustomization.yaml images[name=short]", f"app/kustomization.yaml images[name={IMAGE}]"]
+    assert plan.previous_tags == ["1.0.3"]

@@ -65,7 +65,7 @@ class Splice:
 class FileEdit:
     path: Path
     old_text: str
-    label: str = ""
+    label: str
     splices: list[Splice] = field(default_factory=list)
     changed_nodes: set[int] = field(default_factory=set)  # ids: one splice per node, however often reached
 
