@@ -432,3 +432,11 @@ def test_where_names_each_entry_and_field(tmp_path):
     plan, _ = edit(tmp_path, {"app/kustomization.yaml": text})
     assert plan.where == ["app/kustomization.yaml images[name=short]", f"app/kustomization.yaml images[name={IMAGE}]"]
     assert plan.previous_tags == ["1.0.3"]
+
+
+def test_base_that_renames_the_image_away_is_refused(tmp_path):
+    base = f"resources: [deployment.yaml]\nimages:\n- name: {IMAGE}\n  newName: registry.example/druppie/renamed\n"
+    write(tmp_path, overlay_files("resources: [../../../base/app]\n", base_kust=base))
+    with pytest.raises(StepError, match=rf"^base/app/kustomization.yaml: renames {IMAGE} to registry.example/druppie/"
+                                        "renamed; set the image in that base by hand"):
+        plan_image_update(tmp_path, "envs/prod/app", IMAGE, "1.0.5", None)

@@ -414,8 +414,11 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
     if not isinstance(top, dict):
         return
     for entry in top.get("images") or []:  # a base's own entry for the image is a use
-        if _names_image(entry, image):
-            yield label, str(entry.get("newTag") or "")
+        if not _names_image(entry, image):
+            continue
+        if entry.get("newName") not in (None, image):  # another image leaves the base: ours would match nothing
+            raise StepError(f"{label}: renames {image} to {entry['newName']}; set the image in that base by hand")
+        yield label, str(entry.get("newTag") or "")
     for key in ("resources", "bases", "components"):
         for item in top.get(key) or []:
             if not isinstance(item, str) or "://" in item:
