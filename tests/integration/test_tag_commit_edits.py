@@ -17,7 +17,8 @@ def test_non_semver_current_tag_is_replaced_with_a_warning(new_repo, run_step):
     run = run_step(*args(repo, "apps/drone"))
     assert run.returncode == 0, run.output
     assert run.results["changed"] == "true" and run.results["previous-tag"] == "latest"
-    assert "the current tag latest is not a semantic version and cannot be ordered; replacing it with 1.0.5" in run.output
+    assert ("the current tag latest is not a semantic version and cannot be ordered; replacing it with 1.0.5"
+            in run.output)
     assert repo.read("apps/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
     # From here on the semver guard holds again.
     stale = run_step(*args(repo, "apps/drone", "1.0.4"))
@@ -33,7 +34,8 @@ def test_overlay_over_a_base_outside_path_gets_an_images_entry(new_repo, run_ste
     run = run_step(*args(repo, "envs/prod/drone"))
     assert run.returncode == 0, run.output
     assert run.results["previous-tag"] == "1.0.4"
-    assert repo.read("envs/prod/drone/kustomization.yaml") == overlay + f"images:\n  - name: {IMAGE}\n    newTag: 1.0.5\n"
+    entry = f"images:\n  - name: {IMAGE}\n    newTag: 1.0.5\n"
+    assert repo.read("envs/prod/drone/kustomization.yaml") == overlay + entry
     assert repo.read("base/drone/deployment.yaml") == DEPLOY and repo.read("base/drone/kustomization.yaml") == base
 
 

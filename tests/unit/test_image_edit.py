@@ -384,19 +384,19 @@ def test_digest_is_added_after_a_block_scalar(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    (f"images:\n- name: {IMAGE}\n  newTag: [1]\n", r"app/kustomization.yaml:2: 'newTag' is not a plain value"),
-    (f"images:\n- name: {IMAGE}\n  x: {{a: 1}}\n", r"app/kustomization.yaml:2: cannot add 'newTag' after a nested"),
-    (f"x: &n {IMAGE}\nimages:\n- newTag: 1.0.4\n  name: *n\n", r"app/kustomization.yaml:3: cannot add 'digest' after a"),
-    (f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n", r"app/kustomization.yaml:4: cannot remove"),
-    (f"d: &d {DIGEST}\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: *d\n", r"app/kustomization.yaml:5: cannot remove"),
-    ("images: {a: 1}\nresources: [d.yaml]\n", r"^app/kustomization.yaml: 'images' is not a list"),
-    ("{resources: [d.yaml]}\n", r"^app/kustomization.yaml: a flow-style kustomization cannot be extended"),
-    ("- a\n", r"^app/kustomization.yaml: expected one YAML mapping"),
-    ("a: 1\n---\nb: 2\n", r"^app/kustomization.yaml: expected one YAML mapping"),
+    (f"images:\n- name: {IMAGE}\n  newTag: [1]\n", r":2: 'newTag' is not a plain value"),
+    (f"images:\n- name: {IMAGE}\n  x: {{a: 1}}\n", r":2: cannot add 'newTag' after a nested"),
+    (f"x: &n {IMAGE}\nimages:\n- newTag: 1.0.4\n  name: *n\n", r":3: cannot add 'digest' after a"),
+    (f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n", r":4: cannot remove"),
+    (f"d: &d {DIGEST}\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: *d\n", r":5: cannot remove"),
+    ("images: {a: 1}\nresources: [d.yaml]\n", r": 'images' is not a list"),
+    ("{resources: [d.yaml]}\n", r": a flow-style kustomization cannot be extended"),
+    ("- a\n", r": expected one YAML mapping"),
+    ("a: 1\n---\nb: 2\n", r": expected one YAML mapping"),
 ])
 def test_what_cannot_be_edited_in_place_is_refused_with_file_and_line(tmp_path, text, message):
     files = {"app/kustomization.yaml": text, "app/d.yaml": f"image: {IMAGE}:1.0.4\n"}
-    with pytest.raises(StepError, match=message):
+    with pytest.raises(StepError, match="^app/kustomization.yaml" + message):
         edit(tmp_path, files, digest=DIGEST if "digest" in message else None)
 
 

@@ -275,7 +275,8 @@ def _remove_key(edit: FileEdit, mapping: MappingNode, key: str) -> None:
                 raise StepError(f"{edit.label}:{k.start_mark.line + 1}: cannot remove the stale '{key}' "
                                 "automatically; remove it by hand")
             if not mapping.flow_style:
-                edit.splices.append(Splice(_line_start(text, k.start_mark.index), _line_end(text, v.end_mark.index), ""))
+                start, end = _line_start(text, k.start_mark.index), _line_end(text, v.end_mark.index)
+                edit.splices.append(Splice(start, end, ""))
             elif i:  # `, digest: x` after the value before it
                 edit.splices.append(Splice(pairs[i - 1][1].end_mark.index, v.end_mark.index, ""))
             else:  # `digest: x, ` up to the next key
