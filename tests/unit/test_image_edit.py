@@ -440,3 +440,12 @@ def test_base_that_renames_the_image_away_is_refused(tmp_path):
     with pytest.raises(StepError, match=rf"^base/app/kustomization.yaml: renames {IMAGE} to registry.example/druppie/"
                                         "renamed; set the image in that base by hand"):
         plan_image_update(tmp_path, "envs/prod/app", IMAGE, "1.0.5", None)
+
+
+def test_overlapping_splices_are_refused_never_applied():
+    from druppie_steps.gitops.image_edit import FileEdit, Splice
+    edit_ = FileEdit(Path("k.yaml"), "a: 1\nb: 2\n", "app/k.yaml", [Splice(8, 9, "3"), Splice(3, 9, "x")])
+    with pytest.raises(StepError, match=r"^app/k.yaml:1: two changes overlap"):
+        edit_.new_text
+    edit_.splices = [Splice(3, 4, "x"), Splice(8, 9, "3"), Splice(4, 4, "y"), Splice(4, 4, "z")]
+    assert edit_.new_text == "a: xyz\nb: 3\n"  # two inserts at one point keep their order

@@ -35,7 +35,6 @@ None when every folder is already there). ``ImagePlan.changed_files``, ``.previo
 
 from __future__ import annotations
 
-import copy
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -299,7 +298,7 @@ def _check(edit: FileEdit, expect: Callable[[list[Any]], None], effective: Calla
     line = _line(edit.old_text, min(s.start for s in edit.splices))
     where = f"{edit.label}:{line}"
     new_text = edit.new_text
-    expected = copy.deepcopy(_load_all(edit.old_text, edit.label, "not valid YAML"))
+    expected = _load_all(edit.old_text, edit.label, "not valid YAML")  # a fresh copy to change
     expect(expected)
     actual = _load_all(new_text, where, "the edit would not be valid YAML, nothing written")
     if not effective(actual):
