@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test-e2e: setup ## The e2e tier: real kube-apiserver and Flux controllers (needs
 
 clean: ## Remove the virtual environment and caches inside the repo
 	rm -rf $(VENV) .pytest_cache
+
+images: setup ## Build the step image with buildah (offline base, cached) and push it to REGISTRY (default: the local cluster's)
+	@hack/images.sh
 
 catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme
