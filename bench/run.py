@@ -159,9 +159,11 @@ def main() -> None:
     only = os.environ.get("BENCH", "")
     with tempfile.TemporaryDirectory(prefix="druppie-bench-") as tmp, GitServer(Path(tmp) / "git") as server:
         from bench.flux_wait import run_bench as bench_flux_wait
+        from bench.race import run_bench as bench_race
 
         benches = {"help": bench_help, "tag-commit": lambda: bench_tag_commit(server, Path(tmp)),
                    "concurrency": lambda: bench_concurrency(server),
+                   "race": lambda: bench_race(report, STEP, server, Path(tmp)),
                    "flux-wait": lambda: bench_flux_wait(report, STEP, Path(tmp))}
         for name, fn in benches.items():
             if only in name:

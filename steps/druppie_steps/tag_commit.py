@@ -2,12 +2,12 @@
 
 Validate everything, clone the minimum, edit the YAML surgically, commit, push. When the push
 is rejected because the branch moved, start over on the new head (re-read, re-edit, re-check
-that nothing newer landed meanwhile) after a jittered exponential backoff. Never force-push.
+that nothing newer landed meanwhile) after a jittered exponential backoff, until the --timeout
+deadline: with many pipelines at once, time is the honest bound, a count is not. Never force-push.
 """
 
 from __future__ import annotations
 
-import random
 import string
 import tempfile
 import time
@@ -19,14 +19,21 @@ from .core import log
 from .core.errors import InvalidInput, StepError
 from .core.options import option, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
-from .gitops.git import Workspace, git_environment, validate_branch, validate_repo_url
+from .flux_wait import parse_duration
+from .gitops.git import (
+    TransientRetry, Workspace, check_plain_http, full_jitter, git_environment, validate_branch, validate_repo_url,
+)
 from .gitops.image_edit import plan_image_update, safe_subdir
 from .gitops.imageref import is_older, validate_digest, validate_image_name, validate_tag
 
 DEFAULT_MESSAGE = "{app}: deploy {image}:{new_tag} (was {old_tag})"
 MESSAGE_FIELDS = {"app", "image", "old_tag", "new_tag", "path", "branch"}
-BACKOFF_BASE_SECONDS = 0.2
-BACKOFF_CAP_SECONDS = 5.0
+BACKOFF_BASE_SECONDS = 0.25
+# Racing runs must spread out until their attempts come about one per push window of the server,
+# or every attempt collides and the cores only churn (100 runs with a 5 s cap: 2% of the server's
+# push rate). 30 s lets about a hundred runs spread; a few runs never get near it.
+BACKOFF_CAP_SECONDS = 30.0
+LAST_ATTEMPT_RESERVE_SECONDS = 5.0  # a fetch, commit and push before the deadline
 
 
 def validate_message(template: str) -> str:
@@ -44,8 +51,8 @@ def validate_message(template: str) -> str:
 
 
 def backoff_seconds(attempt: int) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2^attempt)] keeps racing runs apart."""
-    return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+    """Full jitter keeps racing runs apart; the cap keeps a late run from sleeping past its turn."""
+    return full_jitter(attempt, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS)
 
 
 @click.command("tag-commit")
@@ -60,15 +67,23 @@ def backoff_seconds(attempt: int) -> float:
 @option("--message", default=DEFAULT_MESSAGE,
         help="Commit subject template; fields: {app} {image} {old_tag} {new_tag} {path} {branch}.")
 @option("--pipeline-run", default="", help="PipelineRun name, recorded as a commit trailer.")
-@option("--max-attempts", type=click.IntRange(1, 100), default=10, help="Push attempts when the branch keeps moving.")
+@option("--timeout", default="5m", help="Deadline for the whole step, retries included, e.g. 5m, 90s.")
+@option("--max-attempts", type=click.IntRange(0, 10_000), default=0,
+        help="Upper bound on push attempts when the branch keeps moving; 0: none, --timeout bounds them.")
+@option("--transient-retries", type=click.IntRange(0, 20), default=4,
+        help="Retries of a clone, fetch or push after a server error (HTTP 5xx, connection reset).")
+@option("--allow-plain-http", is_flag=True, default=False,
+        help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).")
 @option("--allow-downgrade", is_flag=True, default=False, help="Permit a lower tag than the current one (rollback).")
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
 def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, digest: str, author_name: str,
-               author_email: str, message: str, pipeline_run: str, max_attempts: int, allow_downgrade: bool,
-               basic_auth_dir: str, ssh_dir: str, results_dir: str | None) -> None:
+               author_email: str, message: str, pipeline_run: str, timeout: str, max_attempts: int,
+               transient_retries: int, allow_plain_http: bool, allow_downgrade: bool, basic_auth_dir: str,
+               ssh_dir: str, results_dir: str | None) -> None:
     """Write IMAGE:TAG into the GitOps repo at PATH and push it (retrying races, never downgrading)."""
+    retry = TransientRetry(transient_retries, deadline=time.monotonic() + parse_duration(timeout))
     validate_repo_url(repo_url)
     validate_branch(branch)
     subdir = safe_subdir(subdir)
@@ -78,11 +93,12 @@ def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, di
     validate_message(message)
     if not author_name.strip() or "@" not in author_email:
         raise InvalidInput(f"invalid --author-email {author_email!r}: must be an e-mail address")
+    check_plain_http(repo_url, bool(basic_auth_dir), allow_plain_http)
 
     with tempfile.TemporaryDirectory(prefix="druppie-tag-commit-") as scratch:
         env = git_environment(Path(scratch), basic_auth_dir or None, ssh_dir or None)
         log.progress(f"cloning {repo_url} ({branch}, only {subdir or 'the root'})")
-        ws = Workspace.clone(repo_url, branch, subdir, Path(scratch) / "repo", env)
+        ws = Workspace.clone(repo_url, branch, subdir, Path(scratch) / "repo", env, retry)
         results = _promote(ws, subdir, image, tag, digest, message, pipeline_run, author_name, author_email,
                            max_attempts, allow_downgrade)
     write_results(results_dir, results)
@@ -92,7 +108,9 @@ def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, di
 def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | None, message: str,
              pipeline_run: str, author_name: str, author_email: str, max_attempts: int,
              allow_downgrade: bool) -> dict[str, str]:
-    for attempt in range(1, max_attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         plan = plan_image_update(ws.path, subdir, image, tag, digest, include=ws.include)
         previous = plan.previous_tag
         if not plan.changed_files:
@@ -121,15 +139,16 @@ def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | Non
             return _results(ws, commit, changed=True, previous=previous)
         if not outcome.branch_moved:
             raise StepError(f"push to {ws.branch} rejected by the server: {outcome.detail}")
-        if attempt == max_attempts:
-            break
-        wait = backoff_seconds(attempt)
-        log.progress(f"{ws.branch} moved while we pushed ({outcome.detail}); retry {attempt + 1}/{max_attempts} "
+        left = ws.retry.remaining() - LAST_ATTEMPT_RESERVE_SECONDS
+        if attempt == max_attempts or left <= 0:
+            bound = "--max-attempts" if attempt == max_attempts else "--timeout"
+            raise StepError(f"gave up after {attempt} attempts in {log.elapsed():.0f}s: {ws.branch} kept moving; "
+                            f"raise {bound} or spread the pipelines")
+        wait = min(backoff_seconds(attempt), left)  # a last try just before the deadline beats giving up
+        log.progress(f"{ws.branch} moved while we pushed ({outcome.detail}); retry {attempt + 1} "
                      f"on the new head in {wait:.2f}s")
         time.sleep(wait)
         ws.refresh()
-    raise StepError(f"gave up after {max_attempts} attempts: {ws.branch} kept moving; "
-                    f"raise --max-attempts or spread the pipelines")
 
 
 def _results(ws: Workspace, commit: str, changed: bool, previous: str) -> dict[str, str]:

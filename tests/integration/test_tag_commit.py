@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import TEST_TOKEN, TEST_USER
+from tests.conftest import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
+from tests.support.gitserver import GitServer
 
 IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"
@@ -86,21 +88,24 @@ def test_older_tag_never_overwrites_newer(druppie_apps, run_step):
     assert "newTag: 1.0.6" in druppie_apps.read(KUSTOMIZATION)
 
 
-def test_twenty_apps_in_parallel_all_land(new_repo, run_step):
+def test_thirty_apps_at_once_all_land_with_default_options(new_repo, run_step):
+    """Many pipelines finishing together: bounded by the deadline, not by a count, none is lost."""
+    n = 30
     files = {f"envs/prod/app-{i:02d}/kustomization.yaml":
              f"resources: []\nimages:\n- name: registry.example/druppie/app-{i:02d}  # app {i}\n  newTag: 0.1.0\n"
-             for i in range(20)}
+             for i in range(n)}
     repo = new_repo(files)
-    with ThreadPoolExecutor(max_workers=20) as pool:
+    with ThreadPoolExecutor(max_workers=n) as pool:
         runs = list(pool.map(lambda i: run_step(
-            *args(repo, f"1.{i}.0", path=f"envs/prod/app-{i:02d}", image=f"registry.example/druppie/app-{i:02d}")),
-            range(20)))
-    assert [r.returncode for r in runs] == [0] * 20, [r.stderr for r in runs if r.returncode]
-    assert len(repo.log()) == 21
-    for i in range(20):
+            *args(repo, f"1.{i}.0", path=f"envs/prod/app-{i:02d}", image=f"registry.example/druppie/app-{i:02d}"),
+            timeout=600), range(n)))
+    assert [r.returncode for r in runs] == [0] * n, [r.stderr for r in runs if r.returncode]
+    log = repo.server.log(repo.name, fmt="%H")
+    assert len(log) == n + 1
+    for i in range(n):
         assert repo.read(f"envs/prod/app-{i:02d}/kustomization.yaml") == files[
             f"envs/prod/app-{i:02d}/kustomization.yaml"].replace("newTag: 0.1.0", f"newTag: 1.{i}.0")
-    assert len({r.results["commit"] for r in runs}) == 20
+    assert sorted(r.results["commit"] for r in runs) == sorted(log[:-1])  # each run reports its own commit
 
 
 def test_rising_tags_for_one_image_end_at_the_highest(druppie_apps, run_step):
@@ -111,18 +116,29 @@ def test_rising_tags_for_one_image_end_at_the_highest(druppie_apps, run_step):
     assert "newTag: 1.1.9  #" in druppie_apps.read(KUSTOMIZATION)
     landed = [r for r in runs if r.results["changed"] == "true"]
     assert len(druppie_apps.log()) == 1 + len(landed)
-    assert any(r.results["changed"] == "true" for r in runs if r.results["previous-tag"] != "1.1.9")
+    # The history only ever rises, each landed run's commit holds its own tag, and each refused run
+    # saw a tag at least as new as its own.
+    history = druppie_apps.server.log(druppie_apps.name, fmt="%H")[::-1]
+    written = [re.search(r"newTag: (\S+)", druppie_apps.server.read_file(druppie_apps.name, KUSTOMIZATION, ref=c))[1]
+               for c in history]
+    assert written == sorted(written, key=lambda t: tuple(map(int, t.split(".")))) and len(set(written)) == len(written)
+    for tag, run in zip(tags, runs):
+        if run.results["changed"] == "true":
+            assert written[history.index(run.results["commit"])] == tag
+        else:
+            assert tuple(map(int, run.results["previous-tag"].split("."))) >= tuple(map(int, tag.split(".")))
 
 
 def test_server_error_is_clear_and_pushes_nothing(druppie_apps, run_step):
     head = druppie_apps.head()
     druppie_apps.server.fail_status = 500
     try:
-        run = run_step(*args(druppie_apps))
+        run = run_step(*args(druppie_apps), "--transient-retries", "1")
     finally:
         druppie_apps.server.fail_status = 0
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == f"error: git server error at {druppie_apps.url}: HTTP 500"
+    assert run.stderr.strip().splitlines()[-1] == (f"error: git server error at {druppie_apps.url}: HTTP 500 "
+                                                   "(gave up after 1 retries)")
     assert run.results == {} and druppie_apps.head() == head
 
 
@@ -130,12 +146,77 @@ def test_server_error_on_push_is_clear_and_pushes_nothing(druppie_apps, run_step
     head = druppie_apps.head()
     druppie_apps.server.fail_status, druppie_apps.server.fail_path = 500, "git-receive-pack"
     try:
-        run = run_step(*args(druppie_apps))
+        run = run_step(*args(druppie_apps), "--transient-retries", "1")
     finally:
         druppie_apps.server.fail_status, druppie_apps.server.fail_path = 0, ""
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == f"error: git server error at {druppie_apps.url}: HTTP 500"
+    assert run.stderr.strip().splitlines()[-1] == (f"error: git server error at {druppie_apps.url}: HTTP 500 "
+                                                   "(gave up after 1 retries)")
     assert run.results == {} and druppie_apps.head() == head
+
+
+@pytest.fixture
+def faults(git_server):
+    """Fault injection on the session's git server, cleared whatever the test does."""
+    yield git_server
+    git_server.clear_faults()
+
+
+def test_clone_succeeds_after_two_503s(druppie_apps, run_step, faults):
+    fault = faults.fail_next(2, 503, f"/{druppie_apps.name}.git/info/refs?service=git-upload-pack")
+    run = run_step(*args(druppie_apps))
+    assert run.returncode == 0, run.output
+    assert fault.count == 0 and run.stderr.count("HTTP 503; retry") == 2
+    assert "retry 2/4 of the clone" in run.stderr
+    assert "newTag: 1.0.5" in druppie_apps.read(KUSTOMIZATION)
+
+
+def test_push_succeeds_after_a_502(druppie_apps, run_step, faults):
+    fault = faults.fail_next(1, 502, f"/{druppie_apps.name}.git/git-receive-pack")
+    run = run_step(*args(druppie_apps))
+    assert run.returncode == 0, run.output
+    assert fault.count == 0 and "HTTP 502; retry 1/4 of the push" in run.stderr
+    assert run.results["commit"] == druppie_apps.head() and len(druppie_apps.log()) == 2
+
+
+@pytest.mark.parametrize("path", ["git-upload-pack", "git-receive-pack"])
+def test_connection_reset_is_retried(druppie_apps, run_step, faults, path):
+    fault = faults.reset_next(1, f"/{druppie_apps.name}.git/{path}")
+    run = run_step(*args(druppie_apps))
+    assert run.returncode == 0, run.output
+    assert fault.count == 0 and "retry 1/4" in run.stderr
+    assert run.results["commit"] == druppie_apps.head() and len(druppie_apps.log()) == 2
+
+
+@pytest.mark.parametrize("status,message", [(403, "authentication to {url} failed"),
+                                            (404, "repository {url} not found")])
+def test_client_errors_are_not_retried(druppie_apps, run_step, faults, status, message):
+    faults.fail_next(10, status, f"/{druppie_apps.name}.git/")
+    run = run_step(*args(druppie_apps))
+    assert run.returncode == 1
+    assert message.format(url=druppie_apps.url) in run.stderr.strip().splitlines()[-1]
+    assert "retry" not in run.stderr
+    assert faults.requests_to(f"/{druppie_apps.name}.git/") == 1
+
+
+def test_persistent_503_gives_up_after_the_bounded_retries(druppie_apps, run_step, faults):
+    faults.fail_next(100, 503, f"/{druppie_apps.name}.git/")
+    run = run_step(*args(druppie_apps))
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (f"error: git server error at {druppie_apps.url}: HTTP 503 "
+                                                   "(gave up after 4 retries)")
+    assert faults.requests_to(f"/{druppie_apps.name}.git/") == 5
+    assert run.results == {} and len(druppie_apps.log()) == 1
+
+
+def test_transient_retries_stop_at_the_deadline(druppie_apps, run_step, faults):
+    faults.fail_next(1000, 503, f"/{druppie_apps.name}.git/")
+    started = time.monotonic()
+    run = run_step(*args(druppie_apps), "--timeout", "2s", "--transient-retries", "20")
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].endswith("HTTP 503 (gave up after "
+                                                         f"{run.stderr.count('retry ')} retries: --timeout reached)")
+    assert time.monotonic() - started < 10
 
 
 def test_server_down_is_clear(run_step):
@@ -168,7 +249,9 @@ def test_missing_branch_is_clear(druppie_apps, run_step):
     ("--branch", "bad..branch", "invalid --branch 'bad..branch'"),
     ("--message", "{app} {secret}", "invalid --message '{app} {secret}': unknown field {secret}"),
     ("--author-email", "nobody", "invalid --author-email 'nobody'"),
-    ("--max-attempts", "0", "Invalid value for '--max-attempts'"),
+    ("--max-attempts", "-1", "Invalid value for '--max-attempts'"),
+    ("--transient-retries", "-1", "Invalid value for '--transient-retries'"),
+    ("--timeout", "soon", "invalid --timeout 'soon'"),
 ])
 def test_bad_input_is_one_clear_line_and_nothing_is_pushed(druppie_apps, run_step, flag, value, message):
     requests_before = druppie_apps.server.requests
@@ -228,11 +311,12 @@ def test_basic_auth_workspace_and_token_never_printed(auth_git_server, new_repo,
 
     in_url = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
     assert in_url.returncode == 0, in_url.output
-    assert f"http://{TEST_USER}:***@" in in_url.stderr  # the URL is shown, its token masked
+    assert "http://***@" in in_url.stderr  # the URL is shown, its userinfo masked
 
     auth_git_server.fail_status = 503
     try:
-        failing = run_step(*args(repo, "1.0.7"), "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
+        failing = run_step(*args(repo, "1.0.7"), "--transient-retries", "0",
+                           "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
     finally:
         auth_git_server.fail_status = 0
     assert failing.returncode == 1 and "HTTP 503" in failing.stderr
@@ -269,9 +353,139 @@ def test_push_declined_by_a_server_hook_is_not_retried(druppie_apps, run_step):
     hook = druppie_apps.server.repo_path(druppie_apps.name) / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'main is protected: open a merge request' >&2\nexit 1\n")
     hook.chmod(0o755)
+    pushes = druppie_apps.server.requests_to(f"/{druppie_apps.name}.git/git-receive-pack")
     run = run_step(*args(druppie_apps))
     assert run.returncode == 1
     assert run.stderr.count("retry") == 0
+    assert druppie_apps.server.requests_to(f"/{druppie_apps.name}.git/git-receive-pack") == pushes + 1
     assert ("error: push to main rejected by the server: [remote rejected] (pre-receive hook declined): "
             "main is protected: open a merge request") in run.stderr
     assert len(druppie_apps.log()) == 1 and run.results == {}
+
+
+# Secrets in the URL: every part of the userinfo (user and password), also percent-encoded.
+
+@pytest.fixture(scope="module")
+def token_user_server():
+    """A git server that takes a token as the user name with no password, as GitHub does."""
+    with GitServer(credentials=(TEST_TOKEN, "")) as server:
+        yield server
+
+
+def _encoded(text: str) -> str:
+    return "".join(f"%{b:02X}" for b in text.encode())
+
+
+USERINFO = {
+    "token-as-user": (f"{TEST_TOKEN}@", "token"),
+    "token-as-user-encoded": (f"{_encoded(TEST_TOKEN)}@", "token"),
+    "user-password": (f"{TEST_USER}:{TEST_TOKEN}@", "basic"),
+    "user-password-encoded": (f"{_encoded(TEST_USER)}:{_encoded(TEST_TOKEN)}@", "basic"),
+}
+
+
+@pytest.mark.parametrize("form", USERINFO)
+def test_url_userinfo_never_printed(form, token_user_server, auth_git_server, new_repo, run_step, tmp_path):
+    userinfo, kind = USERINFO[form]
+    server = token_user_server if kind == "token" else auth_git_server
+    repo = new_repo(source_dir=EXAMPLE_APPS, server=server)
+    url = repo.url.replace("http://", f"http://{userinfo}")
+
+    ok = run_step(*args(repo), "--repo-url", url)
+    assert ok.returncode == 0, ok.output
+    assert f"cloning {repo.url.replace('http://', 'http://***@')} " in ok.stderr
+    assert "newTag: 1.0.5" in repo.read(KUSTOMIZATION)
+
+    server.fail_next(100, 503, f"/{repo.name}.git/")
+    try:
+        down = run_step(*args(repo, "1.0.6"), "--repo-url", url, "--transient-retries", "1")
+    finally:
+        server.clear_faults()
+    assert down.returncode == 1
+    assert down.stderr.strip().splitlines()[-1] == (f"error: git server error at {repo.url.replace('http://', 'http://***@')}: "
+                                                    "HTTP 503 (gave up after 1 retries)")
+    missing = run_step(*args(repo, "1.0.6"), "--repo-url", url.replace(f"/{repo.name}.git", "/nothing-here.git"))
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    wrong = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("http://", f"http://{userinfo[:-1]}x@"))
+    assert wrong.returncode == 1 and "authentication" in wrong.stderr
+
+    secrets = {TEST_TOKEN, TEST_TOKEN[:12], _encoded(TEST_TOKEN)[:24], TEST_TOKEN[-12:]}
+    if kind == "basic":
+        secrets |= {TEST_USER, _encoded(TEST_USER)}
+    for run in (ok, down, missing, wrong):
+        everything = run.stdout + run.stderr + "".join(run.results.values())
+        assert not [s for s in secrets if s in everything], everything
+
+
+# ssh: file names in the ssh-directory workspace are data, never shell code.
+
+@pytest.mark.parametrize("name", ["id_x;touch $X;", "id_$(touch $X)", "id_`touch $X`"])
+def test_ssh_key_file_name_runs_no_command(druppie_apps, ssh_git_server, run_step, tmp_path, name):
+    workspace = ssh_git_server.workspace(tmp_path / "ssh")
+    (workspace / name).write_text((workspace / "id_ed25519").read_text())
+    (workspace / name).chmod(0o644)
+    marker = tmp_path / "pwned"
+    run = run_step(*args(druppie_apps), "--repo-url", ssh_git_server.url(druppie_apps.name),
+                   "--ssh-directory", str(workspace), env={"X": str(marker)})
+    assert not marker.exists(), "a file name in the workspace ran as a shell command"
+    assert run.returncode == 0, run.output
+    assert "newTag: 1.0.5" in druppie_apps.read(KUSTOMIZATION)
+
+
+# Credentials over plain http:// only to this machine, unless explicitly allowed.
+
+@pytest.mark.parametrize("url", [
+    f"http://{TEST_USER}:{TEST_TOKEN}@git.example.org/druppie-apps.git",
+    f"http://{TEST_TOKEN}@10.1.2.3:3000/druppie-apps.git",
+])
+def test_credentials_in_url_over_plain_http_are_refused(run_step, url):
+    run = run_step("tag-commit", "--repo-url", url, "--path", APP, "--image", IMAGE, "--tag", "1.0.5")
+    host = url.split("@")[1].split("/")[0].split(":")[0]
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"error: refusing to send credentials over plain http:// to {host!r}: use https://, "
+        "or pass --allow-plain-http for a git server inside the cluster"]
+    assert TEST_TOKEN not in run.output
+
+
+def _workspace(tmp_path, server):
+    workspace = tmp_path / "basic-auth"
+    workspace.mkdir(exist_ok=True)
+    port = server.base_url.rsplit(":", 1)[1]
+    (workspace / ".git-credentials").write_text(
+        "".join(f"http://{TEST_USER}:{TEST_TOKEN}@{host}:{port}\n" for host in ("127.0.0.1", "0.0.0.0", "localhost")))
+    return workspace
+
+
+def test_plain_http_to_a_non_loopback_host_needs_the_opt_in(auth_git_server, new_repo, run_step, tmp_path):
+    """0.0.0.0 reaches this machine on Linux but is not loopback: a stand-in for an in-cluster server."""
+    repo = new_repo(source_dir=EXAMPLE_APPS, server=auth_git_server)
+    outside = repo.url.replace("127.0.0.1", "0.0.0.0")
+    workspace = _workspace(tmp_path, auth_git_server)
+    before = auth_git_server.requests
+
+    in_url = run_step(*args(repo), "--repo-url", outside.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
+    by_workspace = run_step(*args(repo), "--repo-url", outside, "--basic-auth", str(workspace))
+    for run in (in_url, by_workspace):
+        assert run.returncode == 2, run.output
+        assert "error: refusing to send credentials over plain http:// to '0.0.0.0'" in run.stderr
+    assert auth_git_server.requests == before  # refused before any network call
+
+    allowed = run_step(*args(repo), "--repo-url", outside, "--basic-auth", str(workspace),
+                       env={"DRUPPIE_ALLOW_PLAIN_HTTP": "true"})
+    assert allowed.returncode == 0, allowed.output
+    assert "warning: sending credentials over plain http:// to '0.0.0.0' (--allow-plain-http)" in allowed.stderr
+    assert "newTag: 1.0.5" in repo.read(KUSTOMIZATION)
+
+    loopback = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("127.0.0.1", "localhost"),
+                        "--basic-auth", str(workspace))
+    assert loopback.returncode == 0, loopback.output
+    assert "plain http" not in loopback.stderr
+    for run in (in_url, by_workspace, allowed, loopback):
+        assert TEST_TOKEN not in run.output
+
+
+def test_plain_http_without_credentials_is_fine(druppie_apps, run_step):
+    run = run_step(*args(druppie_apps), "--repo-url", druppie_apps.url.replace("127.0.0.1", "0.0.0.0"))
+    assert run.returncode == 0, run.output
+    assert "plain http" not in run.stderr

@@ -2,10 +2,13 @@
 
 The same protocol GitHub, GitLab and Gitea speak, with the features the steps rely on switched
 on (partial clone filters, protocol v2, push over HTTP), optional basic auth so credentials can
-be tested, and a switch that makes every request fail with an HTTP status (server-error tests).
+be tested, a switch that makes every request fail with an HTTP status (server-error tests), and
+fault injection for the next N requests (transient-error tests):
 
     with GitServer(root) as server:
         url = server.create_repo("druppie-apps", {"envs/prod/app/kustomization.yaml": "..."})
+        server.fail_next(2, 503, "git-upload-pack")  # the next 2 fetch requests answer 503
+        server.reset_next(1, "git-receive-pack")      # the next push request: connection reset
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,6 +33,15 @@ SERVER_CONFIG = {
     "receive.denyNonFastForwards": "true",
     "core.logAllRefUpdates": "false",
 }
+
+
+@dataclass
+class Fault:
+    """Answer the next ``count`` requests whose path contains ``path`` with ``status``, or reset them (0)."""
+
+    count: int
+    status: int
+    path: str = ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -71,8 +86,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         git = self.server.git
         git.requests += 1
+        git.request_log.append(f"{self.command} {self.path}")
         if git.fail_status and git.fail_path in self.path:
             self.send_error(git.fail_status, "injected failure")
+            return
+        fault = git.take_fault(self.path)
+        if fault and fault.status:
+            self.send_error(fault.status, "injected failure")
+            return
+        if fault:
+            # SO_LINGER 0: close sends a TCP RST, what the client sees as "connection reset by peer".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
             return
         user = self._authorized()
         if user is None:
@@ -161,6 +187,9 @@ class GitServer:
         self.fail_status = 0  # set to e.g. 500 to make requests fail...
         self.fail_path = ""   # ...those whose path contains this (e.g. "git-receive-pack": pushes only)
         self.requests = 0
+        self.request_log: list[str] = []  # "GET /repo.git/info/refs?...", in order
+        self.faults: list[Fault] = []
+        self._faults_lock = threading.Lock()
         self.bytes_sent = 0  # response bytes, to check that clones stay small
         self._httpd = _Server((host, port), _Handler)
         self._httpd.git = self
@@ -174,6 +203,32 @@ class GitServer:
     def url(self, name: str, user: str | None = None, password: str | None = None) -> str:
         auth = f"{user}:{password}@" if user else ""
         return f"{self.base_url.replace('http://', 'http://' + auth)}/{name}.git"
+
+    def fail_next(self, count: int, status: int, path: str = "") -> Fault:
+        """The next ``count`` requests whose path contains ``path`` get HTTP ``status``."""
+        fault = Fault(count, status, path)
+        with self._faults_lock:
+            self.faults.append(fault)
+        return fault
+
+    def reset_next(self, count: int, path: str = "") -> Fault:
+        """The next ``count`` requests whose path contains ``path`` have their connection reset."""
+        return self.fail_next(count, 0, path)
+
+    def clear_faults(self) -> None:
+        with self._faults_lock:
+            self.faults.clear()
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self._faults_lock:
+            for fault in self.faults:
+                if fault.count > 0 and fault.path in path:
+                    fault.count -= 1
+                    return fault
+        return None
+
+    def requests_to(self, path_part: str) -> int:
+        return sum(path_part in r for r in self.request_log)
 
     def start(self) -> "GitServer":
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

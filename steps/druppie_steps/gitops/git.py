@@ -7,16 +7,25 @@ control of the environment (credentials, no prompts), and it keeps imports light
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import random
 import re
+import shlex
 import shutil
 import subprocess
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
+from ..core import log
 from ..core.errors import InvalidInput, StepError
-from ..core.redact import redact, register_secret
+from ..core.redact import redact, register_url_secrets
+
+T = TypeVar("T")
 
 _SCP_LIKE = re.compile(r"^(?P<user>[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>(?!/)[^\s]+)$")
 ALLOWED_SCHEMES = ("https", "http", "ssh")
@@ -31,10 +40,36 @@ def validate_repo_url(url: str) -> str:
         raise InvalidInput(
             f"invalid --repo-url {redact(url)!r}: use https://host/org/repo.git, ssh://... or git@host:org/repo.git"
         )
-    if parsed.password:
-        register_secret(parsed.password)
-        register_secret(urllib.parse.unquote(parsed.password))
+    register_url_secrets(url)
     return url
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_plain_http(url: str, workspace_credentials: bool, allow_plain_http: bool) -> None:
+    """Refuse to send credentials in clear text (http://) anywhere but to this machine.
+
+    Credentials are the URL's userinfo or a bound basic-auth workspace. ``allow_plain_http`` is the
+    explicit opt-in for a git server inside the cluster that only speaks plain HTTP.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "http" or not (parsed.username or parsed.password or workspace_credentials):
+        return
+    host = parsed.hostname or ""
+    if is_loopback(host):
+        return
+    if not allow_plain_http:
+        raise InvalidInput(f"refusing to send credentials over plain http:// to {host!r}: use https://, "
+                           "or pass --allow-plain-http for a git server inside the cluster")
+    log.warn(f"sending credentials over plain http:// to {host!r} (--allow-plain-http): anyone on the path "
+             "can read them")
 
 
 def validate_branch(branch: str) -> str:
@@ -47,6 +82,27 @@ def validate_branch(branch: str) -> str:
 class GitError(StepError):
     """A git command failed; the message is already one redacted line naming the server."""
 
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient  # worth retrying: the server may answer next time
+
+
+# An answer about us (4xx, credentials, host key, missing repo) never changes by retrying; a 5xx or
+# a dropped connection may (a restarting or overloaded server, a proxy in between).
+_PERMANENT = re.compile(r"returned error: 4\d\d|HTTP 4\d\d|Authentication failed|could not read|askpass|"
+                        r"Permission denied|Host key verification failed|not found|"
+                        r"does not appear to be a git repository")
+_TRANSIENT = re.compile(r"returned error: 5\d\d|HTTP 5\d\d|Connection reset|Recv failure|Empty reply from server|"
+                        r"remote end hung up unexpectedly|early EOF|transfer closed")
+
+
+def is_transient(stderr: str) -> bool:
+    return bool(_TRANSIENT.search(stderr)) and not _PERMANENT.search(stderr)
+
+
+def _failure(url: str, stderr: str) -> GitError:
+    return GitError(describe_failure(url, stderr), transient=is_transient(stderr))
+
 
 def describe_failure(url: str, stderr: str) -> str:
     """Turn git's stderr into one line that says what went wrong with which server."""
@@ -57,7 +113,8 @@ def describe_failure(url: str, stderr: str) -> str:
         (r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
          lambda m: f"host key of {safe_url} is not the one in known_hosts (ssh-directory workspace): "
                    "Host key verification failed"),
-        (r"Authentication failed|returned error: 40[13]|could not read Username|Permission denied \(publickey",
+        (r"Authentication failed|returned error: 40[13]|could not read (Username|Password)|askpass response|"
+         r"Permission denied \(publickey",
          lambda m: f"authentication to {safe_url} failed: check the basic-auth or ssh-directory workspace"),
         (r"returned error: 404|repository '.*' not found|does not appear to be a git repository",
          lambda m: f"repository {safe_url} not found"),
@@ -71,6 +128,41 @@ def describe_failure(url: str, stderr: str) -> str:
         if match:
             return message(match)
     return f"git failed for {safe_url}: {_last_line(text)}"
+
+
+def full_jitter(attempt: int, base: float, cap: float) -> float:
+    """Uniform in [0, min(cap, base * 2^attempt)]: exponential, capped, and spread across racing runs."""
+    return random.uniform(0, min(cap, base * 2 ** attempt))
+
+
+@dataclass
+class TransientRetry:
+    """Retry a git operation on transient server errors: a bounded count, within the step's deadline."""
+
+    retries: int = 4
+    deadline: float = math.inf  # time.monotonic() by which everything must be over
+    base: float = 0.5
+    cap: float = 8.0
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run(self, what: str, operation: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return operation()
+            except GitError as err:
+                if not err.transient:
+                    raise
+                if attempt == self.retries:
+                    raise GitError(f"{err} (gave up after {attempt} retries)") from err
+                wait = full_jitter(attempt, self.base, self.cap)
+                if wait >= self.remaining():
+                    raise GitError(f"{err} (gave up after {attempt} retries: --timeout reached)") from err
+                attempt += 1
+                log.warn(f"{err}; retry {attempt}/{self.retries} of the {what} in {wait:.1f}s")
+                time.sleep(wait)
 
 
 def _last_line(text: str) -> str:
@@ -90,36 +182,40 @@ class PushOutcome:
 class Workspace:
     """A shallow, sparse, partial clone of one branch, and the operations a GitOps edit needs."""
 
-    def __init__(self, path: Path, url: str, branch: str, env: dict[str, str]) -> None:
+    def __init__(self, path: Path, url: str, branch: str, env: dict[str, str],
+                 retry: TransientRetry | None = None) -> None:
         self.path, self.url, self.branch, self.env = path, url, branch, env
+        self.retry = retry or TransientRetry()
 
     def git(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            ["git", *args], cwd=self.path, env=self.env, input=stdin, text=True, capture_output=True,
-        )
+        proc = _run_git(list(args), self.url, self.retry, cwd=self.path, env=self.env, stdin=stdin)
         if check and proc.returncode != 0:
-            raise GitError(describe_failure(self.url, proc.stderr))
+            raise _failure(self.url, proc.stderr)
         return proc
 
     @classmethod
-    def clone(cls, url: str, branch: str, subdir: str, dest: Path, env: dict[str, str]) -> "Workspace":
+    def clone(cls, url: str, branch: str, subdir: str, dest: Path, env: dict[str, str],
+              retry: TransientRetry | None = None) -> "Workspace":
         """Fetch one commit of one branch, trees only, then the blobs of ``subdir`` alone.
 
         Cost does not grow with history (depth 1) nor with repository size (blob filter plus
         sparse checkout); servers without filter support fall back to a depth-1 clone.
         """
-        proc = subprocess.run(
-            ["git", "clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
-             "--filter=blob:none", "--no-checkout", "--", url, str(dest)],
-            env=env, text=True, capture_output=True,
-        )
-        if proc.returncode != 0:
-            raise GitError(describe_failure(url, proc.stderr))
-        ws = cls(dest, url, branch, env)
-        if subdir:
-            ws.git("sparse-checkout", "set", "--cone", "--", subdir)
-        ws.git("checkout", "--quiet", branch)
-        return ws
+        retry = retry or TransientRetry()
+
+        def attempt() -> "Workspace":
+            shutil.rmtree(dest, ignore_errors=True)  # what a failed attempt left behind
+            proc = _run_git(["clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
+                             "--filter=blob:none", "--no-checkout", "--", url, str(dest)], url, retry, env=env)
+            if proc.returncode != 0:
+                raise _failure(url, proc.stderr)
+            ws = cls(dest, url, branch, env, retry)
+            if subdir:
+                ws.git("sparse-checkout", "set", "--cone", "--", subdir)
+            ws.git("checkout", "--quiet", branch)  # fetches the blobs of subdir: a network call too
+            return ws
+
+        return retry.run("clone", attempt)
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").stdout.strip()
@@ -133,22 +229,36 @@ class Workspace:
             self.git("sparse-checkout", "add", "--skip-checks", "--", *subdirs)
 
     def refresh(self) -> None:
-        """Move to the branch's current head on the server, dropping our unpushed commit."""
-        self.git("fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags", "origin",
-                 f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
-        self.git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}")
+        """Move to the branch's current head on the server, dropping our unpushed commit.
+
+        Cheap whatever the repository: the new head only (depth 1, trees), then the blobs of the
+        sparse folder as the reset needs them; the clone is reused.
+        """
+        def attempt() -> None:
+            self.git("fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags", "origin",
+                     f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
+            self.git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}")
+
+        self.retry.run("fetch", attempt)
 
     def commit(self, files: list[Path], message: str, author_name: str, author_email: str) -> str:
         self.git("add", "--", *[str(f.relative_to(self.path)) for f in files])
         ident = {"GIT_AUTHOR_NAME": author_name, "GIT_AUTHOR_EMAIL": author_email,
                  "GIT_COMMITTER_NAME": author_name, "GIT_COMMITTER_EMAIL": author_email}
-        proc = subprocess.run(["git", "commit", "--quiet", "--no-verify", "-F", "-"], cwd=self.path,
-                              env={**self.env, **ident}, input=message, text=True, capture_output=True)
+        proc = _run_git(["commit", "--quiet", "--no-verify", "-F", "-"], self.url, self.retry, cwd=self.path,
+                        env={**self.env, **ident}, stdin=message)
         if proc.returncode != 0:
             raise GitError(f"git commit failed: {_last_line(redact(proc.stderr + proc.stdout))}")
         return self.head()
 
     def push(self) -> PushOutcome:
+        """Push HEAD; a transient server error is retried here, a rejection is the caller's to judge.
+
+        Pushing the same commit again is safe: if the failed attempt did land, git says "up to date".
+        """
+        return self.retry.run("push", self._push_once)
+
+    def _push_once(self) -> PushOutcome:
         proc = self.git("push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}", check=False)
         ref_lines = [l for l in proc.stdout.splitlines() if l[:1] in ("!", " ", "+", "*", "=", "-")]
         if proc.returncode == 0:
@@ -162,7 +272,18 @@ class Workspace:
             if said and not moved:
                 detail += ": " + "; ".join(said)
             return PushOutcome(pushed=False, branch_moved=bool(moved), detail=redact(detail))
-        raise GitError(describe_failure(self.url, proc.stderr))
+        raise _failure(self.url, proc.stderr)
+
+
+def _run_git(args: list[str], url: str, retry: TransientRetry, cwd: Path | None = None,
+             env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run git, killed at the step's deadline so that a hanging server cannot outlast --timeout."""
+    remaining = retry.remaining()
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin, text=True, capture_output=True,
+                              timeout=None if remaining == math.inf else max(remaining, 1.0))
+    except subprocess.TimeoutExpired as err:
+        raise GitError(f"git {args[0]} with {redact(url)} did not finish before the deadline (--timeout)") from err
 
 
 def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | None) -> dict[str, str]:
@@ -182,10 +303,7 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
         if not creds.is_file():
             raise InvalidInput(f"invalid basic-auth workspace {basic_auth_dir!r}: no .git-credentials file in it")
         for line in creds.read_text().splitlines():
-            password = urllib.parse.urlsplit(line.strip()).password
-            if password:
-                register_secret(password)
-                register_secret(urllib.parse.unquote(password))
+            register_url_secrets(line)
         store = scratch / "git-credentials"
         shutil.copyfile(creds, store)
         store.chmod(0o600)
@@ -212,11 +330,14 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
                                "(add the git server's host key, e.g. from ssh-keyscan)")
         if not keys:
             raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: no private key (id_*) in it")
-        opts = [f"-o UserKnownHostsFile={known}", "-o StrictHostKeyChecking=yes", "-o BatchMode=yes",
-                "-o IdentitiesOnly=yes"]
+        ssh = ["ssh", "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+               "-o", "IdentitiesOnly=yes"]
         if (dot_ssh / "config").is_file():
-            opts.insert(0, f"-F {dot_ssh / 'config'}")
-        env["GIT_SSH_COMMAND"] = " ".join(["ssh", *opts, *[f"-i {k}" for k in sorted(keys)]])
+            ssh[1:1] = ["-F", str(dot_ssh / "config")]
+        for key in sorted(keys):
+            ssh += ["-i", str(key)]
+        # git runs GIT_SSH_COMMAND through a shell, and file names in a workspace are anyone's words.
+        env["GIT_SSH_COMMAND"] = shlex.join(ssh)
     global_config = scratch / "gitconfig"
     global_config.write_text("\n".join(config) + "\n")
     env["GIT_CONFIG_GLOBAL"] = str(global_config)
