@@ -67,7 +67,7 @@ def race(server: GitServer, step: Path, n: int) -> tuple[float, list[subprocess.
     with ThreadPoolExecutor(max_workers=n) as pool:
         procs = list(pool.map(one, range(n)))
     wall = time.perf_counter() - start
-    right = sum(f"newTag: 1.0.0" in server.read_file(name, path) for path in files)
+    right = sum("newTag: 1.0.0" in server.read_file(name, path) for path in files)
     return wall, procs, right if len(server.log(name)) == n + 1 else -1
 
 
