@@ -452,3 +452,24 @@ def test_overlapping_splices_are_refused_never_applied():
         edit_.new_text
     edit_.splices = [Splice(3, 4, "x"), Splice(8, 9, "3"), Splice(4, 4, "y"), Splice(4, 4, "z")]
     assert edit_.new_text == "a: xyz\nb: 3\n"  # two inserts at one point keep their order
+
+
+def test_apply_writes_the_new_bytes_exactly(tmp_path):
+    text = f"# ünïcode\r\nimages:\r\n- name: {IMAGE}\r\n  newTag: 1.0.4\r\n"
+    write(tmp_path, {"app/kustomization.yaml": text})
+    plan_image_update(tmp_path, "app", IMAGE, "1.0.5", None).apply()
+    assert (tmp_path / "app/kustomization.yaml").read_bytes() == text.replace("1.0.4", "1.0.5").encode()
+
+
+def test_line_numbers_count_a_leading_blank_line(tmp_path, monkeypatch):
+    from druppie_steps.gitops import image_edit
+    monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6")
+    with pytest.raises(StepError, match=r"^app/kustomization.yaml:4: the edit would not set "):
+        edit(tmp_path, {"app/kustomization.yaml": f"\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n"})
+
+
+def test_an_anchor_used_after_other_shared_nodes_is_still_seen(tmp_path):
+    text = (f"images:\n- name: {IMAGE}\n  newTag: &t 1.0.4\nx-e: &e {{a: 1}}\nx-list: [*e, *e]\n"
+            "labels: {v: *t}\n")
+    with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: 'newTag' is an alias or an anchor used"):
+        edit(tmp_path, {"app/kustomization.yaml": text})

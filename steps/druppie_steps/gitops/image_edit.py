@@ -198,9 +198,10 @@ def _scalar_text(value: str, style: str | None) -> str:
         return f"'{value}'"
     if style == '"':
         return f'"{value}"'
-    resolved = yaml.resolver.Resolver().resolve(ScalarNode, value, (True, False))
-    # A plain 1.10 would be read back as the float 1.1 (and 1e3 as a number): quote those.
-    return value if resolved == _STR_TAG and value.strip() == value and ":" not in value[:1] else f'"{value}"'
+    # Values are validated tags, digests and references, but a plain 1.10 would still read back as
+    # the float 1.1 (and 1e3 as a number): quote those. The re-parse check stands behind this.
+    plain = yaml.resolver.Resolver().resolve(ScalarNode, value, (True, False)) == _STR_TAG
+    return value if plain else f'"{value}"'
 
 
 def _is_alias(key: Node, value: Node) -> bool:
