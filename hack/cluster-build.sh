@@ -107,6 +107,8 @@ build_flux_cli() {
 
 build_control_plane() { build_kubernetes "$1" kube-apiserver kube-controller-manager kube-scheduler kubelet; }
 build_kubectl() { build_kubernetes "$1" kubectl; }
+# Service routing for pods (the kubernetes Service, Tekton's webhook Service): iptables mode.
+build_kube_proxy() { build_kubernetes "$1" kube-proxy; }
 
 build_notification_crds() {
   local v=$1 work; work=$(module_copy "github.com/fluxcd/notification-controller/api@$v")
@@ -126,6 +128,31 @@ build_kwok() {
   done > "$out/stages.yaml"
 }
 
+# Tekton Pipelines: the binaries of its release images (each becomes a FROM-scratch image at
+# cluster-up) and its release manifests (config/), whose ko:// references cluster-up replaces.
+TEKTON_COMMANDS=(controller webhook entrypoint nop workingdirinit sidecarlogresults resolvers)
+build_tekton() {
+  local v=$1 work cmd; work=$(module_copy "github.com/tektoncd/pipeline@$v")
+  mkdir -p "$out/bin"
+  for cmd in "${TEKTON_COMMANDS[@]}"; do
+    log "  tekton: $cmd"
+    (cd "$work" && go build -trimpath -ldflags "-s -w" \
+      -o "$out/bin/$cmd" "./cmd/$cmd")
+  done
+  cp -r "$work/config" "$out/config"
+  rm -rf "$work"
+}
+
+build_tkn() {
+  local v=$1 work; work=$(module_copy "github.com/tektoncd/cli@$v")
+  # `tkn hub` needs github.com/tektoncd/hub, whose replace target the proxy refuses: drop it.
+  sed -i -E '/github.com\/tektoncd\/hub\/|hub\.Root\(hubApp\.New\(\)\)/d' "$work/pkg/cmd/root.go"
+  (cd "$work" && go mod edit -droprequire github.com/tektoncd/hub -dropreplace github.com/tektoncd/hub &&
+    go build -mod=mod -trimpath -ldflags "-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=${v#v}" \
+      -o "$out/tkn" ./cmd/tkn)
+  rm -rf "$work"
+}
+
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl source-controller kustomize-controller notification-crds kwok flux)
 for c in "${components[@]}"; do
@@ -133,11 +160,14 @@ for c in "${components[@]}"; do
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
     kubernetes) run_build kubernetes "$KUBERNETES_VERSION" build_control_plane ;;
     kubectl) run_build kubectl "$KUBERNETES_VERSION" build_kubectl ;;
+    kube-proxy) run_build kube-proxy "$KUBERNETES_VERSION" build_kube_proxy ;;
     source-controller) run_build source-controller "$SOURCE_CONTROLLER_VERSION" build_source_controller ;;
     kustomize-controller) run_build kustomize-controller "$KUSTOMIZE_CONTROLLER_VERSION" build_kustomize_controller ;;
     kwok) run_build kwok "$KWOK_VERSION" build_kwok ;;
     notification-crds) run_build notification-crds "$NOTIFICATION_API_VERSION" build_notification_crds ;;
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
+    tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
+    tkn) run_build tkn "$TKN_VERSION" build_tkn ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;
   esac
 done
