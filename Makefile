@@ -45,6 +45,9 @@ catalog: setup ## Regenerate the README tables from the Task YAML
 lint: setup ## yamllint, and the catalog conventions (versions, annotations, no params in scripts, READMEs current)
 	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines flux examples catalog.yaml artifacthub-repo.yml
 	@$(PY) hack/catalog.py check
+	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \
+	if [[ -x $$bin ]]; then $$bin $$(ls -d tasks pipelines triggers 2>/dev/null); \
+	else echo "lint: tekton-validate skipped (not built for this source; build it with: hack/cluster-build.sh tekton-validate)"; fi
 
 mutation: setup ## Mutation testing of the image editor and Flux status decisions (mutmut 2.5.1; minutes, not in CI)
 	@hack/mutation.sh $(MODULES)

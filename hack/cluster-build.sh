@@ -153,6 +153,12 @@ build_tkn() {
   rm -rf "$work"
 }
 
+# tekton-validate: the repo's own checker (hack/tekton-validate/main.go), Tekton's SetDefaults and
+# Validate as the webhook runs them; its cache key carries a hash of the folder's sources.
+build_tekton_validate() {
+  (cd "$here/tekton-validate" && go build -ldflags "-s -w" -o "$out/tekton-validate" .)
+}
+
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl source-controller kustomize-controller notification-crds kwok flux)
 for c in "${components[@]}"; do
@@ -168,6 +174,7 @@ for c in "${components[@]}"; do
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
     tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
     tkn) run_build tkn "$TKN_VERSION" build_tkn ;;
+    tekton-validate) run_build tekton-validate "$TEKTON_PIPELINE_VERSION-$(cd "$here/tekton-validate" && cat go.mod go.sum *.go | sha256sum | cut -c1-12)" build_tekton_validate ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;
   esac
 done
