@@ -473,3 +473,16 @@ def test_an_anchor_used_after_other_shared_nodes_is_still_seen(tmp_path):
             "labels: {v: *t}\n")
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: 'newTag' is an alias or an anchor used"):
         edit(tmp_path, {"app/kustomization.yaml": text})
+
+
+@pytest.mark.parametrize("value", ["*t", ">-\n    1.0.5"])
+def test_a_value_already_right_is_left_alone_even_if_it_could_not_be_changed(tmp_path, value):
+    text = f"x: &t 1.0.5\nimages:\n- name: {IMAGE}\n  newTag: {value}\n"
+    plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed == {} and plan.previous_tag == "1.0.5"
+
+
+def test_block_scalar_ending_in_x(tmp_path):
+    text = f"images:\n- name: {IMAGE}\n  newTag: |\n    build-X\nresources: []\n"
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\nresources: []\n"

@@ -66,7 +66,6 @@ class FileEdit:
     old_text: str
     label: str
     splices: list[Splice] = field(default_factory=list)
-    changed_nodes: set[int] = field(default_factory=set)  # ids: one splice per node, however often reached
 
     @property
     def new_text(self) -> str:
@@ -216,12 +215,11 @@ def _value_end(text: str, node: Node) -> int:
 
 
 def _replace_scalar(edit: FileEdit, key: Node, node: ScalarNode, value: str) -> None:
-    if id(node) in edit.changed_nodes or node.value == value:
+    if node.value == value:
         return
-    if _is_alias(key, node) or edit.references.get(id(node), 0) > 1:
+    if _is_alias(key, node) or edit.references[id(node)] > 1:
         raise StepError(f"{edit.label}:{key.start_mark.line + 1}: '{key.value}' is an alias or an anchor used "
                         "elsewhere; changing it would change the other uses too, set it by hand")
-    edit.changed_nodes.add(id(node))
     text = edit.old_text
     start = edit.value_starts.get(node.end_mark.index, node.end_mark.index)  # no token: empty, insert at its end
     end = _value_end(text, node)  # a block scalar is replaced whole (header and lines), its line breaks kept
@@ -485,19 +483,20 @@ def _plan_manifests(root: Path, folder: Path, subdir: str, image: str, tag: str,
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
         rel = str(path.relative_to(root))
         edit = FileEdit(path, _read(path), rel)
+        reached: set[int] = set()  # node ids: a field reached again through an alias is changed once
         for doc in edit.docs:
             for key, node in _image_fields(doc):
                 ref = parse_reference(node.value)
-                if not ref or ref.name != image or id(node) in edit.changed_nodes:
+                if not ref or ref.name != image or id(node) in reached:
                     continue
                 if ref.tag:
                     plan.previous_tags.append(ref.tag)
                 keep_digest = ref.digest if (ref.tag == tag and not digest) else None
                 new_refs[node.value] = str(ImageRef(image, tag, digest or keep_digest))
                 _replace_scalar(edit, key, node, new_refs[node.value])
-                edit.changed_nodes.add(id(node))  # also when it already was right: reached once
+                reached.add(id(node))
                 plan.where.append(f"{rel}:{key.start_mark.line + 1}")
-        if edit.changed_nodes:
+        if reached:
             _check(edit, lambda docs: _expect_manifests(docs, image, new_refs),
                    lambda docs: _manifests_set(docs, image, tag, digest), f"{image} to {tag}")
             plan.edits.append(edit)
