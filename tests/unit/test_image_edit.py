@@ -153,7 +153,7 @@ def test_symlink_out_of_the_repo_is_refused(tmp_path):
     (tmp_path / "outside").mkdir()
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "app").symlink_to(tmp_path / "outside")
-    with pytest.raises(InvalidInput, match="leaves the repository"):
+    with pytest.raises(InvalidInput, match=r"^invalid --path 'app': leaves the repository \(through a symlink\)$"):
         plan_image_update(tmp_path / "repo", "app", IMAGE, "1.0.5", None)
 
 
@@ -359,10 +359,13 @@ def test_an_edit_that_would_change_other_data_is_never_written(tmp_path, monkeyp
     from druppie_steps.gitops import image_edit
     text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\nlabels: []\n"
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: value + "\nextra: 1")
-    with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would change more than "):
+    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would change more than {IMAGE} to "
+                                        r"1.0.5 \(YAML construct not supported here\); nothing written, set it "
+                                        "by hand$"):
         edit(tmp_path, {"app/kustomization.yaml": text})
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6")
-    with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would not set "):
+    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to 1.0.5 "
+                                        r"\(YAML construct not supported here\); nothing written, set it by hand$"):
         edit(tmp_path / "b", {"app/kustomization.yaml": text})
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "[")
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would not be valid YAML"):
@@ -390,7 +393,8 @@ def test_digest_is_added_after_a_block_scalar(tmp_path):
     (f"images:\n- name: {IMAGE}\n  newTag: [1]\n", r":2: 'newTag' is not a plain value"),
     (f"images:\n- name: {IMAGE}\n  x: {{a: 1}}\n", r":2: cannot add 'newTag' after a nested"),
     (f"x: &n {IMAGE}\nimages:\n- newTag: 1.0.4\n  name: *n\n", r":3: cannot add 'digest' after a"),
-    (f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n", r":4: cannot remove"),
+    (f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n",
+     r":4: cannot remove the stale 'digest' automatically; remove it by hand$"),
     (f"d: &d {DIGEST}\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: *d\n", r":5: cannot remove"),
     ("images: {a: 1}\nresources: [d.yaml]\n", r": 'images' is not a list"),
     ("{resources: [d.yaml]}\n", r": a flow-style kustomization cannot be extended"),
@@ -400,7 +404,7 @@ def test_digest_is_added_after_a_block_scalar(tmp_path):
 def test_what_cannot_be_edited_in_place_is_refused_with_file_and_line(tmp_path, text, message):
     files = {"app/kustomization.yaml": text, "app/d.yaml": f"image: {IMAGE}:1.0.4\n"}
     with pytest.raises(StepError, match="^app/kustomization.yaml" + message):
-        edit(tmp_path, files, digest=DIGEST if "digest" in message else None)
+        edit(tmp_path, files, digest=DIGEST if "add 'digest'" in message else None)
 
 
 def test_image_shared_through_an_anchor_in_manifests_is_refused(tmp_path):
@@ -486,3 +490,23 @@ def test_block_scalar_ending_in_x(tmp_path):
     text = f"images:\n- name: {IMAGE}\n  newTag: |\n    build-X\nresources: []\n"
     _, changed = edit(tmp_path, {"app/kustomization.yaml": text})
     assert changed["app/kustomization.yaml"] == f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\nresources: []\n"
+
+
+@pytest.mark.parametrize("entry, after", [
+    # as kustomize writes it
+    (f"- digest: {DIGEST}\n  name: {IMAGE}\n  newTag: 1.0.4\n", f"- name: {IMAGE}\n  newTag: 1.0.5\n"),
+    (f"-   digest: {DIGEST}  # pinned\n    name: {IMAGE}\n", f"-   name: {IMAGE}\n    newTag: 1.0.5\n"),
+    (f"- {{digest: {DIGEST}, name: {IMAGE}}}\n", f"- {{name: {IMAGE}, newTag: 1.0.5}}\n"),
+])
+def test_stale_digest_as_the_first_key_of_an_entry(tmp_path, entry, after):
+    _, changed = edit(tmp_path, {"app/kustomization.yaml": "images:\n" + entry})
+    assert changed["app/kustomization.yaml"] == "images:\n" + after
+
+
+@pytest.mark.parametrize("rel, text", [
+    ("app/kustomization.yaml", f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n? [a]\n: unhashable\n"),
+    ("app/a.yaml", f"image: {IMAGE}:1.0.4\n? [a]\n: unhashable\n"),
+])
+def test_yaml_that_composes_but_cannot_be_read_as_data_is_refused(tmp_path, rel, text):
+    with pytest.raises(StepError, match=rf"^{rel}: not valid YAML: while constructing a mapping .*unhashable"):
+        edit(tmp_path, {rel: text})

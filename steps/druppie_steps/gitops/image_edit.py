@@ -149,7 +149,7 @@ def _line(text: str, index: int) -> int:
     return text.count("\n", 0, index) + 1
 
 
-def _load_all(text: str, label: str, what: str) -> list[Any]:
+def _load_all(text: str, label: str, what: str = "not valid YAML") -> list[Any]:
     try:
         return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
@@ -224,18 +224,14 @@ def _replace_scalar(edit: FileEdit, key: Node, node: ScalarNode, value: str) -> 
     start = edit.value_starts.get(node.end_mark.index, node.end_mark.index)  # no token: empty, insert at its end
     end = _value_end(text, node)  # a block scalar is replaced whole (header and lines), its line breaks kept
     new = _scalar_text(value, node.style if node.style in ("'", '"') else None)
-    if start == end and not text[start - 1 : start].isspace():
-        new = " " + new  # `newTag:` -> `newTag: 1.0.5`
+    if start == end:  # an empty value sits right after `:` (or its anchor): `newTag:` -> `newTag: 1.0.5`
+        new = " " + new
     edit.splices.append(Splice(start, end, new))
 
 
 def _line_end(text: str, index: int) -> int:
-    end = text.find("\n", index)
-    return len(text) if end < 0 else end + 1
-
-
-def _line_start(text: str, index: int) -> int:
-    return text.rfind("\n", 0, index) + 1
+    """Just after the line break that ends the line of ``index`` (the end of a file without one)."""
+    return text.find("\n", index) + 1 or len(text)
 
 
 def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str) -> None:
@@ -251,8 +247,7 @@ def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str) -> None
     rendered = f"{key}: {_scalar_text(value, None)}"
     if mapping.flow_style:
         close = mapping.end_mark.index - 1  # the closing brace
-        sep = ", " if mapping.value else ""
-        edit.splices.append(Splice(close, close, sep + rendered))
+        edit.splices.append(Splice(close, close, ", " + rendered))  # a matching entry has a name already
         return
     last_key, last_value = mapping.value[-1]
     if not isinstance(last_value, ScalarNode) or _is_alias(last_key, last_value):
@@ -272,14 +267,13 @@ def _remove_key(edit: FileEdit, mapping: MappingNode, key: str) -> None:
             if _is_alias(k, v) or text.count("\n", k.start_mark.index, v.end_mark.index):
                 raise StepError(f"{edit.label}:{k.start_mark.line + 1}: cannot remove the stale '{key}' "
                                 "automatically; remove it by hand")
-            if not mapping.flow_style:
-                start, end = _line_start(text, k.start_mark.index), _line_end(text, v.end_mark.index)
-                edit.splices.append(Splice(start, end, ""))
-            elif i:  # `, digest: x` after the value before it
+            line_start = k.start_mark.index - k.start_mark.column
+            if not mapping.flow_style and not text[line_start : k.start_mark.index].strip():
+                edit.splices.append(Splice(line_start, _line_end(text, v.end_mark.index), ""))
+            elif i and mapping.flow_style:  # `, digest: x` after the value before it
                 edit.splices.append(Splice(pairs[i - 1][1].end_mark.index, v.end_mark.index, ""))
-            else:  # `digest: x, ` up to the next key
-                end = pairs[1][0].start_mark.index if len(pairs) > 1 else v.end_mark.index
-                edit.splices.append(Splice(k.start_mark.index, end, ""))
+            else:  # `digest: x, ` or `- digest: x` (as kustomize writes it) up to the next key, which the name is
+                edit.splices.append(Splice(k.start_mark.index, pairs[i + 1][0].start_mark.index, ""))
             return
 
 
@@ -297,7 +291,7 @@ def _check(edit: FileEdit, expect: Callable[[list[Any]], None], effective: Calla
     line = _line(edit.old_text, min(s.start for s in edit.splices))
     where = f"{edit.label}:{line}"
     new_text = edit.new_text
-    expected = _load_all(edit.old_text, edit.label, "not valid YAML")  # a fresh copy to change
+    expected = _load_all(edit.old_text, edit.label)  # a fresh copy to change
     expect(expected)
     actual = _load_all(new_text, where, "the edit would not be valid YAML, nothing written")
     if not effective(actual):
@@ -334,7 +328,7 @@ def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: st
     top = docs[0]
     images = _get(top, "images")
     entries = list(images.value) if isinstance(images, SequenceNode) else []
-    (data,) = _load_all(edit.old_text, label, "not valid YAML")
+    (data,) = _load_all(edit.old_text, label)
     data_entries = data.get("images") if isinstance(data.get("images"), list) else []
     matching: list[tuple[MappingNode, dict]] = []
     for entry, entry_data in zip(entries, data_entries):
@@ -409,7 +403,7 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
         return
     label = str(kpath.relative_to(root))
     text = _read(kpath)
-    (top,) = _load_all(text, label, "not valid YAML")[:1] or (None,)
+    (top,) = _load_all(text, label)[:1] or (None,)
     if not isinstance(top, dict):
         return
     for entry in top.get("images") or []:  # a base's own entry for the image is a use
@@ -431,7 +425,7 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
                 yield from _resource_image_uses(root, target, image, seen, include)
             elif target.is_file():
                 rel = str(target.relative_to(root.resolve()))
-                for doc in _load_all(_read(target), rel, "not valid YAML"):
+                for doc in _load_all(_read(target), rel):
                     for _, value in _data_image_fields(doc):
                         ref = parse_reference(value)
                         if ref and ref.name == image:
