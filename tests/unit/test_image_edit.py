@@ -210,12 +210,12 @@ def test_value_shared_through_an_anchor_is_refused(tmp_path, value, line):
 
 
 @pytest.mark.parametrize("empty, filled", [("newTag:\n", "newTag: 1.0.5\n"), ("newTag: # c\n", "newTag: 1.0.5 # c\n"),
-                                           ("newTag: ~\n", "newTag: 1.0.5\n")])
+                                           ("newTag: ~\n", "newTag: 1.0.5\n"), ("newTag: ''\n", "newTag: '1.0.5'\n")])
 def test_empty_value_gets_the_tag(tmp_path, empty, filled):
     text = f"images:\n- name: {IMAGE}\n  {empty}resources: []\n"
     plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
     assert changed["app/kustomization.yaml"] == text.replace(empty, filled)
-    assert plan.previous_tag == ""
+    assert plan.previous_tags == []
 
 
 def test_empty_value_in_a_flow_mapping(tmp_path):
@@ -252,8 +252,10 @@ def test_overlay_over_a_base_gets_an_images_entry(tmp_path):
 
 def test_overlay_base_outside_the_sparse_checkout_is_materialised_through_include(tmp_path):
     full, sparse = tmp_path / "full", tmp_path / "sparse"
-    files = overlay_files("resources:\n  - ../../../base/app\ncomponents: [../../../components/x]\n",
-                          base_kust="resources: [deployment.yaml]\nimages:\n- name: " + IMAGE + "\n  newTag: 1.0.3\n")
+    files = overlay_files("resources:\n  - https://example.com/remote\n  - ../../../base/app\n"
+                          "components: [../../../components/x]\n",
+                          base_kust=f"resources: [deployment.yaml]\nimages:\n- name: x\n- name: {IMAGE}\n"
+                                    "  newTag: 1.0.3\n")
     files["components/x/kustomization.yaml"] = "kind: Component\nresources: [../../base/app]\n"
     write(full, files)
     write(sparse, {k: v for k, v in files.items() if k.startswith("envs/")})
@@ -426,11 +428,12 @@ def test_non_utf8_and_broken_resources(tmp_path):
 def test_resources_that_are_not_local_files_are_skipped(tmp_path):
     kust = ("resources:\n- https://github.com/x/y//base?ref=v1\n- 7\n- ../../outside\n- missing.yaml\n- d.yaml\n"
             "components: []\nbases:\n- sub\n")
-    files = {"app/kustomization.yaml": kust, "app/d.yaml": "kind: ConfigMap\n",
-             "app/sub/kustomization.yaml": "resources: [../d2.yaml]\n", "app/d2.yaml": f"image: {IMAGE}:v1.0.3\n"}
+    files = {"app/kustomization.yaml": kust, "app/d.yaml": f"kind: ConfigMap\nimage: {IMAGE}\n",
+             "app/sub/kustomization.yaml": "images: [{name: x}, {name: " + IMAGE + "}]\nresources: [../d2.yaml]\n",
+             "app/d2.yaml": f"image: {IMAGE}:v1.0.3\n", "outside/kustomization.yaml": f"images: [{{name: {IMAGE}}}]\n"}
     plan, changed = edit(tmp_path, files)
-    assert plan.previous_tag == "v1.0.3" and plan.where == [
-        "app/kustomization.yaml images (new entry; used by app/d2.yaml)"]
+    assert plan.previous_tags == ["v1.0.3"] and plan.where == [
+        "app/kustomization.yaml images (new entry; used by app/d.yaml, app/d2.yaml, app/sub/kustomization.yaml)"]
     assert changed["app/kustomization.yaml"].endswith(f"bases:\n- sub\nimages:\n- name: {IMAGE}\n  newTag: 1.0.5\n")
 
 
@@ -510,3 +513,19 @@ def test_stale_digest_as_the_first_key_of_an_entry(tmp_path, entry, after):
 def test_yaml_that_composes_but_cannot_be_read_as_data_is_refused(tmp_path, rel, text):
     with pytest.raises(StepError, match=rf"^{rel}: not valid YAML: while constructing a mapping .*unhashable"):
         edit(tmp_path, {rel: text})
+
+
+def test_entries_after_other_kinds_and_repeats_are_all_seen(tmp_path):
+    text = (f"x-e: &e {{name: {IMAGE}, newTag: 1.0.4}}\n"
+            f"images: [junk, *e, *e, {{name: short, newName: {IMAGE}, newTag: 1.0.5, digest: {DIGEST}}}]\n")
+    plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
+    assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "1.0.5")  # the pinned same-tag build stays
+    assert plan.previous_tags == ["1.0.4", "1.0.5"]
+
+
+def test_the_check_names_the_digest_asked_for(tmp_path, monkeypatch):
+    from druppie_steps.gitops import image_edit
+    monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6" if value == "1.0.5" else value)
+    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to "
+                                        rf"1.0.5@{DIGEST} \("):
+        edit(tmp_path, {"app/kustomization.yaml": f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n"}, digest=DIGEST)

@@ -403,7 +403,7 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
         return
     label = str(kpath.relative_to(root))
     text = _read(kpath)
-    (top,) = _load_all(text, label)[:1] or (None,)
+    top = next(iter(_load_all(text, label)), None)
     if not isinstance(top, dict):
         return
     for entry in top.get("images") or []:  # a base's own entry for the image is a use
@@ -433,10 +433,10 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
 
 
 def _sequence_indent(top: MappingNode) -> str:
-    """How this file indents block sequences under a key ('' for `- x` under `key:`, '  ' etc.)."""
-    for k, v in top.value:
+    """How this file indents block sequences under a top-level key ('' for `- x` under `key:`, '  ' etc.)."""
+    for _, v in top.value:
         if isinstance(v, SequenceNode) and not v.flow_style and v.value:
-            return " " * max(0, v.start_mark.column - k.start_mark.column)
+            return " " * v.start_mark.column  # top-level keys start at column 0 (else the re-parse check refuses)
     return ""
 
 
