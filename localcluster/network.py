@@ -1,0 +1,72 @@
+"""Pod networking on the host: the node's bridge, and kube-proxy for Services.
+
+The bridge exists before anything starts, with the gateway address that the bridge CNI plugin
+would give it, so the API server and the git server can listen on that address: pods reach
+them through it (the `kubernetes` Service is DNATed there by kube-proxy), and nothing listens
+on an address outside this machine. kube-proxy runs in iptables mode with masquerade-all, so a
+pod can also reach another pod through a Service; `down` removes its rules with `--cleanup`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .process import http_ok, log
+from .toolchain import optional_binaries
+
+if TYPE_CHECKING:
+    from .cluster import LocalCluster
+
+POD_CIDR = "10.244.0.0/16"
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def subnet(cluster: "LocalCluster") -> str:
+    """This cluster's pod /24 (keyed by a port, so two clusters on one machine do not collide)."""
+    return f"10.244.{cluster.ports['kubelet'] % 250}.0/24"
+
+
+def gateway(cluster: "LocalCluster") -> str:
+    return subnet(cluster).replace(".0/24", ".1")
+
+
+def bridge_name(cluster: "LocalCluster") -> str:
+    return f"druppie{cluster.ports['kubelet'] % 10000}"
+
+
+def create_bridge(cluster: "LocalCluster") -> None:
+    name = bridge_name(cluster)
+    subprocess.run(["ip", "link", "add", "name", name, "type", "bridge"], check=True, capture_output=True)
+    subprocess.run(["ip", "addr", "add", f"{gateway(cluster)}/24", "dev", name], check=True, capture_output=True)
+    subprocess.run(["ip", "link", "set", name, "up"], check=True, capture_output=True)
+
+
+def delete_bridge(cluster: "LocalCluster") -> None:
+    subprocess.run(["ip", "link", "delete", bridge_name(cluster)], check=False, capture_output=True)
+
+
+def start_kube_proxy(cluster: "LocalCluster") -> None:
+    # Forwarding lets a pod reach another pod through a Service; the old value is put back at down.
+    cluster.extra["ip_forward"] = IP_FORWARD.read_text().strip()
+    IP_FORWARD.write_text("1")
+    p = cluster.ports
+    cluster.spawn("kube-proxy", [
+        optional_binaries()["kube-proxy"], "--kubeconfig", cluster.kubeconfig, "--hostname-override",
+        cluster.node_name, "--proxy-mode", "iptables", "--cluster-cidr", POD_CIDR, "--masquerade-all",
+        # Leave the machine's conntrack and localnet sysctls alone.
+        "--conntrack-max-per-core", "0", "--conntrack-tcp-timeout-established", "0",
+        "--conntrack-tcp-timeout-close-wait", "0", "--iptables-localhost-nodeports=false",
+        "--metrics-bind-address", f"127.0.0.1:{p['proxy-metrics']}",
+        "--healthz-bind-address", f"127.0.0.1:{p['proxy-health']}", "--v", "1"])
+    cluster.wait_until("kube-proxy", lambda: http_ok(f"http://127.0.0.1:{p['proxy-health']}/healthz"))
+    log("kube-proxy ready (iptables)")
+
+
+def stop_kube_proxy(cluster: "LocalCluster") -> None:
+    """After the process is gone: remove its iptables chains and restore ip_forward."""
+    proxy = optional_binaries()["kube-proxy"]
+    if "ip_forward" in cluster.extra:
+        subprocess.run([str(proxy), "--cleanup", "--proxy-mode", "iptables"], check=False, capture_output=True)
+        IP_FORWARD.write_text(cluster.extra.pop("ip_forward"))

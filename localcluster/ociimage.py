@@ -1,0 +1,146 @@
+"""Small real container images built without a container engine: FROM-scratch layers of a few
+files (static binaries, symlinks), pushed to a registry over the distribution API or written as
+an OCI archive for `ctr images import`.
+
+The local cluster's own images are made this way: the pause sandbox, Tekton's controller,
+webhook and the binaries it injects into TaskRun pods (each at Tekton's fixed path
+``/ko-app/<name>``), and the busybox shell image for ``script:`` steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAUSE_C = r"""
+#include <signal.h>
+#include <unistd.h>
+static void bye(int s) { (void)s; _exit(0); }
+int main(void) { signal(SIGTERM, bye); signal(SIGINT, bye); for (;;) pause(); }
+"""
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class File:
+    """One entry of a layer: a regular file from ``source``, or a symlink to ``link``."""
+
+    path: str
+    source: Path | None = None
+    link: str = ""
+    mode: int = 0o755
+
+
+@dataclass
+class Image:
+    layer: bytes
+    config: bytes
+    manifest: bytes
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return _digest(self.manifest)
+
+
+def build_pause_binary(dest: Path) -> Path:
+    source = dest.with_suffix(".c")
+    source.write_text(PAUSE_C)
+    subprocess.run(["gcc", "-static", "-Os", "-s", "-o", str(dest), str(source)], check=True, capture_output=True)
+    return dest
+
+
+def build_image(binary: Path, entrypoint: str = "/pause", user: str = "") -> Image:
+    """An image of one static binary at ``entrypoint``."""
+    return build_layered([File(entrypoint, binary)], [entrypoint], user=user)
+
+
+def build_layered(files: list[File], entrypoint: list[str], user: str = "", env: list[str] | None = None) -> Image:
+    """A one-layer image of ``files``; reproducible (fixed owner and mtime), so equal inputs give equal digests."""
+    layer_buf = io.BytesIO()
+    with tarfile.open(fileobj=layer_buf, mode="w") as tar:
+        dirs: set[str] = set()
+        for entry in files:
+            parts = entry.path.strip("/").split("/")
+            for i in range(1, len(parts)):  # parent folders first, world-readable
+                folder = "/".join(parts[:i])
+                if folder not in dirs:
+                    dirs.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.mode, info.mtime = entry.mode, 0
+            if entry.link:
+                info.type, info.linkname = tarfile.SYMTYPE, entry.link
+                tar.addfile(info)
+            else:
+                data = entry.source.read_bytes() if entry.source else b""
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    layer = layer_buf.getvalue()
+    cfg: dict = {"Entrypoint": entrypoint}
+    if user:
+        cfg["User"] = user
+    if env:
+        cfg["Env"] = env
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": cfg,
+                         "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}, sort_keys=True).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer),
+                    "size": len(layer)}]}, sort_keys=True).encode()
+    return Image(layer, config, manifest, [f.path for f in files])
+
+
+def write_oci_archive(image: Image, name: str, out: Path) -> Path:
+    index = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": MANIFEST_TYPE, "digest": image.digest, "size": len(image.manifest),
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name}}]}).encode()
+    with tarfile.open(out, "w") as tar:
+        def add(path: str, data: bytes) -> None:
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", index)
+        for blob in (image.layer, image.config, image.manifest):
+            add(f"blobs/sha256/{_digest(blob)[7:]}", blob)
+    return out
+
+
+def push(image: Image, registry: str, repository: str, tag: str) -> str:
+    """Push to a distribution (v2) registry over plain HTTP; returns the manifest digest."""
+    base = f"http://{registry}/v2/{repository}"
+    for blob in (image.layer, image.config):
+        head = urllib.request.Request(f"{base}/blobs/{_digest(blob)}", method="HEAD")
+        try:
+            urllib.request.urlopen(head, timeout=10)
+            continue  # already there
+        except urllib.error.HTTPError:
+            pass
+        start = urllib.request.urlopen(urllib.request.Request(f"{base}/blobs/uploads/", method="POST", data=b""),
+                                       timeout=10)
+        location = start.headers["Location"]
+        location = location if location.startswith("http") else f"http://{registry}{location}"
+        sep = "&" if "?" in location else "?"
+        urllib.request.urlopen(urllib.request.Request(f"{location}{sep}digest={_digest(blob)}", data=blob,
+                                                      method="PUT",
+                                                      headers={"Content-Type": "application/octet-stream"}),
+                               timeout=120)
+    urllib.request.urlopen(urllib.request.Request(f"{base}/manifests/{tag}", data=image.manifest, method="PUT",
+                                                  headers={"Content-Type": MANIFEST_TYPE}), timeout=10)
+    return image.digest
