@@ -76,10 +76,10 @@ stage_step_context() {
 default_registry() {
   [[ -n ${REGISTRY:-} ]] && { echo "$REGISTRY"; return; }
   .venv/bin/python - <<'EOF' 2>/dev/null || true
-from hack.cluster import LocalCluster, default_state_dir, _alive
-state = default_state_dir()
-cluster = LocalCluster.load(state)
-if _alive(cluster.pids.get("registry", 0)):
+from localcluster.cluster import LocalCluster, default_state_dir
+from localcluster.process import alive
+cluster = LocalCluster.load(default_state_dir())
+if alive(cluster.pids.get("registry", 0)):
     print(cluster.registry)
 EOF
 }

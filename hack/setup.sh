@@ -11,7 +11,7 @@ cd "$root"
 # and debootstrap build the images offline (make images).
 DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server openssl docker-registry
   containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev
-  buildah podman skopeo debootstrap)
+  buildah podman skopeo debootstrap busybox-static)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
