@@ -187,6 +187,7 @@ class LocalCluster:
         if self.node:
             self.node.cleanup()
             network.delete_bridge(self)
+            network.remove_kubelet_chains()
         if (self.state_dir / "state.json").exists():
             self.save()
 

@@ -70,3 +70,21 @@ def stop_kube_proxy(cluster: "LocalCluster") -> None:
     if "ip_forward" in cluster.extra:
         subprocess.run([str(proxy), "--cleanup", "--proxy-mode", "iptables"], check=False, capture_output=True)
         IP_FORWARD.write_text(cluster.extra.pop("ip_forward"))
+
+
+# Chains the kubelet itself adds (a canary, and a firewall that drops non-loopback traffic to
+# 127.0.0.0/8); it re-creates them while it runs, so they go only after it stopped.
+KUBELET_CHAINS = {"filter": ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY"), "nat": ("KUBE-KUBELET-CANARY",),
+                  "mangle": ("KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY")}
+
+
+def remove_kubelet_chains() -> None:
+    for tool in ("iptables", "ip6tables"):
+        for table, chains in KUBELET_CHAINS.items():
+            for chain in chains:
+                for builtin in ("INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"):
+                    while subprocess.run([tool, "-t", table, "-D", builtin, "-j", chain],
+                                         capture_output=True).returncode == 0:
+                        pass
+                subprocess.run([tool, "-t", table, "-F", chain], capture_output=True)
+                subprocess.run([tool, "-t", table, "-X", chain], capture_output=True)
