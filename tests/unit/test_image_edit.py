@@ -529,3 +529,15 @@ def test_the_check_names_the_digest_asked_for(tmp_path, monkeypatch):
     with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to "
                                         rf"1.0.5@{DIGEST} \("):
         edit(tmp_path, {"app/kustomization.yaml": f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n"}, digest=DIGEST)
+
+
+@pytest.mark.parametrize("images, appended", [
+    ("images:\n  - name: other/image\n    newName: x/y\n    newTag: '2.0'\nlabels: []\n",
+     f"  - name: {IMAGE}\n    newTag: 1.0.5\n"),
+    ("images:\n- just-a-name\nlabels: []\n", f"- name: {IMAGE}\n  newTag: 1.0.5\n"),
+])
+def test_appends_after_the_last_line_of_an_indented_list_or_a_plain_item(tmp_path, images, appended):
+    files = {"app/kustomization.yaml": "resources: [deployment.yaml]\n" + images, "app/deployment.yaml": DEPLOYMENT}
+    _, changed = edit(tmp_path, files)
+    expected = images.replace("labels: []\n", appended + "labels: []\n")
+    assert changed["app/kustomization.yaml"] == "resources: [deployment.yaml]\n" + expected
