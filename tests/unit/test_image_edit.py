@@ -159,12 +159,15 @@ def test_symlink_out_of_the_repo_is_refused(tmp_path):
 
 @pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../b", "", "~/x", ".."])
 def test_paths_that_leave_the_repo_are_invalid(bad):
-    with pytest.raises(InvalidInput, match="invalid --path"):
+    with pytest.raises(InvalidInput, match=rf"^invalid --path {bad!r}: must be a folder inside the repository, "
+                                           "e.g. envs/prod/app$"):
         safe_subdir(bad)
 
 
 def test_clean_paths_are_normalized():
     assert safe_subdir("envs/prod/./drone-service/") == "envs/prod/drone-service"
+    assert safe_subdir("envs\\prod\\drone-service") == "envs/prod/drone-service"
+    assert safe_subdir("./") == ""  # the repository's root
 
 
 # ---- constructs the review found pushed wrong files with exit 0 ----------------------------
@@ -541,3 +544,28 @@ def test_appends_after_the_last_line_of_an_indented_list_or_a_plain_item(tmp_pat
     _, changed = edit(tmp_path, files)
     expected = images.replace("labels: []\n", appended + "labels: []\n")
     assert changed["app/kustomization.yaml"] == "resources: [deployment.yaml]\n" + expected
+
+
+def test_manifests_change_image_fields_only(tmp_path):
+    text = (f"kind: Pod\nmetadata:\n  annotations: {{built-from: '{IMAGE}:1.0.4'}}\nspec:\n  containers:\n"
+            f"  - image: '{{{{ .Values.image }}}}'\n  - image: {IMAGE}:1.0.5@{DIGEST}\n  - image: {IMAGE}:1.0.4\n")
+    files = {"app/pod.yaml": text, "app/notes.txt": "image: [ not yaml\n", "app/sub/x.yml": "kind: ConfigMap\n"}
+    plan, changed = edit(tmp_path, files)
+    new = text.replace(f"  - image: {IMAGE}:1.0.4\n", f"  - image: {IMAGE}:1.0.5\n")
+    assert changed == {"app/pod.yaml": new}  # the same-tag field keeps its digest, the annotation is no image field
+    assert plan.previous_tags == ["1.0.5", "1.0.4"]
+
+
+def test_manifest_check_names_file_line_and_what_was_asked(tmp_path, monkeypatch):
+    from druppie_steps.gitops import image_edit
+    monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: f"{IMAGE}:1.0.6")
+    with pytest.raises(StepError, match=rf"^app/a.yaml:2: the edit would not set {IMAGE} to 1.0.5 \("):
+        edit(tmp_path, {"app/a.yaml": f"kind: Pod\nimage: {IMAGE}:1.0.4\n"})
+
+
+def test_a_base_field_that_is_not_an_image_is_no_use(tmp_path):
+    base = "resources: [deployment.yaml, cm.yaml]\n"
+    write(tmp_path, overlay_files("resources: [../../../base/app]\n", base_kust=base))
+    write(tmp_path, {"base/app/cm.yaml": f"kind: ConfigMap\ndata: {{last: '{IMAGE}:9.9.9'}}\n"})
+    plan = plan_image_update(tmp_path, "envs/prod/app", IMAGE, "1.0.5", None)
+    assert plan.previous_tags == ["1.0.4"]
