@@ -160,11 +160,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="druppie-bench-") as tmp, GitServer(Path(tmp) / "git") as server:
         from bench.flux_wait import run_bench as bench_flux_wait
         from bench.race import run_bench as bench_race
+        from bench.tekton import run_bench as bench_tekton
 
         benches = {"help": bench_help, "tag-commit": lambda: bench_tag_commit(server, Path(tmp)),
                    "concurrency": lambda: bench_concurrency(server),
                    "race": lambda: bench_race(report, STEP, server, Path(tmp)),
-                   "flux-wait": lambda: bench_flux_wait(report, STEP, Path(tmp))}
+                   "flux-wait": lambda: bench_flux_wait(report, STEP, Path(tmp)),
+                   "tekton": lambda: bench_tekton(report, STEP, Path(tmp))}
         for name, fn in benches.items():
             if only in name:
                 print(f"[{name}]", flush=True)
