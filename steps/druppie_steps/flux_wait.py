@@ -1,13 +1,16 @@
 """flux-wait: make Flux pull the pushed commit and wait until exactly that revision is applied and healthy.
 
-Better than `flux reconcile kustomization --with-source` on two counts (shared notes flux.md):
-it checks that the applied revision *is* the pushed commit (or one that contains it), and it fails
-as soon as Flux reports a failure for that revision instead of waiting out the timeout.
+Better than `flux reconcile kustomization --with-source` on two counts: it checks that the applied
+revision *is* the pushed commit (or one that contains it), and it fails as soon as Flux reports a
+failure for that revision instead of waiting out the timeout (the CLI reads the controller's
+`Reconciling=True, ProgressingWithRetry` after a failure as "in progress"). How each object state
+is judged is in flux/status.py; the task README's "How flux-wait decides" is the prose version.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import tempfile
 import time
@@ -26,8 +29,6 @@ REREQUEST_PAUSE_SECONDS = 1.0
 
 def parse_duration(value: str) -> float:
     """``5m``, ``90s``, ``1h30m``, ``300`` (seconds) as seconds; InvalidInput naming the value otherwise."""
-    import re
-
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         seconds = float(text)
@@ -58,7 +59,7 @@ def now_stamp() -> str:
 def flux_wait(kustomization: str, namespace: str, revision: str, timeout: str, kubeconfig: str, repo_url: str,
               basic_auth_dir: str, ssh_dir: str, results_dir: str | None) -> None:
     """Reconcile SOURCE and KUSTOMIZATION and wait until REVISION is applied and healthy."""
-    from .flux.status import parse_target
+    from .flux.status import no_ancestry, parse_target
 
     try:
         target = parse_target(revision)
@@ -71,15 +72,11 @@ def flux_wait(kustomization: str, namespace: str, revision: str, timeout: str, k
     started = time.monotonic()
     deadline = started + seconds
     with tempfile.TemporaryDirectory(prefix="druppie-flux-wait-") as scratch:
-        contains = Ancestry(repo_url, target, Path(scratch), basic_auth_dir, ssh_dir) if repo_url else _unknown
-        result = _wait(kustomization, namespace, target, deadline, kubeconfig or None, contains)
+        contains = Ancestry(repo_url, target, Path(scratch), basic_auth_dir, ssh_dir) if repo_url else no_ancestry
+        result = _wait(kustomization, namespace, target, deadline, kubeconfig or None, contains, repo_url)
     result["duration-seconds"] = f"{time.monotonic() - started:.1f}"
     write_results(results_dir, result)
     click.echo(summary_line("flux-wait", result))
-
-
-def _unknown(_sha: str) -> bool | None:
-    return None
 
 
 class Ancestry:
@@ -92,7 +89,11 @@ class Ancestry:
         self.env: dict[str, str] | None = None
 
     def __call__(self, sha: str) -> bool | None:
-        if sha.startswith(self.target) or self.target.startswith(sha):
+        from .flux.status import same_commit
+
+        if not sha:
+            return False  # no revision (unparsable, empty) contains nothing
+        if same_commit(sha, self.target):
             return True
         if sha not in self.answers:
             self.answers[sha] = self._ask(sha)
@@ -118,11 +119,22 @@ class Ancestry:
         return {0: True, 1: False}.get(check.returncode)
 
 
+def _repo_identity(url: str) -> str:
+    """host/path of a git URL, without user, port, scheme or .git: https and ssh forms of one repo agree."""
+    scp = re.match(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$", url)
+    if scp:
+        host, path = scp.groups()
+    else:
+        host, _, path = re.sub(r"^[a-z+]+://([^@/]*@)?", "", url).partition("/")
+    return f"{host.split(':')[0].lower()}/{path.strip('/').removesuffix('.git')}"
+
+
 def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: str | None,
-          contains: Callable[[str], bool | None]) -> dict[str, str]:
+          contains: Callable[[str], bool | None], repo_url: str = "") -> dict[str, str]:
     from .core.kube import api_client
     from .flux.status import (
-        Phase, describe, has_health_checks, kustomization_verdict, revision_sha, source_verdict, suspended,
+        Phase, describe, has_health_checks, kustomization_verdict, revision_sha, same_commit, source_moved_past,
+        source_verdict, suspended,
     )
     from .flux.watch import FluxApi, FluxObject, Timeout
 
@@ -131,12 +143,20 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
     ks = api.get_retrying(ks_ref, deadline)
     source_ref = ks["spec"]["sourceRef"]
     src_ref = FluxObject(source_ref["kind"], source_ref.get("namespace") or namespace, source_ref["name"])
+    if src_ref.kind != "GitRepository":
+        # OCIRepository and Bucket revisions are digests (latest@sha256:..., sha256:...), never a commit.
+        raise StepError(f"{ks_ref} takes its manifests from {src_ref}, whose revisions are digests, not git "
+                        "commits: flux-wait supports GitRepository sources only")
     source = api.get_retrying(src_ref, deadline)
     for obj, ref in ((ks, ks_ref), (source, src_ref)):
         if suspended(obj):
             raise StepError(f"{ref} is suspended (spec.suspend: true); resume it with `flux resume`")
     if not has_health_checks(ks):
         log.warn(f"{ks_ref} has neither wait nor healthChecks: Ready means \"applied\", not \"healthy\"")
+    source_url = (source.get("spec") or {}).get("url", "")
+    if repo_url and source_url and _repo_identity(repo_url) != _repo_identity(source_url):
+        log.warn(f"--repo-url {repo_url} is not {src_ref}'s spec.url {source_url}: ancestry is checked in "
+                 "--repo-url, so it must hold the same history")
 
     said: set[str] = set()
 
@@ -145,12 +165,26 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
             said.add(message)
             log.progress(f"{ref}: {message}")
 
+    def no_proof() -> str:
+        if repo_url:
+            return f"and whether it contains {target[:12]} could not be checked in --repo-url (see above)"
+        return (f"and without --repo-url flux-wait cannot check whether it contains {target[:12]}; pass --repo-url "
+                "(the GitOps repository) to let a newer revision that contains the target count")
+
     last = {"source": source, "ks": ks}
+    start_revision = ((source.get("status") or {}).get("artifact") or {}).get("revision", "")
+    # Revisions known to precede the target: what Flux had before our wait, and what the source
+    # fetched while our push was not visible yet. An attempt on one of them is Flux catching up.
+    older = {sha for sha in (revision_sha(start_revision),
+                             *(revision_sha((ks.get("status") or {}).get(k)) for k in ("lastAppliedRevision",
+                                                                                         "lastAttemptedRevision")))
+             if sha and not same_commit(sha, target)}
     try:
         # 1. The source must have fetched the target (ask again while it fetched an older commit).
         requested = now_stamp()
         api.request_reconcile(src_ref, requested, deadline)
         log.progress(f"requested a reconcile of {src_ref} for {target[:12]}")
+        behind_since = None
         while True:
             last["source"], verdict = api.follow(
                 src_ref, lambda o: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
@@ -159,7 +193,15 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
                 say(src_ref, verdict.message)
                 break
             if verdict.phase is Phase.FAILED:
-                raise StepError(f"{src_ref} failed: {verdict.reason}: {verdict.message}")
+                raise StepError(f"{src_ref} failed: {verdict.reason}: {_one_line(verdict.message)}")
+            fetched = revision_sha(verdict.revision)
+            behind_since = behind_since or time.monotonic()
+            if contains(fetched) is None and source_moved_past(start_revision, verdict.revision,
+                                                               time.monotonic() - behind_since):
+                raise StepError(f"{src_ref}: superseded by {verdict.revision}: the source moved past "
+                                f"{target[:12]} to it, {no_proof()}")
+            if fetched and not same_commit(fetched, target):
+                older.add(fetched)
             time.sleep(REREQUEST_PAUSE_SECONDS)  # REREQUEST: fetched before our push was visible
             requested = now_stamp()
             api.request_reconcile(src_ref, requested, deadline)
@@ -168,27 +210,28 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
         # 2. The Kustomization must apply it and be healthy.
         requested = now_stamp()
         api.request_reconcile(ks_ref, requested, deadline)
-        while True:
-            last["ks"], verdict = api.follow(
-                ks_ref, lambda o: _say_and(say, ks_ref, kustomization_verdict(o, target, requested, contains)),
-                lambda v: v.phase is not Phase.WAITING, deadline)
-            if verdict.phase is Phase.DONE:
-                log.progress(f"{ks_ref}: applied {verdict.revision} and Ready ({verdict.reason})")
-                return {"applied-revision": verdict.revision, "reason": verdict.reason}
-            if verdict.phase is Phase.SUPERSEDED:
-                newer = last["ks"].get("status", {}).get("lastAttemptedRevision", "")
-                if contains(revision_sha(newer)):
-                    say(ks_ref, f"health check superseded by {newer}, which contains the target; waiting for it")
-                    time.sleep(REREQUEST_PAUSE_SECONDS)
-                    continue
-                raise StepError(f"{ks_ref}: superseded: a newer revision arrived before {target[:12]} was checked "
-                                f"({verdict.message})")
-            raise StepError(f"{ks_ref} failed for revision {verdict.revision}: {verdict.reason}: {verdict.message}")
+        last["ks"], verdict = api.follow(
+            ks_ref, lambda o: _say_and(say, ks_ref, kustomization_verdict(o, target, requested, contains, older)),
+            lambda v: v.phase is not Phase.WAITING, deadline)
+        if verdict.phase is Phase.DONE:
+            log.progress(f"{ks_ref}: applied {verdict.revision} and Ready ({verdict.reason})")
+            return {"applied-revision": verdict.revision, "reason": verdict.reason}
+        if verdict.phase is Phase.SUPERSEDED:
+            hint = no_proof() if contains(revision_sha(verdict.revision)) is None else ""
+            raise StepError(f"{ks_ref}: superseded by {verdict.revision}: {verdict.message}" + (f", {hint}" if hint else ""))
+        # A failure that names no revision (ArtifactFailed) is about what the source holds now.
+        failed = verdict.revision or ((last["source"].get("status") or {}).get("artifact") or {}).get("revision", "")
+        raise StepError(f"{ks_ref} failed for revision {failed}: {verdict.reason}: {_one_line(verdict.message)}")
     except Timeout as timeout:
         if timeout.last is not None:
             last["ks" if timeout.last.get("kind") == "Kustomization" else "source"] = timeout.last
         details = describe(last["source"]) + "\n" + describe(last["ks"])
         raise StepError(f"timed out waiting for {ks_ref} to apply {target[:12]}; last conditions:\n{details}")
+
+
+def _one_line(text: str) -> str:
+    """Flux's message on one line (a CEL or kustomize error spans several)."""
+    return " ".join(text.split())
 
 
 def _say_and(say: Callable[[object, str], None], ref: object, verdict):

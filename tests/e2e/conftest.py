@@ -121,3 +121,17 @@ def flux_app(cluster):
     """An isolated app: its own repo, namespace, GitRepository and Kustomization (intervals 10s/5s)."""
     n = next(_ids)
     return make_flux_app(cluster, f"apps-{n}", f"app-{n}", f"drone-service-{n}", "10s", "5s")
+
+
+@pytest.fixture(autouse=True)
+def _release_flux_app(request):
+    """After a test with a ``flux_app``: suspend its Flux objects and delete its namespace. Each app
+    runs pods that request CPU; on a 2-core node about 20 apps fill it, and later apps never become
+    Ready. Suspending also stops the retries of apps left failing on purpose."""
+    app = request.getfixturevalue("flux_app") if "flux_app" in request.fixturenames else None
+    yield
+    if app is not None:
+        for kind, name in (("kustomization", app.kustomization), ("gitrepository", app.name)):
+            app.cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge",
+                                "-p", '{"spec":{"suspend":true}}', check=False)
+        app.cluster.kubectl("delete", "namespace", app.namespace, "--wait=false", check=False)

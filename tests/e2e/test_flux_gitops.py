@@ -80,7 +80,9 @@ def test_the_whole_shipped_flux_setup_is_accepted_by_the_api_server(cluster):
     cluster.kubectl("create", "namespace", "ci", check=False)
     out = cluster.kubectl("apply", "-k", str(FLUX_DIR), "--dry-run=server").stdout
     for line in ("receiver.notification.toolkit.fluxcd.io/druppie-apps", "gitrepository.source.toolkit.fluxcd.io/druppie-apps",
-                 "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod", "role.rbac.authorization.k8s.io/druppie-flux-wait"):
+                 "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod", "role.rbac.authorization.k8s.io/druppie-flux-wait",
+                 "validatingadmissionpolicy.admissionregistration.k8s.io/druppie-flux-wait-annotate-only",
+                 "validatingadmissionpolicybinding.admissionregistration.k8s.io/druppie-flux-wait-annotate-only"):
         assert line in out
     bad = (FLUX_DIR / "receiver.yaml").read_text().replace("type: github", "type: carrier-pigeon")
     rejected = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=bad, check=False)

@@ -1,4 +1,5 @@
-"""flux-wait against real Flux controllers: exact revision, fail fast, suspended, timeout, apiserver restart.
+"""flux-wait against real Flux controllers: exact revision, fail fast, suspended, timeout, apiserver restart,
+stale failures, parallel waits, and the ServiceAccount's admission policy.
 
 With DRUPPIE_RECORD_FIXTURES=1 the status objects seen here are written to
 tests/fixtures/flux-status/, which the unit tests of the decision logic read.
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import STEP
-from tests.e2e.conftest import condition
+from tests.e2e.conftest import condition, wait_for
 from tests.support.gitserver import COMMIT_ENV, run
 from tests.support.kubewatch import KubectlWatch
 
@@ -73,7 +74,11 @@ def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
     ready = [o for o in seen if condition(o, "Ready").get("status") == "True"
              and o["status"].get("lastAppliedRevision") == revision]
     assert ready, "the watch saw the Kustomization Ready at the revision"
-    record("kustomization-ready", ready[0])
+    # The attempt that handled our request (the first Ready may be from one the new artifact started).
+    handled = wait_for("the Kustomization to have handled a request", lambda: (
+        (k := flux_app.ks())["status"].get("lastHandledReconcileAt") and condition(k, "Ready").get("status") == "True"
+        and k["status"]["lastAppliedRevision"] == revision and k), timeout=30)
+    record("kustomization-ready", handled)
     messages = {}
     for obj in seen:  # one object per distinct progress message: fetching, building, health checks
         if condition(obj, "Reconciling").get("status") == "True":
@@ -193,7 +198,257 @@ def test_newer_revision_containing_the_target_counts_when_repo_url_proves_it(flu
     assert f"applied-revision={newer}" in proved.stdout
     assert "which contains the target" in proved.stderr
 
+    # Without the repository nothing proves that the newer revision contains the target: the
+    # source keeps reporting the newer one after our requests, so the older wait gives up, early.
+    started = time.monotonic()
     unproved = subprocess.run([str(STEP), "flux-wait", "--kustomization", flux_app.kustomization, "--revision",
-                               target, "--timeout", "8s", "--kubeconfig", str(flux_app.cluster.kubeconfig)],
+                               target, "--timeout", "2m", "--kubeconfig", str(flux_app.cluster.kubeconfig)],
                               capture_output=True, text=True)
-    assert unproved.returncode == 1 and "timed out" in unproved.stderr  # without the repo, only the exact commit counts
+    assert unproved.returncode == 1, unproved.stderr
+    assert f"superseded by {newer}" in unproved.stderr and "pass --repo-url" in unproved.stderr
+    assert time.monotonic() - started < 75, "fails well before its 2m timeout"
+
+
+def start_wait(app, revision: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([str(STEP), "flux-wait", "--kustomization", app.kustomization, "--revision", revision,
+                             "--timeout", "2m", "--kubeconfig", str(app.cluster.kubeconfig), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_parallel_waits_for_consecutive_commits(flux_app):
+    """Two pipelines finish together: each waits for its own commit; the second landed on top of the first."""
+    flux_app.wait_ready()
+    older, newer = tag_commit(flux_app, "1.4.0"), tag_commit(flux_app, "1.4.1")
+    # The same repository by another name: allowed, but flux-wait says it differs from spec.url.
+    other_name = flux_app.repo_url.replace("127.0.0.1", "localhost")
+    waits = [start_wait(flux_app, older, "--repo-url", other_name),
+             start_wait(flux_app, newer, "--repo-url", flux_app.repo_url)]
+    results = [wait.communicate(timeout=150) for wait in waits]
+    for wait, (out, err) in zip(waits, results):
+        assert wait.returncode == 0, err
+        assert f"applied-revision={newer}" in out  # the older one's commit is contained in the newer
+    assert f"warning: --repo-url {other_name} is not GitRepository flux-system/{flux_app.name}'s spec.url" in results[0][1]
+    assert "warning: --repo-url" not in results[1][1]
+
+    older, newer = tag_commit(flux_app, "1.4.2"), tag_commit(flux_app, "1.4.3")
+    started = time.monotonic()
+    waits = [start_wait(flux_app, rev) for rev in (older, newer)]
+    (_, older_err), (newer_out, newer_err) = (wait.communicate(timeout=150) for wait in waits)
+    assert waits[1].returncode == 0, newer_err
+    assert f"applied-revision={newer}" in newer_out
+    assert waits[0].returncode == 1, older_err
+    last = older_err.strip().splitlines()[-1]
+    assert f"superseded by {newer}" in last and "pass --repo-url" in last
+    assert time.monotonic() - started < 75, "the older one fails well before its 2m timeout"
+
+
+def test_rerun_for_the_same_revision_after_an_outside_fix_succeeds(flux_app, tmp_path):
+    """A rollout fails for a cause outside git (the image was not pushed yet); once it is pushed, the
+    pipeline is re-run: tag-commit changes nothing (same revision), and flux-wait must wait for the
+    reconcile it asks for instead of failing on the old Ready=False."""
+    cluster = flux_app.cluster
+    flux_app.wait_ready()
+    # Give up on an unpullable image in seconds, not in the default 10 minutes; and no retries of
+    # Flux's own in between, so that only a reconcile flux-wait asks for can end the old failure.
+    cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
+                    "-p", '{"spec":{"timeout":"20s","interval":"10m","retryInterval":"10m"}}')
+    deployment = flux_app_file(flux_app, "envs/prod/drone-service/deployment.yaml")
+    work, _ = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/deployment.yaml",
+                             deployment.replace("  replicas: 2\n", "  replicas: 1\n  progressDeadlineSeconds: 10\n"),
+                             "fail fast")
+    run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    tag = [str(STEP), "tag-commit", "--repo-url", flux_app.repo_url, "--path", "envs/prod/drone-service",
+           "--image", IMAGE, "--tag", "1.3.0"]
+    first = subprocess.run(tag, capture_output=True, text=True)  # the image is not in the registry yet
+    assert first.returncode == 0, first.stderr
+    revision = first.stdout.split("revision=")[1].split()[0]
+    failed = flux_wait(flux_app, revision, timeout="3m")
+    assert failed.returncode == 1, failed.stderr
+    assert f"failed for revision {revision}: HealthCheckFailed:" in failed.stderr.strip().splitlines()[-1]
+    record("kustomization-health-check-failed", flux_app.ks())
+
+    cluster.publish_image(f"{IMAGE}:1.3.0")  # the fix, outside git
+    # The kubelet backs off image pulls for minutes; a new pod pulls at once.
+    cluster.kubectl("delete", "pod", "-n", flux_app.namespace, "-l", "app.kubernetes.io/name=drone-service",
+                    "--wait=false")
+    again = subprocess.run(tag, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "changed=false" in again.stdout and f"revision={revision}" in again.stdout
+    assert condition(flux_app.ks(), "Ready")["reason"] == "HealthCheckFailed"  # the old failure is still there
+    result = flux_wait(flux_app, revision, timeout="3m")
+    assert result.returncode == 0, result.stderr
+    assert f"applied-revision={revision}" in result.stdout
+
+
+def flux_app_file(app, path: str) -> str:
+    return run("git", "--git-dir", str(app.cluster.git_root / f"{app.name}.git"), "show", f"main:{path}").stdout
+
+
+def test_missing_path_fails_fast_with_artifact_failed(flux_app, tmp_path):
+    flux_app.wait_ready()
+    work = tmp_path / "clone"
+    run("git", "clone", "--quiet", flux_app.repo_url, str(work))
+    run("git", "-C", str(work), "rm", "--quiet", "-r", "envs/prod/drone-service")
+    run("git", "-C", str(work), "commit", "--quiet", "-m", "remove the app's folder", env=COMMIT_ENV)
+    run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    sha = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
+    result = flux_wait(flux_app, sha, timeout="2m")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"failed for revision main@sha1:{sha}: ArtifactFailed: kustomization path not found" in last
+    record("kustomization-artifact-failed", flux_app.ks())
+
+
+def test_manifest_the_api_server_rejects_fails_fast_with_reconciliation_failed(flux_app, tmp_path):
+    flux_app.wait_ready()
+    deployment = flux_app_file(flux_app, "envs/prod/drone-service/deployment.yaml")
+    work, sha = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/deployment.yaml",
+                               deployment.replace("replicas: 2", "replicas: -1"), "invalid replicas")
+    run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    result = flux_wait(flux_app, sha, timeout="2m")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"failed for revision main@sha1:{sha}: ReconciliationFailed:" in last and "replicas" in last
+    record("kustomization-reconciliation-failed", flux_app.ks())
+
+
+def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_app):
+    """RBAC grants patch; the ValidatingAdmissionPolicy from rbac.yaml narrows it to the requestedAt annotation."""
+    cluster = flux_app.cluster
+    rbac = Path(__file__).resolve().parents[2] / "tasks/druppie-flux-reconcile-wait/0.1/rbac.yaml"
+    cluster.kubectl("create", "namespace", "ci", check=False)
+    cluster.kubectl("apply", "-f", str(rbac))
+    policy = cluster.get_json("validatingadmissionpolicy", "druppie-flux-wait-annotate-only")
+    assert not policy.get("status", {}).get("typeChecking", {}).get("expressionWarnings"), policy["status"]
+    as_sa = ("--as", "system:serviceaccount:ci:druppie-flux-wait")
+
+    def patch(kind: str, name: str, body: dict, *extra: str):
+        return cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge", "-p", json.dumps(body),
+                               *as_sa, *extra, check=False)
+
+    repo, ks = ("gitrepository", flux_app.name), ("kustomization", flux_app.kustomization)
+    evil = {"spec": {"url": "https://attacker.example/apps.git"}}
+    # The policy is enforced once the API server has loaded it (within seconds).
+    wait_for("the admission policy to deny a spec change", lambda: patch(*repo, evil, "--dry-run=server").returncode)
+    stamp = "2026-01-02T03:04:05.000000Z"
+    for target in (repo, ks):
+        allowed = patch(*target, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
+        assert allowed.returncode == 0, allowed.stderr
+    assert flux_app.gitrepo()["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] == stamp
+    for target, body, what in (
+            (repo, evil, "spec"), (repo, {"spec": {"suspend": True}}, "spec"), (ks, {"spec": {"suspend": True}}, "spec"),
+            (ks, {"spec": {"path": "./envs/other"}}, "spec"),
+            (ks, {"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}}}, "annotations"),
+            (repo, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp + "x",
+                                                 "other": "1"}}}, "annotations"),
+            (ks, {"metadata": {"labels": {"x": "y"}}}, "labels")):
+        denied = patch(*target, body)
+        assert denied.returncode != 0, (target, body)
+        assert "druppie-flux-wait may only set the reconcile.fluxcd.io/requestedAt annotation, not" in denied.stderr
+        assert what in denied.stderr.rsplit(", not ", 1)[1]
+    assert flux_app.gitrepo()["spec"]["url"] == flux_app.repo_url and not flux_app.ks()["spec"].get("suspend")
+    # An administrator is not bound by it.
+    assert cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
+                           "-p", '{"spec":{"suspend":true}}', "--dry-run=server", check=False).returncode == 0
+
+
+def test_oci_source_is_refused_at_once(flux_app):
+    """A commit sha can never match an OCIRepository's digest revision: say so instead of timing out."""
+    ks = flux_app.ks()
+    oci = {"apiVersion": ks["apiVersion"], "kind": "Kustomization",
+           "metadata": {"name": f"{flux_app.kustomization}-oci", "namespace": "flux-system"},
+           "spec": {**ks["spec"], "sourceRef": {"kind": "OCIRepository", "name": "druppie-apps-oci"}}}
+    flux_app.cluster.kubectl("apply", "-f", "-", input=json.dumps(oci))
+    started = time.monotonic()
+    result = subprocess.run([str(STEP), "flux-wait", "--kustomization", oci["metadata"]["name"], "--revision",
+                             "0123456789abcdef0123456789abcdef01234567", "--timeout", "1m", "--kubeconfig",
+                             str(flux_app.cluster.kubeconfig)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: Kustomization flux-system/{oci['metadata']['name']} takes its manifests from OCIRepository "
+        "flux-system/druppie-apps-oci, whose revisions are digests, not git commits: flux-wait supports "
+        "GitRepository sources only")
+    assert time.monotonic() - started < 20
+    flux_app.cluster.kubectl("delete", "kustomization", "-n", "flux-system", oci["metadata"]["name"])
+
+
+UNDELETABLE_POLICY = {
+    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+    "metadata": {"name": "e2e-undeletable-configmaps"},
+    "spec": {"failurePolicy": "Fail",
+             "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"],
+                                                     "resources": ["configmaps"]}]},
+             "matchConditions": [{"name": "labelled", "expression":
+                                  "has(oldObject.metadata.labels) && 'e2e-undeletable' in oldObject.metadata.labels"}],
+             "validations": [{"expression": "false", "message": "e2e: this ConfigMap may not be deleted"}]},
+}
+
+
+def test_prune_the_api_server_refuses_fails_fast_with_prune_failed(flux_app, tmp_path):
+    """Flux must delete what left git; an admission policy refuses that delete, as a protected object would."""
+    cluster = flux_app.cluster
+    flux_app.wait_ready()
+    work = tmp_path / "clone"
+    run("git", "clone", "--quiet", flux_app.repo_url, str(work))
+    app_dir = work / "envs/prod/drone-service"
+    (app_dir / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: drone-service-extra\n"
+                                            "  labels:\n    e2e-undeletable: \"true\"\ndata:\n  a: b\n")
+    kustomization = (app_dir / "kustomization.yaml").read_text()
+    (app_dir / "kustomization.yaml").write_text(kustomization.replace("  - service.yaml\n",
+                                                                      "  - service.yaml\n  - configmap.yaml\n"))
+    run("git", "-C", str(work), "add", ".")
+    run("git", "-C", str(work), "commit", "--quiet", "-m", "add a ConfigMap", env=COMMIT_ENV)
+    run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    added = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
+    assert flux_wait(flux_app, added).returncode == 0
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(UNDELETABLE_POLICY))
+    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+               "metadata": {"name": "e2e-undeletable-configmaps"},
+               "spec": {"policyName": "e2e-undeletable-configmaps", "validationActions": ["Deny"]}}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
+    try:
+        wait_for("the API server to refuse the delete", lambda: cluster.kubectl(
+            "delete", "configmap", "-n", flux_app.namespace, "drone-service-extra", "--dry-run=server",
+            check=False).returncode)
+        (app_dir / "kustomization.yaml").write_text(kustomization)
+        run("git", "-C", str(work), "rm", "--quiet", "envs/prod/drone-service/configmap.yaml")
+        run("git", "-C", str(work), "commit", "--quiet", "-am", "drop the ConfigMap", env=COMMIT_ENV)
+        run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+        removed = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
+        result = flux_wait(flux_app, removed)
+        assert result.returncode == 1, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert f"failed for revision main@sha1:{removed}: PruneFailed:" in last
+        assert "e2e: this ConfigMap may not be deleted" in last
+        record("kustomization-prune-failed", flux_app.ks())
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                        "e2e-undeletable-configmaps", check=False)
+
+
+def test_source_that_cannot_fetch_fails_fast_with_fetch_failed(flux_app):
+    flux_app.wait_ready()
+    head = flux_app.ks()["status"]["lastAppliedRevision"]
+    missing = flux_app.repo_url.replace(f"/{flux_app.name}.git", "/no-such-repo.git")
+    flux_app.cluster.kubectl("patch", "-n", "flux-system", "gitrepository", flux_app.name, "--type=merge",
+                             "-p", json.dumps({"spec": {"url": missing}}))
+    result = flux_wait(flux_app, "0123456789abcdef0123456789abcdef01234567", timeout="2m")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: GitRepository flux-system/{flux_app.name} failed: GitOperationFailed:"), result.stderr
+    record("gitrepository-fetch-failed", flux_app.gitrepo())
+    assert flux_app.ks()["status"]["lastAppliedRevision"] == head
+
+
+def test_kustomization_stalled_on_an_invalid_health_check_expression_fails_at_once(flux_app):
+    flux_app.wait_ready()
+    head = flux_app.ks()["status"]["lastAppliedRevision"]
+    bad = {"spec": {"healthCheckExprs": [{"apiVersion": "apps/v1", "kind": "Deployment", "current": "status.(("}]}}
+    flux_app.cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
+                             "-p", json.dumps(bad))
+    wait_for("the Kustomization to stall", lambda: condition(flux_app.ks(), "Stalled").get("status") == "True")
+    result = flux_wait(flux_app, head)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"failed for revision {head}: InvalidCELExpression:" in last, result.stderr
+    record("kustomization-stalled", flux_app.ks())

@@ -1,7 +1,11 @@
-"""The shipped Flux setup says what the seed says (names, intervals, path, prune, wait) and no more RBAC than needed."""
+"""The shipped Flux setup says what the seed says (names, intervals, path, prune, wait) and no more RBAC than needed.
 
+The admission policy's CEL is exercised on the real API server in tests/e2e/test_flux_wait.py."""
+
+import copy
 from pathlib import Path
 
+import pytest
 import yaml
 
 FLUX = Path(__file__).resolve().parents[2] / "flux" / "druppie-apps"
@@ -37,15 +41,74 @@ def test_receiver_triggers_the_gitrepository():
                                          "name": "druppie-apps"}]
 
 
-def test_flux_wait_rbac_is_least_privilege():
-    objects = {d["kind"]: d for d in docs("rbac-flux-reconcile-wait.yaml")}
-    role = objects["Role"]
+SA = {"kind": "ServiceAccount", "name": "druppie-flux-wait", "namespace": "ci"}
+ALLOWED = {(group, resource, verb) for group, resource in (("source.toolkit.fluxcd.io", "gitrepositories"),
+                                                          ("kustomize.toolkit.fluxcd.io", "kustomizations"))
+           for verb in ("get", "list", "watch", "patch")}
+
+
+def grants(role: dict) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) a Role grants: all combinations of every rule's lists."""
+    return {(g, r, v) for rule in role["rules"] for g in rule.get("apiGroups", [])
+            for r in rule.get("resources", []) for v in rule.get("verbs", [])}
+
+
+def check_least_privilege(objects: list[dict]) -> None:
+    by_kind = {d["kind"]: d for d in objects}
+    role = by_kind["Role"]
     assert role["metadata"]["namespace"] == "flux-system"
-    rules = {(r["apiGroups"][0], r["resources"][0]): sorted(r["verbs"]) for r in role["rules"]}
-    assert rules == {("source.toolkit.fluxcd.io", "gitrepositories"): ["get", "list", "patch", "watch"],
-                     ("kustomize.toolkit.fluxcd.io", "kustomizations"): ["get", "list", "patch", "watch"]}
-    binding = objects["RoleBinding"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "druppie-flux-wait", "namespace": "ci"}]
+    assert all(set(rule) <= {"apiGroups", "resources", "verbs"} for rule in role["rules"]), \
+        "no resourceNames/nonResourceURLs surprises"
+    assert grants(role) == ALLOWED
+    assert by_kind["RoleBinding"]["subjects"] == [SA]
+    assert by_kind["RoleBinding"]["roleRef"]["name"] == role["metadata"]["name"]
+    assert set(by_kind) == {"ServiceAccount", "Role", "RoleBinding", "ValidatingAdmissionPolicy",
+                            "ValidatingAdmissionPolicyBinding"}
+
+
+def test_flux_wait_rbac_is_least_privilege():
+    check_least_privilege(docs("rbac-flux-reconcile-wait.yaml"))
+
+
+@pytest.mark.parametrize("rule_index,field,extra", [
+    (0, "resources", "secrets"), (1, "resources", "secrets"), (1, "apiGroups", ""), (0, "verbs", "delete"),
+    (1, "verbs", "update"),
+])
+def test_an_extra_grant_in_any_rule_or_position_is_caught(rule_index, field, extra):
+    """Appended, not first: a check of only apiGroups[0]/resources[0] would pass these."""
+    objects = copy.deepcopy(docs("rbac-flux-reconcile-wait.yaml"))
+    role = next(d for d in objects if d["kind"] == "Role")
+    role["rules"][rule_index][field].append(extra)
+    with pytest.raises(AssertionError):
+        check_least_privilege(objects)
+
+
+def test_an_extra_rule_is_caught():
+    objects = copy.deepcopy(docs("rbac-flux-reconcile-wait.yaml"))
+    next(d for d in objects if d["kind"] == "Role")["rules"].append(
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+    with pytest.raises(AssertionError):
+        check_least_privilege(objects)
+
+
+def test_admission_policy_limits_the_service_account_to_the_reconcile_annotation():
+    by_kind = {d["kind"]: d for d in docs("rbac-flux-reconcile-wait.yaml")}
+    policy, binding = by_kind["ValidatingAdmissionPolicy"], by_kind["ValidatingAdmissionPolicyBinding"]
+    assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    # Matches exactly what the Role lets it patch, and only this ServiceAccount.
+    assert {(g, r) for rule in spec["matchConstraints"]["resourceRules"] for g in rule["apiGroups"]
+            for r in rule["resources"]} == {(g, r) for g, r, _ in ALLOWED}
+    assert all(rule["operations"] == ["UPDATE"] for rule in spec["matchConstraints"]["resourceRules"])
+    (match,) = spec["matchConditions"]
+    assert match["expression"] == f'request.userInfo.username == "system:serviceaccount:{SA["namespace"]}:{SA["name"]}"'
+    checked = " ".join(v["expression"] for v in spec["validations"])
+    for field in ("object.spec", "metadata.labels", "metadata.finalizers", "metadata.ownerReferences",
+                  "variables.annotations", "variables.oldAnnotations"):
+        assert field in checked
+    assert {"name": "request", "expression": '"reconcile.fluxcd.io/requestedAt"'} in spec["variables"]
 
 
 def test_kustomize_entry_lists_every_file():

@@ -13,11 +13,10 @@ from typing import Any, Callable
 from ..core import log
 from ..core.errors import StepError
 
-# kind -> (group, version, plural)
+# kind -> (group, version, plural). Only git sources: a commit sha never matches an OCIRepository's
+# or Bucket's digest revision, and the flux-wait RBAC reads nothing else.
 KINDS = {
     "GitRepository": ("source.toolkit.fluxcd.io", "v1", "gitrepositories"),
-    "OCIRepository": ("source.toolkit.fluxcd.io", "v1", "ocirepositories"),
-    "Bucket": ("source.toolkit.fluxcd.io", "v1", "buckets"),
     "Kustomization": ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
 }
 WATCH_WINDOW_SECONDS = 30  # the server ends each watch after this; we then re-check the deadline
