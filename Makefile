@@ -21,16 +21,16 @@ demo: setup ## Run tag-commit on the embedded example druppie-apps (no cluster n
 bench: setup ## Benchmarks; prints ratios measured in one run
 	@$(PY) bench/run.py
 
-cluster-build: ## Build etcd, Kubernetes, Flux controllers, kwok and flux CLI into the cache (once)
+cluster-build: ## Build etcd, Kubernetes, Flux, Tekton, tkn, kwok and the validators into the cache (once, ~30 min)
 	@hack/cluster-build.sh
 
-cluster-up: setup ## Start the local cluster with Flux, git server and registry (state in /tmp/druppie-cluster)
-	@$(PY) hack/cluster.py up
+cluster-up: setup ## Start the local cluster with Flux, Tekton, git server and registry (state in /tmp/druppie-cluster)
+	@$(PY) -m localcluster up
 
 cluster-down: ## Stop the local cluster; no process is left behind
-	@$(PY) hack/cluster.py down
+	@$(PY) -m localcluster down
 
-test-e2e: setup ## The e2e tier: real kube-apiserver and Flux controllers (needs make cluster-build)
+test-e2e: setup ## The e2e tier: real Kubernetes, Flux controllers and Tekton (needs make cluster-build)
 	@$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 clean: ## Remove the virtual environment and caches inside the repo

@@ -17,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_bench(report, step: Path, tmp: Path) -> None:
-    from hack.cluster import LocalCluster, binaries, missing_binaries
+    from localcluster.cluster import LocalCluster
+    from localcluster.toolchain import binaries, missing_binaries
     from tests.e2e.conftest import make_flux_app
-    from tests.support.gitserver import COMMIT_ENV, run
+    from localcluster.gitserver import COMMIT_ENV, run
     from tests.support.kubewatch import KubectlWatch
 
     missing = missing_binaries()
@@ -109,5 +110,5 @@ def ready_time(events: list[tuple[float, dict]], revision: str) -> float:
 
 
 def _toolchain() -> dict[str, str]:
-    from hack.cluster import toolchain
+    from localcluster.toolchain import toolchain
     return toolchain()

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from tests.support.gitserver import COMMIT_ENV, GitServer, run
+from localcluster.gitserver import COMMIT_ENV, GitServer, run
 
 IMAGE = "registry.example/druppie/app"
 Report = Callable[[str, str, str, "bool | None"], None]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.support.gitserver import GitServer, run  # noqa: E402
+from localcluster.gitserver import GitServer, run  # noqa: E402
 
 STEP = Path(sys.executable).parent / "druppie-step"
 IMAGE = "registry.example/druppie/drone-service"

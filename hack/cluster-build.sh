@@ -160,7 +160,8 @@ build_tekton_validate() {
 }
 
 components=("$@")
-[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl source-controller kustomize-controller notification-crds kwok flux)
+[[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
+  notification-crds kwok flux tekton tkn tekton-validate)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.support.gitserver import GitServer  # noqa: E402
+from localcluster.gitserver import GitServer  # noqa: E402
 
 STEP = Path(sys.executable).parent / "druppie-step"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gitserver import GitServer
+from localcluster.gitserver import GitServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_APPS = REPO_ROOT / "examples" / "druppie-apps"

@@ -1,4 +1,4 @@
-"""The e2e tier: one real local cluster (kube-apiserver, Flux controllers, kwok) per session."""
+"""The e2e tier: one real local cluster (kube-apiserver, kubelet, Flux controllers, Tekton) per session."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hack.cluster import LocalCluster, missing_binaries
+from localcluster.cluster import LocalCluster
+from localcluster.toolchain import missing_binaries
 from tests.conftest import EXAMPLE_APPS
-from tests.support.gitserver import seed_repo
+from localcluster.gitserver import seed_repo
 
 FLUX_DIR = Path(__file__).resolve().parents[2] / "flux" / "druppie-apps"
 _ids = itertools.count()
@@ -66,7 +67,7 @@ class FluxApp:
 
     @property
     def repo_url(self) -> str:
-        return f"http://127.0.0.1:{self.cluster.ports['git']}/{self.name}.git"
+        return f"http://{self.cluster.host_ip}:{self.cluster.ports['git']}/{self.name}.git"
 
     def ks(self) -> dict:
         return self.cluster.get_json("kustomization", "-n", "flux-system", self.kustomization)

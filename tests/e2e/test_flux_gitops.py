@@ -6,7 +6,7 @@ import subprocess
 
 from tests.conftest import STEP
 from tests.e2e.conftest import condition, make_flux_app, wait_for
-from tests.support.gitserver import run
+from localcluster.gitserver import run
 
 IMAGE = "registry.example/druppie/drone-service"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.conftest import STEP
 from tests.e2e.conftest import condition, wait_for
-from tests.support.gitserver import COMMIT_ENV, run
+from localcluster.gitserver import COMMIT_ENV, run
 from tests.support.kubewatch import KubectlWatch
 
 IMAGE = "registry.example/druppie/drone-service"
@@ -220,7 +220,7 @@ def test_parallel_waits_for_consecutive_commits(flux_app):
     flux_app.wait_ready()
     older, newer = tag_commit(flux_app, "1.4.0"), tag_commit(flux_app, "1.4.1")
     # The same repository by another name: allowed, but flux-wait says it differs from spec.url.
-    other_name = flux_app.repo_url.replace("127.0.0.1", "localhost")
+    other_name = flux_app.repo_url + "/"
     waits = [start_wait(flux_app, older, "--repo-url", other_name),
              start_wait(flux_app, newer, "--repo-url", flux_app.repo_url)]
     results = [wait.communicate(timeout=150) for wait in waits]

@@ -17,7 +17,7 @@ import yaml
 from druppie_steps.gitops.image_edit import KUSTOMIZATION_NAMES
 from tests.conftest import EXAMPLE_APPS, REPO_ROOT
 from tests.support import kustomize
-from tests.support.gitserver import run
+from localcluster.gitserver import run
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "kustomize"
 IMAGE = "registry.example/druppie/app"

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
-from tests.support.gitserver import GitServer
+from localcluster.gitserver import GitServer
 
 IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"

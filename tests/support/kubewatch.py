@@ -13,7 +13,7 @@ import time
 
 class KubectlWatch:
     def __init__(self, cluster, resource: str, namespace: str, name: str) -> None:
-        from hack.cluster import binaries
+        from localcluster.toolchain import binaries
 
         self.events: list[tuple[float, dict]] = []
         self.proc = subprocess.Popen([str(binaries()["kubectl"]), "--kubeconfig", str(cluster.kubeconfig), "get",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from hack.cluster import cache_dir, toolchain
+from localcluster.toolchain import cache_dir, toolchain
 
 
 class KustomizeError(RuntimeError):

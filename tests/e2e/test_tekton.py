@@ -1,0 +1,218 @@
+"""The catalog on a real Tekton Pipelines in the local cluster, installed and started as README.md says.
+
+The commands come from README.md's own bash blocks (tests/support/readme.py). Two substitutions
+stand for what differs here: the GitOps repository is the cluster's git server instead of
+github.com (reached over plain http inside the cluster, hence `allow-plain-http=true`), and
+`kubectl`/`tkn` are the cache's binaries pointed at the cluster's kubeconfig.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from localcluster.gitserver import GitServer
+from localcluster.toolchain import ROOT, binaries, optional_binaries
+from tests.conftest import EXAMPLE_APPS
+from tests.e2e.conftest import make_flux_app, wait_for
+from tests.support.readme import block_with
+
+README = ROOT / "README.md"
+GITHUB_APPS = "https://github.com/waterschap/druppie-apps.git"
+IMAGE = "registry.example/druppie/drone-service"
+USER, TOKEN = "ci-bot", "tkn-e2e-" + uuid.uuid4().hex
+
+
+class Tekton:
+    def __init__(self, cluster, workdir: Path) -> None:
+        self.cluster, self.workdir = cluster, workdir
+
+    def run(self, command: str, extra: list[str] | None = None, substitute: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run one README command (kubectl or tkn) against the cluster, with the stated substitutions."""
+        for old, new in (substitute or {}).items():
+            command = command.replace(old, new)
+        words = shlex.split(command) + (extra or [])
+        tool = {"kubectl": binaries()["kubectl"], "tkn": optional_binaries()["tkn"]}[words[0]]
+        proc = subprocess.run([str(tool), *words[1:]], cwd=self.workdir, capture_output=True, text=True,
+                              env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}, timeout=300)
+        if check and proc.returncode != 0:
+            pytest.fail(f"{command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def tkn(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(shlex.join(["tkn", *args]), check=check)
+
+    def finished(self, kind: str, name: str) -> dict:
+        """The run once Tekton marked it done (`--showlog` can return a moment before that)."""
+        def done():
+            run = json.loads(self.tkn(kind, "describe", name, "-n", "ci", "-o", "json").stdout)
+            return run if run.get("status", {}).get("completionTime") else None
+        return wait_for(f"{kind} {name} to finish", done, timeout=240, interval=1)
+
+    def taskrun(self, name: str) -> dict:
+        return self.finished("taskrun", name)
+
+    def results(self, run: dict) -> dict[str, str]:
+        return {r["name"]: r["value"] for r in run.get("status", {}).get("results", [])}
+
+
+def _started(output: str, kind: str) -> str:
+    """The run name from tkn's "TaskRun started: NAME" / "PipelineRun started: NAME" line."""
+    for line in output.splitlines():
+        if line.startswith(f"{kind} started: "):
+            return line.split(": ", 1)[1].strip()
+    pytest.fail(f"no '{kind} started' line in tkn output:\n{output}")
+
+
+@pytest.fixture(scope="module")
+def tekton(cluster, tmp_path_factory):
+    if not cluster.with_tekton:
+        pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
+    work = tmp_path_factory.mktemp("tekton")
+    # The step image the unmodified Tasks name (ghcr.io/waterschap/druppie-step), built and pushed
+    # as `make images` does; ghcr.io is mirrored to the cluster registry.
+    subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
+                   env={**os.environ, "REGISTRY": cluster.registry})
+    t = Tekton(cluster, ROOT)
+    for command in block_with(README, "kubectl create namespace ci"):
+        t.run(command)
+    return t
+
+
+@pytest.fixture(scope="module")
+def auth_git(cluster, tekton, tmp_path_factory):
+    """A git server that demands basic auth, where the pods reach it (the node's bridge address)."""
+    server = GitServer(tmp_path_factory.mktemp("auth-git"), credentials=(USER, TOKEN), host=cluster.host_ip).start()
+    secret_dir = tmp_path_factory.mktemp("secret")
+    (secret_dir / ".git-credentials").write_text(f"http://{USER}:{TOKEN}@{cluster.host_ip}:{server.base_url.rsplit(':', 1)[1]}\n")
+    (secret_dir / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+    create_secret, _ = block_with(README, "tkn task start druppie-tag-commit")
+    Tekton(cluster, secret_dir).run(create_secret)
+    yield server
+    server.stop()
+
+
+def test_tag_commit_taskrun_pushes_from_a_pod_with_basic_auth(tekton, auth_git):
+    repo = auth_git.create_repo("druppie-apps", source_dir=EXAMPLE_APPS)
+    _, start = block_with(README, "tkn task start druppie-tag-commit")
+    out = tekton.run(start, ["-p", "allow-plain-http=true"], {GITHUB_APPS: repo}).stdout
+    run = tekton.taskrun(_started(out, "TaskRun"))
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
+    results = tekton.results(run)
+    head = auth_git.log("druppie-apps", fmt="%H")[0]
+    assert results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "true", "previous-tag": "1.0.4"}
+    assert "newTag: 1.0.5" in auth_git.read_file("druppie-apps", "envs/prod/drone-service/kustomization.yaml")
+    assert TOKEN not in out and TOKEN not in json.dumps(run)
+    # Its ServiceAccount gets no API token in the pod: tag-commit needs no Kubernetes API.
+    pod = tekton.cluster.get_json("pod", "-n", "ci", run["status"]["podName"])
+    mounts = [m["mountPath"] for c in pod["spec"]["containers"] for m in c.get("volumeMounts", [])]
+    assert not any("serviceaccount" in m for m in mounts), mounts
+
+
+def test_tag_commit_with_bad_params_fails_with_the_steps_message_and_pushes_nothing(tekton, auth_git):
+    auth_git.create_repo("bad-params", source_dir=EXAMPLE_APPS)
+    before = auth_git.log("bad-params", fmt="%H")
+    _, start = block_with(README, "tkn task start druppie-tag-commit")
+    out = tekton.run(start, ["-p", "allow-plain-http=true"],
+                     {GITHUB_APPS: auth_git.url("bad-params"), "tag=1.0.5": "tag=not-a-version"}, check=False)
+    name = _started(out.stdout, "TaskRun")
+    run = tekton.taskrun(name)
+    assert run["status"]["conditions"][0]["status"] == "False"
+    logs = tekton.tkn("taskrun", "logs", name, "-n", "ci").stdout
+    assert "invalid --tag 'not-a-version': must be a semantic version" in logs, logs
+    assert auth_git.log("bad-params", fmt="%H") == before
+
+
+def test_webhook_rejects_a_task_with_an_undeclared_param(tekton):
+    task = {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "undeclared", "namespace": "ci"},
+            "spec": {"steps": [{"name": "s", "image": "ghcr.io/waterschap/druppie-step:0.1.0",
+                                "command": ["druppie-step"], "env": [{"name": "X", "value": "$(params.nope)"}]}]}}
+    proc = tekton.cluster.kubectl("apply", "-f", "-", input=json.dumps(task), check=False)
+    assert proc.returncode != 0
+    assert 'admission webhook "validation.webhook.pipeline.tekton.dev" denied the request' in proc.stderr
+    assert "non-existent variable" in proc.stderr and "params.nope" in proc.stderr
+
+
+def test_promote_pipelinerun_deploys_the_new_image(tekton, cluster, auth_git):
+    app = make_flux_app(cluster, "promote-apps", "promote", "promote-drone-service", "1m", "1m")
+    app.wait_ready()
+    cluster.publish_image(f"{IMAGE}:1.0.6")
+    _, run = _promote(tekton, app, "1.0.6")
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", run["status"]["conditions"]
+    results = {r["name"]: r["value"] for r in run["status"]["results"]}
+    head = subprocess.run(["git", "--git-dir", str(cluster.git_root / "promote-apps.git"), "rev-parse", "main"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert results == {"commit": head, "applied-revision": f"main@sha1:{head}"}
+    assert app.image() == f"{IMAGE}:1.0.6"
+    wait_for("the new pod to run 1.0.6", lambda: any(
+        p["spec"]["containers"][0]["image"] == f"{IMAGE}:1.0.6" and p["status"].get("phase") == "Running"
+        for p in cluster.get_json("pods", "-n", app.namespace)["items"]))
+
+
+SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipelines/*/*/samples/*.yaml"))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_sample_is_admitted_by_tektons_webhook(tekton, sample):
+    """Each sample as a user applies it, validated server-side by Tekton's admission webhook.
+
+    They are not run: their repositories are on github.com, which this machine cannot reach;
+    the runs above are the same objects pointed at the cluster's git server.
+    """
+    for doc in [d for d in yaml.safe_load_all(sample.read_text()) if d]:
+        # create, not apply: the runs use generateName, as a user starting them would.
+        proc = tekton.cluster.kubectl("create", "--dry-run=server", "-n", "ci", "-f", "-", input=json.dumps(doc),
+                                      check=False)
+        if doc["apiVersion"].startswith("tekton.dev/"):
+            assert proc.returncode == 0 and "(server dry run)" in proc.stdout, proc.stderr
+        else:  # a Secret the other tests already made is fine; anything else is not
+            assert proc.returncode == 0 or "AlreadyExists" in proc.stderr, proc.stderr
+
+
+def _promote(tekton, app, tag: str) -> tuple[str, dict]:
+    start = next(c for c in block_with(README, "tkn pipeline start druppie-promote")
+                 if c.startswith("tkn pipeline start"))
+    out = tekton.run(start, ["-p", "allow-plain-http=true", "-p", "timeout=90s"], {
+        GITHUB_APPS: app.repo_url, "tag=1.0.5": f"tag={tag}",
+        "kustomization=drone-service-prod": f"kustomization={app.kustomization}"}, check=False).stdout
+    name = _started(out, "PipelineRun")
+    return name, tekton.finished("pipelinerun", name)
+
+
+def test_broken_manifest_fails_the_pipelinerun_with_fluxs_reason(tekton, cluster, auth_git, tmp_path):
+    app = make_flux_app(cluster, "broken-apps", "broken", "broken-drone-service", "1m", "1m")
+    app.wait_ready()
+    work = tmp_path / "clone"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "clone", "--quiet", app.repo_url, str(work)], check=True)
+    (work / "envs/prod/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
+    subprocess.run([*git, "-C", str(work), "commit", "--quiet", "-am", "break it"], check=True)
+    subprocess.run([*git, "-C", str(work), "push", "--quiet", "origin", "main"], check=True)
+
+    name, run = _promote(tekton, app, "1.0.7")
+    assert run["status"]["conditions"][0]["status"] == "False"
+    logs = tekton.tkn("pipelinerun", "logs", name, "-n", "ci").stdout
+    assert "BuildFailed" in logs and "deployment.yaml" in logs, logs
+    assert app.image() == f"{IMAGE}:1.0.4"  # the running app is untouched
+
+
+def test_flux_wait_taskrun_under_its_service_account(tekton, cluster):
+    app = make_flux_app(cluster, "wait-apps", "wait", "wait-drone-service", "1m", "1m")
+    ready = app.wait_ready()
+    revision = ready["status"]["lastAppliedRevision"]
+    out = tekton.tkn("task", "start", "druppie-flux-reconcile-wait", "-n", "ci", "--serviceaccount", "druppie-flux-wait",
+                     "--use-param-defaults", "--skip-optional-workspace", "-p", f"kustomization={app.kustomization}",
+                     "-p", f"revision={revision}",
+                     "--showlog").stdout
+    run = tekton.taskrun(_started(out, "TaskRun"))
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
+    assert tekton.results(run)["applied-revision"] == revision
+    assert f"applied {revision} and Ready" in out
