@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation images
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation images release
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ clean: ## Remove the virtual environment and caches inside the repo
 
 images: setup ## Build the step image with buildah (offline base, cached) and push it to REGISTRY (default: the local cluster's)
 	@hack/images.sh
+
+release: setup ## Push the step image, record its digest in catalog.yaml, write digest-pinned Tasks to dist/
+	@$(PY) hack/release.py
 
 catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme

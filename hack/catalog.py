@@ -24,6 +24,17 @@ REQUIRED_ANNOTATIONS = ("tekton.dev/pipelines.minVersion", "tekton.dev/categorie
 KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
 
 
+STEP_IMAGE = "ghcr.io/waterschap/druppie-step"
+
+
+def step_version(root: Path = ROOT) -> str:
+    """The one source of the step image's version: steps/pyproject.toml."""
+    pyproject = root / "steps" / "pyproject.toml"
+    if not pyproject.is_file():
+        pyproject = ROOT / "steps" / "pyproject.toml"
+    return re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M)[1]
+
+
 def resources(root: Path = ROOT) -> list[tuple[str, Path, dict]]:
     """(kind folder, yaml path, document) for every tasks/<name>/<version>/<name>.yaml and pipelines/..."""
     found = []
@@ -94,6 +105,10 @@ def _steps(doc: dict) -> list[dict]:
 def check(root: Path = ROOT) -> list[str]:
     problems: list[str] = []
     index = yaml.safe_load((root / "catalog.yaml").read_text()) or {}
+    for entry in index.get("images") or []:
+        if entry.get("name") == STEP_IMAGE and str(entry.get("version")) != step_version(root):
+            problems.append(f"catalog.yaml: images: {STEP_IMAGE} version {entry.get('version')!r} is not "
+                            f"steps/pyproject.toml's {step_version(root)!r}: run `make release`")
     listed = {(k, e["name"], str(e["version"])): e for k in KINDS for e in index.get(k) or []}
     seen = set()
     for folder, path, doc in resources(root):
@@ -134,6 +149,9 @@ def check(root: Path = ROOT) -> list[str]:
                     problems.append(f"{label}: image {image!r} is not fully qualified")
                 if image.endswith(":latest") or (":" not in image.split("/")[-1] and "@" not in image):
                     problems.append(f"{label}: image {image!r} must be pinned (no :latest)")
+                if image.startswith(STEP_IMAGE + ":") and image != f"{STEP_IMAGE}:{step_version(root)}":
+                    problems.append(f"{label}: image {image!r} must be {STEP_IMAGE}:{step_version(root)} "
+                                    "(the version in steps/pyproject.toml; `make release` pins the digest)")
             if folder == "tasks" and "name" in step and "computeResources" not in step \
                     and "computeResources" not in spec.get("stepTemplate", {}):
                 problems.append(f"{label}: needs computeResources")

@@ -3,6 +3,7 @@
 #
 #   REGISTRY=host:port   where to push (default: the running local cluster's registry; without
 #                        one the images are only built into local storage)
+#   DIGEST_FILE=path     write the pushed digest there (hack/release.py pins it)
 #   BASE_IMAGE=ref       base for the step image (default: an offline Debian bookworm + python3
 #                        made with debootstrap, cached; the Containerfile's own default is the
 #                        public python:3.11-slim-bookworm pinned by digest)
@@ -123,6 +124,7 @@ push() {
   served=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$target")
   [[ $served == "$(cat "$digestfile")" ]] || { log "push check failed: $target serves $served"; exit 1; }
   log "pushed $target@$served"
+  [[ -z ${DIGEST_FILE:-} ]] || printf '%s' "$served" > "$DIGEST_FILE"  # for hack/release.py
   rm -f "$digestfile"
 }
 

@@ -21,25 +21,10 @@ import click
 
 from .core import log
 from .core.errors import InvalidInput, StepError
-from .core.options import option, results_dir_option, workspace_option
+from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
 
 REREQUEST_PAUSE_SECONDS = 1.0
-
-
-def parse_duration(value: str) -> float:
-    """``5m``, ``90s``, ``1h30m``, ``300`` (seconds) as seconds; InvalidInput naming the value otherwise."""
-    text = value.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        seconds = float(text)
-    else:
-        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise InvalidInput(f"invalid --timeout {value!r}: use a duration such as 5m, 90s or 1h30m")
-        seconds = sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
-    if seconds <= 0:
-        raise InvalidInput(f"invalid --timeout {value!r}: must be more than zero")
-    return seconds
 
 
 def now_stamp() -> str:

@@ -17,9 +17,8 @@ import click
 
 from .core import log
 from .core.errors import InvalidInput, StepError
-from .core.options import option, results_dir_option, workspace_option
+from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
-from .flux_wait import parse_duration
 from .gitops.git import (
     TransientRetry, Workspace, check_plain_http, full_jitter, git_environment, validate_branch, validate_repo_url,
 )

@@ -220,7 +220,8 @@ def test_parallel_waits_for_consecutive_commits(flux_app):
     flux_app.wait_ready()
     older, newer = tag_commit(flux_app, "1.4.0"), tag_commit(flux_app, "1.4.1")
     # The same repository by another name: allowed, but flux-wait says it differs from spec.url.
-    other_name = flux_app.repo_url + "/"
+    # (curl removes the dot segment when it fetches, so the server sees the same path.)
+    other_name = flux_app.repo_url.replace(f"/{flux_app.name}.git", f"/./{flux_app.name}.git")
     waits = [start_wait(flux_app, older, "--repo-url", other_name),
              start_wait(flux_app, newer, "--repo-url", flux_app.repo_url)]
     results = [wait.communicate(timeout=150) for wait in waits]

@@ -73,15 +73,17 @@ def _started(output: str, kind: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def tekton(cluster, tmp_path_factory):
+def tekton(cluster):
     if not cluster.with_tekton:
         pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
-    work = tmp_path_factory.mktemp("tekton")
     # The step image the unmodified Tasks name (ghcr.io/waterschap/druppie-step), built and pushed
     # as `make images` does; ghcr.io is mirrored to the cluster registry.
     subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
                    env={**os.environ, "REGISTRY": cluster.registry})
     t = Tekton(cluster, ROOT)
+    # A fresh namespace, as on a cluster where the catalog was never installed (other e2e
+    # modules of this session use ci too).
+    cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
     for command in block_with(README, "kubectl create namespace ci"):
         t.run(command)
     return t
@@ -216,3 +218,35 @@ def test_flux_wait_taskrun_under_its_service_account(tekton, cluster):
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
     assert tekton.results(run)["applied-revision"] == revision
     assert f"applied {revision} and Ready" in out
+
+
+def test_released_task_pins_the_step_image_by_digest_and_runs(tekton, cluster, auth_git, tmp_path):
+    """`make release` as a user runs it, into a copy of catalog.yaml: the pinned digest is the one
+    the registry serves, and the released Task runs that exact image."""
+    import shutil
+    import sys
+
+    catalog = tmp_path / "catalog.yaml"
+    shutil.copy(ROOT / "catalog.yaml", catalog)
+    subprocess.run([sys.executable, str(ROOT / "hack" / "release.py"), "--registry", cluster.registry,
+                    "--catalog", str(catalog), "--dist", str(tmp_path / "dist")], check=True, capture_output=True)
+    (entry,) = yaml.safe_load(catalog.read_text())["images"]
+    released = yaml.safe_load((tmp_path / "dist/tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml").read_text())
+    image = released["spec"]["steps"][0]["image"]
+    assert image == f"ghcr.io/waterschap/druppie-step:{entry['version']}@{entry['digest']}"
+    served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                             f"docker://{cluster.registry}/waterschap/druppie-step:{entry['version']}"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert served == entry["digest"]
+
+    released["metadata"]["name"] = "druppie-tag-commit-released"  # beside the installed one
+    cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(released))
+    repo = auth_git.create_repo("released-apps", source_dir=EXAMPLE_APPS)
+    _, start = block_with(README, "tkn task start druppie-tag-commit")
+    out = tekton.run(start, ["-p", "allow-plain-http=true"], {
+        GITHUB_APPS: repo, "start druppie-tag-commit": "start druppie-tag-commit-released"}).stdout
+    run = tekton.taskrun(_started(out, "TaskRun"))
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
+    pod = cluster.get_json("pod", "-n", "ci", run["status"]["podName"])
+    step = next(c for c in pod["status"]["containerStatuses"] if c["name"] == "step-tag-commit")
+    assert step["imageID"].endswith(entry["digest"])

@@ -88,3 +88,19 @@ def test_catalog_yaml_passes_yamllint():
     problems = [f"{f.relative_to(catalog.ROOT)}:{p.line}: {p.desc}" for f in files
                 for p in linter.run(f.read_text(), conf, str(f))]
     assert len(files) > 15 and problems == []
+
+
+def test_the_step_image_version_has_one_source(tmp_path):
+    """Task images and catalog.yaml's image entry follow steps/pyproject.toml's version."""
+    for item in ("tasks", "pipelines", "catalog.yaml"):
+        src = catalog.ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    assert catalog.check(tmp_path) == []
+    task = tmp_path / "tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml"
+    task.write_text(task.read_text().replace(f"{catalog.STEP_IMAGE}:{catalog.step_version()}",
+                                             f"{catalog.STEP_IMAGE}:9.9.9"))
+    (tmp_path / "catalog.yaml").write_text((tmp_path / "catalog.yaml").read_text() + (
+        f"images:\n  - name: {catalog.STEP_IMAGE}\n    version: 9.9.9\n    digest: sha256:{'0' * 64}\n"))
+    problems = "\n".join(catalog.check(tmp_path))
+    assert f"image '{catalog.STEP_IMAGE}:9.9.9' must be {catalog.STEP_IMAGE}:{catalog.step_version()}" in problems
+    assert f"catalog.yaml: images: {catalog.STEP_IMAGE} version '9.9.9' is not" in problems

@@ -250,7 +250,7 @@ def test_overlay_over_a_base_gets_an_images_entry(tmp_path):
     assert [e.new_text for e in plan.changed_files] == [
         kust + f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n"]
     assert plan.previous_tag == "1.0.4"
-    assert plan.where == [f"envs/prod/app/kustomization.yaml images (new entry; used by base/app/deployment.yaml)"]
+    assert plan.where == ["envs/prod/app/kustomization.yaml images (new entry; used by base/app/deployment.yaml)"]
 
 
 def test_overlay_base_outside_the_sparse_checkout_is_materialised_through_include(tmp_path):

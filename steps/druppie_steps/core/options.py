@@ -5,9 +5,12 @@ Every option ``--foo-bar`` is also read from ``DRUPPIE_FOO_BAR``, so a Task pass
 """
 
 import os
+import re
 from typing import Any, Callable
 
 import click
+
+from .errors import InvalidInput
 
 ENV_PREFIX = "DRUPPIE_"
 
@@ -47,3 +50,18 @@ def workspace_option(flag: str, dest: str, what: str) -> Callable[[Callable[...,
         return value
 
     return option(flag, dest, default="", callback=unless_unbound, help=f"{what} (a Tekton workspace).")
+
+
+def parse_duration(value: str) -> float:
+    """``5m``, ``90s``, ``1h30m``, ``300`` (seconds) as seconds; InvalidInput naming the value otherwise."""
+    text = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        seconds = float(text)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise InvalidInput(f"invalid --timeout {value!r}: use a duration such as 5m, 90s or 1h30m")
+        seconds = sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+    if seconds <= 0:
+        raise InvalidInput(f"invalid --timeout {value!r}: must be more than zero")
+    return seconds
