@@ -104,3 +104,13 @@ def test_the_step_image_version_has_one_source(tmp_path):
     problems = "\n".join(catalog.check(tmp_path))
     assert f"image '{catalog.STEP_IMAGE}:9.9.9' must be {catalog.STEP_IMAGE}:{catalog.step_version()}" in problems
     assert f"catalog.yaml: images: {catalog.STEP_IMAGE} version '9.9.9' is not" in problems
+
+
+def test_task_and_pipeline_readmes_show_the_tested_commands():
+    """A tkn command in a task or pipeline README is one the e2e tier runs from README.md."""
+    from tests.support.readme import bash_blocks
+
+    tested = {c for block in bash_blocks(catalog.ROOT / "README.md") for c in block if c.startswith("tkn ")}
+    shown = {c for readme in sorted(catalog.ROOT.glob("*/*/*/README.md"))
+             for block in bash_blocks(readme) for c in block if c.startswith("tkn ")}
+    assert shown and shown <= tested, shown - tested
