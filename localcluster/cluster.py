@@ -188,6 +188,7 @@ class LocalCluster:
             self.node.cleanup()
             network.delete_bridge(self)
             network.remove_kubelet_chains()
+            network.restore_forwarding()
         if (self.state_dir / "state.json").exists():
             self.save()
 

@@ -5,6 +5,7 @@ would give it, so the API server and the git server can listen on that address: 
 them through it (the `kubernetes` Service is DNATed there by kube-proxy), and nothing listens
 on an address outside this machine. kube-proxy runs in iptables mode with masquerade-all, so a
 pod can also reach another pod through a Service; `down` removes its rules with `--cleanup`.
+kube-proxy's rules are machine-wide: run one cluster with Tekton at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .process import http_ok, log
-from .toolchain import optional_binaries
+from .toolchain import cache_dir, optional_binaries
 
 if TYPE_CHECKING:
     from .cluster import LocalCluster
@@ -32,8 +33,11 @@ def gateway(cluster: "LocalCluster") -> str:
     return subnet(cluster).replace(".0/24", ".1")
 
 
+BRIDGE_PREFIX = "druppie"
+
+
 def bridge_name(cluster: "LocalCluster") -> str:
-    return f"druppie{cluster.ports['kubelet'] % 10000}"
+    return f"{BRIDGE_PREFIX}{cluster.ports['kubelet'] % 10000}"
 
 
 def create_bridge(cluster: "LocalCluster") -> None:
@@ -48,9 +52,13 @@ def delete_bridge(cluster: "LocalCluster") -> None:
 
 
 def start_kube_proxy(cluster: "LocalCluster") -> None:
-    # Forwarding lets a pod reach another pod through a Service; the old value is put back at down.
-    cluster.extra["ip_forward"] = IP_FORWARD.read_text().strip()
+    # Forwarding lets a pod reach another pod through a Service. The machine's own value is kept
+    # once, outside any cluster, and put back when the last local cluster goes down.
+    saved = cache_dir() / "ip_forward.orig"
+    if not saved.exists():
+        saved.write_text(IP_FORWARD.read_text().strip())
     IP_FORWARD.write_text("1")
+    cluster.extra["kube-proxy"] = "started"
     p = cluster.ports
     cluster.spawn("kube-proxy", [
         optional_binaries()["kube-proxy"], "--kubeconfig", cluster.kubeconfig, "--hostname-override",
@@ -65,11 +73,19 @@ def start_kube_proxy(cluster: "LocalCluster") -> None:
 
 
 def stop_kube_proxy(cluster: "LocalCluster") -> None:
-    """After the process is gone: remove its iptables chains and restore ip_forward."""
-    proxy = optional_binaries()["kube-proxy"]
-    if "ip_forward" in cluster.extra:
+    """After the process is gone: remove its iptables chains."""
+    if cluster.extra.pop("kube-proxy", ""):
+        proxy = optional_binaries()["kube-proxy"]
         subprocess.run([str(proxy), "--cleanup", "--proxy-mode", "iptables"], check=False, capture_output=True)
-        IP_FORWARD.write_text(cluster.extra.pop("ip_forward"))
+
+
+def restore_forwarding() -> None:
+    """Put the machine's ip_forward back once no local cluster's bridge is left."""
+    saved = cache_dir() / "ip_forward.orig"
+    links = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True).stdout
+    if saved.exists() and not any(f": {BRIDGE_PREFIX}" in line for line in links.splitlines()):
+        IP_FORWARD.write_text(saved.read_text())
+        saved.unlink()
 
 
 # Chains the kubelet itself adds (a canary, and a firewall that drops non-loopback traffic to
