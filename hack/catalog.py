@@ -25,6 +25,9 @@ KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
 
 
 STEP_IMAGE = "ghcr.io/waterschap/druppie-step"
+# The catalog's own images share one version (steps/pyproject.toml): the step program, the same
+# plus the scanners (druppie-scan), the same plus buildah and syft (druppie-build).
+CATALOG_IMAGES = tuple(f"ghcr.io/waterschap/druppie-{kind}" for kind in ("step", "scan", "build"))
 
 
 def step_version(root: Path = ROOT) -> str:
@@ -106,8 +109,8 @@ def check(root: Path = ROOT) -> list[str]:
     problems: list[str] = []
     index = yaml.safe_load((root / "catalog.yaml").read_text()) or {}
     for entry in index.get("images") or []:
-        if entry.get("name") == STEP_IMAGE and str(entry.get("version")) != step_version(root):
-            problems.append(f"catalog.yaml: images: {STEP_IMAGE} version {entry.get('version')!r} is not "
+        if entry.get("name") in CATALOG_IMAGES and str(entry.get("version")) != step_version(root):
+            problems.append(f"catalog.yaml: images: {entry.get('name')} version {entry.get('version')!r} is not "
                             f"steps/pyproject.toml's {step_version(root)!r}: run `make release`")
     listed = {(k, e["name"], str(e["version"])): e for k in KINDS for e in index.get(k) or []}
     seen = set()
@@ -149,8 +152,9 @@ def check(root: Path = ROOT) -> list[str]:
                     problems.append(f"{label}: image {image!r} is not fully qualified")
                 if image.endswith(":latest") or (":" not in image.split("/")[-1] and "@" not in image):
                     problems.append(f"{label}: image {image!r} must be pinned (no :latest)")
-                if image.startswith(STEP_IMAGE + ":") and image != f"{STEP_IMAGE}:{step_version(root)}":
-                    problems.append(f"{label}: image {image!r} must be {STEP_IMAGE}:{step_version(root)} "
+                own = next((i for i in CATALOG_IMAGES if image.startswith(i + ":")), None)
+                if own and image != f"{own}:{step_version(root)}":
+                    problems.append(f"{label}: image {image!r} must be {own}:{step_version(root)} "
                                     "(the version in steps/pyproject.toml; `make release` pins the digest)")
             if folder == "tasks" and "name" in step and "computeResources" not in step \
                     and "computeResources" not in spec.get("stepTemplate", {}):

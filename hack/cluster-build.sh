@@ -28,7 +28,8 @@ run_build() {
 
 # module_copy MOD@VER: a writable copy of a module's source, so its own go.mod (with replaces) applies.
 module_copy() {
-  local dir; dir=$(go mod download -json "$1" | jq -r .Dir)
+  local dir; dir=$(go mod download -json "$1" | jq -r '.Dir // empty')
+  [[ -n $dir ]] || { go mod download -json "$1" | jq -r .Error >&2; return 1; }
   local work; work=$(mktemp -d "${TMPDIR:-/tmp}/druppie-build.XXXXXX")
   cp -r "$dir/." "$work/"; chmod -R u+w "$work"
   echo "$work"
@@ -159,9 +160,51 @@ build_tekton_validate() {
   (cd "$here/tekton-validate" && go build -ldflags "-s -w" -o "$out/tekton-validate" .)
 }
 
+# build_module_cmd VERSION MODULE PKG BIN: one command built from a writable copy of its module, so
+# the module's own go.mod (with its replaces) applies; -mod=mod lets go fill a missing go.sum line.
+build_module_cmd() {
+  local v=$1 mod=$2 pkg=$3 bin=$4 work; work=$(module_copy "$mod@$v")
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w ${LDFLAGS_EXTRA:-}" -o "$out/$bin" "$pkg")
+  rm -rf "$work"
+}
+# Scanners of druppie-scan and the SBOM tool of druppie-build (issue 9); images/ copies them in.
+build_gitleaks() { LDFLAGS_EXTRA="-X github.com/zricethezav/gitleaks/v8/version.Version=$1" \
+  build_module_cmd "$1" github.com/zricethezav/gitleaks/v8 . gitleaks; }
+# osv-scanner v2.6.0 declares go 1.27: the go command fetches that toolchain from the module proxy.
+build_osv_scanner() { GOTOOLCHAIN=$GO127_TOOLCHAIN build_module_cmd "$1" github.com/google/osv-scanner/v2 ./cmd/osv-scanner osv-scanner; }
+build_trivy() { LDFLAGS_EXTRA="-X github.com/aquasecurity/trivy/pkg/version/app.ver=${1#v}" \
+  build_module_cmd "$1" github.com/aquasecurity/trivy ./cmd/trivy trivy; }
+build_syft() { LDFLAGS_EXTRA="-X main.version=${1#v}" build_module_cmd "$1" github.com/anchore/syft ./cmd/syft syft; }
+
+# Tekton Triggers: controller, webhook, EventListener sink and core interceptors, plus config/.
+build_triggers() {
+  local v=$1 work cmd; work=$(module_copy "github.com/tektoncd/triggers@$v")
+  mkdir -p "$out/bin"
+  for cmd in controller webhook eventlistenersink interceptors; do
+    log "  triggers: $cmd"
+    (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$out/bin/$cmd" "./cmd/$cmd")
+  done
+  cp -r "$work/config" "$out/config"
+  rm -rf "$work"
+}
+# CoreDNS: cluster DNS for Service names (the EventListener calls interceptors by name).
+build_coredns() { build_module_cmd "$1" github.com/coredns/coredns . coredns; }
+# Gitea: the local forge. Three of its dependencies are refused by the proxy; these twins work.
+build_gitea() {
+  local v=$1 work; work=$(module_copy "code.gitea.io/gitea@$v")
+  (cd "$work" &&
+    go mod edit -replace gitea.dev/actions-proto-go=code.gitea.io/actions-proto-go@v0.6.0 \
+      -replace gitea.dev/sdk=code.gitea.io/sdk@v1.2.0 \
+      -replace gitlab.com/gitlab-org/api/client-go/v2=gitlab.com/gitlab-org/api/client-go/v2@v2.43.0 &&
+    go build -mod=mod -trimpath -ldflags "-s -w -X main.Version=${v#v}" -o "$out/gitea" .)
+  # Headless: no frontend build; templates and options are read from disk (STATIC_ROOT_PATH).
+  cp -r "$work/templates" "$work/options" "$work/public" "$out/"
+  rm -rf "$work"
+}
+
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
-  notification-crds kwok flux tekton tkn tekton-validate)
+  notification-crds kwok flux tekton tkn tekton-validate triggers coredns gitea)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
@@ -176,6 +219,14 @@ for c in "${components[@]}"; do
     tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
     tkn) run_build tkn "$TKN_VERSION" build_tkn ;;
     tekton-validate) run_build tekton-validate "$TEKTON_PIPELINE_VERSION-$(cd "$here/tekton-validate" && cat go.mod go.sum *.go | sha256sum | cut -c1-12)" build_tekton_validate ;;
+    gitleaks) run_build gitleaks "$GITLEAKS_VERSION" build_gitleaks ;;
+    osv-scanner) run_build osv-scanner "$OSV_SCANNER_VERSION" build_osv_scanner ;;
+    trivy) run_build trivy "$TRIVY_VERSION" build_trivy ;;
+    syft) run_build syft "$SYFT_VERSION" build_syft ;;
+    scanners) "$0" gitleaks osv-scanner trivy syft ;;
+    triggers) run_build tekton-triggers "$TEKTON_TRIGGERS_VERSION" build_triggers ;;
+    coredns) run_build coredns "$COREDNS_VERSION" build_coredns ;;
+    gitea) run_build gitea "$GITEA_VERSION" build_gitea ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;
   esac
 done
