@@ -43,6 +43,15 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" || ! -x .venv/bin/druppie-step ]
   echo "$want" > "$stamp"
 fi
 
+# bandit, the code scanner of `druppie-step scan` (steps/requirements-scan.txt), when its pins change.
+scan_stamp=.venv/.druppie-scan-stamp
+scan_want=$(sha256sum steps/requirements-scan.txt | cut -d' ' -f1)
+if [[ ! -f $scan_stamp || $(cat "$scan_stamp") != "$scan_want" || ! -x .venv/bin/bandit ]]; then
+  echo "setup: installing the scanners' Python dependencies (bandit) into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r steps/requirements-scan.txt
+  echo "$scan_want" > "$scan_stamp"
+fi
+
 # kustomize, the oracle the tests compare tag-commit's edits with, built from its Go module into the
 # shared cache (keyed by hack/toolchain.env). GOBIN is a temporary folder renamed into place, so an
 # interrupted build never leaves a binary that looks complete.
