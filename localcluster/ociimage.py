@@ -95,7 +95,9 @@ def build_layered(files: list[File], entrypoint: list[str], user: str = "", env:
         cfg["User"] = user
     if env:
         cfg["Env"] = env
+    # One history entry per layer: buildah (--layers) refuses a base whose history and layers disagree.
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": cfg,
+                         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "localcluster.ociimage"}],
                          "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}, sort_keys=True).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": MANIFEST_TYPE,

@@ -60,9 +60,9 @@ def normalize_semver(tag: str) -> semver.Version | None:
         return None
 
 
-def validate_tag(value: str) -> str:
+def validate_tag(value: str, flag: str = "--tag") -> str:
     if not TAG_RE.match(value) or normalize_semver(value) is None:
-        raise InvalidInput(f"invalid --tag {value!r}: must be a semantic version such as 1.0.5 or v1.0.5")
+        raise InvalidInput(f"invalid {flag} {value!r}: must be a semantic version such as 1.0.5 or v1.0.5")
     return value
 
 
