@@ -1,0 +1,95 @@
+"""Every scanner's findings as one SARIF 2.1.0 log: one run per scanner, locations from the source root.
+
+Suppressed findings stay in the log with a ``suppressions`` entry (kind external, the reason from
+.druppie-scan.yaml), as SARIF consumers such as GitHub code scanning expect. A skipped scanner
+has a run without results and a notification saying why. No code snippets are copied in: a
+finding is its rule, place and message, so a secret in the scanned code cannot reach the report.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+from . import Finding, ScanOutcome, rank
+from .ignore import Entry
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+VERSION = "2.1.0"
+SRCROOT = "%SRCROOT%"
+LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
+# GitHub code scanning reads a rule's "security-severity" (a CVSS-like number) to rank alerts.
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0", "info": "0.0"}
+TOOL_URI = {
+    "bandit": "https://bandit.readthedocs.io/",
+    "gitleaks": "https://github.com/gitleaks/gitleaks",
+    "osv-scanner": "https://google.github.io/osv-scanner/",
+    "trivy": "https://trivy.dev/",
+}
+
+
+def _location(finding: Finding) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": urllib.parse.quote(finding.path), "uriBaseId": SRCROOT}}
+    if finding.line and finding.line >= 1:
+        physical["region"] = {"startLine": int(finding.line)}
+    return {"physicalLocation": physical}
+
+
+def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> dict[str, Any]:
+    rules: dict[str, dict[str, Any]] = {}
+    worst: dict[str, str] = {}
+    results = []
+    for finding, entry in findings:
+        if finding.rule not in rules:
+            rule: dict[str, Any] = {"id": finding.rule, "name": finding.rule_name or finding.rule,
+                                    "shortDescription": {"text": finding.rule_name or finding.rule}}
+            if finding.help_uri:
+                rule["helpUri"] = finding.help_uri
+            rules[finding.rule] = rule
+        if rank(finding.severity) > rank(worst.get(finding.rule, "info")) or finding.rule not in worst:
+            worst[finding.rule] = finding.severity
+        result: dict[str, Any] = {
+            "ruleId": finding.rule,
+            "ruleIndex": list(rules).index(finding.rule),
+            "level": LEVEL[finding.severity],
+            "message": {"text": finding.message},
+            "locations": [_location(finding)],
+            "properties": {"severity": finding.severity, "scanner": finding.scanner},
+        }
+        if finding.aliases:
+            result["properties"]["aliases"] = list(finding.aliases)
+        if entry is not None:
+            result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                       "justification": f"{entry.reason} (.druppie-scan.yaml entry {entry.index}, "
+                                                        f"expires {entry.expires.isoformat()})"}]
+        results.append(result)
+    for rule_id, rule in rules.items():
+        rule["defaultConfiguration"] = {"level": LEVEL[worst[rule_id]]}
+        rule["properties"] = {"tags": ["security"], "security-severity": SECURITY_SEVERITY[worst[rule_id]]}
+    driver: dict[str, Any] = {"name": outcome.tool, "informationUri": TOOL_URI.get(outcome.tool, ""),
+                              "rules": list(rules.values())}
+    if outcome.version:
+        driver["version"] = outcome.version
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    notes = ([f"skipped: {outcome.skipped}"] if outcome.skipped else []) + outcome.notes
+    if notes:
+        invocation["toolExecutionNotifications"] = [{"level": "note" if outcome.skipped else "warning",
+                                                     "message": {"text": n}} for n in notes]
+    return {
+        "tool": {"driver": driver},
+        "automationDetails": {"id": f"druppie-scan/{outcome.scanner}/"},
+        "invocations": [invocation],
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+    }
+
+
+def build(outcomes: list[ScanOutcome], kept: list[Finding], suppressed: list[tuple[Finding, Entry]]) -> dict[str, Any]:
+    """The SARIF log; ``kept`` and ``suppressed`` are the findings after the ignore file."""
+    runs = []
+    for outcome in outcomes:
+        mine = [(f, None) for f in kept if f.scanner == outcome.scanner]
+        mine += [(f, e) for f, e in suppressed if f.scanner == outcome.scanner]
+        mine.sort(key=lambda fe: (-rank(fe[0].severity), fe[0].path, fe[0].line or 0, fe[0].rule))
+        runs.append(_run(outcome, mine))
+    return {"$schema": SCHEMA, "version": VERSION, "runs": runs}
