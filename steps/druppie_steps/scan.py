@@ -85,7 +85,7 @@ def counts(findings: list[Finding]) -> dict[str, int]:
 
 @click.command("scan")
 @workspace_option("--source", "source", "Folder with the app's source to scan; default: the current folder")
-@option("--scanners", default=",".join(SCANNERS),
+@option("--scanners", default="all",
         help="Comma-separated scanners to run: code (bandit), secrets (gitleaks), deps (osv-scanner), "
              "config (trivy); or all.")
 @option("--fail-on", default="high",
@@ -260,3 +260,8 @@ def _print_table(outcomes: list[ScanOutcome], applied, fail_on: str, report: str
             log.info(f"  {f.severity.upper():8} {f.scanner:7} {f.rule}  {f.where}  {message}")
     if rest:
         log.info(f"  ... and {rest} more finding(s) below {SEVERITIES[floor]} or past the first {MAX_LISTED}: see {report}")
+    if applied.suppressed:
+        log.info("suppressed by .druppie-scan.yaml (not counted):")
+        for f, entry in applied.suppressed[:MAX_LISTED]:
+            log.info(f"  {f.severity.upper():8} {f.scanner:7} {f.rule}  {f.where}  entry {entry.index}, "
+                     f"until {entry.expires.isoformat()}: {entry.reason}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -77,11 +76,11 @@ def relative(path: str | os.PathLike[str], root: Path) -> str:
 
 
 def find_tool(name: str) -> str:
-    """The tool on PATH, else next to this Python (a venv's or the image's bin), else a clear error."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    """The tool on PATH, or a clear error."""
+    found = shutil.which(name)
     if not found:
-        raise StepError(f"{name} not found on PATH: the druppie-scan image has it; locally, put it on PATH "
-                        f"(make setup installs bandit; hack/cluster-build.sh scanners builds the others)")
+        raise StepError(f"{name} not found on PATH: the druppie-scan image has it in /usr/local/bin; locally, "
+                        f"hack/cluster-build.sh scanners builds it into $DRUPPIE_CACHE/{name}-<version>/")
     return found
 
 

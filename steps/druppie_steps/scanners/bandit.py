@@ -7,13 +7,15 @@ message. ``# nosec`` comments and a ``.bandit`` file in the app are ignored: exc
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from ..core.errors import StepError
-from . import SKIP_DIRS, Finding, ScanOutcome, find_tool, relative, run_tool, version_of
+from . import SKIP_DIRS, Finding, ScanOutcome, relative, run_tool, version_of
 
 SCANNER, TOOL = "code", "bandit"
 SEVERITY = {"LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
@@ -34,14 +36,19 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     if not python_files(root):
         outcome.skipped = "no Python files"
         return outcome
-    bandit = find_tool("bandit")
-    outcome.version = version_of([bandit, "--version"], root)
+    # bandit runs as ``python -m bandit`` with this Python: it is installed beside druppie-step (the
+    # venv, or the image's PYTHONPATH), where its console script may not be on PATH.
+    if importlib.util.find_spec("bandit") is None:
+        raise StepError("bandit is not installed beside druppie-step: the druppie-scan image has it; "
+                        "locally, make setup installs it (steps/requirements-scan.txt)")
+    bandit = [sys.executable, "-m", "bandit"]
+    outcome.version = version_of([*bandit, "--version"], root)
     report = scratch / "bandit.json"
     no_ini = scratch / "bandit.ini"
     no_ini.write_text("[bandit]\n")  # an empty [bandit] section: the app's own .bandit file is not read
     excluded = ",".join(f"./{d}/" for d in SKIP_DIRS)
     # Exit 1 means findings; 2 and more is bandit failing.
-    run_tool(TOOL, [bandit, "-r", ".", "-f", "json", "-o", str(report), "-q", "--ignore-nosec",
+    run_tool(TOOL, [*bandit, "-r", ".", "-f", "json", "-o", str(report), "-q", "--ignore-nosec",
                     "--ini", str(no_ini), "-x", excluded], cwd=root, ok_codes=(0, 1))
     outcome.findings, outcome.notes = parse(_load(report), root)
     return outcome

@@ -48,8 +48,13 @@ def load(root: Path) -> list[Entry]:
         return []
     import yaml
 
+    class Loader(yaml.SafeLoader):
+        """Dates stay strings, so that 2027-02-30 is reported with its entry instead of crashing the parser."""
+
+    Loader.yaml_implicit_resolvers = {k: [(tag, regexp) for tag, regexp in v if tag != "tag:yaml.org,2002:timestamp"]
+                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 - a SafeLoader
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         where = getattr(err, "problem_mark", None)
         at = f" line {where.line + 1}" if where is not None else ""
