@@ -315,6 +315,5 @@ def test_missing_tool_is_a_clear_error(monkeypatch, tmp_path):
     from druppie_steps import scanners
 
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(scanners.sys, "executable", str(tmp_path / "python"))
     with pytest.raises(StepError, match="^gitleaks not found on PATH"):
         scanners.find_tool("gitleaks")
