@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import re
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import click
@@ -177,38 +177,42 @@ def _check_db(folder: Path, max_age: float, max_db_age: str):
 def _run_one(name: str, root: Path, scratch: Path, db) -> ScanOutcome:
     work = scratch / name
     work.mkdir()
-    log.progress(f"{name}: running {TOOLS[name]}")
     if name == "code":
         from .scanners import bandit
-        outcome = bandit.scan(root, work)
-    elif name == "secrets":
+        return bandit.scan(root, work)
+    if name == "secrets":
         from .scanners import gitleaks
-        outcome = gitleaks.scan(root, work)
-    elif name == "deps":
+        return gitleaks.scan(root, work)
+    if name == "deps":
         from .scanners import osv
-        outcome = osv.scan(root, work, db)
-    else:
-        from .scanners import trivy
-        outcome = trivy.scan(root, work)
-    what = f"skipped: {outcome.skipped}" if outcome.skipped else f"{len(outcome.findings)} finding(s)"
-    log.progress(f"{name}: {TOOLS[name]} {outcome.version} done, {what}".replace("  ", " "))
-    return outcome
+        return osv.scan(root, work, db)
+    from .scanners import trivy
+    return trivy.scan(root, work)
 
 
 def _run_all(selected: list[str], root: Path, scratch: Path, db, skipped: dict[str, str]) -> list[ScanOutcome]:
-    """The scanners side by side (each is its own process); the first failure, in scanner order, is raised."""
+    """The scanners side by side (each is its own process); the first failure, in scanner order, is raised.
+
+    Only this thread prints, so progress lines never interleave.
+    """
     to_run = [n for n in selected if n not in skipped]
+    log.progress(f"running {', '.join(f'{n} ({TOOLS[n]})' for n in to_run) or 'no scanner'}")
+    done: dict[str, ScanOutcome] = {}
+    errors: dict[str, StepError] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(to_run))) as pool:
-        futures = {n: pool.submit(_run_one, n, root, scratch, db) for n in to_run}
-        done = {}
-        errors = []
-        for name, future in futures.items():
+        futures = {pool.submit(_run_one, n, root, scratch, db): n for n in to_run}
+        for future in as_completed(futures):
+            name = futures[future]
             try:
-                done[name] = future.result()
+                outcome = done[name] = future.result()
             except StepError as err:
-                errors.append(err)
+                errors[name] = err
+                log.progress(f"{name}: {TOOLS[name]} failed")
+                continue
+            what = f"skipped: {outcome.skipped}" if outcome.skipped else f"{len(outcome.findings)} finding(s)"
+            log.progress(f"{name}: {f'{outcome.tool} {outcome.version}'.strip()} done, {what}")
     if errors:
-        raise errors[0]
+        raise next(errors[n] for n in to_run if n in errors)
     return [done[n] if n in done else ScanOutcome(n, TOOLS[n], skipped=skipped[n]) for n in selected]
 
 

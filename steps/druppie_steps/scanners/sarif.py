@@ -46,7 +46,7 @@ def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> 
             if finding.help_uri:
                 rule["helpUri"] = finding.help_uri
             rules[finding.rule] = rule
-        if rank(finding.severity) > rank(worst.get(finding.rule, "info")) or finding.rule not in worst:
+        if finding.rule not in worst or rank(finding.severity) > rank(worst[finding.rule]):
             worst[finding.rule] = finding.severity
         result: dict[str, Any] = {
             "ruleId": finding.rule,
