@@ -31,16 +31,20 @@ _SCP_LIKE = re.compile(r"^(?P<user>[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>(?!/)[^\
 ALLOWED_SCHEMES = ("https", "http", "ssh")
 
 
-def validate_repo_url(url: str) -> str:
-    """Accept https://, http://, ssh:// and scp-like ``git@host:org/repo.git``; name the bad value otherwise."""
-    if _SCP_LIKE.match(url):
+def validate_repo_url(url: str, flag: str = "--repo-url") -> str:
+    """Accept https://, http://, ssh:// and scp-like ``git@host:org/repo.git``; name the bad value otherwise.
+
+    A value starting with ``-`` is refused too: git would read it as an option.
+    """
+    if _SCP_LIKE.match(url) and not url.startswith("-"):
         return url
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ALLOWED_SCHEMES or not parsed.hostname or not parsed.path.strip("/"):
         raise InvalidInput(
-            f"invalid --repo-url {redact(url)!r}: use https://host/org/repo.git, ssh://... or git@host:org/repo.git"
+            f"invalid {flag} {redact(url)!r}: use https://host/org/repo.git, ssh://... or git@host:org/repo.git"
         )
-    register_url_secrets(url)
+    if parsed.scheme != "ssh" or parsed.password:  # an ssh user alone is the login (git@), not a credential
+        register_url_secrets(url)
     return url
 
 
@@ -91,7 +95,8 @@ class GitError(StepError):
 # a dropped connection may (a restarting or overloaded server, a proxy in between).
 _PERMANENT = re.compile(r"returned error: 4\d\d|HTTP 4\d\d|Authentication failed|could not read|askpass|"
                         r"Permission denied|Host key verification failed|not found|"
-                        r"does not appear to be a git repository")
+                        r"does not appear to be a git repository|"
+                        r"not our ref|couldn't find remote ref|unadvertised object")  # a revision the server lacks
 _TRANSIENT = re.compile(r"returned error: 5\d\d|HTTP 5\d\d|Connection reset|Recv failure|Empty reply from server|"
                         r"remote end hung up unexpectedly|early EOF|transfer closed")
 
@@ -100,7 +105,8 @@ def is_transient(stderr: str) -> bool:
     return bool(_TRANSIENT.search(stderr)) and not _PERMANENT.search(stderr)
 
 
-def _failure(url: str, stderr: str) -> GitError:
+def failure(url: str, stderr: str) -> GitError:
+    """The GitError for a failed git call: one redacted line, transient or not."""
     return GitError(describe_failure(url, stderr), transient=is_transient(stderr))
 
 
@@ -190,7 +196,7 @@ class Workspace:
     def git(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = _run_git(list(args), self.url, self.retry, cwd=self.path, env=self.env, stdin=stdin)
         if check and proc.returncode != 0:
-            raise _failure(self.url, proc.stderr)
+            raise failure(self.url, proc.stderr)
         return proc
 
     @classmethod
@@ -208,7 +214,7 @@ class Workspace:
             proc = _run_git(["clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
                              "--filter=blob:none", "--no-checkout", "--", url, str(dest)], url, retry, env=env)
             if proc.returncode != 0:
-                raise _failure(url, proc.stderr)
+                raise failure(url, proc.stderr)
             ws = cls(dest, url, branch, env, retry)
             if subdir:
                 ws.git("sparse-checkout", "set", "--cone", "--", subdir)
@@ -272,7 +278,7 @@ class Workspace:
             if said and not moved:
                 detail += ": " + "; ".join(said)
             return PushOutcome(pushed=False, branch_moved=bool(moved), detail=redact(detail))
-        raise _failure(self.url, proc.stderr)
+        raise failure(self.url, proc.stderr)
 
 
 def _run_git(args: list[str], url: str, retry: TransientRetry, cwd: Path | None = None,
