@@ -12,6 +12,7 @@ from .core.redact import redact
 # imports no step module at all.
 STEPS = {
     "tag-commit": ("druppie_steps.tag_commit", "tag_commit", "Write a new image tag into the GitOps repo and push it."),
+    "clone": ("druppie_steps.clone", "clone", "Check out one revision of a repository, shallow, into a workspace."),
     "test": ("druppie_steps.run_tests", "run_tests", "Run the app's tests in an isolated environment; JUnit report."),
     "scan": ("druppie_steps.scan", "scan", "Scan code, secrets, dependencies and config; one SARIF report."),
     "build": ("druppie_steps.build", "build", "Build the app's image with buildah, push it, write its SBOM."),
