@@ -58,7 +58,7 @@ def parse(data: list[dict], root: Path) -> list[Finding]:
         findings.append(Finding(
             scanner=SCANNER, tool=TOOL, rule=rule, severity=SEVERITY,
             path=relative(leak.get("File", ""), root), line=leak.get("StartLine") or None,
-            message=f"{description or rule}: a secret committed in this file (value not shown); revoke and rotate it",
+            message=f"{description or rule} (value not shown; revoke and rotate it)",
             rule_name=rule, help_uri=HELP,
         ))
     return findings
