@@ -172,7 +172,8 @@ build_gitleaks() { LDFLAGS_EXTRA="-X github.com/zricethezav/gitleaks/v8/version.
   build_module_cmd "$1" github.com/zricethezav/gitleaks/v8 . gitleaks; }
 # osv-scanner v2.6.0 declares go 1.27: the go command fetches that toolchain from the module proxy.
 build_osv_scanner() { GOTOOLCHAIN=$GO127_TOOLCHAIN build_module_cmd "$1" github.com/google/osv-scanner/v2 ./cmd/osv-scanner osv-scanner; }
-build_trivy() { LDFLAGS_EXTRA="-X github.com/aquasecurity/trivy/pkg/version/app.ver=${1#v}" \
+# trivy uses encoding/json/v2, behind GOEXPERIMENT=jsonv2 (as its goreleaser.yml sets it).
+build_trivy() { GOEXPERIMENT=jsonv2 LDFLAGS_EXTRA="-X github.com/aquasecurity/trivy/pkg/version/app.ver=${1#v}" \
   build_module_cmd "$1" github.com/aquasecurity/trivy ./cmd/trivy trivy; }
 build_syft() { LDFLAGS_EXTRA="-X main.version=${1#v}" build_module_cmd "$1" github.com/anchore/syft ./cmd/syft syft; }
 
@@ -189,6 +190,14 @@ build_triggers() {
 }
 # CoreDNS: cluster DNS for Service names (the EventListener calls interceptors by name).
 build_coredns() { build_module_cmd "$1" github.com/coredns/coredns . coredns; }
+# local-path-provisioner: PersistentVolumes on demand (Tekton workspaces from volumeClaimTemplate),
+# as kind and k3s ship it; its manifest comes from the module's deploy/.
+build_local_path() {
+  local v=$1 work; work=$(module_copy "github.com/rancher/local-path-provisioner@$v")
+  (cd "$work" && rm -rf vendor && go build -mod=mod -trimpath -ldflags "-s -w -X main.VERSION=$v" -o "$out/local-path-provisioner" .)
+  cp "$work/deploy/local-path-storage.yaml" "$out/"
+  rm -rf "$work"
+}
 # Gitea: the local forge. Three of its dependencies are refused by the proxy; these twins work.
 build_gitea() {
   local v=$1 work; work=$(module_copy "code.gitea.io/gitea@$v")
@@ -204,7 +213,7 @@ build_gitea() {
 
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
-  notification-crds kwok flux tekton tkn tekton-validate triggers coredns gitea)
+  notification-crds kwok flux tekton tkn tekton-validate local-path triggers coredns gitea)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
@@ -225,6 +234,7 @@ for c in "${components[@]}"; do
     syft) run_build syft "$SYFT_VERSION" build_syft ;;
     scanners) "$0" gitleaks osv-scanner trivy syft ;;
     triggers) run_build tekton-triggers "$TEKTON_TRIGGERS_VERSION" build_triggers ;;
+    local-path) run_build local-path-provisioner "$LOCAL_PATH_VERSION" build_local_path ;;
     coredns) run_build coredns "$COREDNS_VERSION" build_coredns ;;
     gitea) run_build gitea "$GITEA_VERSION" build_gitea ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;

@@ -1,5 +1,6 @@
-"""Release the catalog's image: build and push the step image, record its digest in catalog.yaml,
-and write the released Task files, with the image pinned by that digest, to dist/ (`make release`).
+"""Release the catalog's images: build and push druppie-step, -scan and -build, record their digests
+in catalog.yaml, and write the released Task files, each image pinned by its digest, to dist/
+(`make release`).
 
 The version has one source: steps/pyproject.toml. The Task files in tasks/ name the image by that
 version's tag (so a checkout runs what `make images` built); the released copies in dist/ pin
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STEP_IMAGE = "ghcr.io/waterschap/druppie-step"
+IMAGES = tuple(f"ghcr.io/waterschap/druppie-{kind}" for kind in ("step", "scan", "build"))
 BEGIN, END = "# BEGIN images: written by `make release`", "# END images"
 
 
@@ -27,19 +28,21 @@ def version() -> str:
     return re.search(r'^version = "([^"]+)"', (ROOT / "steps" / "pyproject.toml").read_text(), re.M)[1]
 
 
-def build_and_push(registry: str | None) -> str:
+def build_and_push(registry: str | None) -> dict[str, str]:
+    """Build and push every image; {image name: the digest the registry serves}."""
     with tempfile.NamedTemporaryFile() as digest_file:
         env = {**os.environ, "DIGEST_FILE": digest_file.name, **({"REGISTRY": registry} if registry else {})}
         subprocess.run([str(ROOT / "hack" / "images.sh")], env=env, check=True)
-        digest = Path(digest_file.name).read_text().strip()
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-        raise SystemExit("release: nothing was pushed (no REGISTRY and no local cluster running)")
-    return digest
+        lines = Path(digest_file.name).read_text().split("\n")
+    digests = dict(line.split() for line in lines if line.strip())
+    if set(digests) != set(IMAGES) or not all(re.fullmatch(r"sha256:[0-9a-f]{64}", d) for d in digests.values()):
+        raise SystemExit("release: not every image was pushed (no REGISTRY and no local cluster running?)")
+    return digests
 
 
-def record_in_catalog(catalog: Path, digest: str) -> None:
-    block = (f"{BEGIN}\nimages:\n  - name: {STEP_IMAGE}\n    version: {version()}\n"
-             f"    digest: {digest}\n{END}\n")
+def record_in_catalog(catalog: Path, digests: dict[str, str]) -> None:
+    entries = "".join(f"  - name: {name}\n    version: {version()}\n    digest: {digests[name]}\n" for name in IMAGES)
+    block = f"{BEGIN}\nimages:\n{entries}{END}\n"
     text = catalog.read_text()
     if BEGIN in text:
         text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
@@ -48,22 +51,24 @@ def record_in_catalog(catalog: Path, digest: str) -> None:
     catalog.write_text(text)
 
 
-def write_released_tasks(dist: Path, digest: str) -> list[Path]:
-    tagged = f"{STEP_IMAGE}:{version()}"
+def write_released_tasks(dist: Path, digests: dict[str, str]) -> list[tuple[Path, str]]:
     written = []
     for source in sorted(ROOT.glob("tasks/*/*/*.yaml")):
         if source.stem != source.parent.parent.name:
             continue  # rbac.yaml and the like are copied unchanged below
         text = source.read_text()
-        if f"image: {tagged}\n" not in text:
-            raise SystemExit(f"release: {source.relative_to(ROOT)} does not use {tagged}")
+        used = [name for name in IMAGES if f"image: {name}:{version()}\n" in text]
+        if not used:
+            raise SystemExit(f"release: {source.relative_to(ROOT)} uses none of {', '.join(IMAGES)}:{version()}")
+        for name in used:
+            text = text.replace(f"image: {name}:{version()}\n", f"image: {name}:{version()}@{digests[name]}\n")
         target = dist / source.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text.replace(f"image: {tagged}\n", f"image: {tagged}@{digest}\n"))
+        target.write_text(text)
         for extra in source.parent.glob("*.yaml"):
             if extra != source:
                 (target.parent / extra.name).write_text(extra.read_text())
-        written.append(target)
+        written.extend((target, f"{name}:{version()}@{digests[name]}") for name in used)
     return written
 
 
@@ -73,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", type=Path, default=ROOT / "catalog.yaml")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist")
     args = parser.parse_args(argv)
-    digest = build_and_push(args.registry)
-    record_in_catalog(args.catalog, digest)
-    for path in write_released_tasks(args.dist, digest):
-        print(f"release: {path} pins {STEP_IMAGE}:{version()}@{digest}")
+    digests = build_and_push(args.registry)
+    record_in_catalog(args.catalog, digests)
+    for path, ref in write_released_tasks(args.dist, digests):
+        print(f"release: {path} pins {ref}")
     return 0
 
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import controlplane, flux, network, registry, tekton
+from . import controlplane, flux, network, registry, storage, tekton
 from .gitserver import seed_repo
 from .node import KWOK_NODE, NODE_NAME, KubeletNode, start_kwok
 from .process import alive, free_port, http_ok, kill, log, tail
@@ -44,7 +44,7 @@ class LocalCluster:
     # ---- facts -----------------------------------------------------------------------------
     @property
     def host_ip(self) -> str:
-        """Where the API server and git server listen: reachable from pods with a kubelet node."""
+        """Where the API server, git server and registry listen: reachable from pods with a kubelet node."""
         return network.gateway(self) if self.node else "127.0.0.1"
 
     @property
@@ -65,7 +65,8 @@ class LocalCluster:
 
     @property
     def registry(self) -> str:
-        return f"127.0.0.1:{self.ports['registry']}"
+        """host:port of the registry; on the bridge address, so build pods push to it too."""
+        return f"{self.host_ip}:{self.ports['registry']}"
 
     @property
     def api_url(self) -> str:
@@ -158,8 +159,10 @@ class LocalCluster:
                 network.start_kube_proxy(self)
             flux.start(self)
             if self.with_tekton:
-                tekton.install(self)
+                refs = tekton.install(self)
                 log("Tekton Pipelines ready (controller and webhook, admission active)")
+                storage.install(self, refs["shell"])
+                log("local-path-provisioner ready (default StorageClass local-path)")
         except BaseException:
             if os.environ.get("DRUPPIE_KEEP_FAILED") != "1":  # keep it for a look: make cluster-down later
                 self.down()

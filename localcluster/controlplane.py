@@ -50,7 +50,7 @@ def start(cluster: "LocalCluster") -> None:
         "--bind-address", "127.0.0.1", "--secure-port", p["kcm"], "--use-service-account-credentials",
         "--service-account-private-key-file", d / "pki" / "sa.key",
         "--root-ca-file", d / "apiserver-certs" / "apiserver.crt",
-        "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder",
+        "--controllers", "*,-nodeipam,-cloud-node-lifecycle,-route,-service",
         "--concurrent-deployment-syncs", "10", "--v", "1"])
     cluster.spawn("kube-scheduler", [b["kube-scheduler"], "--kubeconfig", cluster.kubeconfig, "--leader-elect=false",
                                      "--bind-address", "127.0.0.1", "--secure-port", p["scheduler"]])

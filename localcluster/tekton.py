@@ -98,8 +98,10 @@ def _adjust(doc: dict, shell_image: str) -> bool:
     return False
 
 
-def install(cluster: "LocalCluster") -> None:
-    """Publish the images, apply the release, wait until controller and webhook are Available."""
+def install(cluster: "LocalCluster") -> dict[str, str]:
+    """Publish the images, apply the release, wait until controller and webhook are Available.
+
+    Returns the published image references (the shell image serves other components too)."""
     refs = publish_images(cluster.registry)
     docs = release_manifests(refs)
     out = cluster.state_dir / "tekton-release.yaml"
@@ -108,3 +110,4 @@ def install(cluster: "LocalCluster") -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(out))
     for deployment in ("tekton-pipelines-controller", "tekton-pipelines-webhook"):
         cluster.kubectl("rollout", "status", "-n", "tekton-pipelines", f"deployment/{deployment}", "--timeout=120s")
+    return refs

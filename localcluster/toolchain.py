@@ -83,8 +83,8 @@ def missing_binaries() -> list[str]:
 
 def missing_for_tekton() -> list[str]:
     """What the Tekton tier lacks beyond the cluster itself (kubelet node side only)."""
-    from . import tekton
+    from . import storage, tekton
 
     if node_side() != "kubelet":
         return ["a kubelet node (DRUPPIE_NODE_SIDE=kubelet)"]
-    return [name for name, path in optional_binaries().items() if not path.is_file()] + tekton.missing()
+    return [name for name, path in optional_binaries().items() if not path.is_file()] + tekton.missing() + storage.missing()

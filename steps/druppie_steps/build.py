@@ -25,6 +25,7 @@ from .core.errors import InvalidInput, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.registry import check_access, served_digest
 from .core.results import summary_line, write_results
+from .core.workspace import shared_dir
 from .gitops.imageref import validate_image_name, validate_tag
 
 CONTAINERFILE_NAMES = ("Containerfile", "Dockerfile")
@@ -236,16 +237,17 @@ def write_sbom(image: str, digest: str, target: Path, sbom_format: str, auth_fil
             os.makedirs(f"{tmp}/docker", exist_ok=True)
             shutil.copy(auth_file, f"{tmp}/docker/config.json")
             syft_env["DOCKER_CONFIG"] = f"{tmp}/docker"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        shared_dir(target.parent)
         staged = target.with_name(f".{target.name}.tmp")
         try:
-            proc = subprocess.run(["syft", "scan", f"registry:{image}@{digest}", "-q", "-o", f"{sbom_format}={staged}"],
+            proc = subprocess.run(["syft", "scan", f"registry:{image}@{digest}", "-o", f"{sbom_format}={staged}"],
                                   env=syft_env, capture_output=True, text=True, timeout=deadline.left("the SBOM"))
         except FileNotFoundError as err:
             raise StepError("syft not found: the druppie-build image carries it") from err
         except subprocess.TimeoutExpired as err:
             raise StepError("timed out writing the SBOM (raise --timeout)") from err
         if proc.returncode != 0 or not staged.is_file():
-            raise StepError(f"SBOM of {image}@{digest} failed: {last_error_line(proc.stderr)}")
+            raise StepError(f"SBOM of {image}@{digest} failed (syft exit {proc.returncode}): "
+                            f"{last_error_line(proc.stderr)}")
         json.loads(staged.read_text())  # a truncated file is not an SBOM
         os.replace(staged, target)

@@ -30,6 +30,7 @@ from .core.errors import InvalidInput, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.redact import register_url_secrets
 from .core.results import summary_line, write_results
+from .core.workspace import shared_dir
 
 DEFAULT_WHEELHOUSE = "/opt/druppie/wheels"
 DEFAULT_REPORT = ".druppie/junit.xml"
@@ -155,7 +156,7 @@ def _prepare_report(path: Path, shown: str) -> None:
     if path.is_dir():
         raise InvalidInput(f"invalid --report {shown!r}: is a folder")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        shared_dir(path.parent)
         path.unlink(missing_ok=True)  # a stale report must not count
     except OSError as err:
         raise StepError(f"cannot write the report {shown}: {err.strerror}") from err

@@ -25,6 +25,7 @@ from .core.errors import InvalidInput, StepError
 from .core.options import option, results_dir_option, workspace_option
 from .core.redact import redact
 from .core.results import summary_line, write_results
+from .core.workspace import shared_dir
 from .scanners import SEVERITIES, Finding, ScanOutcome, rank
 
 SCANNERS = ("code", "secrets", "deps", "config")
@@ -225,7 +226,7 @@ def _shown(path: Path, root: Path) -> str:
 
 def _write_report(path: Path, log_doc: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        shared_dir(path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(redact(json.dumps(log_doc, indent=2)) + "\n", encoding="utf-8")
         tmp.replace(path)

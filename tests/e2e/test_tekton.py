@@ -230,14 +230,17 @@ def test_released_task_pins_the_step_image_by_digest_and_runs(tekton, cluster, a
     shutil.copy(ROOT / "catalog.yaml", catalog)
     subprocess.run([sys.executable, str(ROOT / "hack" / "release.py"), "--registry", cluster.registry,
                     "--catalog", str(catalog), "--dist", str(tmp_path / "dist")], check=True, capture_output=True)
-    (entry,) = yaml.safe_load(catalog.read_text())["images"]
+    images = {e["name"]: e for e in yaml.safe_load(catalog.read_text())["images"]}
+    assert set(images) == {f"ghcr.io/waterschap/druppie-{kind}" for kind in ("step", "scan", "build")}
+    entry = images["ghcr.io/waterschap/druppie-step"]
     released = yaml.safe_load((tmp_path / "dist/tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml").read_text())
     image = released["spec"]["steps"][0]["image"]
     assert image == f"ghcr.io/waterschap/druppie-step:{entry['version']}@{entry['digest']}"
-    served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-                             f"docker://{cluster.registry}/waterschap/druppie-step:{entry['version']}"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    assert served == entry["digest"]
+    for name, pinned in images.items():
+        served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                                 f"docker://{cluster.registry}/{name.split('/', 1)[1]}:{pinned['version']}"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        assert served == pinned["digest"], name
 
     released["metadata"]["name"] = "druppie-tag-commit-released"  # beside the installed one
     cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(released))
