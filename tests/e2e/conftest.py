@@ -11,10 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+import os
+import shlex
+import subprocess
+
 from localcluster.cluster import LocalCluster
-from localcluster.toolchain import missing_binaries
-from tests.conftest import EXAMPLE_APPS
 from localcluster.gitserver import seed_repo
+from localcluster.toolchain import ROOT, binaries, missing_binaries, optional_binaries
+from tests.conftest import EXAMPLE_APPS
+from tests.support.readme import block_with
+
+README = ROOT / "README.md"
 
 FLUX_DIR = Path(__file__).resolve().parents[2] / "flux" / "druppie-apps"
 _ids = itertools.count()
@@ -136,3 +143,65 @@ def _release_flux_app(request):
             app.cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge",
                                 "-p", '{"spec":{"suspend":true}}', check=False)
         app.cluster.kubectl("delete", "namespace", app.namespace, "--wait=false", check=False)
+
+
+# ---- Tekton: the catalog installed as README.md says, runs started with its tkn commands ----
+class Tekton:
+    def __init__(self, cluster, workdir: Path) -> None:
+        self.cluster, self.workdir = cluster, workdir
+
+    def run(self, command: str, extra: list[str] | None = None, substitute: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run one README command (kubectl or tkn) against the cluster, with the stated substitutions."""
+        for old, new in (substitute or {}).items():
+            command = command.replace(old, new)
+        words = shlex.split(command) + (extra or [])
+        tool = {"kubectl": binaries()["kubectl"], "tkn": optional_binaries()["tkn"]}[words[0]]
+        proc = subprocess.run([str(tool), *words[1:]], cwd=self.workdir, capture_output=True, text=True,
+                              env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}, timeout=300)
+        if check and proc.returncode != 0:
+            pytest.fail(f"{command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def tkn(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run(shlex.join(["tkn", *args]), check=check)
+
+    def finished(self, kind: str, name: str) -> dict:
+        """The run once Tekton marked it done (`--showlog` can return a moment before that)."""
+        def done():
+            run = json.loads(self.tkn(kind, "describe", name, "-n", "ci", "-o", "json").stdout)
+            return run if run.get("status", {}).get("completionTime") else None
+        return wait_for(f"{kind} {name} to finish", done, timeout=240, interval=1)
+
+    def taskrun(self, name: str) -> dict:
+        return self.finished("taskrun", name)
+
+    def results(self, run: dict) -> dict[str, str]:
+        return {r["name"]: r["value"] for r in run.get("status", {}).get("results", [])}
+
+
+def _started(output: str, kind: str) -> str:
+    """The run name from tkn's "TaskRun started: NAME" / "PipelineRun started: NAME" line."""
+    for line in output.splitlines():
+        if line.startswith(f"{kind} started: "):
+            return line.split(": ", 1)[1].strip()
+    pytest.fail(f"no '{kind} started' line in tkn output:\n{output}")
+
+
+@pytest.fixture(scope="module")
+def tekton(cluster):
+    if not cluster.with_tekton:
+        pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
+    # The step image the unmodified Tasks name (ghcr.io/waterschap/druppie-step), built and pushed
+    # as `make images` does; ghcr.io is mirrored to the cluster registry.
+    subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
+                   env={**os.environ, "REGISTRY": cluster.registry})
+    t = Tekton(cluster, ROOT)
+    # A fresh namespace, as on a cluster where the catalog was never installed (other e2e
+    # modules of this session use ci too).
+    cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
+    for command in block_with(README, "kubectl create namespace ci"):
+        t.run(command)
+    return t
+
+

@@ -1,0 +1,172 @@
+"""The CI half on the real Tekton: clone, test, scan and build the example app, started with the
+README's own `tkn` commands, one task at a time on a shared volume (local-path-provisioner).
+
+Substitutions, as in test_tekton.py: github.com → the cluster's git server, and the registry
+`registry.example` → the cluster registry's real address for the push (inside the cluster the
+name `registry.example` exists only for containerd's pulls), with `tls-verify=false` (plain HTTP)
+and the offline Debian base as BASE_IMAGE (docker.io cannot be reached here); the test task runs
+with `offline=true` (no PyPI here: pytest comes from the image's wheelhouse).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+
+import pytest
+
+from localcluster.gitserver import seed_repo
+from localcluster.toolchain import ROOT
+from tests.e2e.conftest import README, _started, wait_for
+from tests.support.apps import drone_app
+from tests.support.readme import block_with
+
+GITHUB_APP = "https://github.com/waterschap/drone-service.git"
+IMAGE = "registry.example/druppie/drone-service"
+BASE_REPO = "druppie/python:3.11-bookworm"
+PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
+
+
+def ci_commands() -> dict[str, str]:
+    """The README block's commands by what they start (the PVC, each task, the Secret)."""
+    found = {}
+    for command in block_with(README, "tkn task start druppie-git-clone"):
+        words = command.split()
+        key = words[3] if words[:3] == ["tkn", "task", "start"] else " ".join(words[:3])
+        found[key] = command
+    return found
+
+
+@pytest.fixture(scope="module")
+def ci(cluster, tekton, tmp_path_factory):
+    """The app's repository (and its failing variants) on the cluster's git server, and the
+    offline base image in the cluster registry."""
+    for variant in (None, "failing-test", "planted-secret"):
+        name = "drone-service" + (f"-{variant}" if variant else "")
+        source = drone_app(tmp_path_factory.mktemp(name) / "app", variant)
+        seed_repo(cluster.git_root / f"{name}.git", source_dir=source)
+    subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false",
+                    _offline_base(), f"docker://{cluster.registry}/{BASE_REPO}"], check=True)
+    commands = ci_commands()
+    tekton.run(commands["kubectl apply -n"])
+    tekton.run(commands["kubectl create secret"])
+    return commands
+
+
+def _offline_base() -> str:
+    """The debootstrap base `make images` made (hack/images.sh keeps it in local storage)."""
+    out = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return next(i for i in out if "druppie/bookworm-python3:" in i)
+
+
+def start(tekton, cluster, command: str, repo: str = "drone-service", extra: list[str] | None = None,
+          check: bool = True) -> tuple[str, dict, str]:
+    """Run one README tkn command; returns (TaskRun name, finished TaskRun, its log)."""
+    out = tekton.run(command, extra, {GITHUB_APP: f"{cluster.git_url.rsplit('/', 1)[0]}/{repo}.git",
+                                      IMAGE: f"{cluster.registry}/druppie/drone-service"}, check=False)
+    name = _started(out.stdout, "TaskRun")
+    run = tekton.taskrun(name)
+    logs = tekton.tkn("taskrun", "logs", name, "-n", "ci").stdout
+    if check:
+        assert run["status"]["conditions"][0]["reason"] == "Succeeded", logs
+    return name, run, logs
+
+
+def clone(tekton, cluster, ci, repo: str = "drone-service") -> dict:
+    _, run, _ = start(tekton, cluster, ci["druppie-git-clone"], repo, ["-p", "allow-plain-http=true"])
+    return tekton.results(run)
+
+
+def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, cluster, ci):
+    head = subprocess.run(["git", "--git-dir", str(cluster.git_root / "drone-service.git"), "rev-parse", "main"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    cloned = clone(tekton, cluster, ci)
+    assert cloned["commit"] == head
+
+    # No PyPI here: the app's only test dependency, pytest, comes from the image's wheelhouse.
+    _, run, logs = start(tekton, cluster, ci["druppie-test"], extra=["-p", "offline=true"])
+    results = tekton.results(run)
+    assert results["passed"] == "4" and results["failed"] == "0", logs
+    assert results["report"] == ".druppie/junit.xml"
+
+    _, run, logs = start(tekton, cluster, ci["druppie-scan"])
+    results = tekton.results(run)
+    assert results["critical"] == "0" and results["high"] == "0", logs
+    assert results["report"] == ".druppie/scan.sarif"
+
+    _, run, logs = start(tekton, cluster, ci["druppie-build"], extra=[
+        "-p", "tls-verify=false", "-p", f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}",
+        "-p", f"commit={head}"])
+    results = tekton.results(run)
+    image = f"{cluster.registry}/druppie/drone-service"
+    assert results["IMAGE_URL"] == f"{image}:1.0.5"
+    assert results["IMAGE_TAGS"] == f"1.0.5,{head[:7]}"
+    served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                             f"docker://{image}:1.0.5"], capture_output=True, text=True, check=True).stdout.strip()
+    assert results["IMAGE_DIGEST"] == served
+    assert "registry-credentials" not in logs and "not-a-real-token" not in logs
+
+    # The build pod: root with exactly four added capabilities, never privileged, no API token.
+    pod = cluster.get_json("pod", "-n", "ci", run["status"]["podName"])
+    step = next(c for c in pod["spec"]["containers"] if c["name"] == "step-build")
+    assert step["securityContext"]["capabilities"] == {"drop": ["ALL"],
+                                                       "add": ["SETUID", "SETGID", "SETFCAP", "SYS_CHROOT"]}
+    assert not step["securityContext"].get("privileged")
+    assert not any("serviceaccount" in m["mountPath"] for c in pod["spec"]["containers"]
+                   for m in c.get("volumeMounts", []))
+
+    # The kubelet runs the built image, pulled by the digest the build reported, and it serves.
+    ref = f"{IMAGE}@{results['IMAGE_DIGEST']}"
+    cluster.kubectl("run", "built-drone", "-n", "ci", f"--image={ref}", "--port=8080", "--restart=Never",
+                    "--overrides", json.dumps({"spec": {"securityContext": {
+                        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [{"name": "built-drone", "image": ref, "securityContext": {
+                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}}))
+    ip = wait_for("the built image to run", lambda: (
+        (p := cluster.get_json("pod", "-n", "ci", "built-drone"))["status"].get("phase") == "Running"
+        and p["status"].get("podIP")), timeout=120)
+    body = wait_for("the app to answer", lambda: _get(f"http://{ip}:8080/"), timeout=60)
+    assert json.loads(body)["service"] == "drone-service"
+    cluster.kubectl("delete", "pod", "built-drone", "-n", "ci", "--wait=false")
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+def test_a_failing_test_fails_the_taskrun_with_the_tests_name(tekton, cluster, ci):
+    clone(tekton, cluster, ci, "drone-service-failing-test")
+    _, run, logs = start(tekton, cluster, ci["druppie-test"], extra=["-p", "offline=true"], check=False)
+    assert run["status"]["conditions"][0]["status"] == "False"
+    results = tekton.results(run)
+    assert results["failed"] == "1", logs
+    assert "test_the_whole_fleet_is_flying" in logs, logs
+
+
+def test_a_planted_secret_fails_the_scan_with_gitleaks_finding_and_no_secret_shown(tekton, cluster, ci):
+    clone(tekton, cluster, ci, "drone-service-planted-secret")
+    _, run, logs = start(tekton, cluster, ci["druppie-scan"], check=False)
+    assert run["status"]["conditions"][0]["status"] == "False"
+    assert int(tekton.results(run)["high"]) >= 1, logs
+    assert "github-pat" in logs, logs
+    planted = (ROOT / "tests/fixtures/drone-variants/planted-secret/drone_service/settings.py").read_text()
+    secret = next(word.strip("'\"") for word in planted.split() if word.strip("'\"").startswith("ghp_"))
+    assert secret not in logs
+
+
+@pytest.mark.parametrize("kind, steps", [("step", ["tag-commit", "flux-wait", "test", "clone"]),
+                                         ("scan", ["scan"]), ("build", ["build"])])
+def test_every_step_answers_help_inside_its_built_image(tekton, kind, steps):
+    images = subprocess.run([*PODMAN, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    image = next(i for i in images if f"druppie/druppie-{kind}:" in i)
+    for step in steps:
+        proc = subprocess.run([*PODMAN, "run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
+                               "--ulimit", "nproc=1000:1000", image, step, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and f"Usage: druppie-step {step}" in proc.stdout, proc.stderr
