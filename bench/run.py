@@ -158,6 +158,7 @@ def bench_concurrency(server: GitServer) -> None:
 def main() -> None:
     only = os.environ.get("BENCH", "")
     with tempfile.TemporaryDirectory(prefix="druppie-bench-") as tmp, GitServer(Path(tmp) / "git") as server:
+        from bench.ci_tasks import run_bench as bench_ci
         from bench.flux_wait import run_bench as bench_flux_wait
         from bench.race import run_bench as bench_race
         from bench.tekton import run_bench as bench_tekton
@@ -166,7 +167,8 @@ def main() -> None:
                    "concurrency": lambda: bench_concurrency(server),
                    "race": lambda: bench_race(report, STEP, server, Path(tmp)),
                    "flux-wait": lambda: bench_flux_wait(report, STEP, Path(tmp)),
-                   "tekton": lambda: bench_tekton(report, STEP, Path(tmp))}
+                   "tekton": lambda: bench_tekton(report, STEP, Path(tmp)),
+                   "ci-tasks": lambda: bench_ci(report, STEP, Path(tmp))}
         for name, fn in benches.items():
             if only in name:
                 print(f"[{name}]", flush=True)

@@ -14,19 +14,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import controlplane, flux, network, registry, storage, tekton
+from . import controlplane, dns, flux, gitea, network, registry, storage, tekton, triggers
 from .gitserver import seed_repo
 from .node import KWOK_NODE, NODE_NAME, KubeletNode, start_kwok
 from .process import alive, free_port, http_ok, kill, log, tail
 from .toolchain import ROOT, binaries, missing_binaries, missing_for_tekton, node_side
 
 PORTS = ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok", "sc-storage", "sc-metrics", "sc-health",
-         "kc-metrics", "kc-health", "git", "registry", "kubelet", "kubelet-healthz", "proxy-metrics", "proxy-health")
+         "kc-metrics", "kc-health", "git", "registry", "kubelet", "kubelet-healthz", "proxy-metrics", "proxy-health",
+         "gitea")
 
 
 def tekton_wanted() -> bool:
     """Tekton runs where it can (kubelet node, cache built) unless DRUPPIE_TEKTON=0."""
     return os.environ.get("DRUPPIE_TEKTON", "1") != "0" and not missing_for_tekton()
+
+
+def loop_missing() -> list[str]:
+    """What the CI/CD loop's parts (cluster DNS, Tekton Triggers, the Gitea forge) lack in the cache."""
+    return dns.missing() + triggers.missing() + gitea.missing()
+
+
+def loop_wanted(with_tekton: bool) -> bool:
+    """The loop's parts run with Tekton where their cache is built, unless DRUPPIE_LOOP=0."""
+    return with_tekton and os.environ.get("DRUPPIE_LOOP", "1") != "0" and not loop_missing()
 
 
 @dataclass
@@ -37,6 +48,7 @@ class LocalCluster:
     node_side: str = field(default_factory=node_side)
     with_tekton: bool = False
     extra: dict[str, str] = field(default_factory=dict)  # facts to undo at down (e.g. sysctls)
+    with_loop: bool = False  # cluster DNS, Triggers and Gitea (the CI/CD loop of `make demo`)
 
     def __post_init__(self) -> None:
         self.node = KubeletNode(self) if self.node_side == "kubelet" else None
@@ -69,19 +81,24 @@ class LocalCluster:
         return f"{self.host_ip}:{self.ports['registry']}"
 
     @property
+    def gitea(self) -> "gitea.Gitea":
+        """An API client of the cluster's Gitea (the process is the cluster's, not this object's)."""
+        return gitea.Gitea(self.state_dir / "gitea", host=self.host_ip, port=self.ports["gitea"])
+
+    @property
     def api_url(self) -> str:
         return f"https://{self.host_ip}:{self.ports['apiserver']}"
 
     def save(self) -> None:
         (self.state_dir / "state.json").write_text(json.dumps(
             {"ports": self.ports, "pids": self.pids, "node_side": self.node_side, "with_tekton": self.with_tekton,
-             "extra": self.extra}, indent=2))
+             "extra": self.extra, "with_loop": self.with_loop}, indent=2))
 
     @classmethod
     def load(cls, state_dir: Path) -> "LocalCluster":
         data = json.loads((state_dir / "state.json").read_text())
         return cls(state_dir, data["ports"], data["pids"], data.get("node_side", "kwok"),
-                   data.get("with_tekton", False), data.get("extra", {}))
+                   data.get("with_tekton", False), data.get("extra", {}), data.get("with_loop", False))
 
     # ---- processes ---------------------------------------------------------------------------
     def spawn(self, name: str, argv: list, env: dict[str, str] | None = None) -> None:
@@ -138,6 +155,7 @@ class LocalCluster:
         if missing:
             raise RuntimeError(f"cluster cache incomplete, run `make cluster-build` first; missing: {', '.join(missing)}")
         self.with_tekton = tekton_wanted() if with_tekton is None else with_tekton
+        self.with_loop = loop_wanted(self.with_tekton)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         for name in PORTS:
             self.ports[name] = free_port()
@@ -163,6 +181,16 @@ class LocalCluster:
                 log("Tekton Pipelines ready (controller and webhook, admission active)")
                 storage.install(self, refs["shell"])
                 log("local-path-provisioner ready (default StorageClass local-path)")
+            if self.with_loop:
+                dns.install(self)
+                log(f"CoreDNS ready (Service kube-dns {dns.CLUSTER_DNS_IP})")
+                triggers.install(self)
+                log("Tekton Triggers ready (controller, webhook, core interceptors)")
+                self.spawn("gitea", [sys.executable, "-m", "localcluster.gitea", self.state_dir / "gitea",
+                                     self.ports["gitea"], self.host_ip], env={"PYTHONPATH": str(ROOT)})
+                self.wait_until("gitea", lambda: self.gitea.token_file.is_file()
+                                and http_ok(f"{self.gitea.base_url}/api/v1/version"))
+                log(f"Gitea ready at {self.gitea.base_url}")
         except BaseException:
             if os.environ.get("DRUPPIE_KEEP_FAILED") != "1":  # keep it for a look: make cluster-down later
                 self.down()

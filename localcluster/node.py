@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import network
+from .dns import CLUSTER_DNS_IP, CLUSTER_DOMAIN
 from .ociimage import build_image, build_pause_binary, push, write_oci_archive
 from .process import log
 from .toolchain import ROOT, binaries
@@ -98,6 +99,7 @@ state = "{d / 'containerd' / 'state'}"
             "authorization": {"mode": "AlwaysAllow"}, "serializeImagePulls": False,
             "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
+            **({"clusterDNS": [CLUSTER_DNS_IP], "clusterDomain": CLUSTER_DOMAIN} if self.cluster.with_loop else {}),
             "resolvConf": "/etc/resolv.conf", "podLogsDir": str(d / "pod-logs"), "syncFrequency": "5s", "fileCheckFrequency": "5s",
         }))
         # Seccomp profiles the catalog's Tasks name (type Localhost), as a platform team installs
