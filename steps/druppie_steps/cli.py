@@ -18,6 +18,7 @@ STEPS = {
     "build": ("druppie_steps.build", "build", "Build the app's image with buildah, push it, write its SBOM."),
     "flux-wait": ("druppie_steps.flux_wait", "flux_wait",
                   "Make Flux apply a pushed revision and wait until it is applied and healthy."),
+    "summary": ("druppie_steps.summary", "summary", "Summarise a PipelineRun: its tasks, results, and which failed and why."),
 }
 
 

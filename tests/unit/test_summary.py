@@ -1,0 +1,251 @@
+"""druppie-step summary: the table, the verdict and the failure reasons, from fake TaskRuns (no cluster)."""
+
+from __future__ import annotations
+
+import pytest
+
+from druppie_steps import summary as s
+from druppie_steps.cli import main
+from druppie_steps.core.errors import InvalidInput
+
+PR, NS = "drone-service-ci-cd-x7k2q", "ci"
+SHA = "4f0c2a9e1b7d3c5a8f6e2d4b0a9c8e7f6d5c4b3a"
+APPS_SHA = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
+DIGEST = "sha256:" + "ab12" * 16
+IMAGE = "registry.example/druppie/drone-service:1.0.1767225600"
+ALL = ("clone", "test", "scan", "build", "tag-commit", "flux-wait")
+TASKS = {"clone": "druppie-git-clone", "test": "druppie-test", "scan": "druppie-scan", "build": "druppie-build",
+         "tag-commit": "druppie-tag-commit", "flux-wait": "druppie-flux-reconcile-wait"}
+
+
+def taskrun(task: str, reason: str = "Succeeded", results: dict | None = None, seconds: int = 10,
+            message: str = "All Steps have completed executing", created: str = "2026-01-01T10:00:00Z",
+            name: str | None = None) -> dict:
+    """A TaskRun as the API returns it (tekton.dev/v1), trimmed to what the summary reads."""
+    status = "True" if reason == "Succeeded" else "False"
+    return {
+        "metadata": {"name": name or f"{PR}-{task}", "creationTimestamp": created,
+                     "labels": {"tekton.dev/pipelineRun": PR, "tekton.dev/pipelineTask": task,
+                                "tekton.dev/task": TASKS.get(task, task)}},
+        "status": {
+            "startTime": "2026-01-01T10:00:00Z",
+            "completionTime": f"2026-01-01T10:{seconds // 60:02d}:{seconds % 60:02d}Z",
+            "conditions": [{"type": "Succeeded", "status": status, "reason": reason, "message": message}],
+            "results": [{"name": k, "type": "string", "value": v} for k, v in (results or {}).items()],
+        },
+    }
+
+
+CLONE = taskrun("clone", results={"commit": SHA, "url": "https://github.com/waterschap/drone-service.git",
+                                  "committer-date": "1767225600"}, seconds=3)
+TEST_OK = taskrun("test", results={"passed": "11", "failed": "0", "skipped": "0", "report": ".druppie/junit.xml",
+                                   "coverage": ""}, seconds=41)
+SCAN_OK = taskrun("scan", results={"critical": "0", "high": "0", "medium": "1", "low": "0", "info": "0",
+                                   "report": ".druppie/scan.sarif"}, seconds=18)
+BUILD = taskrun("build", results={"IMAGE_URL": IMAGE, "IMAGE_DIGEST": DIGEST, "IMAGE_TAGS": "1.0.1767225600,4f0c2a9",
+                                  "sbom": ".druppie/sbom.cdx.json"}, seconds=125)
+TAG = taskrun("tag-commit", results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "true",
+                                     "previous-tag": "1.0.4"}, seconds=4)
+WAIT = taskrun("flux-wait", results={"applied-revision": f"main@sha1:{APPS_SHA}", "duration-seconds": "21.3",
+                                     "reason": "ReconciliationSucceeded"}, seconds=22)
+
+
+def statuses(**given: str) -> list[tuple[str, str, str]]:
+    """Every task Succeeded unless given; a value is 'Status' or 'Status Reason'."""
+    out = []
+    for task in ALL:
+        words = given.get(task.replace("-", "_"), "Succeeded Succeeded").split()
+        out.append((task, words[0], words[1] if len(words) > 1 else ""))
+    return out
+
+
+def test_parse_statuses_as_tekton_substitutes_them():
+    text = "clone Succeeded Succeeded\ntest Failed Failed\n\nscan Succeeded Succeeded\nbuild None \n"
+    assert s.parse_statuses(text) == [("clone", "Succeeded", "Succeeded"), ("test", "Failed", "Failed"),
+                                      ("scan", "Succeeded", "Succeeded"), ("build", "None", "")]
+
+
+@pytest.mark.parametrize("text", ["", "clone", "clone Done", "clone $(tasks.clone.status)", "a Failed b c"])
+def test_parse_statuses_refuses_what_tekton_never_writes(text):
+    with pytest.raises(InvalidInput, match="--tasks"):
+        s.parse_statuses(text)
+
+
+def test_a_successful_run_names_image_digest_gitops_commit_and_applied_revision():
+    text, results = s.summarise(statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT], NS)
+    assert results == {
+        "status": "Succeeded", "failed-task": "", "failed-reason": "",
+        "summary": f"Succeeded: built {IMAGE}@{DIGEST}, GitOps commit {APPS_SHA[:12]}, "
+                   f"Flux applied main@sha1:{APPS_SHA[:12]}",
+    }
+    lines = text.splitlines()
+    assert lines[0].split() == ["task", "status", "duration", "key", "results"]
+    assert lines[1].split() == ["clone", "Succeeded", "3s", f"commit={SHA[:12]}",
+                                "url=https://github.com/waterschap/drone-service.git"]
+    assert lines[2].split() == ["test", "Succeeded", "41s", "passed=11", "failed=0", "skipped=0"]  # empty coverage left out
+    assert lines[3].split() == ["scan", "Succeeded", "18s", "critical=0", "high=0", "medium=1", "low=0"]
+    assert lines[4].split() == ["build", "Succeeded", "2m05s", f"IMAGE_URL={IMAGE}", f"IMAGE_DIGEST={DIGEST[:19]}"]
+    assert lines[5].split() == ["tag-commit", "Succeeded", "4s", f"commit={APPS_SHA[:12]}", "changed=true",
+                                "previous-tag=1.0.4"]
+    assert lines[6].split() == ["flux-wait", "Succeeded", "22s", f"applied-revision=main@sha1:{APPS_SHA[:12]}",
+                                "reason=ReconciliationSucceeded"]
+    assert lines[7] == "" and lines[8] == results["summary"] and len(lines) == 9
+    # The columns line up.
+    assert len({line.index(" Succeeded") for line in lines[1:7] if "Succeeded" in line}) == 1
+
+
+def test_a_failed_test_names_the_task_its_reason_its_counts_and_the_log_command():
+    test = taskrun("test", "Failed", {"passed": "11", "failed": "1", "skipped": "0", "report": "r", "coverage": ""},
+                   message='"step-test" exited with code 1', seconds=39)
+    given = statuses(test="Failed Failed", build="None", tag_commit="None", flux_wait="None")
+    text, results = s.summarise(given, [CLONE, test, SCAN_OK], NS)
+    why = (f'Failed: "step-test" exited with code 1 (passed=11 failed=1 skipped=0) '
+           f"log: tkn taskrun logs {PR}-test -n ci")
+    assert results == {"status": "Failed", "failed-task": "test", "failed-reason": f"test: {why}",
+                       "summary": "Failed at test (Failed); not run: build, tag-commit, flux-wait"}
+    rows = {line.split()[0]: line for line in text.splitlines()[1:7]}
+    assert rows["test"].split()[:3] == ["test", "Failed", "39s"]
+    assert rows["build"].split() == ["build", "not", "run", "-", "-"]
+    assert text.splitlines()[-1] == f"test failed: {why}"
+
+
+def test_test_and_scan_failing_together_are_both_named():
+    test = taskrun("test", "Failed", {"passed": "3", "failed": "2", "skipped": "0"},
+                   message='"step-test" exited with code 1')
+    scan = taskrun("scan", "Failed", {"critical": "0", "high": "2", "medium": "0", "low": "0"},
+                   message='"step-scan" exited with code 1')
+    given = statuses(test="Failed Failed", scan="Failed Failed", build="None", tag_commit="None", flux_wait="None")
+    _, results = s.summarise(given, [CLONE, test, scan], NS)
+    assert results["failed-task"] == "test,scan"
+    assert "test: Failed" in results["failed-reason"] and "; scan: Failed" in results["failed-reason"]
+    assert "(critical=0 high=2 medium=0 low=0)" in results["failed-reason"]
+    assert results["summary"].startswith("Failed at test (Failed), scan (Failed); not run: build")
+
+
+def test_a_timeout_shows_tektons_reason_in_the_status_column():
+    wait = taskrun("flux-wait", "TaskRunTimeout", message=f'TaskRun "{PR}-flux-wait" failed to finish within "5m0s"',
+                   seconds=300)
+    given = statuses(flux_wait="Failed TaskRunTimeout")
+    text, results = s.summarise(given, [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, wait], NS)
+    assert "flux-wait   Failed (TaskRunTimeout)  5m00s" in text
+    assert results["failed-reason"].startswith(f'flux-wait: TaskRunTimeout: TaskRun "{PR}-flux-wait" failed to finish')
+    # What did happen is still said: the image was built and the tag committed.
+    assert results["summary"] == (f"Failed at flux-wait (TaskRunTimeout); built {IMAGE}@{DIGEST}, "
+                                  f"GitOps commit {APPS_SHA[:12]}")
+
+
+def test_a_tag_that_was_already_there_or_newer_says_nothing_was_deployed():
+    tag = taskrun("tag-commit", results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "false",
+                                         "previous-tag": "1.2.0"})
+    _, results = s.summarise(statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, tag, WAIT], NS)
+    assert f"GitOps commit {APPS_SHA[:12]} unchanged (already at 1.2.0; nothing deployed)" in results["summary"]
+
+
+def test_the_newest_taskrun_of_a_retried_task_counts():
+    first = taskrun("test", "Failed", {"failed": "1"}, created="2026-01-01T10:00:00Z", name=f"{PR}-test")
+    retry = taskrun("test", results={"passed": "12", "failed": "0"}, created="2026-01-01T10:01:00Z",
+                    name=f"{PR}-test-retry1")
+    assert s.latest_per_task([retry, first])["test"] is retry
+    assert s.latest_per_task([first, retry])["test"] is retry
+
+
+def test_without_taskruns_the_statuses_alone_give_the_verdict():
+    """The API unreachable or forbidden: no durations or results, but the same status and failed task."""
+    given = statuses(scan="Failed Failed", build="None", tag_commit="None", flux_wait="None")
+    text, results = s.summarise(given, [], NS)
+    assert results["status"] == "Failed" and results["failed-task"] == "scan"
+    assert results["failed-reason"] == "scan: Failed (no TaskRun was created)"
+    assert text.splitlines()[1].split() == ["clone", "Succeeded", "-", "-"]
+
+
+def test_a_failure_without_a_taskrun_keeps_tektons_reason():
+    given = statuses(clone="Failed CouldntGetTask", test="None", scan="None", build="None", tag_commit="None",
+                     flux_wait="None")
+    _, results = s.summarise(given, [], NS)
+    assert results["failed-reason"] == "clone: CouldntGetTask (no TaskRun was created)"
+
+
+def test_a_task_not_run_is_not_success():
+    """Succeeded only when every task succeeded (a skipped one means an earlier failure)."""
+    assert s.overall_status(s.build_rows(statuses(flux_wait="None"), [])) == "Failed"
+    assert s.overall_status(s.build_rows(statuses(), [])) == "Succeeded"
+
+
+def test_a_task_of_another_catalog_shows_its_first_three_results():
+    lint = taskrun("lint", results={"warnings": "4", "errors": "0", "files": "31", "report": "lint.json"})
+    text, _ = s.summarise([("lint", "Succeeded", "Succeeded")], [lint], NS)
+    assert text.splitlines()[1].split()[3:] == ["errors=0", "files=31", "report=lint.json"]
+
+
+@pytest.mark.parametrize("seconds,shown", [(0, "0s"), (59.4, "59s"), (60, "1m00s"), (125, "2m05s"),
+                                           (3599, "59m59s"), (3720, "1h02m")])
+def test_durations_are_short(seconds, shown):
+    assert s.format_duration(seconds) == shown
+
+
+def test_long_messages_become_one_short_line():
+    long = "first line\n" + "x" * 1000
+    row = s.build_rows([("test", "Failed", "Failed")], [taskrun("test", "Failed", message=long)])[0]
+    assert "\n" not in row.message and len(row.message) == s.MAX_MESSAGE and row.message.endswith("...")
+
+
+def test_the_command_writes_results_and_the_table(monkeypatch, tmp_path, capsys):
+    calls = []
+
+    def fake_fetch(namespace, pipeline_run, kubeconfig):
+        calls.append((namespace, pipeline_run, kubeconfig))
+        return [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT]
+
+    monkeypatch.setattr(s, "fetch_taskruns", fake_fetch)
+    monkeypatch.setenv("DRUPPIE_PIPELINE_RUN", PR)
+    monkeypatch.setenv("DRUPPIE_NAMESPACE", NS)
+    monkeypatch.setenv("DRUPPIE_TASKS", "\n".join(f"{t} Succeeded Succeeded" for t in ALL) + "\n")
+    assert main(["summary", "--results-dir", str(tmp_path)]) == 0
+    assert calls == [(NS, PR, None)]
+    written = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert written["status"] == "Succeeded" and written["failed-task"] == "" and written["failed-reason"] == ""
+    assert written["summary"].startswith(f"Succeeded: built {IMAGE}@{DIGEST}")
+    assert capsys.readouterr().out.startswith("task ")
+
+
+def test_the_command_still_summarises_when_the_api_refuses(monkeypatch, tmp_path, capsys):
+    class Forbidden(Exception):
+        status, reason = 403, "Forbidden"
+
+    def refused(*_):
+        raise Forbidden("taskruns.tekton.dev is forbidden: User system:serviceaccount:ci:default cannot list")
+
+    monkeypatch.setattr(s, "fetch_taskruns", refused)
+    code = main(["summary", "--results-dir", str(tmp_path), "--pipeline-run", PR, "--namespace", NS,
+                 "--tasks", "clone Succeeded Succeeded\ntest Failed Failed\nbuild None"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert f"warning: cannot list the TaskRuns of {PR} in ci (HTTP 403 Forbidden)" in err
+    assert (tmp_path / "status").read_text() == "Failed"
+    assert (tmp_path / "failed-task").read_text() == "test"
+
+
+def test_bad_statuses_are_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(s, "fetch_taskruns", lambda *_: pytest.fail("the API is not asked"))
+    assert main(["summary", "--pipeline-run", PR, "--namespace", NS, "--tasks", "clone"]) == 2
+    assert "invalid --tasks line 1 'clone'" in capsys.readouterr().err
+
+
+def test_fetch_lists_the_pipelineruns_taskruns_by_label(monkeypatch):
+    """The one API call: list tekton.dev/v1 taskruns in the namespace, selected by Tekton's label."""
+    from kubernetes import client
+
+    seen = {}
+
+    class FakeCustomObjectsApi:
+        def __init__(self, api):
+            seen["api"] = api
+
+        def list_namespaced_custom_object(self, group, version, namespace, plural, label_selector):
+            seen["call"] = (group, version, namespace, plural, label_selector)
+            return {"items": [CLONE]}
+
+    monkeypatch.setattr(client, "CustomObjectsApi", FakeCustomObjectsApi)
+    monkeypatch.setattr("druppie_steps.core.kube.api_client", lambda kubeconfig: f"client:{kubeconfig}")
+    assert s.fetch_taskruns(NS, PR, "/k") == [CLONE]
+    assert seen == {"api": "client:/k", "call": ("tekton.dev", "v1", NS, "taskruns", f"tekton.dev/pipelineRun={PR}")}
