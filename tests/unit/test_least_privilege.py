@@ -56,7 +56,7 @@ def test_tag_commit_service_account_gets_no_api_token():
 # The ServiceAccount each pipeline task of ours must run under.
 TASK_ACCOUNTS = {"druppie-tag-commit": "druppie-tag-commit", "druppie-flux-reconcile-wait": "druppie-flux-wait",
                  "druppie-git-clone": "druppie-git-clone", "druppie-test": "druppie-test", "druppie-scan": "druppie-scan",
-                 "druppie-build": "druppie-build"}
+                 "druppie-build": "druppie-build", "druppie-summary": "druppie-summary"}
 
 
 def _pipelines() -> dict[str, dict]:
