@@ -6,13 +6,18 @@
 //
 // Usage: tekton-validate FILE_OR_FOLDER...
 // Prints `<file>: <Kind>/<name>: <field path>: <message>` per problem and exits 1 if there is
-// any; otherwise prints one summary line and exits 0. Other kinds (Secret, RBAC, ...) are skipped.
+// any; otherwise prints one summary line and exits 0. Other kinds (Secret, RBAC, ...) are skipped,
+// and so are Tekton Triggers' own kinds (EventListener, TriggerBinding, ...: Triggers' webhook
+// validates those), except that the Tekton objects a TriggerTemplate creates (its
+// spec.resourcetemplates) are validated and cross-checked like any other, with each
+// $(tt.params.<name>) replaced by a stand-in and reported when the template does not declare it.
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +43,7 @@ import (
 // (the tree gives field paths for references found in strings).
 type object struct {
 	file, kind, name string
+	prefix           string // for a TriggerTemplate's resource: "spec.resourcetemplates[<i>]."
 	tree             map[string]any
 	reported         map[string]bool // field paths with a problem already printed
 	validated        map[string]bool // those Tekton's validation reported
@@ -66,7 +72,18 @@ func (c *checker) problem(o *object, path, msg string) {
 		o.reported = map[string]bool{}
 	}
 	o.reported[path] = true
-	c.report(o.file, o.kind, o.name, path, msg)
+	c.report(o.file, o.kind, o.name, o.at(path), msg)
+}
+
+// at is a field path as printed: inside a TriggerTemplate, under its resource's prefix.
+func (o *object) at(path string) string {
+	if o.prefix == "" {
+		return path
+	}
+	if path == "-" {
+		return strings.TrimSuffix(o.prefix, ".")
+	}
+	return o.prefix + path
 }
 
 // reportField prints each leaf of a knative FieldError once per path; warnings do not count.
@@ -83,7 +100,7 @@ func (c *checker) reportField(o *object, fe *apis.FieldError) {
 		for _, p := range paths {
 			if e.Level == apis.WarningLevel {
 				c.warnings++
-				fmt.Fprintf(os.Stderr, "%s: %s/%s: %s: warning: %s\n", o.file, o.kind, o.name, p, msg)
+				fmt.Fprintf(os.Stderr, "%s: %s/%s: %s: warning: %s\n", o.file, o.kind, o.name, o.at(p), msg)
 				continue
 			}
 			c.problem(o, p, msg)
@@ -176,8 +193,12 @@ func (c *checker) loadDocument(ctx context.Context, file string, doc int, raw []
 	}
 	apiVersion, _ := tree["apiVersion"].(string)
 	kind, _ := tree["kind"].(string)
+	if apiVersion == "triggers.tekton.dev/v1beta1" && kind == "TriggerTemplate" {
+		c.loadTriggerTemplate(ctx, file, where, tree)
+		return
+	}
 	if !strings.HasPrefix(apiVersion, "tekton.dev/") || !kinds[kind] {
-		return // Secrets, ServiceAccounts, RBAC, other Tekton kinds: not ours
+		return // Secrets, ServiceAccounts, RBAC, other Tekton and Triggers kinds: not ours
 	}
 	c.seen++
 	o := &object{file: file, kind: kind, tree: tree, name: "(" + where + ")"}
@@ -188,6 +209,12 @@ func (c *checker) loadDocument(ctx context.Context, file string, doc int, raw []
 			o.name = g
 		}
 	}
+	c.validate(ctx, o, apiVersion, kind, js)
+}
+
+// validate decodes one Tekton object strictly, defaults and validates it as the webhook does, and
+// keeps its v1 form for the cross-object checks.
+func (c *checker) validate(ctx context.Context, o *object, apiVersion, kind string, js []byte) {
 	obj := newResource(apiVersion, kind)
 	if obj == nil {
 		c.problem(o, "apiVersion", fmt.Sprintf("unsupported %q (tekton.dev/v1 or v1beta1)", apiVersion))
@@ -224,6 +251,68 @@ func (c *checker) loadDocument(ctx context.Context, file string, doc int, raw []
 		return
 	}
 	c.objects = append(c.objects, o)
+}
+
+// ttParam matches a TriggerTemplate's $(tt.params.<name>); $(uid) is Triggers' other placeholder.
+var (
+	ttParam = regexp.MustCompile(`\$\(tt\.params\.([^()\s]+)\)`)
+	ttUID   = regexp.MustCompile(`\$\(uid\)`)
+)
+
+// loadTriggerTemplate validates the Tekton objects a TriggerTemplate creates, as the webhook will
+// see them when the EventListener creates them: each $(tt.params.<name>) becomes the param's
+// default, or its name (a valid value in names, labels and params alike). They are reported as
+// fields of the TriggerTemplate and are not counted among the objects of the summary line.
+func (c *checker) loadTriggerTemplate(ctx context.Context, file, where string, tree map[string]any) {
+	host := &object{file: file, kind: "TriggerTemplate", name: "(" + where + ")"}
+	if md, ok := tree["metadata"].(map[string]any); ok {
+		if n, _ := md["name"].(string); n != "" {
+			host.name = n
+		}
+	}
+	spec, _ := tree["spec"].(map[string]any)
+	standIn := map[string]string{}
+	params, _ := spec["params"].([]any)
+	for _, p := range params {
+		if m, ok := p.(map[string]any); ok {
+			name, _ := m["name"].(string)
+			standIn[name] = name
+			if d, ok := m["default"].(string); ok {
+				standIn[name] = d
+			}
+		}
+	}
+	templates, _ := spec["resourcetemplates"].([]any)
+	for i, rt := range templates {
+		prefix := fmt.Sprintf("spec.resourcetemplates[%d]", i)
+		raw, err := json.Marshal(rt)
+		if err != nil {
+			c.problem(host, prefix, err.Error())
+			continue
+		}
+		text := ttUID.ReplaceAllString(string(raw), generatedName(""))
+		text = ttParam.ReplaceAllStringFunc(text, func(ref string) string {
+			name := ttParam.FindStringSubmatch(ref)[1]
+			value, ok := standIn[name]
+			if !ok {
+				c.problem(host, prefix, fmt.Sprintf("%s is not declared in spec.params", ref))
+				return name
+			}
+			quoted, _ := json.Marshal(value)
+			return string(quoted[1 : len(quoted)-1])
+		})
+		var inner map[string]any
+		if err := json.Unmarshal([]byte(text), &inner); err != nil || inner == nil {
+			continue // not an object; Triggers' webhook refuses it
+		}
+		apiVersion, _ := inner["apiVersion"].(string)
+		kind, _ := inner["kind"].(string)
+		if !strings.HasPrefix(apiVersion, "tekton.dev/") || !kinds[kind] {
+			continue
+		}
+		o := &object{file: file, kind: host.kind, name: host.name, tree: inner, prefix: prefix + "."}
+		c.validate(ctx, o, apiVersion, kind, []byte(text))
+	}
 }
 
 // generatedName is what the API server's name generator makes of a prefix (5 random characters).
