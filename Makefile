@@ -46,7 +46,7 @@ catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme
 
 lint: setup ## yamllint, and the catalog conventions (versions, annotations, no params in scripts, READMEs current)
-	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines flux examples catalog.yaml artifacthub-repo.yml
+	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux examples catalog.yaml artifacthub-repo.yml
 	@$(PY) hack/catalog.py check
 	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \
 	if [[ -x $$bin ]]; then $$bin $$(ls -d tasks pipelines triggers 2>/dev/null); \
