@@ -1,0 +1,582 @@
+"""Every sample under tasks/*/*/samples and pipelines/*/*/samples, applied and run on the local
+cluster's real Tekton, or (where it cannot run here) admitted by Tekton's webhook with the reason
+written in its own header.
+
+How each sample runs here is one entry of SAMPLE_RUNS; a sample without one fails its test, so a
+new sample gets a decision. Every sample's header has a "Local cluster:" note, and the entry does
+what that note says, with these substitutions (SUBSTITUTIONS, SECRET_FILL; as in test_tekton.py
+and test_ci_tasks.py):
+
+- **git**: ``https://github.com/waterschap/`` -> the cluster's git server, plain http on the bridge
+  address. Each sample gets its own folder of repositories there
+  (``http://<host_ip>:<port>/samples/<task>/<sample>/<repo>.git``), seeded as its note says, so no
+  two samples push to the same repository. A sample that binds a basic-auth Secret goes through a
+  second door to the same folders that demands exactly those credentials (a GitServer with basic
+  auth, serving the cluster's git root), so the credentials are really used; it runs with
+  ``allow-plain-http=true``.
+- **Secret placeholders**: ``https://ci-bot:<token>@github.com`` and ``[credential
+  "https://github.com"]`` -> that door's address and a real token; no ``<...>`` may remain.
+- **registry** (the build push only): ``registry.example/druppie/`` -> ``<cluster.registry>/druppie/``
+  (inside the cluster the name registry.example exists only for containerd's pulls), with
+  ``tls-verify=false`` (plain http) and ``build-args=BASE_IMAGE=<the offline Debian base in that
+  registry>`` (docker.io cannot be reached here).
+- **no index**: pods reach no PyPI, so the test task runs with ``offline=true`` (pytest and
+  pytest-cov come from the step image's wheelhouse); where a sample does not expose that param it
+  is injected into the Pipeline's test task.
+- **Flux**: Flux's GitRepository ``druppie-apps`` and Kustomization ``drone-service-prod`` from
+  flux/druppie-apps, as shipped (namespace productie), pointed at the sample's druppie-apps; they
+  exist once, so the samples that wait for Flux take turns (FluxTurns), and what was there before
+  (e.g. the loop's, pointed at Gitea) is put back afterwards. The images druppie-apps deploys
+  (registry.example/druppie/drone-service:1.0.4 and :1.0.5) are published to the cluster registry.
+- **push name** (druppie-ci-cd, which derives the pushed and the deployed image from one
+  ``image-registry``): its druppie-apps names the image by the registry address the build pushes
+  to, and kustomize's ``newName`` maps that to registry.example, the name containerd pulls.
+
+Runs are created with ``kubectl create -n ci`` (they use generateName), all at once by a module
+fixture (the Flux samples one after the other), and each sample's test waits for its own run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from localcluster.gitserver import COMMIT_ENV, GitServer, run, seed_repo
+from localcluster.toolchain import ROOT
+from tests.conftest import EXAMPLE_APPS
+from tests.e2e.conftest import FluxApp, load_flux, wait_for
+from tests.e2e.test_ci_tasks import BASE_REPO, _offline_base, ci_commands
+from tests.support.apps import drone_app
+
+SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipelines/*/*/samples/*.yaml"))
+RUN_TIMEOUT = 300  # seconds for one run to finish once its test waits for it
+USER, TOKEN = "ci-bot", "tkn-samples-" + uuid.uuid4().hex
+IMAGE = "registry.example/druppie/drone-service"  # the name druppie-apps deploys
+RUN_KINDS = ("PipelineRun", "TaskRun")
+
+# The text substitutions, by rule name. {git} is the sample's URL prefix on the git server (the
+# door with basic auth when it binds credentials), {registry} the cluster registry's host:port.
+SUBSTITUTIONS = {
+    "git": {"https://github.com/waterschap/": "{git}"},
+    "registry": {"registry.example/druppie/": "{registry}/druppie/"},
+}
+# The placeholders of a basic-auth Secret (.git-credentials, .gitconfig), filled for the door
+# with basic auth ({auth} = its host:port).
+SECRET_FILL = {
+    "https://ci-bot:<token>@github.com": "http://{user}:{token}@{auth}",
+    '"https://github.com"': '"http://{auth}"',
+}
+BASE_IMAGE_ARG = "BASE_IMAGE={registry}/" + BASE_REPO
+
+
+# ---- how each sample runs ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleRun:
+    """One sample's handling on the local cluster (see the module docstring for the rules)."""
+
+    check: Callable[["Ctx", "Started"], None] | None = None  # the expected outcome, after Succeeded
+    admission_only: str = ""  # why it cannot run here; this text must be in the sample's header
+    credentials: bool = False  # git through the door with basic auth (the sample binds a Secret)
+    repos: dict[str, str] = field(default_factory=dict)  # repository -> its seed (SEEDS)
+    registry: bool = False  # the registry rule (the build pushes to the cluster registry)
+    params: dict[str, str] = field(default_factory=dict)  # added to / overriding the run's params
+    task_params: dict[str, dict[str, str]] = field(default_factory=dict)  # Pipeline task -> params
+    drop_workspaces: tuple[str, ...] = ()  # run workspace bindings left out
+    flux: bool = False  # waits for Flux's drone-service-prod: takes its turn (FluxTurns)
+    runs: Callable[[list[dict], str], list[dict]] | None = None  # runs made here for a sample that has none
+
+
+# ---- the checks (each after the run Succeeded) -----------------------------------------------
+def check_build(ctx: "Ctx", s: "Started") -> None:
+    head = ctx.rev(s, "drone-service")
+    image = f"{ctx.cluster.registry}/druppie/drone-service"
+    results = ctx.results(s.run)
+    assert results["IMAGE_URL"] == f"{image}:1.0.5"
+    assert ctx.task_results(s.run, "build")["IMAGE_TAGS"] == f"1.0.5,{head[:7]}"
+    assert results["IMAGE_DIGEST"] == ctx.digest(f"{image}:1.0.5")
+    # Pushed; not compared by digest: another sample's build of the same commit pushes this tag too.
+    assert ctx.digest(f"{image}:{head[:7]}").startswith("sha256:")
+
+
+def check_clone(ctx: "Ctx", s: "Started") -> None:
+    results = ctx.results(s.run)
+    assert results["commit"] == ctx.rev(s, "drone-service")
+    assert results["url"] == f"{s.git}drone-service.git"
+
+
+def check_provenance(ctx: "Ctx", s: "Started") -> None:
+    tagged = ctx.rev(s, "drone-service", "v1.0.5^{commit}")
+    assert tagged != ctx.rev(s, "drone-service"), "the seed puts a commit on main after the tag"
+    assert ctx.results(s.run) == {"CHAINS-GIT_URL": f"{s.git}drone-service.git", "CHAINS-GIT_COMMIT": tagged}
+
+
+def check_source_pvc(ctx: "Ctx", s: "Started") -> None:
+    claim = next(d for d in s.docs if d["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+    assert ctx.cluster.get_json("pvc", "-n", "ci", claim)["status"]["phase"] == "Bound"
+    assert ctx.results(s.run)["commit"] == ctx.rev(s, "drone-service")
+
+
+def check_scan(ctx: "Ctx", s: "Started") -> None:
+    assert ctx.results(s.run) == {"high": "0", "critical": "0"}
+    assert "deps: skipped" in s.logs(ctx), s.logs(ctx)
+
+
+def check_test_after_clone(ctx: "Ctx", s: "Started") -> None:
+    results = ctx.results(s.run)
+    assert results["tests-passed"] == "4", s.logs(ctx)
+    assert float(results["coverage"]) >= 80
+
+
+def check_test_offline(ctx: "Ctx", s: "Started") -> None:
+    assert ctx.results(s.run) == {"passed": "4", "report": "examples/drone-service/.druppie/junit.xml"}
+    assert "installing into a fresh virtual environment, offline from" in s.logs(ctx), s.logs(ctx)
+
+
+def check_summary(ctx: "Ctx", s: "Started") -> None:
+    results = ctx.results(s.run)
+    assert results["status"] == "Succeeded", results
+    assert results["summary"].startswith("Succeeded"), results
+    assert ctx.task_results(s.run, "test")["passed"] == "4"
+
+
+def check_tag_commit(ctx: "Ctx", s: "Started") -> None:
+    head = ctx.rev(s, "druppie-apps")
+    assert ctx.results(s.run) == {"revision": f"main@sha1:{head}"}
+    tag_commit = ctx.task_results(s.run, "tag-commit")
+    assert tag_commit["changed"] == "true" and tag_commit["previous-tag"] == "1.0.4"
+    assert "newTag: 1.0.5" in ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
+
+
+def check_promote_and_wait(ctx: "Ctx", s: "Started") -> None:
+    head = ctx.rev(s, "druppie-apps")
+    tag_commit = ctx.task_results(s.run, "tag-commit")
+    assert tag_commit["changed"] == "true" and tag_commit["revision"] == f"main@sha1:{head}"
+    assert ctx.task_results(s.run, "flux-wait")["applied-revision"] == f"main@sha1:{head}"
+    _check_flux_applied(ctx, s, head)
+
+
+def check_promote_pipeline(ctx: "Ctx", s: "Started") -> None:
+    head = ctx.rev(s, "druppie-apps")
+    assert ctx.results(s.run) == {"commit": head, "applied-revision": f"main@sha1:{head}"}
+    _check_flux_applied(ctx, s, head)
+
+
+def _check_flux_applied(ctx: "Ctx", s: "Started", head: str) -> None:
+    """While the sample still holds Flux: it applied the pushed commit and deploys 1.0.5."""
+    assert "newTag: 1.0.5" in ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
+    app = ctx.flux.app
+    assert app.ks()["status"]["lastAppliedRevision"] == f"main@sha1:{head}"
+    assert app.image() == f"{IMAGE}:1.0.5"
+
+
+def check_ci_cd(ctx: "Ctx", s: "Started") -> None:
+    results = ctx.results(s.run)
+    assert results["status"] == "Succeeded", results
+    assert results["CHAINS-GIT_COMMIT"] == ctx.rev(s, "drone-service")
+    image, _, version = results["IMAGE_URL"].rpartition(":")
+    assert image == f"{ctx.cluster.registry}/druppie/drone-service" and re.fullmatch(r"1\.0\.\d+", version)
+    assert results["IMAGE_DIGEST"] == ctx.digest(results["IMAGE_URL"])
+    head = ctx.rev(s, "druppie-apps")
+    assert results["GITOPS_COMMIT"] == head and results["APPLIED_REVISION"] == f"main@sha1:{head}"
+    kustomization = ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
+    assert f"newTag: {version}" in kustomization and f"digest: {results['IMAGE_DIGEST']}" in kustomization
+
+
+def clone_into_claim(docs: list[dict], git: str) -> list[dict]:
+    """The claim as README "Run with tkn" uses it: druppie-git-clone checks drone-service out into it."""
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+    return [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "source-pvc-clone-"},
+             "spec": {"serviceAccountName": "druppie-git-clone", "taskRef": {"name": "druppie-git-clone"},
+                      "params": [{"name": "url", "value": f"{git}drone-service.git"}],
+                      "workspaces": [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}]}}]
+
+
+NO_SSH = "it has no SSH git server"
+CI_CD = "pipelines/druppie-ci-cd/0.1/samples/ci-cd-drone-service.yaml"
+
+SAMPLE_RUNS: dict[str, SampleRun] = {
+    "tasks/druppie-build/0.1/samples/build-after-clone.yaml": SampleRun(
+        check_build, repos={"drone-service": "app"}, registry=True,
+        params={"tls-verify": "false", "build-args": BASE_IMAGE_ARG}),
+    "tasks/druppie-flux-reconcile-wait/0.1/samples/promote-and-wait.yaml": SampleRun(
+        check_promote_and_wait, credentials=True, repos={"druppie-apps": "apps"},
+        params={"allow-plain-http": "true"}, flux=True),
+    "tasks/druppie-git-clone/0.1/samples/clone-commit-with-ssh.yaml": SampleRun(admission_only=NO_SSH),
+    "tasks/druppie-git-clone/0.1/samples/clone-with-basic-auth.yaml": SampleRun(
+        check_clone, credentials=True, repos={"drone-service": "app"}, params={"allow-plain-http": "true"}),
+    "tasks/druppie-git-clone/0.1/samples/pipeline-with-provenance.yaml": SampleRun(
+        check_provenance, credentials=True, repos={"drone-service": "app-tagged"},
+        params={"allow-plain-http": "true"}),
+    "tasks/druppie-git-clone/0.1/samples/source-pvc.yaml": SampleRun(
+        check_source_pvc, repos={"drone-service": "app"}, runs=clone_into_claim),
+    "tasks/druppie-scan/0.1/samples/osv-db-refresh.yaml": SampleRun(
+        admission_only="not runnable there (no internet"),
+    "tasks/druppie-scan/0.1/samples/scan-after-clone.yaml": SampleRun(
+        check_scan, repos={"drone-service": "app"}, drop_workspaces=("osv-db",)),
+    "tasks/druppie-summary/0.1/samples/test-with-summary.yaml": SampleRun(
+        check_summary, repos={"drone-service": "app"}, params={"allow-plain-http": "true"},
+        task_params={"test": {"offline": "true"}}),
+    "tasks/druppie-tag-commit/0.1/samples/promote-with-basic-auth.yaml": SampleRun(
+        check_tag_commit, credentials=True, repos={"druppie-apps": "apps"}, params={"allow-plain-http": "true"}),
+    "tasks/druppie-tag-commit/0.1/samples/promote-with-ssh.yaml": SampleRun(admission_only=NO_SSH),
+    "tasks/druppie-test/0.1/samples/test-after-clone.yaml": SampleRun(
+        check_test_after_clone, repos={"drone-service": "app"}, task_params={"test": {"offline": "true"}}),
+    "tasks/druppie-test/0.1/samples/test-offline.yaml": SampleRun(
+        check_test_offline, repos={"druppie-catalog": "catalog"}),
+    # The whole loop. Its druppie-apps names the image by the address the build pushes to, mapped
+    # by kustomize's newName to registry.example (what containerd pulls): tag-commit finds the
+    # image it is given, the kubelet pulls the pushed digest.
+    CI_CD: SampleRun(
+        check_ci_cd, credentials=True, repos={"drone-service": "app", "druppie-apps": "apps-push-name"},
+        params={"allow-plain-http": "true", "tls-verify": "false", "offline": "true", "build-args": BASE_IMAGE_ARG,
+                "image-registry": "{registry}/druppie", "gitops-repo-url": "{git}druppie-apps.git"},
+        flux=True),
+    "pipelines/druppie-promote/0.1/samples/promote-drone-service.yaml": SampleRun(
+        check_promote_pipeline, credentials=True, repos={"druppie-apps": "apps"},
+        params={"allow-plain-http": "true"}, flux=True),
+}
+FLUX_FIRST = CI_CD  # the longest run holds Flux from the start; the others take their turn in their test
+
+
+# ---- seeds: what a sample's repositories hold ----------------------------------------------------
+def _seed_app(bare: Path, tmp: Path, registry: str) -> None:
+    seed_repo(bare, source_dir=drone_app(tmp / "app"))
+
+
+def _seed_app_tagged(bare: Path, tmp: Path, registry: str) -> None:
+    """drone-service with the tag v1.0.5, and one more commit on main after it."""
+    _seed_app(bare, tmp, registry)
+    work = tmp / "work"
+    run("git", "clone", "--quiet", str(bare), str(work))
+    run("git", "tag", "-a", "v1.0.5", "-m", "drone-service 1.0.5", cwd=work, env=COMMIT_ENV)
+    (work / "CHANGES.md").write_text("Unreleased: work after 1.0.5\n")
+    run("git", "add", "CHANGES.md", cwd=work)
+    run("git", "commit", "--quiet", "-m", "after 1.0.5", cwd=work, env=COMMIT_ENV)
+    run("git", "push", "--quiet", "origin", "main", "v1.0.5", cwd=work)
+
+
+def _seed_catalog(bare: Path, tmp: Path, registry: str) -> None:
+    """The catalog's repository as far as test-offline reads it: examples/drone-service."""
+    drone_app(tmp / "catalog" / "examples" / "drone-service")
+    seed_repo(bare, source_dir=tmp / "catalog")
+
+
+def _seed_apps(bare: Path, tmp: Path, registry: str) -> None:
+    seed_repo(bare, source_dir=EXAMPLE_APPS)
+
+
+def _seed_apps_push_name(bare: Path, tmp: Path, registry: str) -> None:
+    """druppie-apps naming drone-service by the registry address builds push to, which kustomize
+    maps (newName) to registry.example, the name containerd pulls from that same registry."""
+    shutil.copytree(EXAMPLE_APPS, tmp / "apps")
+    folder = tmp / "apps" / "envs" / "prod" / "drone-service"
+    pushed = f"{registry}/druppie/drone-service"
+    for name, old, new in (
+            ("deployment.yaml", f"image: {IMAGE}:1.0.4", f"image: {pushed}:1.0.4"),
+            ("kustomization.yaml", f"  - name: {IMAGE}\n", f"  - name: {pushed}\n    newName: {IMAGE}\n")):
+        text = (folder / name).read_text()
+        assert old in text, f"examples/druppie-apps changed: no {old!r} in {name}"
+        (folder / name).write_text(text.replace(old, new))
+    seed_repo(bare, source_dir=tmp / "apps")
+
+
+SEEDS = {"app": _seed_app, "app-tagged": _seed_app_tagged, "catalog": _seed_catalog, "apps": _seed_apps,
+         "apps-push-name": _seed_apps_push_name}
+
+
+# ---- the module's state --------------------------------------------------------------------------
+@dataclass
+class Started:
+    """One runnable sample: its repositories' URL prefix, its objects, and the run made from them."""
+
+    rel: str
+    entry: SampleRun
+    slug: str
+    git: str  # URL prefix of its repositories, ending in /
+    docs: list[dict] = field(default_factory=list)
+    kind: str = ""
+    name: str = ""
+    error: str = ""
+    deferred: bool = False  # a Flux sample waiting for its turn
+    run: dict | None = None
+    _logs: str | None = None
+
+    def logs(self, ctx: "Ctx") -> str:
+        if self._logs is None:
+            self._logs = ctx.tekton.tkn(self.kind.lower(), "logs", self.name, "-n", "ci", check=False).stdout
+        return self._logs
+
+
+class FluxTurns:
+    """Flux's druppie-apps and drone-service-prod (namespace productie) exist once: a sample that waits
+    for Flux points them at its own druppie-apps, after the previous such run finished."""
+
+    def __init__(self, ctx: "Ctx") -> None:
+        self.ctx = ctx
+        self.holder: Started | None = None
+        self.app = FluxApp(ctx.cluster, "druppie-apps", "productie", "drone-service-prod")
+        self.saved: dict[str, dict | None] | None = None  # their specs before the first turn
+
+    def objects(self) -> tuple[tuple[str, str], ...]:
+        return ("gitrepository", self.app.name), ("kustomization", self.app.kustomization)
+
+    def take(self, s: Started) -> None:
+        if self.saved is None:  # e.g. the loop's (localcluster/loop.py), pointed at Gitea
+            self.saved = {}
+            for kind, name in self.objects():
+                proc = self.ctx.cluster.kubectl("get", kind, "-n", "flux-system", name, "-o", "json", check=False)
+                self.saved[kind] = json.loads(proc.stdout)["spec"] if proc.returncode == 0 else None
+        held = self.holder
+        if held is not None and held is not s and held.name and held.run is None:
+            held.run = self.ctx.finished(held, f"{held.rel} (it holds Flux) to finish")
+        repo = load_flux("gitrepository.yaml")
+        repo["spec"].update(url=f"{self.ctx.anonymous}{s.slug}/druppie-apps.git", interval="1m", suspend=False)
+        ks = load_flux("kustomization-drone-service-prod.yaml")
+        ks["spec"].update(interval="1m", retryInterval="5s", suspend=False)
+        assert (repo["metadata"]["name"], ks["metadata"]["name"], ks["spec"]["targetNamespace"]) == (
+            self.app.name, self.app.kustomization, self.app.namespace), "flux/druppie-apps changed its names"
+        self.ctx.cluster.kubectl("apply", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "List", "items": [repo, ks]}))
+        self.holder = s
+
+    def restore(self) -> None:
+        """Put back what was there before the first turn (or delete what the turns made)."""
+        for kind, name in self.objects() if self.saved is not None else ():
+            spec = self.saved[kind]
+            if spec is None:
+                self.ctx.cluster.kubectl("delete", "-n", "flux-system", kind, name, "--wait=false", check=False)
+            else:
+                self.ctx.cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge",
+                                         "-p", json.dumps({"spec": spec}), check=False)
+
+
+@dataclass
+class Ctx:
+    cluster: object
+    tekton: object
+    auth: GitServer
+    tmp: Path
+    flux: FluxTurns = None  # type: ignore[assignment]
+
+    @property
+    def anonymous(self) -> str:
+        return f"http://{self.cluster.host_ip}:{self.cluster.ports['git']}/"
+
+    @property
+    def authority(self) -> str:
+        return self.auth.base_url.removeprefix("http://")
+
+    def bare(self, s: Started, repo: str) -> Path:
+        return self.cluster.git_root / s.slug / f"{repo}.git"
+
+    def rev(self, s: Started, repo: str, ref: str = "main") -> str:
+        return run("git", "--git-dir", str(self.bare(s, repo)), "rev-parse", ref).stdout.strip()
+
+    def read(self, s: Started, repo: str, path: str) -> str:
+        return run("git", "--git-dir", str(self.bare(s, repo)), "show", f"main:{path}").stdout
+
+    def finished(self, s: Started, what: str = "") -> dict:
+        def done():
+            obj = self.cluster.get_json(f"{s.kind.lower()}s.tekton.dev", "-n", "ci", s.name)
+            return obj if obj.get("status", {}).get("completionTime") else None
+        return wait_for(what or f"{s.kind} {s.name} ({s.rel}) to finish", done, timeout=RUN_TIMEOUT, interval=2)
+
+    @staticmethod
+    def results(obj: dict) -> dict[str, str]:
+        return {r["name"]: r["value"] for r in obj.get("status", {}).get("results", [])}
+
+    def task_results(self, pipelinerun: dict, task: str) -> dict[str, str]:
+        ref = next(c for c in pipelinerun["status"].get("childReferences", []) if c["pipelineTaskName"] == task)
+        return self.results(self.cluster.get_json("taskruns.tekton.dev", "-n", "ci", ref["name"]))
+
+    def digest(self, ref: str) -> str:
+        return subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    # -- turning a sample into objects --
+    def fill_secret(self, doc: dict) -> dict:
+        for key, value in doc.get("stringData", {}).items():
+            for old, new in SECRET_FILL.items():
+                value = value.replace(old, new.format(user=USER, token=TOKEN, auth=self.authority))
+            if re.search(r"<[^<>\n]+>", value):
+                raise ValueError(f"Secret {doc['metadata']['name']}: a placeholder is left in {key}: {value!r}")
+            doc["stringData"][key] = value
+        return doc
+
+    def objects(self, sample: Path, s: Started) -> list[dict]:
+        """The sample's documents after the substitutions and injections its entry asks for."""
+        entry, text = s.entry, sample.read_text()
+        values = {"git": s.git, "registry": self.cluster.registry}
+        for rule in ("git", "registry") if entry.registry else ("git",):
+            for old, new in SUBSTITUTIONS[rule].items():
+                text = text.replace(old, new.format(**values))
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs += entry.runs(docs, s.git) if entry.runs else []
+        for doc in docs:
+            if doc["kind"] == "Secret":
+                self.fill_secret(doc)
+        runs = [d for d in docs if d["kind"] in RUN_KINDS]
+        if len(runs) != 1:
+            raise ValueError(f"expected one PipelineRun or TaskRun, found {len(runs)}")
+        spec = runs[0]["spec"]
+        for name, value in entry.params.items():
+            set_param(spec.setdefault("params", []), name, value.format(**values))
+        spec["workspaces"] = [w for w in spec.get("workspaces", []) if w["name"] not in entry.drop_workspaces]
+        for task, params in entry.task_params.items():
+            target = next((t for d in docs if d["kind"] == "Pipeline"
+                           for t in d["spec"].get("tasks", []) + d["spec"].get("finally", []) if t["name"] == task), None)
+            if target is None:
+                raise LookupError(f"no Pipeline task {task!r} in the sample for task_params")
+            for name, value in params.items():
+                set_param(target.setdefault("params", []), name, value.format(**values))
+        return docs
+
+    def start(self, sample: Path, s: Started) -> None:
+        """Apply the sample's other objects, then create its run."""
+        s.docs = self.objects(sample, s)
+        for doc in s.docs:
+            if doc["kind"] not in RUN_KINDS:
+                self.cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(doc))
+        (run_doc,) = [d for d in s.docs if d["kind"] in RUN_KINDS]
+        proc = self.cluster.kubectl("create", "-n", "ci", "-o", "name", "-f", "-", input=json.dumps(run_doc),
+                                    check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"kubectl create {run_doc['kind']}: {proc.stderr.strip()}")
+        s.kind, s.name = run_doc["kind"], proc.stdout.strip().rsplit("/", 1)[1]
+
+
+def set_param(params: list[dict], name: str, value: str) -> None:
+    """Add the param ``name`` to a Tekton params list, or override its value."""
+    for param in params:
+        if param["name"] == name:
+            param["value"] = value
+            return
+    params.append({"name": name, "value": value})
+
+
+def header(sample: Path) -> str:
+    """The sample's leading comment, as one line of words."""
+    lines = []
+    for line in sample.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(" ".join(lines).split())
+
+
+def rel(sample: Path) -> str:
+    return str(sample.relative_to(ROOT))
+
+
+@pytest.fixture(scope="module")
+def samples(request, cluster, tekton, tmp_path_factory):
+    """Seed each selected sample's repositories, apply its objects and create its run (the Flux
+    samples but the first one wait for their turn in their test); returns {sample: Started}."""
+    ours = [item for item in request.session.items
+            if getattr(getattr(item, "module", None), "__name__", "") == __name__ and hasattr(item, "callspec")]
+    selected = [p for p in SAMPLES if any(item.callspec.params.get("sample") == p for item in ours)] or SAMPLES
+    runnable = {rel(p): p for p in SAMPLES if rel(p) in SAMPLE_RUNS and not SAMPLE_RUNS[rel(p)].admission_only}
+    # The second door: the same repositories as the cluster's git server, with basic auth.
+    auth = GitServer(cluster.git_root, credentials=(USER, TOKEN), host=cluster.host_ip).start()
+    ctx = Ctx(cluster, tekton, auth, tmp_path_factory.mktemp("samples"))
+    ctx.flux = FluxTurns(ctx)
+    # What every sample may need: the offline base image for builds, the images druppie-apps
+    # deploys, the registry Secret of the README, and every sample's basic-auth Secret, filled in
+    # (a sample may bind the Secret another one defines).
+    subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false",
+                    _offline_base(), f"docker://{cluster.registry}/{BASE_REPO}"], check=True)
+    for tag in ("1.0.4", "1.0.5"):
+        cluster.publish_image(f"{IMAGE}:{tag}")
+    tekton.run(ci_commands()["kubectl create secret"])
+    for path in runnable.values():
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "Secret":
+                try:
+                    doc = ctx.fill_secret(doc)
+                except ValueError:
+                    continue  # that sample's own start reports it
+                cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(doc))
+
+    started: dict[str, Started] = {}
+    chosen = [rel(p) for p in selected if rel(p) in runnable]
+    flux_samples = [r for r in chosen if SAMPLE_RUNS[r].flux]
+    first_flux = FLUX_FIRST if FLUX_FIRST in flux_samples else next(iter(flux_samples), None)
+    for r in sorted(chosen, key=lambda r: r != first_flux):  # the Flux holder first: it runs longest
+        entry = SAMPLE_RUNS[r]
+        slug = f"samples/{Path(r).parts[1]}/{Path(r).stem}"
+        prefix = f"http://{ctx.authority}/" if entry.credentials else ctx.anonymous
+        s = started[r] = Started(r, entry, slug, f"{prefix}{slug}/")
+        try:
+            for repo, seed in entry.repos.items():
+                with tempfile.TemporaryDirectory(dir=ctx.tmp) as tmp:
+                    SEEDS[seed](ctx.bare(s, repo), Path(tmp), cluster.registry)
+            if entry.flux and r != first_flux:
+                s.deferred = True
+                continue
+            if entry.flux:
+                ctx.flux.take(s)
+            ctx.start(runnable[r], s)
+        except Exception as err:  # noqa: BLE001 - reported by that sample's test, the others go on
+            s.error = f"{type(err).__name__}: {err}"
+    yield ctx, started
+    auth.stop()
+    ctx.flux.restore()
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=rel)
+def test_sample(sample, samples):
+    """The sample applied and run as its header's "Local cluster:" note says (SAMPLE_RUNS), or, where
+    it cannot run here, admitted by Tekton's webhook with the reason in that header."""
+    entry = SAMPLE_RUNS.get(rel(sample))
+    if entry is None:
+        pytest.fail(f"add {rel(sample)} to SAMPLE_RUNS in {Path(__file__).name}: how it runs on the local "
+                    "cluster (or why it cannot, in its header) and what its run must produce")
+    ctx, started = samples
+    if entry.admission_only:
+        assert "Local cluster:" in header(sample) and entry.admission_only in header(sample), (
+            f"{rel(sample)}'s header must say why it cannot run here: {entry.admission_only!r}")
+        for doc in [d for d in yaml.safe_load_all(sample.read_text()) if d]:
+            # create, not apply: the runs use generateName, as a user starting them would.
+            proc = ctx.cluster.kubectl("create", "--dry-run=server", "-n", "ci", "-f", "-", input=json.dumps(doc),
+                                       check=False)
+            if doc["apiVersion"].startswith("tekton.dev/"):
+                assert proc.returncode == 0 and "(server dry run)" in proc.stdout, proc.stderr
+            else:  # a Secret another sample made is fine; anything else is not
+                assert proc.returncode == 0 or "AlreadyExists" in proc.stderr, proc.stderr
+        return
+
+    s = started[rel(sample)]
+    if s.deferred and not s.error:
+        try:
+            ctx.flux.take(s)
+            ctx.start(sample, s)
+        except Exception as err:  # noqa: BLE001
+            s.error = f"{type(err).__name__}: {err}"
+    if s.error:
+        pytest.fail(f"{rel(sample)} was not started: {s.error}")
+    if s.run is None:
+        s.run = ctx.finished(s)
+    condition = s.run["status"]["conditions"][0]
+    assert condition["reason"] == "Succeeded", (
+        f"{s.kind} {s.name}: {condition.get('reason')}: {condition.get('message')}\n{s.logs(ctx)[-4000:]}")
+    if entry.credentials:
+        assert TOKEN not in s.logs(ctx) and TOKEN not in json.dumps(s.run)
+    entry.check(ctx, s)
+
+
+def test_sample_runs_names_only_existing_samples():
+    """A renamed or deleted sample must take its entry along."""
+    assert set(SAMPLE_RUNS) <= {rel(p) for p in SAMPLES}, set(SAMPLE_RUNS) - {rel(p) for p in SAMPLES}
+    for name, entry in SAMPLE_RUNS.items():
+        assert bool(entry.admission_only) != bool(entry.check), f"{name}: either a check or admission_only"
+        assert set(entry.repos.values()) <= set(SEEDS), name
