@@ -15,7 +15,7 @@ setup: ## Install Debian packages, .venv and druppie-step (idempotent, ~1 s when
 test: setup ## Run the test suite (unit + integration against real servers on loopback)
 	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-demo: setup ## Run tag-commit on the embedded example druppie-apps (no cluster needed)
+demo: setup ## The whole loop live: push to Gitea, webhook, pipeline, image, tag commit, Flux, new pods (cluster stays up)
 	@$(PY) hack/demo.py
 
 bench: setup ## Benchmarks; prints ratios measured in one run

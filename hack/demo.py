@@ -1,44 +1,114 @@
-"""The main job on an embedded default: promote drone-service 1.0.5 into a local druppie-apps.
+"""`make demo`: the whole loop on the local cluster, live.
 
-Starts a real git server (smart HTTP on loopback) hosting a copy of examples/druppie-apps, runs
-`druppie-step tag-commit` exactly as the Tekton task does (params through DRUPPIE_* env), shows
-the commit it pushed, then runs it again (idempotent) and with an older tag (refused).
+Builds what is missing (once; says how long up front), starts the cluster (or reuses the running
+one), installs the catalog as the README says plus the EventListener and a Gitea hosting the app
+and druppie-apps, then pushes a visible change to the app and follows it: webhook, PipelineRun
+(its logs as `tkn pipeline logs -f` shows them), image, tag commit, Flux, the new pods answering
+through their Service. Ends with a table and the commands to look around; the cluster stays up.
+A second `make demo` reuses all of it and rolls out the next version.
 """
+
+from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from localcluster.gitserver import GitServer  # noqa: E402
+from localcluster.cluster import LocalCluster, default_state_dir, loop_missing  # noqa: E402
+from localcluster.loop import APP, Loop  # noqa: E402
+from localcluster.process import alive  # noqa: E402
+from localcluster.toolchain import cache_dir, missing_binaries, missing_for_tekton, optional_binaries  # noqa: E402
 
-STEP = Path(sys.executable).parent / "druppie-step"
-
-
-def step(url: str, tag: str, results: Path) -> None:
-    env = {**os.environ, "DRUPPIE_REPO_URL": url, "DRUPPIE_PATH": "envs/prod/drone-service",
-           "DRUPPIE_IMAGE": "registry.example/druppie/drone-service", "DRUPPIE_TAG": tag,
-           "DRUPPIE_PIPELINE_RUN": "demo-run", "DRUPPIE_RESULTS_DIR": str(results)}
-    print(f"\n$ DRUPPIE_TAG={tag} druppie-step tag-commit", flush=True)
-    code = subprocess.call([str(STEP), "tag-commit"], env=env)
-    print(f"  exit {code}; results: " + ", ".join(f"{p.name}={p.read_text()}" for p in sorted(results.iterdir())))
+GREETINGS = ["Drones inspecteren de dijken, ook 's nachts", "Drones meten het waterpeil",
+             "Drones zien de kwelwater-plekken", "Drones tellen de muskusratten"]
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, GitServer(Path(tmp) / "git") as server:
-        url = server.create_repo("druppie-apps", source_dir=ROOT / "examples" / "druppie-apps")
-        print(f"druppie-apps served at {url}")
-        for i, tag in enumerate(["1.0.5", "1.0.5", "1.0.3"]):
-            step(url, tag, Path(tmp) / f"results-{i}")
-            if i == 0:
-                git = ["git", "--git-dir", str(server.repo_path("druppie-apps"))]
-                subprocess.call([*git, "--no-pager", "show", "--stat", "--patch", "--format=%n%h %s%n%n%b", "main"])
-        print("\nhistory of druppie-apps:")
-        subprocess.call(["git", "--git-dir", str(server.repo_path("druppie-apps")), "--no-pager", "log", "--oneline"])
+def say(message: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def build_missing() -> None:
+    missing = missing_binaries() + missing_for_tekton() + loop_missing()
+    if not missing:
+        return
+    say(f"the cache lacks {len(missing)} part(s): building them once into {cache_dir()}.")
+    say("A cold build of everything (Kubernetes, etcd, Flux, Tekton, Triggers, CoreDNS, Gitea, scanners) "
+        "takes about 45-60 min on 2 cores; it happens once, later runs take about 2 min. Progress per component:")
+    subprocess.run([str(ROOT / "hack" / "cluster-build.sh")], check=True)
+
+
+def cluster_up() -> LocalCluster:
+    state = default_state_dir()
+    if (state / "state.json").is_file():
+        cluster = LocalCluster.load(state)
+        if alive(cluster.pids.get("kube-apiserver", 0)) and cluster.with_loop:
+            say(f"reusing the running cluster ({state})")
+            return cluster
+        cluster.down()
+    say("starting the local cluster (etcd, Kubernetes with a kubelet, Flux, Tekton, Triggers, CoreDNS, Gitea)")
+    return LocalCluster(state).up()
+
+
+def main() -> int:
+    started = time.monotonic()
+    build_missing()
+    cluster = cluster_up()
+    loop = Loop(cluster, say)
+    stages: list[tuple[str, float, str]] = []
+    if not loop.installed:
+        t = time.monotonic()
+        loop.install()
+        stages.append(("install: images, catalog, Gitea, EventListener, Flux", time.monotonic() - t, "once per cluster"))
+    runs = len(list((loop.state).glob("run-*")))
+    greeting = f"{GREETINGS[runs % len(GREETINGS)]} (demo {runs + 1})"
+    before = loop.service_says()
+    say(f"the app says now: {before!r}")
+
+    t = time.monotonic()
+    commit = loop.push_change(greeting)
+    (loop.state / f"run-{runs + 1}").write_text(commit)
+    say(f"pushed {commit[:7]} to {loop.gitea.base_url}/druppie-admin/{APP} (GREETING = {greeting!r})")
+    name = loop.pipelinerun_for(commit)
+    trigger = time.monotonic() - t
+    stages.append(("webhook → EventListener → PipelineRun created", trigger, name))
+    say(f"PipelineRun {name} started; its logs (tkn pipeline logs -f):")
+    t = time.monotonic()
+    subprocess.run([str(optional_binaries()["tkn"]), "pipelinerun", "logs", name, "-n", "ci", "-f"],
+                   env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+    run = loop.finished(name)
+    results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
+    reason = run["status"]["conditions"][0]["reason"]
+    stages.append((f"PipelineRun ({reason})", time.monotonic() - t, results.get("IMAGE_DIGEST", "")[:19]))
+    if reason != "Succeeded":
+        say(f"the PipelineRun did not succeed: {run['status']['conditions'][0].get('message', '')}")
+        return 1
+
+    t = time.monotonic()
+    loop.wait("the new pods to answer with the new greeting", lambda: loop.service_says() == greeting, 180)
+    stages.append(("new pods serving through the Service", time.monotonic() - t, loop.deployed_image().rsplit("/", 1)[-1]))
+
+    print()
+    print(f"{'stage':<58} {'seconds':>8}  result")
+    for stage, seconds, result in stages:
+        print(f"{stage:<58} {seconds:8.1f}  {result}")
+    print(f"{'total':<58} {time.monotonic() - started:8.1f}")
+    print()
+    for key in ("IMAGE_URL", "IMAGE_DIGEST", "GITOPS_COMMIT", "APPLIED_REVISION"):
+        print(f"  {key:<17} {results.get(key, '')}")
+    print(f"  {'before':<17} {before}\n  {'after':<17} {loop.service_says()}")
+    print(f"""
+Look around (the cluster stays up; `make cluster-down` stops it):
+  export KUBECONFIG={cluster.kubeconfig}
+  {optional_binaries()['tkn']} pr list -n ci
+  {optional_binaries()['tkn']} pr describe {name} -n ci
+  Gitea: {loop.gitea.base_url}  (user druppie-admin, password in {loop.gitea.password_file})
+  make demo   # again: the next version rolls out""")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

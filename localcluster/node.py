@@ -71,7 +71,9 @@ state = "{d / 'containerd' / 'state'}"
     config_path = "{d / 'certs.d'}"
 """)
         registry = self.cluster.registry
-        for host in MIRRORED_REGISTRIES:
+        # Also its own address (plain HTTP), which builds in pods push to and the loop's manifests name.
+        for host in (*MIRRORED_REGISTRIES, registry):
+            (d / "certs.d" / host).mkdir(parents=True, exist_ok=True)
             (d / "certs.d" / host / "hosts.toml").write_text(
                 f'server = "http://{registry}"\n[host."http://{registry}"]\n  capabilities = ["pull", "resolve"]\n')
         subnet = network.subnet(self.cluster)

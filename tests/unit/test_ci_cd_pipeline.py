@@ -274,7 +274,7 @@ def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade
     assert run["metadata"]["generateName"] == "$(tt.params.app-name)-ci-cd-" and "name" not in run["metadata"]
     _check_run(run["spec"])
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
-        n: f"$(tt.params.{n})" for n in ("repo-url", "revision", "app-name", "environment", "allow-plain-http",
+        n: f"$(tt.params.{n})" for n in ("repo-url", "revision", "app-name", "environment", "allow-plain-http", "image-registry", "gitops-repo-url", "build-args", "offline",
                                           "tls-verify")}
     assert "persistentVolumeClaim" not in yaml.safe_dump(run)
 

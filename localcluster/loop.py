@@ -1,0 +1,224 @@
+"""The CI/CD loop on the local cluster, set up as a platform team sets it up, for `make demo` and
+the e2e tier: a push to the app's repository in Gitea → webhook → EventListener → druppie-ci-cd
+PipelineRun (clone, test ‖ scan, build, tag-commit, flux-wait, summary) → new tag in druppie-apps
+(also in Gitea) → Flux applies it → new pods serve.
+
+What differs from a real install, and why (each is one line below):
+- the registry is the cluster's plain-HTTP one: the pipeline gets `image-registry`,
+  `tls-verify=false` and a `BASE_IMAGE` build arg (docker.io is unreachable), through a second
+  TriggerBinding added to the EventListener, as the triggers README shows for site settings;
+- druppie-apps in Gitea names the image by that registry (`newName:` in its kustomization);
+- the git server is Gitea over plain http on the node's bridge (`allow-plain-http=true`);
+- there is no package index: the tests install from the step image's wheelhouse (`offline=true`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import yaml
+
+from .process import log
+from .readme import block_with
+from .toolchain import ROOT, binaries, optional_binaries
+
+if TYPE_CHECKING:
+    from .cluster import LocalCluster
+
+APP = "drone-service"
+BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
+NAMESPACE = "productie"
+BASE_REPO = "druppie/python:3.11-bookworm"
+PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
+
+
+class Loop:
+    def __init__(self, cluster: "LocalCluster", say: Callable[[str], None] = log) -> None:
+        self.cluster, self.say = cluster, say
+        self.state = cluster.state_dir / "loop"
+        self.gitea = cluster.gitea
+
+    # ---- facts -------------------------------------------------------------------------------
+    @property
+    def image(self) -> str:
+        return f"{self.cluster.registry}/druppie/{APP}"
+
+    @property
+    def webhook_secret(self) -> str:
+        return (self.state / "webhook-secret").read_text()
+
+    @property
+    def installed(self) -> bool:
+        return (self.state / "installed").is_file()
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+
+    def tool(self, name: str) -> str:
+        return str({"kubectl": binaries()["kubectl"], "tkn": optional_binaries()["tkn"]}[name])
+
+    def readme_command(self, command: str, cwd: Path = ROOT) -> None:
+        """Run one command of a README as a user would (kubectl/tkn of the cache, our kubeconfig)."""
+        import shlex
+
+        words = shlex.split(command)
+        proc = subprocess.run([self.tool(words[0]), *words[1:]], cwd=cwd, env=self.env(), capture_output=True,
+                              text=True)
+        if proc.returncode != 0 and "AlreadyExists" not in proc.stderr:
+            raise RuntimeError(f"{command}: {proc.stderr.strip()}")
+
+    # ---- install -----------------------------------------------------------------------------
+    def install(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        step = time.monotonic()
+        self.say("images: druppie-step, -scan and -build (make images) into the cluster registry")
+        subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, env={**os.environ, "REGISTRY": self.cluster.registry},
+                       stdout=subprocess.DEVNULL)
+        base = next(i for i in subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format",
+                                               "{{.Name}}:{{.Tag}}"], capture_output=True, text=True,
+                                              check=True).stdout.split() if "druppie/bookworm-python3:" in i)
+        subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false", base,
+                        f"docker://{self.cluster.registry}/{BASE_REPO}"], check=True)
+        self.say(f"  images pushed in {time.monotonic() - step:.0f} s")
+
+        self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
+        for command in block_with(ROOT / "README.md", "kubectl create namespace ci"):
+            self.readme_command(command)
+
+        self.say("Gitea: repositories drone-service and druppie-apps, the CI bot's account and token")
+        password = secrets.token_hex(16)
+        self.gitea.create_user(BOT, password)
+        bot_token = self.gitea.token_for(BOT, password)
+        self.gitea.create_repo(APP, source_dir=ROOT / "examples" / APP)
+        with tempfile.TemporaryDirectory() as tmp:
+            apps = Path(tmp) / "druppie-apps"
+            subprocess.run(["cp", "-r", str(ROOT / "examples" / "druppie-apps"), str(apps)], check=True)
+            kustomization = apps / "envs/prod/drone-service/kustomization.yaml"
+            kustomization.write_text(kustomization.read_text().replace(
+                "  - name: registry.example/druppie/drone-service\n",
+                f"  - name: registry.example/druppie/drone-service\n    newName: {self.image}  # local registry\n"))
+            self.gitea.create_repo("druppie-apps", source_dir=apps)
+        self.gitea.add_collaborator("druppie-apps", BOT)
+
+        self.say("Secrets: git credentials of the bot, registry credentials, the webhook secret")
+        host = self.gitea.base_url
+        self.cluster.kubectl("create", "secret", "generic", "druppie-apps-basic-auth", "-n", "ci",
+                             f"--from-literal=.git-credentials={host.replace('://', f'://{BOT}:{bot_token}@')}\n",
+                             "--from-literal=.gitconfig=[credential]\n\thelper = store\n")
+        self.cluster.kubectl("create", "secret", "docker-registry", "registry-credentials", "-n", "ci",
+                             f"--docker-server={self.cluster.registry}", "--docker-username=ci-bot",
+                             "--docker-password=unused-by-this-registry")
+        (self.state / "webhook-secret").write_text(secrets.token_hex(32))
+        os.chmod(self.state / "webhook-secret", 0o600)
+        self.cluster.kubectl("create", "secret", "generic", "druppie-webhook-secret", "-n", "ci",
+                             f"--from-literal=secret={self.webhook_secret}")
+
+        self.say("Triggers: the EventListener, with the local site settings as a second TriggerBinding")
+        self.cluster.kubectl("apply", "-f", str(ROOT / "triggers" / "druppie-ci-cd"))
+        local = {"apiVersion": "triggers.tekton.dev/v1beta1", "kind": "TriggerBinding",
+                 "metadata": {"name": "druppie-ci-cd-local", "namespace": "ci"},
+                 "spec": {"params": [
+                     {"name": "image-registry", "value": f"{self.cluster.registry}/druppie"},
+                     {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
+                     {"name": "build-args", "value": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"},
+                     {"name": "allow-plain-http", "value": "true"}, {"name": "tls-verify", "value": "false"},
+                     {"name": "offline", "value": "true"}]}}
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
+        self.cluster.kubectl("patch", "eventlistener", "druppie-ci-cd", "-n", "ci", "--type", "json", "-p", json.dumps(
+            [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]))
+
+        self.say("Flux: GitRepository druppie-apps (Gitea) and Kustomization drone-service-prod")
+        self.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+        flux = ROOT / "flux" / "druppie-apps"
+        repo = yaml.safe_load((flux / "gitrepository.yaml").read_text())
+        repo["spec"].update(url=self.gitea.clone_url("druppie-apps"), interval="1m")
+        ks = yaml.safe_load((flux / "kustomization-drone-service-prod.yaml").read_text())
+        ks["spec"].update(retryInterval="10s")
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                    "items": [repo, ks]}))
+
+        self.say("first version: drone-service 1.0.4 built on this machine, so Flux has something to run")
+        self.build_on_host("1.0.4")
+        self.wait("Kustomization drone-service-prod Ready", self._kustomization_ready, 180)
+
+        self.say("webhook: Gitea → the EventListener's Service")
+        self.wait("the EventListener", lambda: self._deployment_available("ci", "el-druppie-ci-cd"), 180)
+        ip = self.cluster.get_json("service", "-n", "ci", "el-druppie-ci-cd")["spec"]["clusterIP"]
+        self.gitea.add_webhook(APP, f"http://{ip}:8080", self.webhook_secret)
+        (self.state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def build_on_host(self, version: str) -> None:
+        from .toolchain import cache_dir, toolchain
+
+        path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["cp", "-r", str(ROOT / "examples" / APP), f"{tmp}/app"], check=True)
+            subprocess.run([str(Path(sys.executable).parent / "druppie-step"), "build", "--source", f"{tmp}/app",
+                            "--image", self.image, "--version", version, "--no-tls-verify",
+                            "--build-args", f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"],
+                           check=True, capture_output=True, env={**os.environ, "PATH": path})
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def push_change(self, greeting: str, user: str | None = None, branch: str = "main") -> str:
+        """A visible change to the app, pushed to Gitea (a real push event); returns the commit."""
+        source = self.gitea.read_file(APP, "drone_service/app.py", ref=branch)
+        changed = re.sub(r'^GREETING = ".*"$', f'GREETING = "{greeting}"', source, count=1, flags=re.M)
+        return self.gitea.commit_file(APP, "drone_service/app.py", changed, f"Greeting: {greeting}",
+                                      branch=branch, user=user)
+
+    def pipelinerun_for(self, commit: str, timeout: float = 60) -> str:
+        def find() -> str | None:
+            for run in self.cluster.get_json("pipelineruns", "-n", "ci")["items"]:
+                if any(p["name"] == "revision" and p["value"] == commit for p in run["spec"].get("params", [])):
+                    return run["metadata"]["name"]
+            return None
+        return self.wait(f"a PipelineRun for {commit[:7]}", find, timeout)
+
+    def finished(self, name: str, timeout: float = 900) -> dict:
+        def done() -> dict | None:
+            run = self.cluster.get_json("pipelinerun", "-n", "ci", name)
+            return run if run.get("status", {}).get("completionTime") else None
+        return self.wait(f"PipelineRun {name}", done, timeout)
+
+    def service_says(self) -> str | None:
+        ip = self.cluster.get_json("service", "-n", NAMESPACE, APP)["spec"]["clusterIP"]
+        try:
+            import urllib.request
+            with urllib.request.urlopen(f"http://{ip}/", timeout=3) as response:
+                return json.loads(response.read())["message"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def deployed_image(self) -> str:
+        return self.cluster.get_json("deployment", "-n", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _kustomization_ready(self) -> bool:
+        ks = self.cluster.get_json("kustomization", "-n", "flux-system", "drone-service-prod")
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in ks.get("status", {}).get("conditions", []))
+
+    def _deployment_available(self, namespace: str, name: str) -> bool:
+        proc = self.cluster.kubectl("get", "deployment", "-n", namespace, name, "-o", "json", check=False)
+        if proc.returncode != 0:
+            return False
+        status = json.loads(proc.stdout).get("status", {})
+        return status.get("availableReplicas", 0) >= 1
+
+    @staticmethod
+    def wait(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -1,0 +1,175 @@
+"""The whole loop on the local cluster: a push to the app's repository in Gitea starts druppie-ci-cd
+through Gitea's webhook and the EventListener, and ends with Flux running the new image, serving
+the changed response. Set up by localcluster.loop exactly as `make demo` does (its docstring lists
+what differs from a real install).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from localcluster.loop import APP, BOT, Loop
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def loop(cluster):
+    if not cluster.with_loop:
+        pytest.fail("the loop needs Triggers, CoreDNS and Gitea in the cache: hack/cluster-build.sh triggers coredns gitea")
+    lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
+    if not lp.installed:
+        # Another module's tekton fixture may have left a namespace ci behind: start clean.
+        cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
+        lp.install()
+    return lp
+
+
+def results(run: dict) -> dict[str, str]:
+    return {r["name"]: r["value"] for r in run["status"].get("results", [])}
+
+
+def taskrun_reasons(cluster, pipelinerun: str) -> dict[str, str]:
+    items = cluster.get_json("taskruns", "-n", "ci", "-l", f"tekton.dev/pipelineRun={pipelinerun}")["items"]
+    return {t["metadata"]["labels"]["tekton.dev/pipelineTask"]: t["status"]["conditions"][0]["reason"] for t in items}
+
+
+def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, cluster):
+    greeting = "Drones inspecteren de dijken (e2e)"
+    commit = loop.push_change(greeting)
+    name = loop.pipelinerun_for(commit)
+    run = loop.finished(name)
+    out = results(run)
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (out, taskrun_reasons(cluster, name))
+
+    assert out["CHAINS-GIT_COMMIT"] == commit
+    assert out["CHAINS-GIT_URL"] == loop.gitea.clone_url(APP)
+    served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+                             f"docker://{out['IMAGE_URL']}"], capture_output=True, text=True, check=True).stdout.strip()
+    assert out["IMAGE_DIGEST"] == served and out["IMAGE_URL"].startswith(loop.image + ":1.0.")
+    gitops_head = loop.gitea.head("druppie-apps")
+    assert out["GITOPS_COMMIT"] == gitops_head
+    assert out["APPLIED_REVISION"] == f"main@sha1:{gitops_head}"
+    assert out["status"] == "Succeeded" and out["failed-task"] == ""
+    # tag-commit's commit is the bot's, with the trailer the EventListener's loop guard looks for.
+    message = loop.gitea.api("GET", f"/repos/druppie-admin/druppie-apps/git/commits/{gitops_head}")["commit"]["message"]
+    assert f"Tekton-Pipeline-Run: {name}" in message
+
+    loop.wait("the new pods to serve the change", lambda: loop.service_says() == greeting, 180)
+    assert loop.deployed_image() == f"{out['IMAGE_URL']}@{out['IMAGE_DIGEST']}"
+
+
+def _deliver(loop, cluster, body: dict, signature: str | None, event: str = "push") -> int:
+    ip = cluster.get_json("service", "-n", "ci", "el-druppie-ci-cd")["spec"]["clusterIP"]
+    data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": event, "X-Gitea-Event": event}
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    request = urllib.request.Request(f"http://{ip}:8080", data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _sign(loop, body: dict) -> str:
+    return "sha256=" + hmac.new(loop.webhook_secret.encode(), json.dumps(body).encode(), hashlib.sha256).hexdigest()
+
+
+def _body(loop, after: str, ref: str = "refs/heads/main", sender: str = "druppie-admin",
+          message: str = "a change") -> dict:
+    return {"ref": ref, "after": after, "repository": {"name": APP, "clone_url": loop.gitea.clone_url(APP)},
+            "sender": {"login": sender}, "pusher": {"login": sender}, "head_commit": {"message": message}}
+
+
+@pytest.mark.parametrize("case", ["unsigned", "wrongly-signed", "other-branch", "tag-commit-made", "other-event"])
+def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
+    after = hashlib.sha1(case.encode()).hexdigest()
+    body = _body(loop, after)
+    signature = _sign(loop, body)
+    event = "push"
+    if case == "unsigned":
+        signature = None
+    elif case == "wrongly-signed":
+        signature = "sha256=" + hmac.new(b"not-the-secret", json.dumps(body).encode(), hashlib.sha256).hexdigest()
+    elif case == "other-branch":
+        body = _body(loop, after, ref="refs/heads/feature")
+        signature = _sign(loop, body)
+    elif case == "tag-commit-made":
+        body = _body(loop, after, sender=BOT, message=f"{APP}: deploy 1.0.9\n\nTekton-Pipeline-Run: x-ci-cd-abc")
+        signature = _sign(loop, body)
+    else:
+        event = "issues"
+    # A control delivery with everything right does start a run: the filter, not the wiring, says no.
+    assert _deliver(loop, cluster, body, signature, event) == 202
+    time.sleep(8)
+    runs = cluster.get_json("pipelineruns", "-n", "ci")["items"]
+    assert not [r for r in runs if any(p["value"] == after for p in r["spec"].get("params", []))]
+    logs = cluster.kubectl("logs", "-n", "ci", "deployment/el-druppie-ci-cd", "--since=60s").stdout
+    reason = {"unsigned": "no X-Hub-Signature-256 set", "wrongly-signed": "Invalid signature",
+              "other-branch": "expression body.ref", "tag-commit-made": "expression !(body.sender.login",
+              "other-event": "event type issues is not allowed"}[case]
+    assert reason in logs, logs[-3000:]
+
+
+def test_a_failing_test_stops_the_run_before_build_and_the_summary_says_why(loop, cluster):
+    before = loop.gitea.head("druppie-apps")
+    source = loop.gitea.read_file(APP, "tests/test_app.py")
+    broken = source + "\n\ndef test_a_planted_failure():\n    assert 1 + 1 == 3\n"
+    commit = loop.gitea.commit_file(APP, "tests/test_app.py", broken, "A failing test")
+    try:
+        name = loop.pipelinerun_for(commit)
+        run = loop.finished(name)
+        assert run["status"]["conditions"][0]["status"] == "False"
+        reasons = taskrun_reasons(cluster, name)
+        assert reasons["test"] == "Failed" and "build" not in reasons and "tag-commit" not in reasons, reasons
+        out = results(run)
+        assert out["status"] == "Failed" and out["failed-task"] == "test", out
+        assert loop.gitea.head("druppie-apps") == before  # Flux untouched
+    finally:
+        loop.gitea.commit_file(APP, "tests/test_app.py", source, "Remove the failing test")
+        # that push runs a pipeline too; let it finish so it does not race the next test
+        loop.finished(loop.pipelinerun_for(loop.gitea.head(APP)))
+
+
+def test_two_quick_pushes_both_finish_and_the_newer_stays_deployed(loop, cluster):
+    first = loop.push_change("Eerste van twee")
+    second = loop.push_change("Tweede van twee")
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda c: loop.finished(loop.pipelinerun_for(c)), [first, second]))
+    newer = results(runs[1])
+    assert all(r["status"]["conditions"][0]["reason"] == "Succeeded" for r in runs), [results(r) for r in runs]
+    tag = newer["IMAGE_URL"].rsplit(":", 1)[1]
+    kustomization = loop.gitea.read_file("druppie-apps", "envs/prod/drone-service/kustomization.yaml")
+    assert f"newTag: {tag}" in kustomization, kustomization
+    loop.wait("the newer version to serve", lambda: loop.service_says() == "Tweede van twee", 180)
+
+
+def test_a_broken_manifest_in_druppie_apps_fails_flux_wait_with_fluxs_reason(loop, cluster):
+    path = "envs/prod/drone-service/deployment.yaml"
+    good = loop.gitea.read_file("druppie-apps", path)
+    loop.gitea.commit_file("druppie-apps", path, good.replace("containerPort: 8080", "containerPort: not-a-port"),
+                           "A broken manifest")
+    try:
+        commit = loop.push_change("Dit komt er niet door")
+        name = loop.pipelinerun_for(commit)
+        run = loop.finished(name)
+        reasons = taskrun_reasons(cluster, name)
+        assert reasons.get("flux-wait") == "Failed", reasons
+        out = results(run)
+        assert out["failed-task"] == "flux-wait"
+        logs = subprocess.run([str(loop.tool("tkn")), "pr", "logs", name, "-n", "ci"], env=loop.env(),
+                              capture_output=True, text=True).stdout
+        assert "BuildFailed" in logs or "ReconciliationFailed" in logs, logs[-3000:]
+    finally:
+        loop.gitea.commit_file("druppie-apps", path, good, "Repair the manifest")
