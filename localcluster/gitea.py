@@ -140,6 +140,9 @@ class Gitea:
         self.token = ""
         self._passwords: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
+        # A client of a Gitea another process started (the cluster's): its admin token is on disk.
+        if self.token_file.is_file():
+            self.token = self._tokens[ADMIN] = self.token_file.read_text().strip()
 
     # ---- paths and facts ------------------------------------------------------------------------
     @property

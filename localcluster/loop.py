@@ -95,22 +95,31 @@ class Loop:
             self.readme_command(command)
 
         self.say("Gitea: repositories drone-service and druppie-apps, the CI bot's account and token")
-        password = secrets.token_hex(16)
-        self.gitea.create_user(BOT, password)
-        bot_token = self.gitea.token_for(BOT, password)
-        self.gitea.create_repo(APP, source_dir=ROOT / "examples" / APP)
-        with tempfile.TemporaryDirectory() as tmp:
-            apps = Path(tmp) / "druppie-apps"
-            subprocess.run(["cp", "-r", str(ROOT / "examples" / "druppie-apps"), str(apps)], check=True)
-            kustomization = apps / "envs/prod/drone-service/kustomization.yaml"
-            kustomization.write_text(kustomization.read_text().replace(
-                "  - name: registry.example/druppie/drone-service\n",
-                f"  - name: registry.example/druppie/drone-service\n    newName: {self.image}  # local registry\n"))
-            self.gitea.create_repo("druppie-apps", source_dir=apps)
+        # Idempotent, so that a `make demo` interrupted during the install can simply run again.
+        token_file = self.state / "bot-token"
+        if not token_file.is_file():
+            password = secrets.token_hex(16)
+            self.gitea.create_user(BOT, password)
+            token_file.write_text(self.gitea.token_for(BOT, password))
+            os.chmod(token_file, 0o600)
+        bot_token = token_file.read_text()
+        if not self._has_repo(APP):
+            self.gitea.create_repo(APP, source_dir=ROOT / "examples" / APP)
+        if not self._has_repo("druppie-apps"):
+            with tempfile.TemporaryDirectory() as tmp:
+                apps = Path(tmp) / "druppie-apps"
+                subprocess.run(["cp", "-r", str(ROOT / "examples" / "druppie-apps"), str(apps)], check=True)
+                kustomization = apps / "envs/prod/drone-service/kustomization.yaml"
+                kustomization.write_text(kustomization.read_text().replace(
+                    "  - name: registry.example/druppie/drone-service\n",
+                    f"  - name: registry.example/druppie/drone-service\n    newName: {self.image}  # local registry\n"))
+                self.gitea.create_repo("druppie-apps", source_dir=apps)
         self.gitea.add_collaborator("druppie-apps", BOT)
 
         self.say("Secrets: git credentials of the bot, registry credentials, the webhook secret")
         host = self.gitea.base_url
+        self.cluster.kubectl("delete", "secret", "-n", "ci", "--ignore-not-found", "druppie-apps-basic-auth",
+                             "registry-credentials", "druppie-webhook-secret")
         self.cluster.kubectl("create", "secret", "generic", "druppie-apps-basic-auth", "-n", "ci",
                              f"--from-literal=.git-credentials={host.replace('://', f'://{BOT}:{bot_token}@')}\n",
                              "--from-literal=.gitconfig=[credential]\n\thelper = store\n")
@@ -133,8 +142,10 @@ class Loop:
                      {"name": "allow-plain-http", "value": "true"}, {"name": "tls-verify", "value": "false"},
                      {"name": "offline", "value": "true"}]}}
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
-        self.cluster.kubectl("patch", "eventlistener", "druppie-ci-cd", "-n", "ci", "--type", "json", "-p", json.dumps(
-            [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]))
+        bindings = self.cluster.get_json("eventlistener", "-n", "ci", "druppie-ci-cd")["spec"]["triggers"][0]["bindings"]
+        if {"ref": "druppie-ci-cd-local"} not in bindings:
+            self.cluster.kubectl("patch", "eventlistener", "druppie-ci-cd", "-n", "ci", "--type", "json", "-p", json.dumps(
+                [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]))
 
         self.say("Flux: GitRepository druppie-apps (Gitea) and Kustomization drone-service-prod")
         self.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
@@ -153,6 +164,8 @@ class Loop:
         self.say("webhook: Gitea → the EventListener's Service")
         self.wait("the EventListener", lambda: self._deployment_available("ci", "el-druppie-ci-cd"), 180)
         ip = self.cluster.get_json("service", "-n", "ci", "el-druppie-ci-cd")["spec"]["clusterIP"]
+        for hook in self.gitea.hooks(APP):
+            self.gitea.api("DELETE", f"/repos/druppie-admin/{APP}/hooks/{hook['id']}")
         self.gitea.add_webhook(APP, f"http://{ip}:8080", self.webhook_secret)
         (self.state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
@@ -202,6 +215,15 @@ class Loop:
         return self.cluster.get_json("deployment", "-n", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0]["image"]
 
     # ---- helpers -----------------------------------------------------------------------------
+    def _has_repo(self, name: str) -> bool:
+        from .gitea import GiteaError
+
+        try:
+            self.gitea.repo(name)
+            return True
+        except GiteaError:
+            return False
+
     def _kustomization_ready(self) -> bool:
         ks = self.cluster.get_json("kustomization", "-n", "flux-system", "drone-service-prod")
         return any(c["type"] == "Ready" and c["status"] == "True" for c in ks.get("status", {}).get("conditions", []))

@@ -248,12 +248,12 @@ def test_the_loop_guard_matches_the_trailer_tag_commit_writes():
 
 
 def test_rejection_reasons_are_logged_at_debug():
-    config = EVENTLISTENER["ConfigMap"]
+    config = EVENTLISTENER["Secret"]  # Triggers' admission refuses configMapKeyRef in an EventListener's env
     assert config["metadata"] == {"name": "druppie-ci-cd-el-logging", "namespace": "ci"}
-    assert yaml.safe_load(config["data"]["K_LOGGING_CONFIG"]) == {"loglevel.eventlistener": "debug"}
+    assert yaml.safe_load(config["stringData"]["K_LOGGING_CONFIG"]) == {"loglevel.eventlistener": "debug"}
     (container,) = EVENTLISTENER["EventListener"]["spec"]["resources"]["kubernetesResource"]["spec"]["template"][
         "spec"]["containers"]
-    assert container == {"env": [{"name": "K_LOGGING_CONFIG", "valueFrom": {"configMapKeyRef": {
+    assert container == {"env": [{"name": "K_LOGGING_CONFIG", "valueFrom": {"secretKeyRef": {
         "name": "druppie-ci-cd-el-logging", "key": "K_LOGGING_CONFIG"}}}]}
 
 
