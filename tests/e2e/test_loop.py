@@ -110,14 +110,15 @@ def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
         signature = _sign(loop, body)
     else:
         event = "issues"
-    # A control delivery with everything right does start a run: the filter, not the wiring, says no.
     assert _deliver(loop, cluster, body, signature, event) == 202
     time.sleep(8)
     runs = cluster.get_json("pipelineruns", "-n", "ci")["items"]
     assert not [r for r in runs if any(p["value"] == after for p in r["spec"].get("params", []))]
     logs = cluster.kubectl("logs", "-n", "ci", "deployment/el-druppie-ci-cd", "--since=60s").stdout
-    reason = {"unsigned": "no X-Hub-Signature-256 set", "wrongly-signed": "Invalid signature",
-              "other-branch": "expression body.ref", "tag-commit-made": "expression !(body.sender.login",
+    # The reasons the triggers README lists under "What a sender sees".
+    reason = {"unsigned": "no X-Hub-Signature-256 header set", "wrongly-signed": "payload signature check failed",
+              "other-branch": "expression body.ref == 'refs/heads/' + extensions.branch did not return true",
+              "tag-commit-made": "expression !(body.sender.login == extensions.bot",
               "other-event": "event type issues is not allowed"}[case]
     assert reason in logs, logs[-3000:]
 
@@ -132,9 +133,10 @@ def test_a_failing_test_stops_the_run_before_build_and_the_summary_says_why(loop
         run = loop.finished(name)
         assert run["status"]["conditions"][0]["status"] == "False"
         reasons = taskrun_reasons(cluster, name)
-        assert reasons["test"] == "Failed" and "build" not in reasons and "tag-commit" not in reasons, reasons
+        assert reasons["test"] == "StepFailed" and "build" not in reasons and "tag-commit" not in reasons, reasons
         out = results(run)
         assert out["status"] == "Failed" and out["failed-task"] == "test", out
+        assert "exited with code 1" in out["failed-reason"] and "failed=1" in out["failed-reason"], out
         assert loop.gitea.head("druppie-apps") == before  # Flux untouched
     finally:
         loop.gitea.commit_file(APP, "tests/test_app.py", source, "Remove the failing test")
@@ -165,7 +167,7 @@ def test_a_broken_manifest_in_druppie_apps_fails_flux_wait_with_fluxs_reason(loo
         name = loop.pipelinerun_for(commit)
         run = loop.finished(name)
         reasons = taskrun_reasons(cluster, name)
-        assert reasons.get("flux-wait") == "Failed", reasons
+        assert reasons.get("flux-wait") == "StepFailed", reasons
         out = results(run)
         assert out["failed-task"] == "flux-wait"
         logs = subprocess.run([str(loop.tool("tkn")), "pr", "logs", name, "-n", "ci"], env=loop.env(),
