@@ -21,7 +21,7 @@ demo: setup ## The whole loop live: push to Gitea, webhook, pipeline, image, tag
 bench: setup ## Benchmarks; prints ratios measured in one run
 	@$(PY) bench/run.py
 
-cluster-build: ## Build etcd, Kubernetes, Flux, Tekton, tkn, kwok and the validators into the cache (once, ~30 min)
+cluster-build: ## Build etcd, Kubernetes, Flux, Tekton, Triggers, CoreDNS, Gitea, tkn, kwok, scanners into the cache (once, ~45-60 min)
 	@hack/cluster-build.sh
 
 cluster-up: setup ## Start the local cluster with Flux, Tekton, git server and registry (state in /tmp/druppie-cluster)

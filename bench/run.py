@@ -160,6 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="druppie-bench-") as tmp, GitServer(Path(tmp) / "git") as server:
         from bench.ci_tasks import run_bench as bench_ci
         from bench.flux_wait import run_bench as bench_flux_wait
+        from bench.loop import run_bench as bench_loop
         from bench.race import run_bench as bench_race
         from bench.tekton import run_bench as bench_tekton
 
@@ -168,7 +169,8 @@ def main() -> None:
                    "race": lambda: bench_race(report, STEP, server, Path(tmp)),
                    "flux-wait": lambda: bench_flux_wait(report, STEP, Path(tmp)),
                    "tekton": lambda: bench_tekton(report, STEP, Path(tmp)),
-                   "ci-tasks": lambda: bench_ci(report, STEP, Path(tmp))}
+                   "ci-tasks": lambda: bench_ci(report, STEP, Path(tmp)),
+                   "loop": lambda: bench_loop(report, STEP, Path(tmp))}
         for name, fn in benches.items():
             if only in name:
                 print(f"[{name}]", flush=True)

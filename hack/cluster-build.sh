@@ -213,7 +213,8 @@ build_gitea() {
 
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
-  notification-crds kwok flux tekton tkn tekton-validate local-path triggers coredns gitea)
+  notification-crds kwok flux tekton tkn tekton-validate local-path triggers coredns gitea
+  gitleaks osv-scanner trivy syft)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shlex
 import subprocess
 import time
 import urllib.error
@@ -17,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localcluster.loop import APP, BOT, Loop
+from localcluster.loop import APP, BASE_REPO, BOT, Loop
+from localcluster.readme import block_with
+from localcluster.toolchain import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -175,3 +178,40 @@ def test_a_broken_manifest_in_druppie_apps_fails_flux_wait_with_fluxs_reason(loo
         assert "BuildFailed" in logs or "ReconciliationFailed" in logs, logs[-3000:]
     finally:
         loop.gitea.commit_file("druppie-apps", path, good, "Repair the manifest")
+
+
+def test_a_scan_finding_stops_the_run_before_build(loop, cluster):
+    before = loop.gitea.head("druppie-apps")
+    planted = (ROOT / "tests/fixtures/drone-variants/planted-secret/drone_service/settings.py").read_text()
+    commit = loop.gitea.commit_file(APP, "drone_service/settings.py", planted, "Settings with a token in them")
+    try:
+        name = loop.pipelinerun_for(commit)
+        run = loop.finished(name)
+        reasons = taskrun_reasons(cluster, name)
+        assert reasons["scan"] == "StepFailed" and "build" not in reasons and "tag-commit" not in reasons, reasons
+        out = results(run)
+        assert out["failed-task"] == "scan" and "exited with code" in out["failed-reason"], out
+        assert loop.gitea.head("druppie-apps") == before
+    finally:
+        loop.gitea.api("DELETE", f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py", {
+            "message": "Remove the token", "sha": loop.gitea.api(
+                "GET", f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py")["sha"]})
+        loop.finished(loop.pipelinerun_for(loop.gitea.head(APP)))
+
+
+def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
+    """README's `tkn pipeline start druppie-ci-cd`, with this cluster's site settings as extra params."""
+    command = next(c for c in block_with(ROOT / "README.md", "tkn pipeline start druppie-ci-cd")
+                   if c.startswith("tkn pipeline start druppie-ci-cd"))
+    command = command.replace("https://github.com/waterschap/drone-service.git", loop.gitea.clone_url(APP))
+    extra = ["-p", f"image-registry={cluster.registry}/druppie", "-p", f"gitops-repo-url={loop.gitea.clone_url('druppie-apps')}",
+             "-p", f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}", "-p", "allow-plain-http=true",
+             "-p", "tls-verify=false", "-p", "offline=true", "-p", f"revision={loop.gitea.head(APP)}"]
+    words = shlex.split(command)
+    proc = subprocess.run([loop.tool("tkn"), *words[1:], *extra], cwd=ROOT, env=loop.env(), capture_output=True,
+                          text=True, timeout=600)
+    name = next(line.split(": ", 1)[1].strip() for line in proc.stdout.splitlines()
+                if line.startswith("PipelineRun started: "))
+    run = loop.finished(name)
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (proc.stdout[-3000:], taskrun_reasons(cluster, name))
+    assert results(run)["GITOPS_COMMIT"] == loop.gitea.head("druppie-apps")
