@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,14 +21,18 @@ PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 
 
 def _newest(name: str) -> str | None:
-    out = subprocess.run([*PODMAN, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        [*PODMAN, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True
+    ).stdout.split()
     return next((i for i in out if name in i), None)
 
 
 def _size(image: str) -> int:
-    return int(subprocess.run([*PODMAN, "image", "inspect", "--format", "{{.Size}}", image], capture_output=True,
-                              text=True, check=True).stdout)
+    return int(
+        subprocess.run(
+            [*PODMAN, "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> float:
@@ -40,24 +44,35 @@ def _timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True
 
 
 def image_sizes(report) -> None:
-    bases = {"step": "druppie/bookworm-python3:", "scan": "druppie/druppie-step:", "build": "druppie/druppie-build-base:"}
+    bases = {
+        "step": "druppie/bookworm-python3:",
+        "scan": "druppie/druppie-step:",
+        "build": "druppie/druppie-build-base:",
+    }
     for kind, base in bases.items():
         image, base_image = _newest(f"druppie/druppie-{kind}:"), _newest(base)
         if not image or not base_image:
             report(f"image druppie-{kind}", "not built (make images)", "-", None)
             continue
         size, base_size = _size(image) / 2**20, _size(base_image) / 2**20
-        report(f"image druppie-{kind} / its base", f"{size:.0f}/{base_size:.0f} MiB ({size / base_size:.2f}x)", "-", None)
+        report(
+            f"image druppie-{kind} / its base", f"{size:.0f}/{base_size:.0f} MiB ({size / base_size:.2f}x)", "-", None
+        )
 
 
 def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
+    from localcluster.toolchain import cache_dir, toolchain
     from tests.support.apps import drone_app
     from tests.support.registry import start_registry
-    from localcluster.toolchain import cache_dir, toolchain
 
     tools = toolchain()
-    path = os.pathsep.join([str(cache_dir() / f"{t}-{tools[t.upper().replace('-', '_') + '_VERSION']}")
-                            for t in ("syft", "gitleaks", "osv-scanner", "trivy")] + [os.environ["PATH"]])
+    path = os.pathsep.join(
+        [
+            str(cache_dir() / f"{t}-{tools[t.upper().replace('-', '_') + '_VERSION']}")
+            for t in ("syft", "gitleaks", "osv-scanner", "trivy")
+        ]
+        + [os.environ["PATH"]]
+    )
     env = {"PATH": path, "CONTAINERS_STORAGE_CONF": "/dev/null"}
     (tmp / "bench-registry").mkdir()
     registry = start_registry(tmp / "bench-registry")
@@ -65,37 +80,100 @@ def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
     try:
         # The real base of the example app's image (the offline bookworm + python3 of `make images`).
         base = f"{registry.host}/druppie/python:3.11-bookworm"
-        subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false",
-                        _newest("druppie/bookworm-python3:"), f"docker://{base}"], check=True)
-        build = [str(step), "build", "--image", f"{registry.host}/druppie/drone-service", "--no-tls-verify",
-                 "--build-args", f"BASE_IMAGE={base}", "--cache", str(tmp / "build-cache")]
+        subprocess.run(
+            [
+                "buildah",
+                "--storage-driver",
+                "vfs",
+                "push",
+                "--quiet",
+                "--tls-verify=false",
+                _newest("druppie/bookworm-python3:"),
+                f"docker://{base}",
+            ],
+            check=True,
+        )
+        build = [
+            str(step),
+            "build",
+            "--image",
+            f"{registry.host}/druppie/drone-service",
+            "--no-tls-verify",
+            "--build-args",
+            f"BASE_IMAGE={base}",
+            "--cache",
+            str(tmp / "build-cache"),
+        ]
         app = drone_app(tmp / "build-app")
         cold = _timed([*build, "--source", str(app), "--version", "1.0.0"], env)
         cached = _timed([*build, "--source", str(app), "--version", "1.0.1"], env)
         (app / "drone_service" / "app.py").write_text((app / "drone_service" / "app.py").read_text() + "\n# changed\n")
         changed = _timed([*build, "--source", str(app), "--version", "1.0.2"], env)
         report("build of the example app: cold (base pulled, no layers)", f"{cold:.1f} s", "-", None)
-        report("build: cache kept, source unchanged (every layer reused)", f"{cached:.1f} s ({cold / cached:.1f}x faster)",
-               "-", None)
-        report("build: cache kept, app.py changed (COPY and later redone)", f"{changed:.1f} s ({cold / changed:.1f}x faster)",
-               "-", None)
+        report(
+            "build: cache kept, source unchanged (every layer reused)",
+            f"{cached:.1f} s ({cold / cached:.1f}x faster)",
+            "-",
+            None,
+        )
+        report(
+            "build: cache kept, app.py changed (COPY and later redone)",
+            f"{changed:.1f} s ({cold / changed:.1f}x faster)",
+            "-",
+            None,
+        )
         times["build"] = changed
         scan_app = drone_app(tmp / "scan-app")
-        times["scan"] = _timed([str(step), "scan", "--source", str(scan_app), "--osv-db",
-                                str(ROOT / "tests/fixtures/osv-db"), "--max-db-age", "0"], env)
+        times["scan"] = _timed(
+            [
+                str(step),
+                "scan",
+                "--source",
+                str(scan_app),
+                "--osv-db",
+                str(ROOT / "tests/fixtures/osv-db"),
+                "--max-db-age",
+                "0",
+            ],
+            env,
+        )
         report("scan of the example app, 4 scanners (direct)", f"{times['scan']:.1f} s", "-", None)
         # The image's wheelhouse, as in the TaskRun below (offline: no index is asked).
         wheels = tmp / "wheels"
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(wheels),
-                        "-r", str(ROOT / "steps/requirements-test-tools.txt")], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "-d",
+                str(wheels),
+                "-r",
+                str(ROOT / "steps/requirements-test-tools.txt"),
+            ],
+            check=True,
+        )
         test_app = drone_app(tmp / "test-app")
-        times["test"] = _timed([str(step), "test", "--source", str(test_app), "--wheelhouse", str(wheels), "--offline"],
-                               env)
+        times["test"] = _timed(
+            [str(step), "test", "--source", str(test_app), "--wheelhouse", str(wheels), "--offline"], env
+        )
         report("test of the example app, fresh venv (direct)", f"{times['test']:.1f} s", "-", None)
     finally:
         registry.stop()
-        subprocess.run(["buildah", "--storage-driver", "vfs", "--root", str(tmp / "build-cache" / "buildah-storage"),
-                        "rm", "--all"], capture_output=True)
+        subprocess.run(
+            [
+                "buildah",
+                "--storage-driver",
+                "vfs",
+                "--root",
+                str(tmp / "build-cache" / "buildah-storage"),
+                "rm",
+                "--all",
+            ],
+            capture_output=True,
+        )
         shutil.rmtree(tmp / "build-cache", ignore_errors=True)
     return times
 
@@ -116,39 +194,100 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
     cluster = LocalCluster(tmp / "ci-cluster").up(with_tekton=True)
     try:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
-                       env={**os.environ, "REGISTRY": cluster.registry})
+        subprocess.run(
+            [str(ROOT / "hack" / "images.sh")],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "REGISTRY": cluster.registry},
+        )
         base = _newest("druppie/bookworm-python3:")
-        subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false", base,
-                        f"docker://{cluster.registry}/druppie/python:3.11-bookworm"], check=True)
+        subprocess.run(
+            [
+                "buildah",
+                "--storage-driver",
+                "vfs",
+                "push",
+                "--quiet",
+                "--tls-verify=false",
+                base,
+                f"docker://{cluster.registry}/druppie/python:3.11-bookworm",
+            ],
+            check=True,
+        )
         seed_repo(cluster.git_root / "drone-service.git", source_dir=ROOT / "examples" / "drone-service")
         kubectl, tkn = str(binaries()["kubectl"]), str(optional_binaries()["tkn"])
         subprocess.run([kubectl, "create", "namespace", "ci"], env=env, check=True, capture_output=True)
-        files = [f"tasks/druppie-{t}/0.1/{n}" for t in ("git-clone", "test", "scan", "build")
-                 for n in (f"druppie-{t}.yaml", "rbac.yaml")] + ["tasks/druppie-git-clone/0.1/samples/source-pvc.yaml"]
-        subprocess.run([kubectl, "apply", "-n", "ci", *[a for f in files for a in ("-f", str(ROOT / f))]], env=env,
-                       check=True, capture_output=True)
+        files = [
+            f"tasks/druppie-{t}/0.1/{n}"
+            for t in ("git-clone", "test", "scan", "build")
+            for n in (f"druppie-{t}.yaml", "rbac.yaml")
+        ] + ["tasks/druppie-git-clone/0.1/samples/source-pvc.yaml"]
+        subprocess.run(
+            [kubectl, "apply", "-n", "ci", *[a for f in files for a in ("-f", str(ROOT / f))]],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         ws = ["-w", "name=source,claimName=drone-service-source"]
         runs = {
-            "clone": ["druppie-git-clone", "-p", f"url={cluster.git_url.rsplit('/', 1)[0]}/drone-service.git",
-                      "-p", "allow-plain-http=true", "-w", "name=output,claimName=drone-service-source"],
+            "clone": [
+                "druppie-git-clone",
+                "-p",
+                f"url={cluster.git_url.rsplit('/', 1)[0]}/drone-service.git",
+                "-p",
+                "allow-plain-http=true",
+                "-w",
+                "name=output,claimName=drone-service-source",
+            ],
             "test": ["druppie-test", "-p", "offline=true", *ws],
             "scan": ["druppie-scan", *ws],
-            "build": ["druppie-build", "-p", f"image={cluster.registry}/druppie/drone-service", "-p", "version=1.0.0",
-                      "-p", "tls-verify=false", "-p", f"build-args=BASE_IMAGE={cluster.registry}/druppie/python:3.11-bookworm",
-                      *ws],
+            "build": [
+                "druppie-build",
+                "-p",
+                f"image={cluster.registry}/druppie/drone-service",
+                "-p",
+                "version=1.0.0",
+                "-p",
+                "tls-verify=false",
+                "-p",
+                f"build-args=BASE_IMAGE={cluster.registry}/druppie/python:3.11-bookworm",
+                *ws,
+            ],
         }
         for rounds in ("cold", "warm"):
             for key, args in runs.items():
                 started = time.time()
-                out = subprocess.run([tkn, "task", "start", *args[:1], "-n", "ci", "--serviceaccount", args[0],
-                                      "--use-param-defaults", "--skip-optional-workspace", *args[1:], "--showlog"],
-                                     env=env, capture_output=True, text=True).stdout
-                name = next(line.split(": ", 1)[1].strip() for line in out.splitlines()
-                            if line.startswith("TaskRun started: "))
+                out = subprocess.run(
+                    [
+                        tkn,
+                        "task",
+                        "start",
+                        *args[:1],
+                        "-n",
+                        "ci",
+                        "--serviceaccount",
+                        args[0],
+                        "--use-param-defaults",
+                        "--skip-optional-workspace",
+                        *args[1:],
+                        "--showlog",
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                name = next(
+                    line.split(": ", 1)[1].strip() for line in out.splitlines() if line.startswith("TaskRun started: ")
+                )
                 for _ in range(100):
-                    run = json.loads(subprocess.run([tkn, "tr", "describe", name, "-n", "ci", "-o", "json"], env=env,
-                                                    capture_output=True, text=True).stdout)
+                    run = json.loads(
+                        subprocess.run(
+                            [tkn, "tr", "describe", name, "-n", "ci", "-o", "json"],
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                        ).stdout
+                    )
                     if run.get("status", {}).get("completionTime"):
                         break
                     time.sleep(0.3)
@@ -156,8 +295,9 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
                     raise SystemExit(f"bench TaskRun {name} failed:\n{out[-3000:]}")
                 took = _ts(run["status"]["completionTime"]) - started
                 if key in direct:
-                    report(f"TaskRun {key} ({rounds} image)", f"{took:.0f} s ({took / direct[key]:.1f}x direct)", "-",
-                           None)
+                    report(
+                        f"TaskRun {key} ({rounds} image)", f"{took:.0f} s ({took / direct[key]:.1f}x direct)", "-", None
+                    )
     finally:
         cluster.down()
 

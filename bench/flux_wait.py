@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_bench(report, step: Path, tmp: Path) -> None:
     from localcluster.cluster import LocalCluster
+    from localcluster.gitserver import COMMIT_ENV, run
     from localcluster.toolchain import binaries, missing_binaries
     from tests.e2e.conftest import make_flux_app
-    from localcluster.gitserver import COMMIT_ENV, run
     from tests.support.kubewatch import KubectlWatch
 
     missing = missing_binaries()
@@ -37,9 +37,23 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         def push_tag() -> str:
             tag = f"2.0.{next(tags)}"
             cluster.publish_image(f"registry.example/druppie/drone-service:{tag}")
-            out = subprocess.run([str(step), "tag-commit", "--repo-url", app.repo_url, "--path",
-                                  "envs/prod/drone-service", "--image", "registry.example/druppie/drone-service",
-                                  "--tag", tag], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [
+                    str(step),
+                    "tag-commit",
+                    "--repo-url",
+                    app.repo_url,
+                    "--path",
+                    "envs/prod/drone-service",
+                    "--image",
+                    "registry.example/druppie/drone-service",
+                    "--tag",
+                    tag,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             return out.split("revision=")[1].split()[0]
 
         ours, theirs, after_ready, cli_wrong = [], [], [], 0
@@ -47,8 +61,22 @@ def run_bench(report, step: Path, tmp: Path) -> None:
             revision = push_tag()
             watcher = KubectlWatch(cluster, "kustomization", "flux-system", app.kustomization)
             start = time.monotonic()
-            subprocess.run([str(step), "flux-wait", "--kustomization", app.kustomization, "--revision", revision,
-                            "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(step),
+                    "flux-wait",
+                    "--kustomization",
+                    app.kustomization,
+                    "--revision",
+                    revision,
+                    "--kubeconfig",
+                    str(cluster.kubeconfig),
+                    "--timeout",
+                    "2m",
+                ],
+                check=True,
+                capture_output=True,
+            )
             end = time.monotonic()
             ours.append(end - start)
             ready_at = ready_time(watcher.stop(), revision)
@@ -57,18 +85,40 @@ def run_bench(report, step: Path, tmp: Path) -> None:
 
             revision = push_tag()
             start = time.monotonic()
-            subprocess.run([str(flux_cli), "reconcile", "kustomization", app.kustomization, "--with-source", "-n",
-                            "flux-system", "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(flux_cli),
+                    "reconcile",
+                    "kustomization",
+                    app.kustomization,
+                    "--with-source",
+                    "-n",
+                    "flux-system",
+                    "--kubeconfig",
+                    str(cluster.kubeconfig),
+                    "--timeout",
+                    "2m",
+                ],
+                check=True,
+                capture_output=True,
+            )
             theirs.append(time.monotonic() - start)
             if app.ks()["status"]["lastAppliedRevision"] != revision:
                 cli_wrong += 1
         o, t = statistics.median(ours), statistics.median(theirs)
-        report("flux-wait success: push -> exit (median of 3)", f"{o:.2f}s vs CLI {t:.2f}s ({o / t:.2f}x)",
-               "<= CLI", o <= t)
+        report(
+            "flux-wait success: push -> exit (median of 3)",
+            f"{o:.2f}s vs CLI {t:.2f}s ({o / t:.2f}x)",
+            "<= CLI",
+            o <= t,
+        )
         worst = max(after_ready) if after_ready else float("nan")
-        report("flux-wait exit after Flux reported Ready (worst of 3)", f"{worst * 1000:.0f} ms", "< 1 s",
-               bool(after_ready) and worst < 1.0)
+        report(
+            "flux-wait exit after Flux reported Ready (worst of 3)",
+            f"{worst * 1000:.0f} ms",
+            "< 1 s",
+            bool(after_ready) and worst < 1.0,
+        )
         report("CLI runs that ended before the pushed revision was applied", f"{cli_wrong} of 3", "(info)", None)
 
         # A broken commit: fail fast versus the CLI's timeout.
@@ -81,17 +131,47 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         run("git", "-C", str(work), "push", "--quiet", "origin", "main")
         broken = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
         start = time.monotonic()
-        ours_fail = subprocess.run([str(step), "flux-wait", "--kustomization", app.kustomization, "--revision", broken,
-                                    "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"], capture_output=True)
+        ours_fail = subprocess.run(
+            [
+                str(step),
+                "flux-wait",
+                "--kustomization",
+                app.kustomization,
+                "--revision",
+                broken,
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--timeout",
+                "2m",
+            ],
+            capture_output=True,
+        )
         ours_broken = time.monotonic() - start
         cli_timeout = 60
         start = time.monotonic()
-        subprocess.run([str(flux_cli), "reconcile", "kustomization", app.kustomization, "--with-source", "-n",
-                        "flux-system", "--kubeconfig", str(cluster.kubeconfig), "--timeout", f"{cli_timeout}s"],
-                       capture_output=True)
+        subprocess.run(
+            [
+                str(flux_cli),
+                "reconcile",
+                "kustomization",
+                app.kustomization,
+                "--with-source",
+                "-n",
+                "flux-system",
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "--timeout",
+                f"{cli_timeout}s",
+            ],
+            capture_output=True,
+        )
         cli_broken = time.monotonic() - start
-        report("broken commit: push -> exit", f"{ours_broken:.1f}s vs CLI {cli_broken:.1f}s "
-               f"(CLI --timeout {cli_timeout}s)", "< 10 s", ours_fail.returncode == 1 and ours_broken < 10)
+        report(
+            "broken commit: push -> exit",
+            f"{ours_broken:.1f}s vs CLI {cli_broken:.1f}s (CLI --timeout {cli_timeout}s)",
+            "< 10 s",
+            ours_fail.returncode == 1 and ours_broken < 10,
+        )
         deployment.write_text(good)
         run("git", "-C", str(work), "commit", "--quiet", "-am", "fixed", env=COMMIT_ENV)
         run("git", "-C", str(work), "push", "--quiet", "origin", "main")
@@ -111,4 +191,5 @@ def ready_time(events: list[tuple[float, dict]], revision: str) -> float:
 
 def _toolchain() -> dict[str, str]:
     from localcluster.toolchain import toolchain
+
     return toolchain()

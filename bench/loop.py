@@ -30,8 +30,12 @@ def _task_times(cluster, pipelinerun: str) -> dict[str, dict[str, float]]:
         steps = [s["terminated"] for s in tr["status"].get("steps", []) if "terminated" in s]
         first_step = min(_ts(s["startedAt"]) for s in steps)
         work = sum(_ts(s["finishedAt"]) - _ts(s["startedAt"]) for s in steps)
-        times[task] = {"created": _ts(tr["metadata"]["creationTimestamp"]), "first_step": first_step, "work": work,
-                       "done": _ts(tr["status"]["completionTime"])}
+        times[task] = {
+            "created": _ts(tr["metadata"]["creationTimestamp"]),
+            "first_step": first_step,
+            "work": work,
+            "done": _ts(tr["status"]["completionTime"]),
+        }
     return times
 
 
@@ -73,8 +77,11 @@ def run_bench(report, step: Path, tmp: Path) -> None:
                 add(f"{task}: queue + pod start", t["first_step"] - t["created"])
                 add(f"{task}: own work (steps)", t["work"])
             add("PipelineRun wall time", done - created)
-            work = sum(max(tasks[t]["work"] for t in stage if t in tasks) for stage in CRITICAL_PATH
-                       if any(t in tasks for t in stage))
+            work = sum(
+                max(tasks[t]["work"] for t in stage if t in tasks)
+                for stage in CRITICAL_PATH
+                if any(t in tasks for t in stage)
+            )
             add("Tekton's own overhead share of the PipelineRun", (done - created - work) / (done - created))
             add("after the PipelineRun: new pods answering", serving - done)
         for name, values in rows.items():

@@ -17,9 +17,9 @@ import re
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from localcluster.gitserver import COMMIT_ENV, GitServer, run
 
@@ -54,14 +54,29 @@ def update_ref_rate(server: GitServer, updates: int = 300) -> float:
 def race(server: GitServer, step: Path, n: int) -> tuple[float, list[subprocess.CompletedProcess[str]], int]:
     """``n`` tag-commit runs at once with default options, each on its own app in one repo."""
     name = f"race-{n}"
-    files = {f"envs/prod/app-{i:03d}/kustomization.yaml": f"images:\n- name: {IMAGE}-{i:03d}\n  newTag: 0.1.0\n"
-             for i in range(n)}
+    files = {
+        f"envs/prod/app-{i:03d}/kustomization.yaml": f"images:\n- name: {IMAGE}-{i:03d}\n  newTag: 0.1.0\n"
+        for i in range(n)
+    }
     server.create_repo(name, files)
 
     def one(i: int) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(step), "tag-commit", "--repo-url", server.url(name), "--path",
-                               f"envs/prod/app-{i:03d}", "--image", f"{IMAGE}-{i:03d}", "--tag", "1.0.0"],
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [
+                str(step),
+                "tag-commit",
+                "--repo-url",
+                server.url(name),
+                "--path",
+                f"envs/prod/app-{i:03d}",
+                "--image",
+                f"{IMAGE}-{i:03d}",
+                "--tag",
+                "1.0.0",
+            ],
+            capture_output=True,
+            text=True,
+        )
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=n) as pool:
@@ -81,14 +96,26 @@ def run_bench(report: Report, step: Path, server: GitServer, work: Path) -> None
         landed = sum(p.returncode == 0 for p in procs)
         attempts = [int(m[1]) for p in procs if (m := re.search(r"attempt (\d+)$", p.stderr.strip()))]
         failures = {p.stderr.strip().splitlines()[-1] for p in procs if p.returncode}
-        report(f"{n} concurrent tag-commits (defaults), one repo: landed, files right", f"{landed}/{n}, {right}/{n}",
-               "all", landed == n and right == n)
+        report(
+            f"{n} concurrent tag-commits (defaults), one repo: landed, files right",
+            f"{landed}/{n}, {right}/{n}",
+            "all",
+            landed == n and right == n,
+        )
         for line in sorted(failures)[:3]:
             print(f"    failed: {line}", flush=True)
         report("  wall time", f"{wall:.1f}s", "< 5m", wall < 300)
         if attempts:
-            report("  push attempts per run (max / mean)", f"{max(attempts)} / {statistics.mean(attempts):.1f}",
-                   "(info)", None)
+            report(
+                "  push attempts per run (max / mean)",
+                f"{max(attempts)} / {statistics.mean(attempts):.1f}",
+                "(info)",
+                None,
+            )
         throughput = landed / wall
-        report("  commits landed per second / sequential push limit", f"{throughput:.2f}/s = {throughput / rate:.0%}",
-               "(info)", None)
+        report(
+            "  commits landed per second / sequential push limit",
+            f"{throughput:.2f}/s = {throughput / rate:.0%}",
+            "(info)",
+            None,
+        )

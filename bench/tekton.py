@@ -37,30 +37,82 @@ def run_bench(report, step: Path, tmp: Path) -> None:
     server = None
     try:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
-                       env={**os.environ, "REGISTRY": cluster.registry})
+        subprocess.run(
+            [str(ROOT / "hack" / "images.sh")],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "REGISTRY": cluster.registry},
+        )
         kubectl = [str(binaries()["kubectl"])]
         subprocess.run(kubectl + ["create", "namespace", "ci"], env=env, check=True, capture_output=True)
-        subprocess.run(kubectl + ["apply", "-n", "ci", "-f", str(ROOT / "tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml"),
-                                  "-f", str(ROOT / "tasks/druppie-tag-commit/0.1/rbac.yaml")],
-                       env=env, check=True, capture_output=True)
+        subprocess.run(
+            kubectl
+            + [
+                "apply",
+                "-n",
+                "ci",
+                "-f",
+                str(ROOT / "tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml"),
+                "-f",
+                str(ROOT / "tasks/druppie-tag-commit/0.1/rbac.yaml"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         server = GitServer(tmp / "tekton-git", host=cluster.host_ip).start()
         url = server.create_repo("apps", source_dir=ROOT / "examples" / "druppie-apps")
-        common = ["-p", f"repo-url={url}", "-p", "path=envs/prod/drone-service",
-                  "-p", "image=registry.example/druppie/drone-service"]
+        common = [
+            "-p",
+            f"repo-url={url}",
+            "-p",
+            "path=envs/prod/drone-service",
+            "-p",
+            "image=registry.example/druppie/drone-service",
+        ]
         direct, first_line, total = [], [], []
         for i in range(RUNS):
             started = time.perf_counter()
-            subprocess.run([str(step), "tag-commit", "--repo-url", url, "--path", "envs/prod/drone-service",
-                            "--image", "registry.example/druppie/drone-service", "--tag", f"3.0.{2 * i}"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    str(step),
+                    "tag-commit",
+                    "--repo-url",
+                    url,
+                    "--path",
+                    "envs/prod/drone-service",
+                    "--image",
+                    "registry.example/druppie/drone-service",
+                    "--tag",
+                    f"3.0.{2 * i}",
+                ],
+                check=True,
+                capture_output=True,
+            )
             direct.append(time.perf_counter() - started)
 
             wall_start = time.time()
-            proc = subprocess.Popen([str(optional_binaries()["tkn"]), "task", "start", "druppie-tag-commit", "-n", "ci",
-                                     "--serviceaccount", "druppie-tag-commit", "--use-param-defaults",
-                                     "--skip-optional-workspace", *common, "-p", f"tag=3.0.{2 * i + 1}", "--showlog"],
-                                    env=env, stdout=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                [
+                    str(optional_binaries()["tkn"]),
+                    "task",
+                    "start",
+                    "druppie-tag-commit",
+                    "-n",
+                    "ci",
+                    "--serviceaccount",
+                    "druppie-tag-commit",
+                    "--use-param-defaults",
+                    "--skip-optional-workspace",
+                    *common,
+                    "-p",
+                    f"tag=3.0.{2 * i + 1}",
+                    "--showlog",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             first = None
             name = ""
             for line in proc.stdout:  # type: ignore[union-attr]
@@ -71,8 +123,14 @@ def run_bench(report, step: Path, tmp: Path) -> None:
             proc.wait()
             run = {}
             for _ in range(100):
-                run = json.loads(subprocess.run([str(optional_binaries()["tkn"]), "tr", "describe", name, "-n", "ci",
-                                                 "-o", "json"], env=env, capture_output=True, text=True).stdout)
+                run = json.loads(
+                    subprocess.run(
+                        [str(optional_binaries()["tkn"]), "tr", "describe", name, "-n", "ci", "-o", "json"],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                )
                 if run.get("status", {}).get("completionTime"):
                     break
                 time.sleep(0.3)
@@ -87,8 +145,9 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         report("TaskRun cold: tkn start -> completion", f"{total[0]:.1f} s ({total[0] / d_med:.0f}x direct)", "-", None)
         warm_first, warm_total = statistics.median(first_line[1:]), statistics.median(total[1:])
         report("TaskRun warm: tkn start -> first step log line", f"{warm_first:.1f} s", "-", None)
-        report("TaskRun warm: tkn start -> completion", f"{warm_total:.1f} s ({warm_total / d_med:.0f}x direct)", "-",
-               None)
+        report(
+            "TaskRun warm: tkn start -> completion", f"{warm_total:.1f} s ({warm_total / d_med:.0f}x direct)", "-", None
+        )
     finally:
         if server:
             server.stop()

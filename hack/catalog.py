@@ -1,7 +1,7 @@
 """Catalog tooling: README tables generated from the YAML, and the checks hubs and catlin make.
 
-    python hack/catalog.py readme   # rewrite the generated part of every README
-    python hack/catalog.py check    # list every convention broken (exit 1 if any)
+python hack/catalog.py readme   # rewrite the generated part of every README
+python hack/catalog.py check    # list every convention broken (exit 1 if any)
 """
 
 from __future__ import annotations
@@ -15,12 +15,34 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- BEGIN GENERATED: do not edit, run `make catalog` -->", "<!-- END GENERATED -->"
 CATEGORIES = {
-    "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration", "Deployment",
-    "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes", "Messaging", "Monitoring",
-    "Networking", "Openshift", "Publishing", "Security", "Storage", "Testing",
+    "Automation",
+    "Build Tools",
+    "CLI",
+    "Cloud",
+    "Code Quality",
+    "Continuous Integration",
+    "Deployment",
+    "Developer Tools",
+    "Image Build",
+    "Integration & Delivery",
+    "Git",
+    "Kubernetes",
+    "Messaging",
+    "Monitoring",
+    "Networking",
+    "Openshift",
+    "Publishing",
+    "Security",
+    "Storage",
+    "Testing",
 }
-REQUIRED_ANNOTATIONS = ("tekton.dev/pipelines.minVersion", "tekton.dev/categories", "tekton.dev/tags",
-                        "tekton.dev/displayName", "tekton.dev/platforms")
+REQUIRED_ANNOTATIONS = (
+    "tekton.dev/pipelines.minVersion",
+    "tekton.dev/categories",
+    "tekton.dev/tags",
+    "tekton.dev/displayName",
+    "tekton.dev/platforms",
+)
 KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
 
 
@@ -66,7 +88,9 @@ def tables(doc: dict) -> str:
     if spec.get("workspaces"):
         out += ["### Workspaces", "", "| name | description | optional |", "|---|---|---|"]
         for w in spec["workspaces"]:
-            out.append(f"| `{w['name']}` | {_cell(w.get('description', ''))} | {'yes' if w.get('optional') else 'no'} |")
+            out.append(
+                f"| `{w['name']}` | {_cell(w.get('description', ''))} | {'yes' if w.get('optional') else 'no'} |"
+            )
         out.append("")
     if spec.get("results"):
         out += ["### Results", "", "| name | description |", "|---|---|"]
@@ -102,7 +126,11 @@ def index_table(root: Path = ROOT) -> str:
 
 def _steps(doc: dict) -> list[dict]:
     spec = doc.get("spec", {})
-    return list(spec.get("steps", [])) + list(spec.get("sidecars", [])) + ([spec["stepTemplate"]] if "stepTemplate" in spec else [])
+    return (
+        list(spec.get("steps", []))
+        + list(spec.get("sidecars", []))
+        + ([spec["stepTemplate"]] if "stepTemplate" in spec else [])
+    )
 
 
 def check(root: Path = ROOT) -> list[str]:
@@ -110,8 +138,10 @@ def check(root: Path = ROOT) -> list[str]:
     index = yaml.safe_load((root / "catalog.yaml").read_text()) or {}
     for entry in index.get("images") or []:
         if entry.get("name") in CATALOG_IMAGES and str(entry.get("version")) != step_version(root):
-            problems.append(f"catalog.yaml: images: {entry.get('name')} version {entry.get('version')!r} is not "
-                            f"steps/pyproject.toml's {step_version(root)!r}: run `make release`")
+            problems.append(
+                f"catalog.yaml: images: {entry.get('name')} version {entry.get('version')!r} is not "
+                f"steps/pyproject.toml's {step_version(root)!r}: run `make release`"
+            )
     listed = {(k, e["name"], str(e["version"])): e for k in KINDS for e in index.get(k) or []}
     seen = set()
     for folder, path, doc in resources(root):
@@ -154,10 +184,16 @@ def check(root: Path = ROOT) -> list[str]:
                     problems.append(f"{label}: image {image!r} must be pinned (no :latest)")
                 own = next((i for i in CATALOG_IMAGES if image.startswith(i + ":")), None)
                 if own and image != f"{own}:{step_version(root)}":
-                    problems.append(f"{label}: image {image!r} must be {own}:{step_version(root)} "
-                                    "(the version in steps/pyproject.toml; `make release` pins the digest)")
-            if folder == "tasks" and "name" in step and "computeResources" not in step \
-                    and "computeResources" not in spec.get("stepTemplate", {}):
+                    problems.append(
+                        f"{label}: image {image!r} must be {own}:{step_version(root)} "
+                        "(the version in steps/pyproject.toml; `make release` pins the digest)"
+                    )
+            if (
+                folder == "tasks"
+                and "name" in step
+                and "computeResources" not in step
+                and "computeResources" not in spec.get("stepTemplate", {})
+            ):
                 problems.append(f"{label}: needs computeResources")
             for env in step.get("env", []):
                 if re.search(r"(?i)(token|password|secret)", env.get("name", "")) and "value" in env:

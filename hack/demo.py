@@ -23,8 +23,12 @@ from localcluster.loop import APP, Loop  # noqa: E402
 from localcluster.process import alive  # noqa: E402
 from localcluster.toolchain import cache_dir, missing_binaries, missing_for_tekton, optional_binaries  # noqa: E402
 
-GREETINGS = ["Drones inspecteren de dijken, ook 's nachts", "Drones meten het waterpeil",
-             "Drones zien de kwelwater-plekken", "Drones tellen de muskusratten"]
+GREETINGS = [
+    "Drones inspecteren de dijken, ook 's nachts",
+    "Drones meten het waterpeil",
+    "Drones zien de kwelwater-plekken",
+    "Drones tellen de muskusratten",
+]
 
 
 def say(message: str) -> None:
@@ -36,8 +40,10 @@ def build_missing() -> None:
     if not missing:
         return
     say(f"the cache lacks {len(missing)} part(s): building them once into {cache_dir()}.")
-    say("A cold build of everything (Kubernetes, etcd, Flux, Tekton, Triggers, CoreDNS, Gitea, scanners) "
-        "takes about 45-60 min on 2 cores; it happens once, later runs take about 2 min. Progress per component:")
+    say(
+        "A cold build of everything (Kubernetes, etcd, Flux, Tekton, Triggers, CoreDNS, Gitea, scanners) "
+        "takes about 45-60 min on 2 cores; it happens once, later runs take about 2 min. Progress per component:"
+    )
     subprocess.run([str(ROOT / "hack" / "cluster-build.sh")], check=True)
 
 
@@ -62,7 +68,9 @@ def main() -> int:
     if not loop.installed:
         t = time.monotonic()
         loop.install()
-        stages.append(("install: images, catalog, Gitea, EventListener, Flux", time.monotonic() - t, "once per cluster"))
+        stages.append(
+            ("install: images, catalog, Gitea, EventListener, Flux", time.monotonic() - t, "once per cluster")
+        )
     runs = len(list((loop.state).glob("run-*")))
     greeting = f"{GREETINGS[runs % len(GREETINGS)]} (demo {runs + 1})"
     before = loop.service_says()
@@ -77,8 +85,10 @@ def main() -> int:
     stages.append(("webhook → EventListener → PipelineRun created", trigger, name))
     say(f"PipelineRun {name} started; its logs (tkn pipeline logs -f):")
     t = time.monotonic()
-    subprocess.run([str(optional_binaries()["tkn"]), "pipelinerun", "logs", name, "-n", "ci", "-f"],
-                   env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+    subprocess.run(
+        [str(optional_binaries()["tkn"]), "pipelinerun", "logs", name, "-n", "ci", "-f"],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+    )
     run = loop.finished(name)
     results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
     reason = run["status"]["conditions"][0]["reason"]
@@ -89,7 +99,9 @@ def main() -> int:
 
     t = time.monotonic()
     loop.wait("the new pods to answer with the new greeting", lambda: loop.service_says() == greeting, 180)
-    stages.append(("new pods serving through the Service", time.monotonic() - t, loop.deployed_image().rsplit("/", 1)[-1]))
+    stages.append(
+        ("new pods serving through the Service", time.monotonic() - t, loop.deployed_image().rsplit("/", 1)[-1])
+    )
 
     print()
     print(f"{'stage':<58} {'seconds':>8}  result")
@@ -103,8 +115,8 @@ def main() -> int:
     print(f"""
 Look around (the cluster stays up; `make cluster-down` stops it):
   export KUBECONFIG={cluster.kubeconfig}
-  {optional_binaries()['tkn']} pr list -n ci
-  {optional_binaries()['tkn']} pr describe {name} -n ci
+  {optional_binaries()["tkn"]} pr list -n ci
+  {optional_binaries()["tkn"]} pr describe {name} -n ci
   Gitea: {loop.gitea.base_url}  (user druppie-admin, password in {loop.gitea.password_file})
   make demo   # again: the next version rolls out""")
     return 0

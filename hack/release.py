@@ -45,7 +45,7 @@ def record_in_catalog(catalog: Path, digests: dict[str, str]) -> None:
     block = f"{BEGIN}\nimages:\n{entries}{END}\n"
     text = catalog.read_text()
     if BEGIN in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1 :]
     else:
         text += block
     catalog.write_text(text)

@@ -1,8 +1,8 @@
 """python -m localcluster up|down|status: the local cluster for `make cluster-up` / `cluster-down`.
 
-    up      start; prints `export KUBECONFIG=...`; state in $DRUPPIE_CLUSTER_DIR (/tmp/druppie-cluster)
-    down    stop every process, leave nothing behind
-    status  the processes and whether they run
+up      start; prints `export KUBECONFIG=...`; state in $DRUPPIE_CLUSTER_DIR (/tmp/druppie-cluster)
+down    stop every process, leave nothing behind
+status  the processes and whether they run
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ def main(argv: list[str]) -> int:
             print(f"cluster-up failed: {err}", file=sys.stderr)
             return 1
         print(f"export KUBECONFIG={cluster.kubeconfig}")
-        print(f"# druppie-apps: {cluster.git_url}   registry: {cluster.registry}   node side: {cluster.node_side}"
-              f"   tekton: {'yes' if cluster.with_tekton else 'no'}")
+        print(
+            f"# druppie-apps: {cluster.git_url}   registry: {cluster.registry}   node side: {cluster.node_side}"
+            f"   tekton: {'yes' if cluster.with_tekton else 'no'}"
+        )
         return 0
     if command == "down":
         if (state / "state.json").exists():

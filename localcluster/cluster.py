@@ -20,9 +20,26 @@ from .node import KWOK_NODE, NODE_NAME, KubeletNode, start_kwok
 from .process import alive, free_port, http_ok, kill, log, tail
 from .toolchain import ROOT, binaries, missing_binaries, missing_for_tekton, node_side
 
-PORTS = ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok", "sc-storage", "sc-metrics", "sc-health",
-         "kc-metrics", "kc-health", "git", "registry", "kubelet", "kubelet-healthz", "proxy-metrics", "proxy-health",
-         "gitea")
+PORTS = (
+    "etcd",
+    "etcd-peer",
+    "apiserver",
+    "kcm",
+    "scheduler",
+    "kwok",
+    "sc-storage",
+    "sc-metrics",
+    "sc-health",
+    "kc-metrics",
+    "kc-health",
+    "git",
+    "registry",
+    "kubelet",
+    "kubelet-healthz",
+    "proxy-metrics",
+    "proxy-health",
+    "gitea",
+)
 
 
 def tekton_wanted() -> bool:
@@ -81,7 +98,7 @@ class LocalCluster:
         return f"{self.host_ip}:{self.ports['registry']}"
 
     @property
-    def gitea(self) -> "gitea.Gitea":
+    def gitea(self) -> gitea.Gitea:
         """An API client of the cluster's Gitea (the process is the cluster's, not this object's)."""
         return gitea.Gitea(self.state_dir / "gitea", host=self.host_ip, port=self.ports["gitea"])
 
@@ -90,24 +107,46 @@ class LocalCluster:
         return f"https://{self.host_ip}:{self.ports['apiserver']}"
 
     def save(self) -> None:
-        (self.state_dir / "state.json").write_text(json.dumps(
-            {"ports": self.ports, "pids": self.pids, "node_side": self.node_side, "with_tekton": self.with_tekton,
-             "extra": self.extra, "with_loop": self.with_loop}, indent=2))
+        (self.state_dir / "state.json").write_text(
+            json.dumps(
+                {
+                    "ports": self.ports,
+                    "pids": self.pids,
+                    "node_side": self.node_side,
+                    "with_tekton": self.with_tekton,
+                    "extra": self.extra,
+                    "with_loop": self.with_loop,
+                },
+                indent=2,
+            )
+        )
 
     @classmethod
-    def load(cls, state_dir: Path) -> "LocalCluster":
+    def load(cls, state_dir: Path) -> LocalCluster:
         data = json.loads((state_dir / "state.json").read_text())
-        return cls(state_dir, data["ports"], data["pids"], data.get("node_side", "kwok"),
-                   data.get("with_tekton", False), data.get("extra", {}), data.get("with_loop", False))
+        return cls(
+            state_dir,
+            data["ports"],
+            data["pids"],
+            data.get("node_side", "kwok"),
+            data.get("with_tekton", False),
+            data.get("extra", {}),
+            data.get("with_loop", False),
+        )
 
     # ---- processes ---------------------------------------------------------------------------
     def spawn(self, name: str, argv: list, env: dict[str, str] | None = None) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(exist_ok=True)
         with (logs / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
-                                    start_new_session=True)  # own group: `down` kills children too
+            proc = subprocess.Popen(
+                [str(a) for a in argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )  # own group: `down` kills children too
         self.pids[name] = proc.pid
         self.save()
 
@@ -116,20 +155,27 @@ class LocalCluster:
         last = ""
         while time.monotonic() < deadline:
             if name in self.pids and not alive(self.pids[name]):
-                raise RuntimeError(f"{name} exited; see {self.state_dir / 'logs' / (name + '.log')}:\n"
-                                   + tail(self.state_dir / "logs" / f"{name}.log"))
+                raise RuntimeError(
+                    f"{name} exited; see {self.state_dir / 'logs' / (name + '.log')}:\n"
+                    + tail(self.state_dir / "logs" / f"{name}.log")
+                )
             try:
                 if check():
                     return
             except Exception as err:  # noqa: BLE001 - not ready yet
                 last = str(err)
             time.sleep(0.2)
-        raise RuntimeError(f"{name} not ready after {timeout:.0f}s ({last}); log:\n"
-                           + tail(self.state_dir / "logs" / f"{name}.log"))
+        raise RuntimeError(
+            f"{name} not ready after {timeout:.0f}s ({last}); log:\n" + tail(self.state_dir / "logs" / f"{name}.log")
+        )
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(binaries()["kubectl"]), "--kubeconfig", str(self.kubeconfig), *args],
-                              input=input, capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(binaries()["kubectl"]), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+        )
         if check and proc.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
         return proc
@@ -149,11 +195,13 @@ class LocalCluster:
             self.node.publish(reference)
 
     # ---- up / down ---------------------------------------------------------------------------
-    def up(self, with_tekton: bool | None = None) -> "LocalCluster":
+    def up(self, with_tekton: bool | None = None) -> LocalCluster:
         started = time.monotonic()
         missing = missing_binaries()
         if missing:
-            raise RuntimeError(f"cluster cache incomplete, run `make cluster-build` first; missing: {', '.join(missing)}")
+            raise RuntimeError(
+                f"cluster cache incomplete, run `make cluster-build` first; missing: {', '.join(missing)}"
+            )
         self.with_tekton = tekton_wanted() if with_tekton is None else with_tekton
         self.with_loop = loop_wanted(self.with_tekton)
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -186,23 +234,40 @@ class LocalCluster:
                 log(f"CoreDNS ready (Service kube-dns {dns.CLUSTER_DNS_IP})")
                 triggers.install(self)
                 log("Tekton Triggers ready (controller, webhook, core interceptors)")
-                self.spawn("gitea", [sys.executable, "-m", "localcluster.gitea", self.state_dir / "gitea",
-                                     self.ports["gitea"], self.host_ip], env={"PYTHONPATH": str(ROOT)})
-                self.wait_until("gitea", lambda: self.gitea.token_file.is_file()
-                                and http_ok(f"{self.gitea.base_url}/api/v1/version"))
+                self.spawn(
+                    "gitea",
+                    [
+                        sys.executable,
+                        "-m",
+                        "localcluster.gitea",
+                        self.state_dir / "gitea",
+                        self.ports["gitea"],
+                        self.host_ip,
+                    ],
+                    env={"PYTHONPATH": str(ROOT)},
+                )
+                self.wait_until(
+                    "gitea",
+                    lambda: self.gitea.token_file.is_file() and http_ok(f"{self.gitea.base_url}/api/v1/version"),
+                )
                 log(f"Gitea ready at {self.gitea.base_url}")
         except BaseException:
             if os.environ.get("DRUPPIE_KEEP_FAILED") != "1":  # keep it for a look: make cluster-down later
                 self.down()
             raise
-        log(f"ready in {time.monotonic() - started:.1f}s: kubeconfig {self.kubeconfig}, git {self.git_url}, "
-            f"registry {self.registry}")
+        log(
+            f"ready in {time.monotonic() - started:.1f}s: kubeconfig {self.kubeconfig}, git {self.git_url}, "
+            f"registry {self.registry}"
+        )
         return self
 
     def _git_server(self) -> None:
         seed_repo(self.git_root / "druppie-apps.git", source_dir=ROOT / "examples" / "druppie-apps")
-        self.spawn("git-server", [sys.executable, "-m", "localcluster.gitserver", self.git_root,
-                                  self.ports["git"], self.host_ip], env={"PYTHONPATH": str(ROOT)})
+        self.spawn(
+            "git-server",
+            [sys.executable, "-m", "localcluster.gitserver", self.git_root, self.ports["git"], self.host_ip],
+            env={"PYTHONPATH": str(ROOT)},
+        )
         self.wait_until("git-server", lambda: http_ok(f"{self.git_url}/info/refs?service=git-upload-pack"))
 
     def down(self) -> None:

@@ -174,13 +174,13 @@ class Gitea:
         return ADMIN
 
     # ---- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> "Gitea":
+    def __enter__(self) -> Gitea:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 60) -> "Gitea":
+    def start(self, timeout: float = 60) -> Gitea:
         if missing():
             raise RuntimeError(f"Gitea not built: {', '.join(missing())}")
         started = time.monotonic()
@@ -195,14 +195,41 @@ class Gitea:
             # Runs while `gitea web` starts: both only need the schema, which exists now. Gitea makes
             # the password (--random-password: not on a command line) and prints it to our pipe.
             creator = subprocess.Popen(
-                self._argv("admin", "user", "create", "--admin", "--username", ADMIN, "--email", ADMIN_EMAIL,
-                           "--random-password", "--random-password-length", "24", "--must-change-password=false",
-                           "--access-token", "--access-token-name", "druppie", "--access-token-scopes", "all"),
-                env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.state_dir)
+                self._argv(
+                    "admin",
+                    "user",
+                    "create",
+                    "--admin",
+                    "--username",
+                    ADMIN,
+                    "--email",
+                    ADMIN_EMAIL,
+                    "--random-password",
+                    "--random-password-length",
+                    "24",
+                    "--must-change-password=false",
+                    "--access-token",
+                    "--access-token-name",
+                    "druppie",
+                    "--access-token-scopes",
+                    "all",
+                ),
+                env=self._env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=self.state_dir,
+            )
         with (self.state_dir / "log" / "web.out").open("ab") as out:
-            self.proc = subprocess.Popen(self._argv("web", "--port", str(self.port)), env=self._env(),
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         cwd=self.state_dir, start_new_session=self.own_group)
+            self.proc = subprocess.Popen(
+                self._argv("web", "--port", str(self.port)),
+                env=self._env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=self.own_group,
+            )
         try:
             if creator:
                 stdout, stderr = creator.communicate(timeout=timeout)
@@ -219,9 +246,18 @@ class Gitea:
             self.timings["ready"] = time.monotonic() - started
             self.token = self.token_file.read_text().strip() if self.token_file.exists() else ""
             if not fresh and not self._token_works(self.token):
-                self.token = self._gitea("admin", "user", "generate-access-token", "--username", ADMIN,
-                                         "--token-name", f"druppie-{int(time.time() * 1000)}",
-                                         "--scopes", "all", "--raw").strip()
+                self.token = self._gitea(
+                    "admin",
+                    "user",
+                    "generate-access-token",
+                    "--username",
+                    ADMIN,
+                    "--token-name",
+                    f"druppie-{int(time.time() * 1000)}",
+                    "--scopes",
+                    "all",
+                    "--raw",
+                ).strip()
                 _write_secret(self.token_file, self.token)
         except BaseException:
             self.stop()
@@ -285,8 +321,12 @@ class Gitea:
 
     # ---- configuration and CLI ------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
-        env = {**os.environ, "GITEA_WORK_DIR": str(self.state_dir), "GITEA_CUSTOM": str(self.state_dir / "custom"),
-               "HOME": str(self.state_dir / "data" / "home")}
+        env = {
+            **os.environ,
+            "GITEA_WORK_DIR": str(self.state_dir),
+            "GITEA_CUSTOM": str(self.state_dir / "custom"),
+            "HOME": str(self.state_dir / "data" / "home"),
+        }
         if os.geteuid() == 0:
             env["GITEA_I_AM_BEING_UNSAFE_RUNNING_AS_ROOT"] = "true"
         return env
@@ -310,23 +350,45 @@ class Gitea:
         state, static = self.state_dir, gitea_dir()
         url = f"{self.base_url}/"
         sections: dict[str, dict[str, Any]] = {
-            "": {"APP_NAME": "Druppie forge", "RUN_MODE": "prod", "RUN_USER": pwd.getpwuid(os.geteuid()).pw_name,
-                 "WORK_PATH": state},
-            "server": {"PROTOCOL": "http", "HTTP_ADDR": self.host, "HTTP_PORT": self.port, "DOMAIN": self.host,
-                       "ROOT_URL": url, "LOCAL_ROOT_URL": url, "DISABLE_SSH": "true", "START_SSH_SERVER": "false",
-                       "OFFLINE_MODE": "true", "STATIC_ROOT_PATH": static, "APP_DATA_PATH": state / "data",
-                       "LFS_START_SERVER": "false", "ENABLE_PPROF": "false"},
-            "database": {"DB_TYPE": "sqlite3", "PATH": self.db_path, "SQLITE_JOURNAL_MODE": "WAL",
-                         "LOG_SQL": "false"},
+            "": {
+                "APP_NAME": "Druppie forge",
+                "RUN_MODE": "prod",
+                "RUN_USER": pwd.getpwuid(os.geteuid()).pw_name,
+                "WORK_PATH": state,
+            },
+            "server": {
+                "PROTOCOL": "http",
+                "HTTP_ADDR": self.host,
+                "HTTP_PORT": self.port,
+                "DOMAIN": self.host,
+                "ROOT_URL": url,
+                "LOCAL_ROOT_URL": url,
+                "DISABLE_SSH": "true",
+                "START_SSH_SERVER": "false",
+                "OFFLINE_MODE": "true",
+                "STATIC_ROOT_PATH": static,
+                "APP_DATA_PATH": state / "data",
+                "LFS_START_SERVER": "false",
+                "ENABLE_PPROF": "false",
+            },
+            "database": {"DB_TYPE": "sqlite3", "PATH": self.db_path, "SQLITE_JOURNAL_MODE": "WAL", "LOG_SQL": "false"},
             "repository": {"ROOT": state / "repos", "DEFAULT_BRANCH": "main", "DEFAULT_PRIVATE": "public"},
-            "security": {"INSTALL_LOCK": "true",
-                         "SECRET_KEY": kept.get("SECRET_KEY") or secrets.token_urlsafe(48),
-                         "INTERNAL_TOKEN": kept.get("INTERNAL_TOKEN") or secrets.token_urlsafe(64),
-                         "ALLOWED_HOST_LIST": "loopback,private", "PASSWORD_CHECK_PWN": "false",
-                         "MIN_PASSWORD_LENGTH": 8, "PASSWORD_COMPLEXITY": "off"},
-            "service": {"DISABLE_REGISTRATION": "true", "REQUIRE_SIGNIN_VIEW": "false",
-                        "ENABLE_NOTIFY_MAIL": "false", "NO_REPLY_ADDRESS": "noreply.druppie.local",
-                        "DEFAULT_KEEP_EMAIL_PRIVATE": "false"},
+            "security": {
+                "INSTALL_LOCK": "true",
+                "SECRET_KEY": kept.get("SECRET_KEY") or secrets.token_urlsafe(48),
+                "INTERNAL_TOKEN": kept.get("INTERNAL_TOKEN") or secrets.token_urlsafe(64),
+                "ALLOWED_HOST_LIST": "loopback,private",
+                "PASSWORD_CHECK_PWN": "false",
+                "MIN_PASSWORD_LENGTH": 8,
+                "PASSWORD_COMPLEXITY": "off",
+            },
+            "service": {
+                "DISABLE_REGISTRATION": "true",
+                "REQUIRE_SIGNIN_VIEW": "false",
+                "ENABLE_NOTIFY_MAIL": "false",
+                "NO_REPLY_ADDRESS": "noreply.druppie.local",
+                "DEFAULT_KEEP_EMAIL_PRIVATE": "false",
+            },
             "webhook": {"DELIVER_TIMEOUT": 10, "SKIP_TLS_VERIFY": "true"},
             "mailer": {"ENABLED": "false"},
             "oauth2": {"ENABLED": "false"},
@@ -353,8 +415,15 @@ class Gitea:
             f.write("".join(lines))
 
     # ---- HTTP API -------------------------------------------------------------------------------
-    def api(self, method: str, path: str, body: Any = None, token: str | None = None,
-            basic: tuple[str, str] | None = None, raw: bool = False) -> Any:
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        basic: tuple[str, str] | None = None,
+        raw: bool = False,
+    ) -> Any:
         """Call ``/api/v1{path}`` as the admin (or ``token``, or ``basic`` user and password)."""
         headers = {"Accept": "application/json"}
         if basic:
@@ -389,9 +458,17 @@ class Gitea:
     # users and tokens
     def create_user(self, name: str, password: str, email: str | None = None) -> dict:
         """A second identity (e.g. the CI bot whose pushes the trigger must ignore); not an admin."""
-        user = self.api("POST", "/admin/users", {"username": name, "email": email or f"{name}@druppie.local",
-                                                  "password": password, "must_change_password": False,
-                                                  "send_notify": False})
+        user = self.api(
+            "POST",
+            "/admin/users",
+            {
+                "username": name,
+                "email": email or f"{name}@druppie.local",
+                "password": password,
+                "must_change_password": False,
+                "send_notify": False,
+            },
+        )
         self._passwords[name] = password
         return user
 
@@ -400,8 +477,12 @@ class Gitea:
         if user in self._tokens and password is None:
             return self._tokens[user]
         password = password or self._passwords[user]
-        made = self.api("POST", f"/users/{urllib.parse.quote(user)}/tokens",
-                        {"name": f"druppie-{secrets.token_hex(4)}", "scopes": list(scopes)}, basic=(user, password))
+        made = self.api(
+            "POST",
+            f"/users/{urllib.parse.quote(user)}/tokens",
+            {"name": f"druppie-{secrets.token_hex(4)}", "scopes": list(scopes)},
+            basic=(user, password),
+        )
         self._tokens[user] = made["sha1"]
         return made["sha1"]
 
@@ -409,11 +490,18 @@ class Gitea:
     def repo(self, repo: str) -> dict:
         return self.api("GET", self._repo_path(repo))
 
-    def create_repo(self, name: str, source_dir: Path | None = None, files: dict[str, str] | None = None,
-                    private: bool = False, branch: str = "main") -> str:
+    def create_repo(
+        self,
+        name: str,
+        source_dir: Path | None = None,
+        files: dict[str, str] | None = None,
+        private: bool = False,
+        branch: str = "main",
+    ) -> str:
         """A new repo of the admin; with content, one commit pushed over HTTP. Returns its clone URL."""
-        self.api("POST", "/user/repos", {"name": name, "private": private, "auto_init": False,
-                                         "default_branch": branch})
+        self.api(
+            "POST", "/user/repos", {"name": name, "private": private, "auto_init": False, "default_branch": branch}
+        )
         if source_dir or files:
             with tempfile.TemporaryDirectory(prefix="druppie-gitea-seed-") as tmp:
                 work = Path(tmp)
@@ -439,8 +527,9 @@ class Gitea:
     def url(self, name: str) -> str:  # the GitServer spelling
         return self.clone_url(name)
 
-    def push(self, repo: str, workdir: Path, branch: str = "main", user: str | None = None,
-             force: bool = False) -> None:
+    def push(
+        self, repo: str, workdir: Path, branch: str = "main", user: str | None = None, force: bool = False
+    ) -> None:
         """Push ``branch`` of the clone ``workdir`` to ``repo`` as ``user`` (default the admin)."""
         args = ["push", "--quiet", *(["--force"] if force else []), self.clone_url(repo), f"{branch}:{branch}"]
         self._git(Path(workdir), *args, token=self.token_for(user or ADMIN))
@@ -467,21 +556,30 @@ class Gitea:
         return _git_env(token or self.token)
 
     def _git(self, work: Path, *args: str, token: str | None = None) -> str:
-        env = {**os.environ, **_git_env(token), "GIT_AUTHOR_NAME": COMMITTER["name"],
-               "GIT_AUTHOR_EMAIL": COMMITTER["email"], "GIT_COMMITTER_NAME": COMMITTER["name"],
-               "GIT_COMMITTER_EMAIL": COMMITTER["email"]}
+        env = {
+            **os.environ,
+            **_git_env(token),
+            "GIT_AUTHOR_NAME": COMMITTER["name"],
+            "GIT_AUTHOR_EMAIL": COMMITTER["email"],
+            "GIT_COMMITTER_NAME": COMMITTER["name"],
+            "GIT_COMMITTER_EMAIL": COMMITTER["email"],
+        }
         proc = subprocess.run(["git", *args], cwd=work, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
         return proc.stdout
 
-    def commit_file(self, repo: str, path: str, content: str, message: str, branch: str = "main",
-                    user: str | None = None) -> str:
+    def commit_file(
+        self, repo: str, path: str, content: str, message: str, branch: str = "main", user: str | None = None
+    ) -> str:
         """Create or update ``path`` through the contents API (a real push event); returns the commit sha."""
         base = f"{self._repo_path(repo)}/contents/{urllib.parse.quote(path)}"
         token = self.token_for(user or ADMIN)
-        body: dict[str, Any] = {"content": base64.b64encode(content.encode()).decode(), "message": message,
-                                "branch": branch}
+        body: dict[str, Any] = {
+            "content": base64.b64encode(content.encode()).decode(),
+            "message": message,
+            "branch": branch,
+        }
         try:
             existing = self.api("GET", f"{base}?ref={urllib.parse.quote(branch)}", token=token)
             body["sha"] = existing["sha"]
@@ -495,26 +593,38 @@ class Gitea:
         return self.api("GET", f"{self._repo_path(repo)}/branches/{urllib.parse.quote(branch)}")["commit"]["id"]
 
     def read_file(self, repo: str, path: str, ref: str = "main") -> str:
-        raw = self.api("GET", f"{self._repo_path(repo)}/raw/{urllib.parse.quote(path)}?ref={urllib.parse.quote(ref)}",
-                       raw=True)
+        raw = self.api(
+            "GET", f"{self._repo_path(repo)}/raw/{urllib.parse.quote(path)}?ref={urllib.parse.quote(ref)}", raw=True
+        )
         return raw.decode()
 
     def log(self, repo: str, ref: str = "main") -> list[str]:
         """``sha subject`` of the commits of ``ref``, newest first (as GitServer.log)."""
-        commits = self.api("GET", f"{self._repo_path(repo)}/commits?sha={urllib.parse.quote(ref)}"
-                                  "&stat=false&verification=false&files=false&limit=50")
+        commits = self.api(
+            "GET",
+            f"{self._repo_path(repo)}/commits?sha={urllib.parse.quote(ref)}"
+            "&stat=false&verification=false&files=false&limit=50",
+        )
         return [f"{c['sha']} {c['commit']['message'].splitlines()[0]}" for c in commits]
 
     def add_collaborator(self, repo: str, user: str, permission: str = "write") -> None:
-        self.api("PUT", f"{self._repo_path(repo)}/collaborators/{urllib.parse.quote(user)}",
-                 {"permission": permission})
+        self.api("PUT", f"{self._repo_path(repo)}/collaborators/{urllib.parse.quote(user)}", {"permission": permission})
 
     # webhooks
-    def add_webhook(self, repo: str, url: str, secret: str, events: tuple[str, ...] = ("push",),
-                    branch_filter: str = "*") -> dict:
-        return self.api("POST", f"{self._repo_path(repo)}/hooks", {
-            "type": "gitea", "active": True, "events": list(events), "branch_filter": branch_filter,
-            "config": {"url": url, "content_type": "json", "secret": secret}})
+    def add_webhook(
+        self, repo: str, url: str, secret: str, events: tuple[str, ...] = ("push",), branch_filter: str = "*"
+    ) -> dict:
+        return self.api(
+            "POST",
+            f"{self._repo_path(repo)}/hooks",
+            {
+                "type": "gitea",
+                "active": True,
+                "events": list(events),
+                "branch_filter": branch_filter,
+                "config": {"url": url, "content_type": "json", "secret": secret},
+            },
+        )
 
     def hooks(self, repo: str) -> list[dict]:
         return self.api("GET", f"{self._repo_path(repo)}/hooks")
@@ -533,11 +643,23 @@ class Gitea:
         """
         self.api("GET", f"{self._repo_path(repo)}/hooks/{hook_id}")  # 404 for another repo's hook
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            rows = db.execute("SELECT id, uuid, event_type, delivered, is_succeed, request_content, "
-                              "response_content FROM hook_task WHERE hook_id = ? ORDER BY id", (hook_id,)).fetchall()
-        return [{"id": r[0], "uuid": r[1], "event": r[2], "delivered": bool(r[3]), "succeeded": bool(r[4]),
-                 "request": json.loads(r[5]) if r[5] else None, "response": json.loads(r[6]) if r[6] else None}
-                for r in rows]
+            rows = db.execute(
+                "SELECT id, uuid, event_type, delivered, is_succeed, request_content, "
+                "response_content FROM hook_task WHERE hook_id = ? ORDER BY id",
+                (hook_id,),
+            ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "uuid": r[1],
+                "event": r[2],
+                "delivered": bool(r[3]),
+                "succeeded": bool(r[4]),
+                "request": json.loads(r[5]) if r[5] else None,
+                "response": json.loads(r[6]) if r[6] else None,
+            }
+            for r in rows
+        ]
 
     def wait_for_deliveries(self, repo: str, hook_id: int, count: int = 1, timeout: float = 30) -> list[dict]:
         """The hook's deliveries once at least ``count`` of them are over (succeeded or not)."""
@@ -547,23 +669,42 @@ class Gitea:
             if len(done) >= count:
                 return done
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{repo}: hook {hook_id} has {len(done)} deliveries, not {count}, "
-                                   f"after {timeout:.0f}s")
+                raise RuntimeError(
+                    f"{repo}: hook {hook_id} has {len(done)} deliveries, not {count}, after {timeout:.0f}s"
+                )
             time.sleep(0.1)
 
 
 # Cron jobs Gitea enables by default (app.example.ini), all switched off.
-CRON_JOBS = ("archive_cleanup", "update_mirrors", "repo_health_check", "check_repo_stats",
-             "update_migration_poster_id", "sync_external_users", "cleanup_actions", "deleted_branches_cleanup",
-             "cleanup_hook_task_table", "cleanup_packages", "update_checker", "stop_zombie_tasks",
-             "stop_endless_tasks", "cancel_abandoned_jobs", "start_schedule_tasks")
+CRON_JOBS = (
+    "archive_cleanup",
+    "update_mirrors",
+    "repo_health_check",
+    "check_repo_stats",
+    "update_migration_poster_id",
+    "sync_external_users",
+    "cleanup_actions",
+    "deleted_branches_cleanup",
+    "cleanup_hook_task_table",
+    "cleanup_packages",
+    "update_checker",
+    "stop_zombie_tasks",
+    "stop_endless_tasks",
+    "cancel_abandoned_jobs",
+    "start_schedule_tasks",
+)
 
 
 def _git_env(token: str | None) -> dict[str, str]:
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
     if token:
-        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: token {token}"})
+        env.update(
+            {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "http.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: token {token}",
+            }
+        )
     return env
 
 
@@ -578,8 +719,11 @@ def main(argv: list[str]) -> int:
     if not argv or len(argv) > 3:
         print("usage: python -m localcluster.gitea STATE_DIR [PORT [HOST]]", file=sys.stderr)
         return 2
-    forge = Gitea(Path(argv[0]), host=argv[2] if len(argv) > 2 else "127.0.0.1",
-                  port=int(argv[1]) if len(argv) > 1 and argv[1] != "0" else None)
+    forge = Gitea(
+        Path(argv[0]),
+        host=argv[2] if len(argv) > 2 else "127.0.0.1",
+        port=int(argv[1]) if len(argv) > 1 and argv[1] != "0" else None,
+    )
     forge.own_group = False  # the cluster kills this process's group: Gitea goes with it
 
     def stop(signum: int, frame: object) -> None:  # only unwind here: stop() runs in the finally
@@ -589,8 +733,11 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         forge.start()
-        print(f"{forge.base_url} Gitea {forge.version()} ready in {forge.start_seconds:.1f}s; "
-              f"admin {ADMIN}, token in {forge.token_file}", flush=True)
+        print(
+            f"{forge.base_url} Gitea {forge.version()} ready in {forge.start_seconds:.1f}s; "
+            f"admin {ADMIN}, token in {forge.token_file}",
+            flush=True,
+        )
         assert forge.proc is not None
         return forge.proc.wait()
     finally:

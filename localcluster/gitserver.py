@@ -27,8 +27,8 @@ from pathlib import Path
 
 # Server-side git config, passed to http-backend through GIT_CONFIG_* variables.
 SERVER_CONFIG = {
-    "http.receivepack": "true",          # allow push without REMOTE_USER
-    "uploadpack.allowFilter": "true",    # partial clone (--filter=blob:none)
+    "http.receivepack": "true",  # allow push without REMOTE_USER
+    "uploadpack.allowFilter": "true",  # partial clone (--filter=blob:none)
     "uploadpack.allowAnySHA1InWant": "true",  # lazy fetch of blobs for a partial clone
     "receive.denyNonFastForwards": "true",
     "core.logAllRefUpdates": "false",
@@ -45,7 +45,7 @@ class Fault:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.0"
 
     def log_message(self, format: str, *args: object) -> None:  # quiet: tests read step output only
@@ -131,8 +131,9 @@ class _Handler(BaseHTTPRequestHandler):
             env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
         if self.headers.get("Git-Protocol"):
             env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-        proc = subprocess.Popen(["git", "http-backend"], env=env, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            ["git", "http-backend"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        )
         writer = threading.Thread(target=self._feed, args=(proc, body), daemon=True)
         writer.start()
         assert proc.stdout is not None
@@ -172,20 +173,25 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
-    git: "GitServer"
+    git: GitServer
 
 
 class GitServer:
     """Serves every bare repository under ``root`` at ``http://127.0.0.1:<port>/<name>.git``."""
 
-    def __init__(self, root: Path | None = None, credentials: tuple[str, str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        credentials: tuple[str, str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self._tmp = None if root else tempfile.TemporaryDirectory(prefix="druppie-git-")
         self.root = Path(root or self._tmp.name)  # type: ignore[union-attr]
         self.root.mkdir(parents=True, exist_ok=True)
         self.credentials = credentials
         self.fail_status = 0  # set to e.g. 500 to make requests fail...
-        self.fail_path = ""   # ...those whose path contains this (e.g. "git-receive-pack": pushes only)
+        self.fail_path = ""  # ...those whose path contains this (e.g. "git-receive-pack": pushes only)
         self.requests = 0
         self.request_log: list[str] = []  # "GET /repo.git/info/refs?...", in order
         self.faults: list[Fault] = []
@@ -230,7 +236,7 @@ class GitServer:
     def requests_to(self, path_part: str) -> int:
         return sum(path_part in r for r in self.request_log)
 
-    def start(self) -> "GitServer":
+    def start(self) -> GitServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -241,7 +247,7 @@ class GitServer:
         if self._tmp:
             self._tmp.cleanup()
 
-    def __enter__(self) -> "GitServer":
+    def __enter__(self) -> GitServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -250,8 +256,9 @@ class GitServer:
     def repo_path(self, name: str) -> Path:
         return self.root / f"{name}.git"
 
-    def create_repo(self, name: str, files: dict[str, str] | None = None, branch: str = "main",
-                    source_dir: Path | None = None) -> str:
+    def create_repo(
+        self, name: str, files: dict[str, str] | None = None, branch: str = "main", source_dir: Path | None = None
+    ) -> str:
         """A new bare repo with one commit holding ``files`` (and/or a copy of ``source_dir``)."""
         seed_repo(self.repo_path(name), files, branch, source_dir)
         return self.url(name)
@@ -264,8 +271,9 @@ class GitServer:
         return out.splitlines()
 
 
-def seed_repo(bare: Path, files: dict[str, str] | None = None, branch: str = "main",
-              source_dir: Path | None = None) -> None:
+def seed_repo(
+    bare: Path, files: dict[str, str] | None = None, branch: str = "main", source_dir: Path | None = None
+) -> None:
     """(Re)create the bare repo ``bare`` with one commit holding ``files`` and/or ``source_dir``."""
     if bare.exists():
         shutil.rmtree(bare)
@@ -285,8 +293,12 @@ def seed_repo(bare: Path, files: dict[str, str] | None = None, branch: str = "ma
         run("git", "push", "--quiet", str(bare), f"{branch}:{branch}", cwd=work)
 
 
-COMMIT_ENV = {"GIT_AUTHOR_NAME": "seed", "GIT_AUTHOR_EMAIL": "seed@druppie.local",
-              "GIT_COMMITTER_NAME": "seed", "GIT_COMMITTER_EMAIL": "seed@druppie.local"}
+COMMIT_ENV = {
+    "GIT_AUTHOR_NAME": "seed",
+    "GIT_AUTHOR_EMAIL": "seed@druppie.local",
+    "GIT_COMMITTER_NAME": "seed",
+    "GIT_COMMITTER_EMAIL": "seed@druppie.local",
+}
 
 
 def run(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -298,8 +310,11 @@ if __name__ == "__main__":  # serve a folder of bare repos: python -m localclust
     import sys
     import time
 
-    server = GitServer(Path(sys.argv[1]), port=int(sys.argv[2]) if len(sys.argv) > 2 else 0,
-                       host=sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1").start()
+    server = GitServer(
+        Path(sys.argv[1]),
+        port=int(sys.argv[2]) if len(sys.argv) > 2 else 0,
+        host=sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1",
+    ).start()
     print(server.base_url, flush=True)
     while True:
         time.sleep(3600)

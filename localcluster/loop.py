@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -42,7 +43,7 @@ PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 
 
 class Loop:
-    def __init__(self, cluster: "LocalCluster", say: Callable[[str], None] = log) -> None:
+    def __init__(self, cluster: LocalCluster, say: Callable[[str], None] = log) -> None:
         self.cluster, self.say = cluster, say
         self.state = cluster.state_dir / "loop"
         self.gitea = cluster.gitea
@@ -71,8 +72,9 @@ class Loop:
         import shlex
 
         words = shlex.split(command)
-        proc = subprocess.run([self.tool(words[0]), *words[1:]], cwd=cwd, env=self.env(), capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            [self.tool(words[0]), *words[1:]], cwd=cwd, env=self.env(), capture_output=True, text=True
+        )
         if proc.returncode != 0 and "AlreadyExists" not in proc.stderr:
             raise RuntimeError(f"{command}: {proc.stderr.strip()}")
 
@@ -81,13 +83,35 @@ class Loop:
         self.state.mkdir(parents=True, exist_ok=True)
         step = time.monotonic()
         self.say("images: druppie-step, -scan and -build (make images) into the cluster registry")
-        subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, env={**os.environ, "REGISTRY": self.cluster.registry},
-                       stdout=subprocess.DEVNULL)
-        base = next(i for i in subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format",
-                                               "{{.Name}}:{{.Tag}}"], capture_output=True, text=True,
-                                              check=True).stdout.split() if "druppie/bookworm-python3:" in i)
-        subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false", base,
-                        f"docker://{self.cluster.registry}/{BASE_REPO}"], check=True)
+        subprocess.run(
+            [str(ROOT / "hack" / "images.sh")],
+            check=True,
+            env={**os.environ, "REGISTRY": self.cluster.registry},
+            stdout=subprocess.DEVNULL,
+        )
+        base = next(
+            i
+            for i in subprocess.run(
+                ["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            if "druppie/bookworm-python3:" in i
+        )
+        subprocess.run(
+            [
+                "buildah",
+                "--storage-driver",
+                "vfs",
+                "push",
+                "--quiet",
+                "--tls-verify=false",
+                base,
+                f"docker://{self.cluster.registry}/{BASE_REPO}",
+            ],
+            check=True,
+        )
         self.say(f"  images pushed in {time.monotonic() - step:.0f} s")
 
         self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
@@ -110,42 +134,95 @@ class Loop:
                 apps = Path(tmp) / "druppie-apps"
                 subprocess.run(["cp", "-r", str(ROOT / "examples" / "druppie-apps"), str(apps)], check=True)
                 kustomization = apps / "envs/prod/drone-service/kustomization.yaml"
-                kustomization.write_text(kustomization.read_text().replace(
-                    "  - name: registry.example/druppie/drone-service\n",
-                    f"  - name: registry.example/druppie/drone-service\n    newName: {self.image}  # local registry\n"))
+                kustomization.write_text(
+                    kustomization.read_text().replace(
+                        "  - name: registry.example/druppie/drone-service\n",
+                        f"  - name: registry.example/druppie/drone-service\n    newName: {self.image}  # local registry\n",
+                    )
+                )
                 self.gitea.create_repo("druppie-apps", source_dir=apps)
         self.gitea.add_collaborator("druppie-apps", BOT)
 
         self.say("Secrets: git credentials of the bot, registry credentials, the webhook secret")
         host = self.gitea.base_url
-        self.cluster.kubectl("delete", "secret", "-n", "ci", "--ignore-not-found", "druppie-apps-basic-auth",
-                             "registry-credentials", "druppie-webhook-secret")
-        self.cluster.kubectl("create", "secret", "generic", "druppie-apps-basic-auth", "-n", "ci",
-                             f"--from-literal=.git-credentials={host.replace('://', f'://{BOT}:{bot_token}@')}\n",
-                             "--from-literal=.gitconfig=[credential]\n\thelper = store\n")
-        self.cluster.kubectl("create", "secret", "docker-registry", "registry-credentials", "-n", "ci",
-                             f"--docker-server={self.cluster.registry}", "--docker-username=ci-bot",
-                             "--docker-password=unused-by-this-registry")
+        self.cluster.kubectl(
+            "delete",
+            "secret",
+            "-n",
+            "ci",
+            "--ignore-not-found",
+            "druppie-apps-basic-auth",
+            "registry-credentials",
+            "druppie-webhook-secret",
+        )
+        self.cluster.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "druppie-apps-basic-auth",
+            "-n",
+            "ci",
+            f"--from-literal=.git-credentials={host.replace('://', f'://{BOT}:{bot_token}@')}\n",
+            "--from-literal=.gitconfig=[credential]\n\thelper = store\n",
+        )
+        self.cluster.kubectl(
+            "create",
+            "secret",
+            "docker-registry",
+            "registry-credentials",
+            "-n",
+            "ci",
+            f"--docker-server={self.cluster.registry}",
+            "--docker-username=ci-bot",
+            "--docker-password=unused-by-this-registry",
+        )
         (self.state / "webhook-secret").write_text(secrets.token_hex(32))
         os.chmod(self.state / "webhook-secret", 0o600)
-        self.cluster.kubectl("create", "secret", "generic", "druppie-webhook-secret", "-n", "ci",
-                             f"--from-literal=secret={self.webhook_secret}")
+        self.cluster.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "druppie-webhook-secret",
+            "-n",
+            "ci",
+            f"--from-literal=secret={self.webhook_secret}",
+        )
 
         self.say("Triggers: the EventListener, with the local site settings as a second TriggerBinding")
         self.cluster.kubectl("apply", "-f", str(ROOT / "triggers" / "druppie-ci-cd"))
-        local = {"apiVersion": "triggers.tekton.dev/v1beta1", "kind": "TriggerBinding",
-                 "metadata": {"name": "druppie-ci-cd-local", "namespace": "ci"},
-                 "spec": {"params": [
-                     {"name": "image-registry", "value": f"{self.cluster.registry}/druppie"},
-                     {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
-                     {"name": "build-args", "value": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"},
-                     {"name": "allow-plain-http", "value": "true"}, {"name": "tls-verify", "value": "false"},
-                     {"name": "offline", "value": "true"}]}}
+        local = {
+            "apiVersion": "triggers.tekton.dev/v1beta1",
+            "kind": "TriggerBinding",
+            "metadata": {"name": "druppie-ci-cd-local", "namespace": "ci"},
+            "spec": {
+                "params": [
+                    {"name": "image-registry", "value": f"{self.cluster.registry}/druppie"},
+                    {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
+                    {"name": "build-args", "value": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"},
+                    {"name": "allow-plain-http", "value": "true"},
+                    {"name": "tls-verify", "value": "false"},
+                    {"name": "offline", "value": "true"},
+                ]
+            },
+        }
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
-        bindings = self.cluster.get_json("eventlistener", "-n", "ci", "druppie-ci-cd")["spec"]["triggers"][0]["bindings"]
+        bindings = self.cluster.get_json("eventlistener", "-n", "ci", "druppie-ci-cd")["spec"]["triggers"][0][
+            "bindings"
+        ]
         if {"ref": "druppie-ci-cd-local"} not in bindings:
-            self.cluster.kubectl("patch", "eventlistener", "druppie-ci-cd", "-n", "ci", "--type", "json", "-p", json.dumps(
-                [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]))
+            self.cluster.kubectl(
+                "patch",
+                "eventlistener",
+                "druppie-ci-cd",
+                "-n",
+                "ci",
+                "--type",
+                "json",
+                "-p",
+                json.dumps(
+                    [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]
+                ),
+            )
 
         self.say("Flux: GitRepository druppie-apps (Gitea) and Kustomization drone-service-prod")
         self.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
@@ -154,8 +231,9 @@ class Loop:
         repo["spec"].update(url=self.gitea.clone_url("druppie-apps"), interval="1m")
         ks = yaml.safe_load((flux / "kustomization-drone-service-prod.yaml").read_text())
         ks["spec"].update(retryInterval="10s")
-        self.cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                    "items": [repo, ks]}))
+        self.cluster.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]})
+        )
 
         self.say("first version: drone-service 1.0.4 built on this machine, so Flux has something to run")
         self.build_on_host("1.0.4")
@@ -175,18 +253,33 @@ class Loop:
         path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["cp", "-r", str(ROOT / "examples" / APP), f"{tmp}/app"], check=True)
-            subprocess.run([str(Path(sys.executable).parent / "druppie-step"), "build", "--source", f"{tmp}/app",
-                            "--image", self.image, "--version", version, "--no-tls-verify",
-                            "--build-args", f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"],
-                           check=True, capture_output=True, env={**os.environ, "PATH": path})
+            subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "druppie-step"),
+                    "build",
+                    "--source",
+                    f"{tmp}/app",
+                    "--image",
+                    self.image,
+                    "--version",
+                    version,
+                    "--no-tls-verify",
+                    "--build-args",
+                    f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}",
+                ],
+                check=True,
+                capture_output=True,
+                env={**os.environ, "PATH": path},
+            )
 
     # ---- the loop ----------------------------------------------------------------------------
     def push_change(self, greeting: str, user: str | None = None, branch: str = "main") -> str:
         """A visible change to the app, pushed to Gitea (a real push event); returns the commit."""
         source = self.gitea.read_file(APP, "drone_service/app.py", ref=branch)
         changed = re.sub(r'^GREETING = ".*"$', f'GREETING = "{greeting}"', source, count=1, flags=re.M)
-        return self.gitea.commit_file(APP, "drone_service/app.py", changed, f"Greeting: {greeting}",
-                                      branch=branch, user=user)
+        return self.gitea.commit_file(
+            APP, "drone_service/app.py", changed, f"Greeting: {greeting}", branch=branch, user=user
+        )
 
     def pipelinerun_for(self, commit: str, timeout: float = 60) -> str:
         def find() -> str | None:
@@ -194,25 +287,30 @@ class Loop:
                 if any(p["name"] == "revision" and p["value"] == commit for p in run["spec"].get("params", [])):
                     return run["metadata"]["name"]
             return None
+
         return self.wait(f"a PipelineRun for {commit[:7]}", find, timeout)
 
     def finished(self, name: str, timeout: float = 900) -> dict:
         def done() -> dict | None:
             run = self.cluster.get_json("pipelinerun", "-n", "ci", name)
             return run if run.get("status", {}).get("completionTime") else None
+
         return self.wait(f"PipelineRun {name}", done, timeout)
 
     def service_says(self) -> str | None:
         ip = self.cluster.get_json("service", "-n", NAMESPACE, APP)["spec"]["clusterIP"]
         try:
             import urllib.request
+
             with urllib.request.urlopen(f"http://{ip}/", timeout=3) as response:
                 return json.loads(response.read())["message"]
         except (OSError, ValueError, KeyError):
             return None
 
     def deployed_image(self) -> str:
-        return self.cluster.get_json("deployment", "-n", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0]["image"]
+        return self.cluster.get_json("deployment", "-n", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0][
+            "image"
+        ]
 
     # ---- helpers -----------------------------------------------------------------------------
     def _has_repo(self, name: str) -> bool:

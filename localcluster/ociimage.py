@@ -96,27 +96,55 @@ def build_layered(files: list[File], entrypoint: list[str], user: str = "", env:
     if env:
         cfg["Env"] = env
     # One history entry per layer: buildah (--layers) refuses a base whose history and layers disagree.
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": cfg,
-                         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "localcluster.ociimage"}],
-                         "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]}}, sort_keys=True).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config),
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer),
-                    "size": len(layer)}]}, sort_keys=True).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": cfg,
+            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "localcluster.ociimage"}],
+            "rootfs": {"type": "layers", "diff_ids": [_digest(layer)]},
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _digest(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(layer), "size": len(layer)}
+            ],
+        },
+        sort_keys=True,
+    ).encode()
     return Image(layer, config, manifest, [f.path for f in files])
 
 
 def write_oci_archive(image: Image, name: str, out: Path) -> Path:
-    index = json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": MANIFEST_TYPE, "digest": image.digest, "size": len(image.manifest),
-        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name}}]}).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": MANIFEST_TYPE,
+                    "digest": image.digest,
+                    "size": len(image.manifest),
+                    "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name},
+                }
+            ],
+        }
+    ).encode()
     with tarfile.open(out, "w") as tar:
+
         def add(path: str, data: bytes) -> None:
             info = tarfile.TarInfo(path)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+
         add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         add("index.json", index)
         for blob in (image.layer, image.config, image.manifest):
@@ -134,15 +162,25 @@ def push(image: Image, registry: str, repository: str, tag: str) -> str:
             continue  # already there
         except urllib.error.HTTPError:
             pass
-        start = urllib.request.urlopen(urllib.request.Request(f"{base}/blobs/uploads/", method="POST", data=b""),
-                                       timeout=10)
+        start = urllib.request.urlopen(
+            urllib.request.Request(f"{base}/blobs/uploads/", method="POST", data=b""), timeout=10
+        )
         location = start.headers["Location"]
         location = location if location.startswith("http") else f"http://{registry}{location}"
         sep = "&" if "?" in location else "?"
-        urllib.request.urlopen(urllib.request.Request(f"{location}{sep}digest={_digest(blob)}", data=blob,
-                                                      method="PUT",
-                                                      headers={"Content-Type": "application/octet-stream"}),
-                               timeout=120)
-    urllib.request.urlopen(urllib.request.Request(f"{base}/manifests/{tag}", data=image.manifest, method="PUT",
-                                                  headers={"Content-Type": MANIFEST_TYPE}), timeout=10)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{location}{sep}digest={_digest(blob)}",
+                data=blob,
+                method="PUT",
+                headers={"Content-Type": "application/octet-stream"},
+            ),
+            timeout=120,
+        )
+    urllib.request.urlopen(
+        urllib.request.Request(
+            f"{base}/manifests/{tag}", data=image.manifest, method="PUT", headers={"Content-Type": MANIFEST_TYPE}
+        ),
+        timeout=10,
+    )
     return image.digest

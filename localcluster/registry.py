@@ -16,10 +16,12 @@ if TYPE_CHECKING:
     from .cluster import LocalCluster
 
 
-def start(cluster: "LocalCluster") -> None:
+def start(cluster: LocalCluster) -> None:
     config = cluster.state_dir / "registry.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {cluster.state_dir / 'registry'}\n"
-                      f"  delete:\n    enabled: true\n"
-                      f"http:\n  addr: {cluster.registry}\nlog:\n  level: warn\n")
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {cluster.state_dir / 'registry'}\n"
+        f"  delete:\n    enabled: true\n"
+        f"http:\n  addr: {cluster.registry}\nlog:\n  level: warn\n"
+    )
     cluster.spawn("registry", [shutil.which("docker-registry"), "serve", config])
     cluster.wait_until("registry", lambda: http_ok(f"http://{cluster.registry}/v2/"))

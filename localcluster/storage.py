@@ -33,14 +33,15 @@ def missing() -> list[str]:
     return [] if binary.is_file() else [str(binary)]
 
 
-def volumes_dir(cluster: "LocalCluster") -> Path:
+def volumes_dir(cluster: LocalCluster) -> Path:
     return cluster.state_dir / "local-path"
 
 
-def manifests(cluster: "LocalCluster", shell_image: str) -> list[dict]:
+def manifests(cluster: LocalCluster, shell_image: str) -> list[dict]:
     binary = release_dir() / "local-path-provisioner"
-    image = build_layered([File("/usr/bin/local-path-provisioner", binary)], ["/usr/bin/local-path-provisioner"],
-                          env=["PATH=/usr/bin"])
+    image = build_layered(
+        [File("/usr/bin/local-path-provisioner", binary)], ["/usr/bin/local-path-provisioner"], env=["PATH=/usr/bin"]
+    )
     version = toolchain()["LOCAL_PATH_VERSION"]
     ref = f"{MIRROR}/rancher/local-path-provisioner@{push(image, cluster.registry, 'rancher/local-path-provisioner', version)}"
     docs = [d for d in yaml.safe_load_all((release_dir() / "local-path-storage.yaml").read_text()) if d]
@@ -66,10 +67,11 @@ def manifests(cluster: "LocalCluster", shell_image: str) -> list[dict]:
     return docs
 
 
-def install(cluster: "LocalCluster", shell_image: str) -> None:
+def install(cluster: LocalCluster, shell_image: str) -> None:
     volumes_dir(cluster).mkdir(parents=True, exist_ok=True)
     out = cluster.state_dir / "local-path-storage.yaml"
     out.write_text(yaml.safe_dump_all(manifests(cluster, shell_image), sort_keys=False))
     cluster.kubectl("apply", "-f", str(out))
-    cluster.kubectl("rollout", "status", "-n", "local-path-storage", "deployment/local-path-provisioner",
-                    "--timeout=120s")
+    cluster.kubectl(
+        "rollout", "status", "-n", "local-path-storage", "deployment/local-path-provisioner", "--timeout=120s"
+    )

@@ -49,12 +49,14 @@ def publish_images(registry: str) -> dict[str, str]:
     version = toolchain()["TEKTON_PIPELINE_VERSION"]
     refs = {}
     for cmd in COMMANDS:
-        image = build_layered([File(f"/ko-app/{cmd}", release_dir() / "bin" / cmd)], [f"/ko-app/{cmd}"],
-                              user="65532")
+        image = build_layered([File(f"/ko-app/{cmd}", release_dir() / "bin" / cmd)], [f"/ko-app/{cmd}"], user="65532")
         digest = push(image, registry, f"tektoncd/pipeline/{cmd}", version)
         refs[KO_PREFIX + cmd] = f"{MIRROR}/tektoncd/pipeline/{cmd}@{digest}"
-    shell = build_layered([File("/bin/busybox", BUSYBOX)] + [File(f"/bin/{a}", link="busybox") for a in SHELL_APPLETS],
-                          ["/bin/sh"], env=["PATH=/bin"])
+    shell = build_layered(
+        [File("/bin/busybox", BUSYBOX)] + [File(f"/bin/{a}", link="busybox") for a in SHELL_APPLETS],
+        ["/bin/sh"],
+        env=["PATH=/bin"],
+    )
     refs["shell"] = f"{MIRROR}/druppie/busybox@{push(shell, registry, 'druppie/busybox', 'tekton')}"
     return refs
 
@@ -98,7 +100,7 @@ def _adjust(doc: dict, shell_image: str) -> bool:
     return False
 
 
-def install(cluster: "LocalCluster") -> dict[str, str]:
+def install(cluster: LocalCluster) -> dict[str, str]:
     """Publish the images, apply the release, wait until controller and webhook are Available.
 
     Returns the published image references (the shell image serves other components too)."""

@@ -38,7 +38,9 @@ def binaries() -> dict[str, Path]:
         "kubectl": c / f"kubectl-{v['KUBERNETES_VERSION']}" / "kubectl",
         "kwok": c / f"kwok-{v['KWOK_VERSION']}" / "kwok",
         "source-controller": c / f"source-controller-{v['SOURCE_CONTROLLER_VERSION']}" / "source-controller",
-        "kustomize-controller": c / f"kustomize-controller-{v['KUSTOMIZE_CONTROLLER_VERSION']}" / "kustomize-controller",
+        "kustomize-controller": c
+        / f"kustomize-controller-{v['KUSTOMIZE_CONTROLLER_VERSION']}"
+        / "kustomize-controller",
     }
 
 
@@ -55,9 +57,11 @@ def optional_binaries() -> dict[str, Path]:
 def crd_dirs() -> list[Path]:
     v = toolchain()
     c = cache_dir()
-    return [c / f"source-controller-{v['SOURCE_CONTROLLER_VERSION']}" / "crds",
-            c / f"kustomize-controller-{v['KUSTOMIZE_CONTROLLER_VERSION']}" / "crds",
-            c / f"notification-crds-{v['NOTIFICATION_API_VERSION']}" / "crds"]
+    return [
+        c / f"source-controller-{v['SOURCE_CONTROLLER_VERSION']}" / "crds",
+        c / f"kustomize-controller-{v['KUSTOMIZE_CONTROLLER_VERSION']}" / "crds",
+        c / f"notification-crds-{v['NOTIFICATION_API_VERSION']}" / "crds",
+    ]
 
 
 def node_side() -> str:
@@ -87,4 +91,8 @@ def missing_for_tekton() -> list[str]:
 
     if node_side() != "kubelet":
         return ["a kubelet node (DRUPPIE_NODE_SIDE=kubelet)"]
-    return [name for name, path in optional_binaries().items() if not path.is_file()] + tekton.missing() + storage.missing()
+    return (
+        [name for name, path in optional_binaries().items() if not path.is_file()]
+        + tekton.missing()
+        + storage.missing()
+    )

@@ -40,7 +40,9 @@ def publish_images(registry: str) -> dict[str, str]:
     refs = {}
     for cmd in COMMANDS:
         image = build_layered([File(f"/ko-app/{cmd}", release_dir() / "bin" / cmd)], [f"/ko-app/{cmd}"], user="65532")
-        refs[KO_PREFIX + cmd] = f"{MIRROR}/tektoncd/triggers/{cmd}@{push(image, registry, f'tektoncd/triggers/{cmd}', version)}"
+        refs[KO_PREFIX + cmd] = (
+            f"{MIRROR}/tektoncd/triggers/{cmd}@{push(image, registry, f'tektoncd/triggers/{cmd}', version)}"
+        )
     return refs
 
 
@@ -57,7 +59,7 @@ def release_manifests(refs: dict[str, str]) -> list[dict]:
     return docs
 
 
-def install(cluster: "LocalCluster") -> None:
+def install(cluster: LocalCluster) -> None:
     docs = release_manifests(publish_images(cluster.registry))
     # The CRDs first: the release also holds objects of its own kinds (the core ClusterInterceptors).
     crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
@@ -65,8 +67,9 @@ def install(cluster: "LocalCluster") -> None:
     first.write_text(yaml.safe_dump_all(crds, sort_keys=False))
     rest.write_text(yaml.safe_dump_all([d for d in docs if d not in crds], sort_keys=False))
     cluster.kubectl("apply", "--server-side", "-f", str(first))
-    cluster.kubectl("wait", "--for", "condition=Established", "--timeout=60s",
-                    *[f"crd/{d['metadata']['name']}" for d in crds])
+    cluster.kubectl(
+        "wait", "--for", "condition=Established", "--timeout=60s", *[f"crd/{d['metadata']['name']}" for d in crds]
+    )
     cluster.kubectl("apply", "--server-side", "-f", str(rest))
     for deployment in DEPLOYMENTS:
         cluster.kubectl("rollout", "status", "-n", "tekton-pipelines", f"deployment/{deployment}", "--timeout=180s")

@@ -89,7 +89,10 @@ def run_step(tmp_path):
         results_dir = tmp_path / f"results-{next(counter)}"
         proc = subprocess.run(
             [str(STEP), *args, "--results-dir", str(results_dir)],
-            env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         results = {p.name: p.read_text() for p in results_dir.iterdir()} if results_dir.exists() else {}
         return StepRun(proc.returncode, proc.stdout, proc.stderr, results)

@@ -32,8 +32,11 @@ CONTAINERFILE_NAMES = ("Containerfile", "Dockerfile")
 BUILD_ARG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 SBOM_FORMATS = {"cyclonedx-json": "cdx.json", "spdx-json": "spdx.json"}
 # buildah's messages for a registry that is not there or refuses us, turned into one clear line.
-UNREACHABLE = re.compile(r"connection refused|no such host|i/o timeout|network is unreachable|"
-                         r"server gave HTTP response to HTTPS client|tls: |x509: ", re.I)
+UNREACHABLE = re.compile(
+    r"connection refused|no such host|i/o timeout|network is unreachable|"
+    r"server gave HTTP response to HTTPS client|tls: |x509: ",
+    re.I,
+)
 REFUSED = re.compile(r"unauthorized|authentication required|denied|403 forbidden", re.I)
 
 
@@ -78,8 +81,9 @@ def short_commit(source: Path, commit: str) -> str:
         if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
             raise InvalidInput(f"invalid --commit {commit!r}: a hex commit sha")
         return commit[:7]
-    proc = subprocess.run(["git", "-c", "safe.directory=*", "-C", str(source), "rev-parse", "HEAD"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True
+    )
     return proc.stdout.strip()[:7] if proc.returncode == 0 else ""
 
 
@@ -104,13 +108,18 @@ def last_error_line(output: str) -> str:
     return (errors or lines or ["(no output)"])[-1]
 
 
-def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: str,
-                stream: bool = False) -> str:
+def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: str, stream: bool = False) -> str:
     """Run buildah; its output goes to the log (stderr; stdout is for the summary) when ``stream``
     (the build), else is kept for the error message."""
     try:
-        proc = subprocess.run(cmd, env=env, text=True, timeout=deadline.left(what),
-                              stdout=sys.stderr if stream else subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            text=True,
+            timeout=deadline.left(what),
+            stdout=sys.stderr if stream else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     except subprocess.TimeoutExpired as err:
         raise StepError(f"timed out during {what} (raise --timeout)") from err
     except FileNotFoundError as err:
@@ -126,28 +135,67 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
 @click.command("build")
 @option("--source", required=True, type=click.Path(file_okay=False), help="The app's source folder (a workspace).")
 @option("--context", "context_dir", default=".", help="Build context, relative to --source.")
-@option("--containerfile", default="", help="Containerfile relative to the context (default: Containerfile, else Dockerfile).")
+@option(
+    "--containerfile",
+    default="",
+    help="Containerfile relative to the context (default: Containerfile, else Dockerfile).",
+)
 @option("--image", required=True, help="Image name to push, without tag, e.g. registry.example/druppie/drone-service.")
 @option("--version", "version", required=True, help="Semantic version of this build; becomes the image tag.")
-@option("--commit", default="", help="Source commit sha; its first 7 digits become a second tag (default: the checkout's HEAD).")
+@option(
+    "--commit",
+    default="",
+    help="Source commit sha; its first 7 digits become a second tag (default: the checkout's HEAD).",
+)
 @option("--build-args", default="", help="Build arguments, KEY=VALUE, one per line.")
-@option("--tls-verify/--no-tls-verify", envvar="DRUPPIE_TLS_VERIFY", default=True, help="Verify the registry's TLS certificate (off: test registries, plain HTTP).")
+@option(
+    "--tls-verify/--no-tls-verify",
+    envvar="DRUPPIE_TLS_VERIFY",
+    default=True,
+    help="Verify the registry's TLS certificate (off: test registries, plain HTTP).",
+)
 @option("--http-proxy", default="", help="Proxy for pulls, pushes and RUN instructions (also passed as build arg).")
 @option("--https-proxy", default="", help="HTTPS proxy, as --http-proxy.")
 @option("--no-proxy", default="", help="Hosts that bypass the proxy, comma-separated.")
-@option("--isolation", type=click.Choice(["chroot", "oci", "rootless"]), default="chroot",
-        help="How RUN instructions are isolated; chroot needs no user namespace or privileged mode.")
+@option(
+    "--isolation",
+    type=click.Choice(["chroot", "oci", "rootless"]),
+    default="chroot",
+    help="How RUN instructions are isolated; chroot needs no user namespace or privileged mode.",
+)
 @option("--sbom-format", type=click.Choice(sorted(SBOM_FORMATS)), default="cyclonedx-json", help="SBOM format (syft).")
-@option("--sbom", "sbom_path", default="", help="Where to write the SBOM, relative to --source (default .druppie/sbom.<format>).")
+@option(
+    "--sbom",
+    "sbom_path",
+    default="",
+    help="Where to write the SBOM, relative to --source (default .druppie/sbom.<format>).",
+)
 @option("--timeout", default="30m", help="Deadline for the whole step, e.g. 30m.")
 @workspace_option("--dockerconfig", "dockerconfig_dir", "Folder with config.json or .dockerconfigjson for the registry")
 @workspace_option("--ca-certs", "ca_dir", "Folder with extra CA certificates (*.crt) for the registry")
 @workspace_option("--cache", "cache_dir", "Folder that keeps buildah's storage (base images, layers) between builds")
 @results_dir_option
-def build(source: str, context_dir: str, containerfile: str, image: str, version: str, commit: str, build_args: str,
-          tls_verify: bool, http_proxy: str, https_proxy: str, no_proxy: str, isolation: str,
-          sbom_format: str, sbom_path: str, timeout: str, dockerconfig_dir: str, ca_dir: str, cache_dir: str,
-          results_dir: str | None) -> None:
+def build(
+    source: str,
+    context_dir: str,
+    containerfile: str,
+    image: str,
+    version: str,
+    commit: str,
+    build_args: str,
+    tls_verify: bool,
+    http_proxy: str,
+    https_proxy: str,
+    no_proxy: str,
+    isolation: str,
+    sbom_format: str,
+    sbom_path: str,
+    timeout: str,
+    dockerconfig_dir: str,
+    ca_dir: str,
+    cache_dir: str,
+    results_dir: str | None,
+) -> None:
     """Build the app's image with buildah, push it by version and commit tags, write its SBOM."""
     deadline = Deadline(parse_duration(timeout))
     image = validate_image_name(image)
@@ -178,19 +226,33 @@ def build(source: str, context_dir: str, containerfile: str, image: str, version
     buildah = ["buildah", "--storage-driver", env["STORAGE_DRIVER"]]
     if cache_dir:  # layers of earlier builds make this one fast (`--layers`)
         buildah += ["--root", str(Path(cache_dir) / "buildah-storage")]
-    registry_flags = [f"--tls-verify={str(tls_verify).lower()}"] + (["--authfile", auth_file] if auth_file else []) \
+    registry_flags = (
+        [f"--tls-verify={str(tls_verify).lower()}"]
+        + (["--authfile", auth_file] if auth_file else [])
         + (["--cert-dir", ca_dir] if ca_dir else [])
+    )
 
     log.progress(f"checking registry access for {image}")
     check_access(image, auth_file, tls_verify)
 
-    log.progress(f"building {containerfile_path.relative_to(root)} in {context.relative_to(root) or '.'} "
-                 f"as {image}:{version}")
+    log.progress(
+        f"building {containerfile_path.relative_to(root)} in {context.relative_to(root) or '.'} as {image}:{version}"
+    )
     with tempfile.TemporaryDirectory(prefix="druppie-build-") as tmp:
         iidfile = Path(tmp) / "iid"
-        cmd = [*buildah, "bud", "--layers", "--iidfile", str(iidfile), "-f", str(containerfile_path),
-               *registry_flags, *[a for arg in args for a in ("--build-arg", arg)],
-               *[a for tag in tags for a in ("-t", f"{image}:{tag}")], str(context)]
+        cmd = [
+            *buildah,
+            "bud",
+            "--layers",
+            "--iidfile",
+            str(iidfile),
+            "-f",
+            str(containerfile_path),
+            *registry_flags,
+            *[a for arg in args for a in ("--build-arg", arg)],
+            *[a for tag in tags for a in ("-t", f"{image}:{tag}")],
+            str(context),
+        ]
         run_buildah(cmd, env, deadline, f"build of {containerfile_path.name}", stream=True)
         image_id = iidfile.read_text().strip()
 
@@ -199,8 +261,20 @@ def build(source: str, context_dir: str, containerfile: str, image: str, version
             digest_file = Path(tmp) / f"digest-{tag}"
             log.progress(f"pushing {image}:{tag}")
             try:
-                run_buildah([*buildah, "push", "--digestfile", str(digest_file), *registry_flags, image_id,
-                             f"docker://{image}:{tag}"], env, deadline, f"push of {image}:{tag}")
+                run_buildah(
+                    [
+                        *buildah,
+                        "push",
+                        "--digestfile",
+                        str(digest_file),
+                        *registry_flags,
+                        image_id,
+                        f"docker://{image}:{tag}",
+                    ],
+                    env,
+                    deadline,
+                    f"push of {image}:{tag}",
+                )
             except StepError as err:
                 host = image.split("/")[0]
                 if REFUSED.search(str(err)):
@@ -219,14 +293,26 @@ def build(source: str, context_dir: str, containerfile: str, image: str, version
     log.progress(f"pushed {image}@{digest} as {', '.join(tags)}")
 
     write_sbom(image, digest, sbom, sbom_format, auth_file, tls_verify, env, deadline)
-    results = {"IMAGE_URL": f"{image}:{version}", "IMAGE_DIGEST": digest,
-               "IMAGE_TAGS": ",".join(tags), "sbom": str(sbom.relative_to(root))}
+    results = {
+        "IMAGE_URL": f"{image}:{version}",
+        "IMAGE_DIGEST": digest,
+        "IMAGE_TAGS": ",".join(tags),
+        "sbom": str(sbom.relative_to(root)),
+    }
     write_results(results_dir, results)
     click.echo(summary_line("build", results))
 
 
-def write_sbom(image: str, digest: str, target: Path, sbom_format: str, auth_file: str | None, tls_verify: bool,
-               env: dict[str, str], deadline: Deadline) -> None:
+def write_sbom(
+    image: str,
+    digest: str,
+    target: Path,
+    sbom_format: str,
+    auth_file: str | None,
+    tls_verify: bool,
+    env: dict[str, str],
+    deadline: Deadline,
+) -> None:
     """syft reads the pushed image from the registry by digest, so the SBOM is of exactly that image."""
     log.progress(f"writing the SBOM ({sbom_format}) of {image}@{digest}")
     with tempfile.TemporaryDirectory(prefix="druppie-sbom-") as tmp:
@@ -240,14 +326,20 @@ def write_sbom(image: str, digest: str, target: Path, sbom_format: str, auth_fil
         shared_dir(target.parent)
         staged = target.with_name(f".{target.name}.tmp")
         try:
-            proc = subprocess.run(["syft", "scan", f"registry:{image}@{digest}", "-o", f"{sbom_format}={staged}"],
-                                  env=syft_env, capture_output=True, text=True, timeout=deadline.left("the SBOM"))
+            proc = subprocess.run(
+                ["syft", "scan", f"registry:{image}@{digest}", "-o", f"{sbom_format}={staged}"],
+                env=syft_env,
+                capture_output=True,
+                text=True,
+                timeout=deadline.left("the SBOM"),
+            )
         except FileNotFoundError as err:
             raise StepError("syft not found: the druppie-build image carries it") from err
         except subprocess.TimeoutExpired as err:
             raise StepError("timed out writing the SBOM (raise --timeout)") from err
         if proc.returncode != 0 or not staged.is_file():
-            raise StepError(f"SBOM of {image}@{digest} failed (syft exit {proc.returncode}): "
-                            f"{last_error_line(proc.stderr)}")
+            raise StepError(
+                f"SBOM of {image}@{digest} failed (syft exit {proc.returncode}): {last_error_line(proc.stderr)}"
+            )
         json.loads(staged.read_text())  # a truncated file is not an SBOM
         os.replace(staged, target)

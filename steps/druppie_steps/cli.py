@@ -16,9 +16,16 @@ STEPS = {
     "test": ("druppie_steps.run_tests", "run_tests", "Run the app's tests in an isolated environment; JUnit report."),
     "scan": ("druppie_steps.scan", "scan", "Scan code, secrets, dependencies and config; one SARIF report."),
     "build": ("druppie_steps.build", "build", "Build the app's image with buildah, push it, write its SBOM."),
-    "flux-wait": ("druppie_steps.flux_wait", "flux_wait",
-                  "Make Flux apply a pushed revision and wait until it is applied and healthy."),
-    "summary": ("druppie_steps.summary", "summary", "Summarise a PipelineRun: its tasks, results, and which failed and why."),
+    "flux-wait": (
+        "druppie_steps.flux_wait",
+        "flux_wait",
+        "Make Flux apply a pushed revision and wait until it is applied and healthy.",
+    ),
+    "summary": (
+        "druppie_steps.summary",
+        "summary",
+        "Summarise a PipelineRun: its tasks, results, and which failed and why.",
+    ),
 }
 
 

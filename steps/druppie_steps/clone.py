@@ -38,7 +38,13 @@ from .core.options import option, parse_duration, results_dir_option, workspace_
 from .core.redact import redact
 from .core.results import summary_line, write_results
 from .gitops.git import (
-    GitError, TransientRetry, Workspace, check_plain_http, failure, git_environment, validate_repo_url,
+    GitError,
+    TransientRetry,
+    Workspace,
+    check_plain_http,
+    failure,
+    git_environment,
+    validate_repo_url,
 )
 
 SHORT_SHA = re.compile(r"[0-9a-f]{4,39}")
@@ -86,14 +92,17 @@ def target_folder(output: str, subdirectory: str) -> Path:
     sub = subdirectory.strip().replace("\\", "/")
     cleaned = posixpath.normpath(sub) if sub else "."
     if sub.startswith(("/", "~")) or cleaned == ".." or cleaned.startswith("../") or "\0" in sub:
-        raise InvalidInput(f"invalid --subdirectory {subdirectory!r}: must be a folder inside the output "
-                           "workspace, e.g. src")
+        raise InvalidInput(
+            f"invalid --subdirectory {subdirectory!r}: must be a folder inside the output workspace, e.g. src"
+        )
     root = Path(output)
     target = root if cleaned == "." else root / cleaned
     resolved_root, resolved = root.resolve(), target.resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise InvalidInput(f"invalid --subdirectory {subdirectory!r}: it leads outside {output} "
-                           f"(to {resolved}, through a symbolic link)")
+        raise InvalidInput(
+            f"invalid --subdirectory {subdirectory!r}: it leads outside {output} "
+            f"(to {resolved}, through a symbolic link)"
+        )
     if resolved == Path(resolved.anchor):
         raise InvalidInput(f"invalid --output {output!r}: refusing to empty the file system root")
     return target
@@ -115,6 +124,7 @@ def public_url(url: str) -> str:
 def empty_folder(folder: Path) -> int:
     """Delete everything inside ``folder`` (not the folder: it may be a mount), following no symbolic
     link out of it. Read-only folders (a Go module cache) are made writable first. Returns the count."""
+
     def writable_and_retry(func, path, _exc):  # type: ignore[no-untyped-def]
         os.chmod(os.path.dirname(path), 0o700)
         if os.path.isdir(path) and not os.path.islink(path):
@@ -144,8 +154,10 @@ def prepare_folder(folder: Path, delete_existing: bool) -> None:
     except OSError as err:
         raise StepError(f"cannot create the output folder {folder}: {err.strerror}") from err
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StepError(f"cannot write to the output folder {folder} as uid {os.getuid()}: bind a workspace "
-                        "this user may write to (e.g. podTemplate securityContext fsGroup: 65532)")
+        raise StepError(
+            f"cannot write to the output folder {folder} as uid {os.getuid()}: bind a workspace "
+            "this user may write to (e.g. podTemplate securityContext fsGroup: 65532)"
+        )
     if any(folder.iterdir()):
         if not delete_existing:
             raise StepError(f"the output folder {folder} is not empty and --delete-existing is false")
@@ -163,6 +175,7 @@ class Fetcher:
     def fetch(self, ws: Workspace, *args: str) -> None:
         """``git fetch <args> -- <url> <refspecs>``; a revision the server lacks is a GitError that
         names why (the caller decides), a server error is retried."""
+
         def attempt() -> None:
             proc = ws.git("fetch", "--quiet", "--no-tags", *args, check=False)
             if proc.returncode != 0:
@@ -211,15 +224,18 @@ class Fetcher:
         proc = graph.git("rev-parse", "--verify", "--end-of-options", f"{revision}^{{commit}}", check=False)
         if proc.returncode != 0:
             if "ambiguous" in proc.stderr:
-                raise StepError(f"revision {revision!r} is ambiguous in {redact(self.url)}: more than one "
-                                "commit starts with it; give more of the sha")
+                raise StepError(
+                    f"revision {revision!r} is ambiguous in {redact(self.url)}: more than one "
+                    "commit starts with it; give more of the sha"
+                )
             raise RevisionNotFound(revision, self.url)
         sha = proc.stdout.strip()
         if not sha_refused and self.fetch_into_repo(depth, sha) is None:
             return sha
         # The server gives only what its refs point at: fetch the nearest ref deep enough to hold sha.
-        holders = graph.git("for-each-ref", "--contains", sha, "--format=%(refname)", "refs/heads", "refs/tags"
-                            ).stdout.split()
+        holders = graph.git(
+            "for-each-ref", "--contains", sha, "--format=%(refname)", "refs/heads", "refs/tags"
+        ).stdout.split()
         if not holders:
             raise RevisionNotFound(revision, self.url)
         distance, ref = min((int(graph.git("rev-list", "--count", f"{sha}..{r}").stdout), r) for r in holders)
@@ -235,24 +251,51 @@ class Fetcher:
 
 @click.command("clone")
 @option("--url", required=True, help="Repository to check out (https://, ssh:// or git@host:path).")
-@option("--revision", default="main",
-        help="Branch, tag or commit sha (full, or short: costs a look-up of the commit graph); '' is the default branch.")
+@option(
+    "--revision",
+    default="main",
+    help="Branch, tag or commit sha (full, or short: costs a look-up of the commit graph); '' is the default branch.",
+)
 @workspace_option("--output", "output", "Folder to check out into, emptied first")
 @option("--subdirectory", default="", help="Folder inside --output to check out into instead (created if missing).")
 @option("--depth", type=click.IntRange(0, 1_000_000), default=1, help="Commits of history to fetch; 0: all of it.")
-@option("--delete-existing", type=click.BOOL, default=True, show_default="true",
-        help="Empty the folder first (true), or fail when it is not empty (false).")
+@option(
+    "--delete-existing",
+    type=click.BOOL,
+    default=True,
+    show_default="true",
+    help="Empty the folder first (true), or fail when it is not empty (false).",
+)
 @option("--timeout", default="10m", help="Deadline for the whole step, retries included, e.g. 10m, 90s.")
-@option("--transient-retries", type=click.IntRange(0, 20), default=4,
-        help="Retries of a fetch after a server error (HTTP 5xx, connection reset).")
-@option("--allow-plain-http", is_flag=True, default=False,
-        help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).")
+@option(
+    "--transient-retries",
+    type=click.IntRange(0, 20),
+    default=4,
+    help="Retries of a fetch after a server error (HTTP 5xx, connection reset).",
+)
+@option(
+    "--allow-plain-http",
+    is_flag=True,
+    default=False,
+    help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).",
+)
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
-def clone(url: str, revision: str, output: str, subdirectory: str, depth: int, delete_existing: bool, timeout: str,
-          transient_retries: int, allow_plain_http: bool, basic_auth_dir: str, ssh_dir: str,
-          results_dir: str | None) -> None:
+def clone(
+    url: str,
+    revision: str,
+    output: str,
+    subdirectory: str,
+    depth: int,
+    delete_existing: bool,
+    timeout: str,
+    transient_retries: int,
+    allow_plain_http: bool,
+    basic_auth_dir: str,
+    ssh_dir: str,
+    results_dir: str | None,
+) -> None:
     """Check out REVISION of URL, shallow and detached, into OUTPUT (emptied first)."""
     retry = TransientRetry(transient_retries, deadline=time.monotonic() + parse_duration(timeout))
     validate_repo_url(url, "--url")
@@ -262,7 +305,9 @@ def clone(url: str, revision: str, output: str, subdirectory: str, depth: int, d
     os.umask(0o002)  # group-writable, so steps under another uid with the pod's fsGroup can write too
 
     with tempfile.TemporaryDirectory(prefix="druppie-clone-") as scratch:
-        env = git_environment(Path(scratch), basic_auth_dir or None, ssh_dir or None)  # bad workspaces: before any change
+        env = git_environment(
+            Path(scratch), basic_auth_dir or None, ssh_dir or None
+        )  # bad workspaces: before any change
         prepare_folder(folder, delete_existing)
         try:
             log.progress(f"fetching {revision} of {url} (depth {depth or 'all'}) into {folder}")

@@ -14,8 +14,8 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -28,21 +28,34 @@ REREQUEST_PAUSE_SECONDS = 1.0
 
 
 def now_stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @click.command("flux-wait")
 @option("--kustomization", required=True, help="Name of the Flux Kustomization to wait for.")
 @option("--namespace", default="flux-system", help="Namespace of the Kustomization.")
-@option("--revision", required=True, help="Commit sha or Flux revision <branch>@sha1:<sha> (tag-commit's revision result).")
+@option(
+    "--revision", required=True, help="Commit sha or Flux revision <branch>@sha1:<sha> (tag-commit's revision result)."
+)
 @option("--timeout", default="5m", help="How long to wait in total, e.g. 5m, 90s.")
 @option("--kubeconfig", default="", help="Kubeconfig file; default: in-cluster, then KUBECONFIG.")
-@option("--repo-url", default="", help="GitOps repo URL; lets a newer revision that contains the target count as reached.")
+@option(
+    "--repo-url", default="", help="GitOps repo URL; lets a newer revision that contains the target count as reached."
+)
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig for --repo-url")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys and known_hosts for --repo-url")
 @results_dir_option
-def flux_wait(kustomization: str, namespace: str, revision: str, timeout: str, kubeconfig: str, repo_url: str,
-              basic_auth_dir: str, ssh_dir: str, results_dir: str | None) -> None:
+def flux_wait(
+    kustomization: str,
+    namespace: str,
+    revision: str,
+    timeout: str,
+    kubeconfig: str,
+    repo_url: str,
+    basic_auth_dir: str,
+    ssh_dir: str,
+    results_dir: str | None,
+) -> None:
     """Reconcile SOURCE and KUSTOMIZATION and wait until REVISION is applied and healthy."""
     from .flux.status import no_ancestry, parse_target
 
@@ -53,6 +66,7 @@ def flux_wait(kustomization: str, namespace: str, revision: str, timeout: str, k
     seconds = parse_duration(timeout)
     if repo_url:
         from .gitops.git import validate_repo_url
+
         validate_repo_url(repo_url)
     started = time.monotonic()
     deadline = started + seconds
@@ -94,13 +108,21 @@ class Ancestry:
             subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], env=self.env, check=True)
         # Commits only (no trees, no blobs): cheap even on a long history. Fetch the target too, so
         # "not an ancestor" (False) differs from "unknown" (None).
-        fetch = subprocess.run(["git", "-C", str(repo), "fetch", "--quiet", "--filter=tree:0", self.url, sha, self.target],
-                               env=self.env, capture_output=True, text=True)
+        fetch = subprocess.run(
+            ["git", "-C", str(repo), "fetch", "--quiet", "--filter=tree:0", self.url, sha, self.target],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
         if fetch.returncode != 0:
             log.warn(f"cannot fetch {sha[:12]} to check that it contains {self.target[:12]}")
             return None
-        check = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", self.target, sha],
-                               env=self.env, capture_output=True, text=True)
+        check = subprocess.run(
+            ["git", "-C", str(repo), "merge-base", "--is-ancestor", self.target, sha],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
         return {0: True, 1: False}.get(check.returncode)
 
 
@@ -114,12 +136,26 @@ def _repo_identity(url: str) -> str:
     return f"{host.split(':')[0].lower()}/{path.strip('/').removesuffix('.git')}"
 
 
-def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: str | None,
-          contains: Callable[[str], bool | None], repo_url: str = "") -> dict[str, str]:
+def _wait(
+    name: str,
+    namespace: str,
+    target: str,
+    deadline: float,
+    kubeconfig: str | None,
+    contains: Callable[[str], bool | None],
+    repo_url: str = "",
+) -> dict[str, str]:
     from .core.kube import api_client
     from .flux.status import (
-        Phase, describe, has_health_checks, kustomization_verdict, revision_sha, same_commit, source_moved_past,
-        source_verdict, suspended,
+        Phase,
+        describe,
+        has_health_checks,
+        kustomization_verdict,
+        revision_sha,
+        same_commit,
+        source_moved_past,
+        source_verdict,
+        suspended,
     )
     from .flux.watch import FluxApi, FluxObject, Timeout
 
@@ -130,18 +166,22 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
     src_ref = FluxObject(source_ref["kind"], source_ref.get("namespace") or namespace, source_ref["name"])
     if src_ref.kind != "GitRepository":
         # OCIRepository and Bucket revisions are digests (latest@sha256:..., sha256:...), never a commit.
-        raise StepError(f"{ks_ref} takes its manifests from {src_ref}, whose revisions are digests, not git "
-                        "commits: flux-wait supports GitRepository sources only")
+        raise StepError(
+            f"{ks_ref} takes its manifests from {src_ref}, whose revisions are digests, not git "
+            "commits: flux-wait supports GitRepository sources only"
+        )
     source = api.get_retrying(src_ref, deadline)
     for obj, ref in ((ks, ks_ref), (source, src_ref)):
         if suspended(obj):
             raise StepError(f"{ref} is suspended (spec.suspend: true); resume it with `flux resume`")
     if not has_health_checks(ks):
-        log.warn(f"{ks_ref} has neither wait nor healthChecks: Ready means \"applied\", not \"healthy\"")
+        log.warn(f'{ks_ref} has neither wait nor healthChecks: Ready means "applied", not "healthy"')
     source_url = (source.get("spec") or {}).get("url", "")
     if repo_url and source_url and _repo_identity(repo_url) != _repo_identity(source_url):
-        log.warn(f"--repo-url {repo_url} is not {src_ref}'s spec.url {source_url}: ancestry is checked in "
-                 "--repo-url, so it must hold the same history")
+        log.warn(
+            f"--repo-url {repo_url} is not {src_ref}'s spec.url {source_url}: ancestry is checked in "
+            "--repo-url, so it must hold the same history"
+        )
 
     said: set[str] = set()
 
@@ -153,17 +193,23 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
     def no_proof() -> str:
         if repo_url:
             return f"and whether it contains {target[:12]} could not be checked in --repo-url (see above)"
-        return (f"and without --repo-url flux-wait cannot check whether it contains {target[:12]}; pass --repo-url "
-                "(the GitOps repository) to let a newer revision that contains the target count")
+        return (
+            f"and without --repo-url flux-wait cannot check whether it contains {target[:12]}; pass --repo-url "
+            "(the GitOps repository) to let a newer revision that contains the target count"
+        )
 
     last = {"source": source, "ks": ks}
     start_revision = ((source.get("status") or {}).get("artifact") or {}).get("revision", "")
     # Revisions known to precede the target: what Flux had before our wait, and what the source
     # fetched while our push was not visible yet. An attempt on one of them is Flux catching up.
-    older = {sha for sha in (revision_sha(start_revision),
-                             *(revision_sha((ks.get("status") or {}).get(k)) for k in ("lastAppliedRevision",
-                                                                                         "lastAttemptedRevision")))
-             if sha and not same_commit(sha, target)}
+    older = {
+        sha
+        for sha in (
+            revision_sha(start_revision),
+            *(revision_sha((ks.get("status") or {}).get(k)) for k in ("lastAppliedRevision", "lastAttemptedRevision")),
+        )
+        if sha and not same_commit(sha, target)
+    }
     try:
         # 1. The source must have fetched the target (ask again while it fetched an older commit).
         requested = now_stamp()
@@ -172,8 +218,11 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
         behind_since = None
         while True:
             last["source"], verdict = api.follow(
-                src_ref, lambda o: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
-                lambda v: v.phase is not Phase.WAITING, deadline)
+                src_ref,
+                lambda o: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
+                lambda v: v.phase is not Phase.WAITING,
+                deadline,
+            )
             if verdict.phase is Phase.DONE:
                 say(src_ref, verdict.message)
                 break
@@ -181,10 +230,13 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
                 raise StepError(f"{src_ref} failed: {verdict.reason}: {_one_line(verdict.message)}")
             fetched = revision_sha(verdict.revision)
             behind_since = behind_since or time.monotonic()
-            if contains(fetched) is None and source_moved_past(start_revision, verdict.revision,
-                                                               time.monotonic() - behind_since):
-                raise StepError(f"{src_ref}: superseded by {verdict.revision}: the source moved past "
-                                f"{target[:12]} to it, {no_proof()}")
+            if contains(fetched) is None and source_moved_past(
+                start_revision, verdict.revision, time.monotonic() - behind_since
+            ):
+                raise StepError(
+                    f"{src_ref}: superseded by {verdict.revision}: the source moved past "
+                    f"{target[:12]} to it, {no_proof()}"
+                )
             if fetched and not same_commit(fetched, target):
                 older.add(fetched)
             time.sleep(REREQUEST_PAUSE_SECONDS)  # REREQUEST: fetched before our push was visible
@@ -196,14 +248,19 @@ def _wait(name: str, namespace: str, target: str, deadline: float, kubeconfig: s
         requested = now_stamp()
         api.request_reconcile(ks_ref, requested, deadline)
         last["ks"], verdict = api.follow(
-            ks_ref, lambda o: _say_and(say, ks_ref, kustomization_verdict(o, target, requested, contains, older)),
-            lambda v: v.phase is not Phase.WAITING, deadline)
+            ks_ref,
+            lambda o: _say_and(say, ks_ref, kustomization_verdict(o, target, requested, contains, older)),
+            lambda v: v.phase is not Phase.WAITING,
+            deadline,
+        )
         if verdict.phase is Phase.DONE:
             log.progress(f"{ks_ref}: applied {verdict.revision} and Ready ({verdict.reason})")
             return {"applied-revision": verdict.revision, "reason": verdict.reason}
         if verdict.phase is Phase.SUPERSEDED:
             hint = no_proof() if contains(revision_sha(verdict.revision)) is None else ""
-            raise StepError(f"{ks_ref}: superseded by {verdict.revision}: {verdict.message}" + (f", {hint}" if hint else ""))
+            raise StepError(
+                f"{ks_ref}: superseded by {verdict.revision}: {verdict.message}" + (f", {hint}" if hint else "")
+            )
         # A failure that names no revision (ArtifactFailed) is about what the source holds now.
         failed = verdict.revision or ((last["source"].get("status") or {}).get("artifact") or {}).get("revision", "")
         raise StepError(f"{ks_ref} failed for revision {failed}: {verdict.reason}: {_one_line(verdict.message)}")

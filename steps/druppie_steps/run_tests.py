@@ -40,8 +40,21 @@ NAMED_FAILURES = 3  # in the error line; the log lists up to LOGGED_FAILURES
 LOGGED_FAILURES = 20
 # Left out of the copy the project is built from: version control, caches, other environments,
 # and (next to a pyproject.toml or setup.py) stale build output that setuptools would pick up.
-SKIPPED_DIRS = {".git", ".hg", ".svn", ".druppie", "__pycache__", ".venv", "venv", "node_modules", ".tox", ".nox",
-                ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+SKIPPED_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    ".druppie",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "node_modules",
+    ".tox",
+    ".nox",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 BUILD_OUTPUT = {"build", "dist"}
 
 
@@ -63,13 +76,17 @@ def split_words(value: str, flag: str) -> list[str]:
 def validate_index_url(value: str) -> str:
     value = value.strip()
     if value and not value.lower().startswith(("https://", "http://", "file://")):
-        raise InvalidInput(f"invalid --index-url {value!r}: must be an https://, http:// or file:// URL "
-                           "of a PEP 503 simple index, e.g. https://pypi.example/simple")
+        raise InvalidInput(
+            f"invalid --index-url {value!r}: must be an https://, http:// or file:// URL "
+            "of a PEP 503 simple index, e.g. https://pypi.example/simple"
+        )
     register_url_secrets(value)
     host = pyenv.plain_http_host(value)
     if host:
-        log.warn(f"--index-url is plain http: pip trusts {host} for this run, and packages from it are not "
-                 "protected in transit (fine for a mirror inside the cluster)")
+        log.warn(
+            f"--index-url is plain http: pip trusts {host} for this run, and packages from it are not "
+            "protected in transit (fine for a mirror inside the cluster)"
+        )
     return value
 
 
@@ -108,12 +125,16 @@ def failure_problem(counts: junit.Counts) -> str:
 def judge_pytest(returncode: int, counts: junit.Counts, last_line: str, label: str) -> list[str]:
     """What is wrong with a pytest run, given its exit code and report (empty: nothing)."""
     if returncode == 5 or (returncode == 0 and counts.total == 0):
-        return [f"no test ran: pytest collected no tests in {label} (exit code 5); "
-                "add tests, or check --context and --pytest-args"]
+        return [
+            f"no test ran: pytest collected no tests in {label} (exit code 5); "
+            "add tests, or check --context and --pytest-args"
+        ]
     problems = [failure_problem(counts)] if counts.failed else []
     if returncode not in (0, 1) or (returncode == 1 and not counts.failed):
-        problems.append(f"pytest stopped with exit code {returncode}"
-                        f"{' (' + PYTEST_EXIT[returncode] + ')' if returncode in PYTEST_EXIT else ''}: {last_line}")
+        problems.append(
+            f"pytest stopped with exit code {returncode}"
+            f"{' (' + PYTEST_EXIT[returncode] + ')' if returncode in PYTEST_EXIT else ''}: {last_line}"
+        )
     return problems
 
 
@@ -122,8 +143,7 @@ def judge_command(returncode: int, counts: junit.Counts, last_line: str, report:
         return [f"no test ran: the report {report} has no test cases"]
     problems = [failure_problem(counts)] if counts.failed else []
     if returncode != 0 and not counts.failed:
-        problems.append(f"the test command exited with code {returncode} though its report has no failure: "
-                        f"{last_line}")
+        problems.append(f"the test command exited with code {returncode} though its report has no failure: {last_line}")
     return problems
 
 
@@ -139,6 +159,7 @@ def _read_report(path: Path, shown: str) -> junit.Counts:
 def _copy_for_build(source: Path, dest: Path) -> None:
     """Copy the source workspace to build the project from, so pip and the build backend write
     their build/, *.egg-info and bytecode there and not into the workspace."""
+
     def skip(folder: str, names: list[str]) -> set[str]:
         skipped = {n for n in names if n in SKIPPED_DIRS}
         if "pyproject.toml" in names or "setup.py" in names:
@@ -162,9 +183,20 @@ def _prepare_report(path: Path, shown: str) -> None:
         raise StepError(f"cannot write the report {shown}: {err.strerror}") from err
 
 
-def _run_pytest(source: Path, context: str, app: Path, label: str, scratch: Path, report: Path, shown: str,
-                pytest_args: list[str], cov_fail_under: float, settings: pyenv.PipSettings, deadline: float,
-                timeout_text: str) -> Outcome:
+def _run_pytest(
+    source: Path,
+    context: str,
+    app: Path,
+    label: str,
+    scratch: Path,
+    report: Path,
+    shown: str,
+    pytest_args: list[str],
+    cov_fail_under: float,
+    settings: pyenv.PipSettings,
+    deadline: float,
+    timeout_text: str,
+) -> Outcome:
     project = detect(app, label)
     if project is None:
         raise InvalidInput(missing_message(app, label))
@@ -176,14 +208,26 @@ def _run_pytest(source: Path, context: str, app: Path, label: str, scratch: Path
         log.warn(f"the pip cache {settings.cache_dir} is not writable by uid {os.getuid()}; pip will not use it")
     venv = pyenv.create(scratch, deadline - time.monotonic())
     _copy_for_build(source, scratch / "src")
-    where = (f"offline from {settings.wheelhouse or 'no wheelhouse'}" if settings.offline else
-             f"from {settings.index_url or 'the default index'}"
-             + (f" and {settings.wheelhouse}" if settings.wheelhouse else ""))
+    where = (
+        f"offline from {settings.wheelhouse or 'no wheelhouse'}"
+        if settings.offline
+        else f"from {settings.index_url or 'the default index'}"
+        + (f" and {settings.wheelhouse}" if settings.wheelhouse else "")
+    )
     log.progress(f"installing into a fresh virtual environment, {where}")
-    installed, cached = pyenv.install(venv, project.pip_arguments() + tools, project.constraints,
-                                      scratch / "src" / context, scratch, settings, deadline, timeout_text)
-    log.progress(f"installed in {installed.seconds:.1f}s"
-                 + (f"; {cached} downloads served by the pip cache" if cached else ""))
+    installed, cached = pyenv.install(
+        venv,
+        project.pip_arguments() + tools,
+        project.constraints,
+        scratch / "src" / context,
+        scratch,
+        settings,
+        deadline,
+        timeout_text,
+    )
+    log.progress(
+        f"installed in {installed.seconds:.1f}s" + (f"; {cached} downloads served by the pip cache" if cached else "")
+    )
 
     coverage_json = scratch / "coverage.json"
     argv = [str(venv.python), "-m", "pytest", f"--junitxml={report}", "-p", "no:cacheprovider"]
@@ -193,8 +237,7 @@ def _run_pytest(source: Path, context: str, app: Path, label: str, scratch: Path
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the workspace
     env["COVERAGE_FILE"] = str(scratch / ".coverage")
     log.progress(f"running: pytest {shlex.join(argv[4:] + pytest_args)}")
-    run = process.run(argv + pytest_args, cwd=app, env=env, deadline=deadline, what="pytest",
-                      timeout_text=timeout_text)
+    run = process.run(argv + pytest_args, cwd=app, env=env, deadline=deadline, what="pytest", timeout_text=timeout_text)
     if not report.is_file():
         meaning = PYTEST_EXIT.get(run.returncode, "no report")
         said = run.last_line(r"(?i)\berror: ")
@@ -212,18 +255,26 @@ def _run_pytest(source: Path, context: str, app: Path, label: str, scratch: Path
     return outcome
 
 
-def _run_command(words: list[str], app: Path, report: Path, shown: str, deadline: float,
-                 timeout_text: str) -> Outcome:
+def _run_command(words: list[str], app: Path, report: Path, shown: str, deadline: float, timeout_text: str) -> Outcome:
     argv = [w.replace(REPORT_PLACEHOLDER, str(report)) for w in words]
     log.progress(f"running: {shlex.join(argv)}")
-    run = process.run(argv, cwd=app, env=pyenv.app_environment(dict(os.environ)), deadline=deadline,
-                      what="the test command", timeout_text=timeout_text)
+    run = process.run(
+        argv,
+        cwd=app,
+        env=pyenv.app_environment(dict(os.environ)),
+        deadline=deadline,
+        what="the test command",
+        timeout_text=timeout_text,
+    )
     if not report.is_file():
-        log.info(f"the command wrote no report at {shown}: one test case for the whole command, "
-                 f"by its exit code {run.returncode}")
+        log.info(
+            f"the command wrote no report at {shown}: one test case for the whole command, "
+            f"by its exit code {run.returncode}"
+        )
         try:
-            report.write_bytes(junit.command_report("command", shlex.join(words), run.returncode, run.seconds,
-                                                    "\n".join(run.tail)))
+            report.write_bytes(
+                junit.command_report("command", shlex.join(words), run.returncode, run.seconds, "\n".join(run.tail))
+            )
         except OSError as err:
             raise StepError(f"cannot write the report {shown}: {err.strerror}") from err
     outcome = Outcome(_read_report(report, shown))
@@ -232,8 +283,11 @@ def _run_command(words: list[str], app: Path, report: Path, shown: str, deadline
 
 
 def _log_summary(outcome: Outcome, cov_fail_under: float, shown: str) -> None:
-    rows = [("passed", str(outcome.counts.passed)), ("failed", str(outcome.counts.failed)),
-            ("skipped", str(outcome.counts.skipped))]
+    rows = [
+        ("passed", str(outcome.counts.passed)),
+        ("failed", str(outcome.counts.failed)),
+        ("skipped", str(outcome.counts.skipped)),
+    ]
     if outcome.coverage is not None:
         rows.append(("coverage", f"{outcome.coverage:.2f}% (required {cov_fail_under:g}%)"))
     rows.append(("report", shown))
@@ -251,25 +305,45 @@ def _log_summary(outcome: Outcome, cov_fail_under: float, shown: str) -> None:
 @click.command("test")
 @option("--source", default=".", help="The source workspace: the checkout the app is in.")
 @option("--context", default=".", help="The app's folder inside --source, e.g. examples/drone-service.")
-@option("--command", default="",
-        help="Run this instead of pytest (for an app that is not Python): split like a shell would, "
-             "run without one, in the app folder; {report} becomes the JUnit path. Without a report "
-             "from it, the command counts as one test, passed or failed by its exit code.")
+@option(
+    "--command",
+    default="",
+    help="Run this instead of pytest (for an app that is not Python): split like a shell would, "
+    "run without one, in the app folder; {report} becomes the JUnit path. Without a report "
+    "from it, the command counts as one test, passed or failed by its exit code.",
+)
 @option("--report", default=DEFAULT_REPORT, help="Where the JUnit XML goes, relative to the app folder.")
 @option("--pytest-args", default="", help="Extra pytest arguments, split like a shell would, e.g. '-m \"not slow\"'.")
-@option("--cov-fail-under", type=click.FloatRange(0, 100), default=0.0,
-        help="Measure coverage (pytest-cov) and fail under this percentage; 0: no coverage.")
+@option(
+    "--cov-fail-under",
+    type=click.FloatRange(0, 100),
+    default=0.0,
+    help="Measure coverage (pytest-cov) and fail under this percentage; 0: no coverage.",
+)
 @workspace_option("--pip-cache", "pip_cache", "Folder for pip's cache, kept between runs")
 @option("--index-url", default="", help="Python package index (PEP 503 simple URL) instead of PyPI, e.g. a mirror.")
-@option("--offline", is_flag=True, default=False,
-        help="Use no index: install only from the wheelhouse.")
-@option("--wheelhouse", default=None,
-        help=f"Folder of wheels pip may use (--find-links) [default: {DEFAULT_WHEELHOUSE} if it exists].")
+@option("--offline", is_flag=True, default=False, help="Use no index: install only from the wheelhouse.")
+@option(
+    "--wheelhouse",
+    default=None,
+    help=f"Folder of wheels pip may use (--find-links) [default: {DEFAULT_WHEELHOUSE} if it exists].",
+)
 @option("--timeout", default="30m", help="Deadline for the whole step: install and tests, e.g. 30m, 90s.")
 @results_dir_option
-def run_tests(source: str, context: str, command: str, report: str, pytest_args: str, cov_fail_under: float,
-              pip_cache: str, index_url: str, offline: bool, wheelhouse: str | None, timeout: str,
-              results_dir: str | None) -> None:
+def run_tests(
+    source: str,
+    context: str,
+    command: str,
+    report: str,
+    pytest_args: str,
+    cov_fail_under: float,
+    pip_cache: str,
+    index_url: str,
+    offline: bool,
+    wheelhouse: str | None,
+    timeout: str,
+    results_dir: str | None,
+) -> None:
     """Run the app's tests in its own environment; write a JUnit report and the counts as results."""
     deadline = time.monotonic() + parse_duration(timeout)
     source_dir = Path(source).absolute()  # the programs run elsewhere: every path they get is absolute
@@ -289,8 +363,12 @@ def run_tests(source: str, context: str, command: str, report: str, pytest_args:
     extra = split_words(pytest_args, "--pytest-args")
     if words and (extra or cov_fail_under):
         raise InvalidInput("--pytest-args and --cov-fail-under apply to pytest; with --command pass them in it")
-    settings = pyenv.PipSettings(wheelhouse=resolve_wheelhouse(wheelhouse), index_url=validate_index_url(index_url),
-                                 offline=offline, cache_dir=str(Path(pip_cache).absolute()) if pip_cache else "")
+    settings = pyenv.PipSettings(
+        wheelhouse=resolve_wheelhouse(wheelhouse),
+        index_url=validate_index_url(index_url),
+        offline=offline,
+        cache_dir=str(Path(pip_cache).absolute()) if pip_cache else "",
+    )
     if pip_cache and not Path(pip_cache).is_dir():
         raise InvalidInput(f"invalid --pip-cache {pip_cache!r}: no such folder")
     _prepare_report(report_path, shown)
@@ -299,8 +377,20 @@ def run_tests(source: str, context: str, command: str, report: str, pytest_args:
         if words:
             outcome = _run_command(words, app, report_path, shown, deadline, timeout)
         else:
-            outcome = _run_pytest(source_dir, context, app, label, Path(scratch), report_path, shown, extra,
-                                  cov_fail_under, settings, deadline, timeout)
+            outcome = _run_pytest(
+                source_dir,
+                context,
+                app,
+                label,
+                Path(scratch),
+                report_path,
+                shown,
+                extra,
+                cov_fail_under,
+                settings,
+                deadline,
+                timeout,
+            )
     results = outcome.results(shown)
     write_results(results_dir, results)
     _log_summary(outcome, cov_fail_under, shown)

@@ -42,8 +42,10 @@ def parse_scanners(value: str) -> list[str]:
         return list(SCANNERS)
     unknown = [n for n in names if n not in SCANNERS]
     if unknown or not names:
-        raise InvalidInput(f"invalid --scanners {value!r}: {'unknown scanner ' + repr(unknown[0]) if unknown else 'empty'}"
-                           f"; use a comma-separated list of {', '.join(SCANNERS)} (or all)")
+        raise InvalidInput(
+            f"invalid --scanners {value!r}: {'unknown scanner ' + repr(unknown[0]) if unknown else 'empty'}"
+            f"; use a comma-separated list of {', '.join(SCANNERS)} (or all)"
+        )
     return [n for n in SCANNERS if n in names]
 
 
@@ -86,18 +88,28 @@ def counts(findings: list[Finding]) -> dict[str, int]:
 
 @click.command("scan")
 @workspace_option("--source", "source", "Folder with the app's source to scan; default: the current folder")
-@option("--scanners", default="all",
-        help="Comma-separated scanners to run: code (bandit), secrets (gitleaks), deps (osv-scanner), "
-             "config (trivy); or all.")
-@option("--fail-on", default="high",
-        help="Fail when a finding has this severity or a higher one: critical, high, medium, low, info, or never.")
+@option(
+    "--scanners",
+    default="all",
+    help="Comma-separated scanners to run: code (bandit), secrets (gitleaks), deps (osv-scanner), "
+    "config (trivy); or all.",
+)
+@option(
+    "--fail-on",
+    default="high",
+    help="Fail when a finding has this severity or a higher one: critical, high, medium, low, info, or never.",
+)
 @workspace_option("--osv-db", "osv_db", "Folder with the OSV advisory database (<Ecosystem>/all.zip) for deps")
-@option("--max-db-age", default="7d",
-        help="Fail when the advisory database is older than this (e.g. 7d, 36h; 0: no limit); older than a day warns.")
+@option(
+    "--max-db-age",
+    default="7d",
+    help="Fail when the advisory database is older than this (e.g. 7d, 36h; 0: no limit); older than a day warns.",
+)
 @option("--report", default=DEFAULT_REPORT, help="The SARIF file to write, relative to the source folder.")
 @results_dir_option
-def scan(source: str, scanners: str, fail_on: str, osv_db: str, max_db_age: str, report: str,
-         results_dir: str | None) -> None:
+def scan(
+    source: str, scanners: str, fail_on: str, osv_db: str, max_db_age: str, report: str, results_dir: str | None
+) -> None:
     """Scan the app's source for insecure code, secrets, vulnerable dependencies and misconfiguration."""
     from .scanners import ignore
 
@@ -132,8 +144,10 @@ def scan(source: str, scanners: str, fail_on: str, osv_db: str, max_db_age: str,
     findings = [f for o in outcomes for f in o.findings]
     applied = ignore.apply(findings, entries, dt.date.today())
     for entry in applied.expired:
-        log.warn(f"{ignore.FILENAME} {entry.describe()} expired on {entry.expires.isoformat()}: it no longer "
-                 f"suppresses anything (reason was: {entry.reason})")
+        log.warn(
+            f"{ignore.FILENAME} {entry.describe()} expired on {entry.expires.isoformat()}: it no longer "
+            f"suppresses anything (reason was: {entry.reason})"
+        )
     for entry in applied.unused:
         log.info(f"{ignore.FILENAME} {entry.describe()} matched no finding; remove it when it is no longer needed")
     for outcome in outcomes:
@@ -152,9 +166,11 @@ def scan(source: str, scanners: str, fail_on: str, osv_db: str, max_db_age: str,
     failing = fails(applied.kept, fail_on)
     if failing:
         rules = sorted({f.rule for f in failing}, key=lambda r: min(-rank(f.severity) for f in failing if f.rule == r))
-        raise StepError(f"{len(failing)} finding(s) at or above --fail-on {fail_on} "
-                        f"({', '.join(f'{n} {s}' for s, n in counts(failing).items() if n)}): {', '.join(rules[:5])}"
-                        f"{' ...' if len(rules) > 5 else ''}; see the table above and {results['report']}")
+        raise StepError(
+            f"{len(failing)} finding(s) at or above --fail-on {fail_on} "
+            f"({', '.join(f'{n} {s}' for s, n in counts(failing).items() if n)}): {', '.join(rules[:5])}"
+            f"{' ...' if len(rules) > 5 else ''}; see the table above and {results['report']}"
+        )
 
 
 def _check_db(folder: Path, max_age: float, max_db_age: str):
@@ -162,12 +178,14 @@ def _check_db(folder: Path, max_age: float, max_db_age: str):
 
     db = osv.find_db(folder)
     updated = osv.db_updated(db)
-    age = (dt.datetime.now(dt.timezone.utc) - updated).total_seconds()
-    stamp = updated.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    age = (dt.datetime.now(dt.UTC) - updated).total_seconds()
+    stamp = updated.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
     where = f"advisory database {folder} ({db.names}): updated {stamp}, {human_age(age)} ago (from {db.age_from})"
     if max_age and age > max_age:
-        raise StepError(f"{where}: older than --max-db-age {max_db_age}; refresh it (see the druppie-scan README: "
-                        f"a CronJob fills the osv-db volume)")
+        raise StepError(
+            f"{where}: older than --max-db-age {max_db_age}; refresh it (see the druppie-scan README: "
+            f"a CronJob fills the osv-db volume)"
+        )
     if age > WARN_DB_AGE_SECONDS:
         log.warn(f"{where}: stale, advisories published since are not checked")
     else:
@@ -180,14 +198,18 @@ def _run_one(name: str, root: Path, scratch: Path, db) -> ScanOutcome:
     work.mkdir()
     if name == "code":
         from .scanners import bandit
+
         return bandit.scan(root, work)
     if name == "secrets":
         from .scanners import gitleaks
+
         return gitleaks.scan(root, work)
     if name == "deps":
         from .scanners import osv
+
         return osv.scan(root, work, db)
     from .scanners import trivy
+
     return trivy.scan(root, work)
 
 
@@ -245,18 +267,24 @@ def _print_table(outcomes: list[ScanOutcome], applied, fail_on: str, report: str
             continue
         c = counts([f for f in applied.kept if f.scanner == o.scanner])
         rows.append([o.scanner, tool, *(str(c[s]) for s in reversed(SEVERITIES)), str(suppressed[o.scanner])])
-    widths = [max(len(r[i]) for r in [header] + [r for r in rows if len(r) > i and len(r) == len(header)])
-              for i in range(len(header))]
+    widths = [
+        max(len(r[i]) for r in [header] + [r for r in rows if len(r) > i and len(r) == len(header)])
+        for i in range(len(header))
+    ]
     log.info(f"scan summary (fails at {fail_on}{'' if fail_on in ('never', 'critical') else ' and above'}):")
     for row in [header] + rows:
         if len(row) == len(header):
-            cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])] + [c.rjust(w) for c, w in zip(row[2:], widths[2:])]
+            cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])] + [
+                c.rjust(w) for c, w in zip(row[2:], widths[2:])
+            ]
         else:
             cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2]]
         log.info("  " + "  ".join(cells).rstrip())
     floor = min(rank("medium"), rank(fail_on)) if fail_on != "never" else rank("medium")
-    listed = sorted((f for f in applied.kept if rank(f.severity) >= floor),
-                    key=lambda f: (-rank(f.severity), f.scanner, f.path, f.line or 0))
+    listed = sorted(
+        (f for f in applied.kept if rank(f.severity) >= floor),
+        key=lambda f: (-rank(f.severity), f.scanner, f.path, f.line or 0),
+    )
     rest = len(applied.kept) - len(listed[:MAX_LISTED])
     if listed:
         log.info(f"findings ({SEVERITIES[floor]} and above; every finding is in {report}):")
@@ -264,9 +292,13 @@ def _print_table(outcomes: list[ScanOutcome], applied, fail_on: str, report: str
             message = f.message if len(f.message) <= 160 else f.message[:157] + "..."
             log.info(f"  {f.severity.upper():8} {f.scanner:7} {f.rule}  {f.where}  {message}")
     if rest:
-        log.info(f"  ... and {rest} more finding(s) below {SEVERITIES[floor]} or past the first {MAX_LISTED}: see {report}")
+        log.info(
+            f"  ... and {rest} more finding(s) below {SEVERITIES[floor]} or past the first {MAX_LISTED}: see {report}"
+        )
     if applied.suppressed:
         log.info("suppressed by .druppie-scan.yaml (not counted):")
         for f, entry in applied.suppressed[:MAX_LISTED]:
-            log.info(f"  {f.severity.upper():8} {f.scanner:7} {f.rule}  {f.where}  entry {entry.index}, "
-                     f"until {entry.expires.isoformat()}: {entry.reason}")
+            log.info(
+                f"  {f.severity.upper():8} {f.scanner:7} {f.rule}  {f.where}  entry {entry.index}, "
+                f"until {entry.expires.isoformat()}: {entry.reason}"
+            )

@@ -64,8 +64,10 @@ def parse_statuses(text: str) -> list[tuple[str, str, str]]:
         if not words:
             continue
         if len(words) > 3 or len(words) < 2 or words[1] not in STATUSES:
-            raise InvalidInput(f"invalid --tasks line {number} {line.strip()!r}: use '<task> <status> [<reason>]' with "
-                               f"a status of {', '.join(STATUSES)}, e.g. 'test $(tasks.test.status) $(tasks.test.reason)'")
+            raise InvalidInput(
+                f"invalid --tasks line {number} {line.strip()!r}: use '<task> <status> [<reason>]' with "
+                f"a status of {', '.join(STATUSES)}, e.g. 'test $(tasks.test.status) $(tasks.test.reason)'"
+            )
         found.append((words[0], words[1], words[2] if len(words) == 3 else ""))
     if not found:
         raise InvalidInput("invalid --tasks: no pipeline task given")
@@ -219,7 +221,9 @@ def summary_text(rows: list[Row], namespace: str) -> str:
         said.append(f"built {image}" + (f"@{digest}" if digest else ""))
     if gitops:
         if changed == "false":
-            said.append(f"GitOps commit {gitops[:12]} unchanged (already at {previous or 'that tag'}; nothing deployed)")
+            said.append(
+                f"GitOps commit {gitops[:12]} unchanged (already at {previous or 'that tag'}; nothing deployed)"
+            )
         else:
             said.append(f"GitOps commit {gitops[:12]}")
     if applied:
@@ -260,8 +264,9 @@ def fetch_taskruns(namespace: str, pipeline_run: str, kubeconfig: str | None) ->
     from .core.kube import api_client
 
     api = client.CustomObjectsApi(api_client(kubeconfig))
-    listed = api.list_namespaced_custom_object("tekton.dev", "v1", namespace, "taskruns",
-                                               label_selector=f"tekton.dev/pipelineRun={pipeline_run}")
+    listed = api.list_namespaced_custom_object(
+        "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipeline_run}"
+    )
     return list(listed.get("items") or [])
 
 
@@ -275,8 +280,12 @@ def _api_error(err: Exception) -> str:
 @click.command("summary")
 @option("--pipeline-run", required=True, help="Name of the PipelineRun to summarise ($(context.pipelineRun.name)).")
 @option("--namespace", required=True, help="Its namespace ($(context.taskRun.namespace) in the Task).")
-@option("--tasks", "task_statuses", required=True,
-        help="One line per pipeline task: '<task> $(tasks.<task>.status) $(tasks.<task>.reason)'.")
+@option(
+    "--tasks",
+    "task_statuses",
+    required=True,
+    help="One line per pipeline task: '<task> $(tasks.<task>.status) $(tasks.<task>.reason)'.",
+)
 @option("--kubeconfig", default="", help="Kubeconfig file; default: in-cluster, then KUBECONFIG.")
 @results_dir_option
 def summary(pipeline_run: str, namespace: str, task_statuses: str, kubeconfig: str, results_dir: str | None) -> None:
@@ -285,8 +294,10 @@ def summary(pipeline_run: str, namespace: str, task_statuses: str, kubeconfig: s
     try:
         taskruns = fetch_taskruns(namespace, pipeline_run, kubeconfig or None)
     except Exception as err:  # noqa: BLE001 - the summary must still be written without the API
-        log.warn(f"cannot list the TaskRuns of {pipeline_run} in {namespace} ({_api_error(err)}): "
-                 "summarising from the task statuses only (no durations, results or messages)")
+        log.warn(
+            f"cannot list the TaskRuns of {pipeline_run} in {namespace} ({_api_error(err)}): "
+            "summarising from the task statuses only (no durations, results or messages)"
+        )
         taskruns = []
     text, results = summarise(statuses, taskruns, namespace)
     write_results(results_dir, results)

@@ -20,7 +20,13 @@ from .core.errors import InvalidInput, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
 from .gitops.git import (
-    TransientRetry, Workspace, check_plain_http, full_jitter, git_environment, validate_branch, validate_repo_url,
+    TransientRetry,
+    Workspace,
+    check_plain_http,
+    full_jitter,
+    git_environment,
+    validate_branch,
+    validate_repo_url,
 )
 from .gitops.image_edit import plan_image_update, safe_subdir
 from .gitops.imageref import is_older, validate_digest, validate_image_name, validate_tag
@@ -57,30 +63,63 @@ def backoff_seconds(attempt: int) -> float:
 @click.command("tag-commit")
 @option("--repo-url", required=True, help="GitOps repository (https://, ssh:// or git@host:path).")
 @option("--branch", default="main", help="Branch Flux follows.")
-@option("--path", "subdir", required=True, help="Folder in the repo that deploys the app, e.g. envs/prod/drone-service.")
+@option(
+    "--path", "subdir", required=True, help="Folder in the repo that deploys the app, e.g. envs/prod/drone-service."
+)
 @option("--image", required=True, help="Image name as written in the manifests, without tag.")
 @option("--tag", required=True, help="New image tag, a semantic version (1.0.5 or v1.0.5).")
 @option("--digest", default="", help="Optional image digest sha256:<64 hex>; pins the exact build.")
 @option("--author-name", default="Druppie CI", help="Commit author name.")
 @option("--author-email", default="ci@druppie.local", help="Commit author e-mail.")
-@option("--message", default=DEFAULT_MESSAGE,
-        help="Commit subject template; fields: {app} {image} {old_tag} {new_tag} {path} {branch}.")
+@option(
+    "--message",
+    default=DEFAULT_MESSAGE,
+    help="Commit subject template; fields: {app} {image} {old_tag} {new_tag} {path} {branch}.",
+)
 @option("--pipeline-run", default="", help="PipelineRun name, recorded as a commit trailer.")
 @option("--timeout", default="5m", help="Deadline for the whole step, retries included, e.g. 5m, 90s.")
-@option("--max-attempts", type=click.IntRange(0, 10_000), default=0,
-        help="Upper bound on push attempts when the branch keeps moving; 0: none, --timeout bounds them.")
-@option("--transient-retries", type=click.IntRange(0, 20), default=4,
-        help="Retries of a clone, fetch or push after a server error (HTTP 5xx, connection reset).")
-@option("--allow-plain-http", is_flag=True, default=False,
-        help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).")
+@option(
+    "--max-attempts",
+    type=click.IntRange(0, 10_000),
+    default=0,
+    help="Upper bound on push attempts when the branch keeps moving; 0: none, --timeout bounds them.",
+)
+@option(
+    "--transient-retries",
+    type=click.IntRange(0, 20),
+    default=4,
+    help="Retries of a clone, fetch or push after a server error (HTTP 5xx, connection reset).",
+)
+@option(
+    "--allow-plain-http",
+    is_flag=True,
+    default=False,
+    help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).",
+)
 @option("--allow-downgrade", is_flag=True, default=False, help="Permit a lower tag than the current one (rollback).")
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
-def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, digest: str, author_name: str,
-               author_email: str, message: str, pipeline_run: str, timeout: str, max_attempts: int,
-               transient_retries: int, allow_plain_http: bool, allow_downgrade: bool, basic_auth_dir: str,
-               ssh_dir: str, results_dir: str | None) -> None:
+def tag_commit(
+    repo_url: str,
+    branch: str,
+    subdir: str,
+    image: str,
+    tag: str,
+    digest: str,
+    author_name: str,
+    author_email: str,
+    message: str,
+    pipeline_run: str,
+    timeout: str,
+    max_attempts: int,
+    transient_retries: int,
+    allow_plain_http: bool,
+    allow_downgrade: bool,
+    basic_auth_dir: str,
+    ssh_dir: str,
+    results_dir: str | None,
+) -> None:
     """Write IMAGE:TAG into the GitOps repo at PATH and push it (retrying races, never downgrading)."""
     retry = TransientRetry(transient_retries, deadline=time.monotonic() + parse_duration(timeout))
     validate_repo_url(repo_url)
@@ -98,15 +137,36 @@ def tag_commit(repo_url: str, branch: str, subdir: str, image: str, tag: str, di
         env = git_environment(Path(scratch), basic_auth_dir or None, ssh_dir or None)
         log.progress(f"cloning {repo_url} ({branch}, only {subdir or 'the root'})")
         ws = Workspace.clone(repo_url, branch, subdir, Path(scratch) / "repo", env, retry)
-        results = _promote(ws, subdir, image, tag, digest, message, pipeline_run, author_name, author_email,
-                           max_attempts, allow_downgrade)
+        results = _promote(
+            ws,
+            subdir,
+            image,
+            tag,
+            digest,
+            message,
+            pipeline_run,
+            author_name,
+            author_email,
+            max_attempts,
+            allow_downgrade,
+        )
     write_results(results_dir, results)
     click.echo(summary_line("tag-commit", results))
 
 
-def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | None, message: str,
-             pipeline_run: str, author_name: str, author_email: str, max_attempts: int,
-             allow_downgrade: bool) -> dict[str, str]:
+def _promote(
+    ws: Workspace,
+    subdir: str,
+    image: str,
+    tag: str,
+    digest: str | None,
+    message: str,
+    pipeline_run: str,
+    author_name: str,
+    author_email: str,
+    max_attempts: int,
+    allow_downgrade: bool,
+) -> dict[str, str]:
     attempt = 0
     while True:
         attempt += 1
@@ -117,35 +177,50 @@ def _promote(ws: Workspace, subdir: str, image: str, tag: str, digest: str | Non
             return _results(ws, ws.head(), changed=False, previous=previous)
         older = is_older(tag, previous) if previous else False
         if older is None:
-            log.warn(f"{image}: the current tag {previous} is not a semantic version and cannot be ordered; "
-                     f"replacing it with {tag}")
+            log.warn(
+                f"{image}: the current tag {previous} is not a semantic version and cannot be ordered; "
+                f"replacing it with {tag}"
+            )
         elif older and not allow_downgrade:
-            log.warn(f"{image} is already at {previous}, newer than {tag}: not downgrading "
-                     f"(a newer build landed first; pass --allow-downgrade for a rollback)")
+            log.warn(
+                f"{image} is already at {previous}, newer than {tag}: not downgrading "
+                f"(a newer build landed first; pass --allow-downgrade for a rollback)"
+            )
             return _results(ws, ws.head(), changed=False, previous=previous)
 
         plan.apply()
-        subject = message.format(app=Path(subdir).name or image.rsplit("/", 1)[-1], image=image,
-                                 old_tag=previous or "none", new_tag=tag, path=subdir, branch=ws.branch)
+        subject = message.format(
+            app=Path(subdir).name or image.rsplit("/", 1)[-1],
+            image=image,
+            old_tag=previous or "none",
+            new_tag=tag,
+            path=subdir,
+            branch=ws.branch,
+        )
         body = f"{subject}\n\nImage: {image}:{tag}{'@' + digest if digest else ''}\nPath: {subdir}\n"
         if pipeline_run:
             body += f"Tekton-Pipeline-Run: {pipeline_run}\n"
         commit = ws.commit([e.path for e in plan.changed_files], body, author_name, author_email)
         outcome = ws.push()
         if outcome.pushed:
-            log.progress(f"pushed {commit[:12]} to {ws.branch}: {image} {previous or 'none'} -> {tag} "
-                         f"({', '.join(plan.where)}), attempt {attempt}")
+            log.progress(
+                f"pushed {commit[:12]} to {ws.branch}: {image} {previous or 'none'} -> {tag} "
+                f"({', '.join(plan.where)}), attempt {attempt}"
+            )
             return _results(ws, commit, changed=True, previous=previous)
         if not outcome.branch_moved:
             raise StepError(f"push to {ws.branch} rejected by the server: {outcome.detail}")
         left = ws.retry.remaining() - LAST_ATTEMPT_RESERVE_SECONDS
         if attempt == max_attempts or left <= 0:
             bound = "--max-attempts" if attempt == max_attempts else "--timeout"
-            raise StepError(f"gave up after {attempt} attempts in {log.elapsed():.0f}s: {ws.branch} kept moving; "
-                            f"raise {bound} or spread the pipelines")
+            raise StepError(
+                f"gave up after {attempt} attempts in {log.elapsed():.0f}s: {ws.branch} kept moving; "
+                f"raise {bound} or spread the pipelines"
+            )
         wait = min(backoff_seconds(attempt), left)  # a last try just before the deadline beats giving up
-        log.progress(f"{ws.branch} moved while we pushed ({outcome.detail}); retry {attempt + 1} "
-                     f"on the new head in {wait:.2f}s")
+        log.progress(
+            f"{ws.branch} moved while we pushed ({outcome.detail}); retry {attempt + 1} on the new head in {wait:.2f}s"
+        )
         time.sleep(wait)
         ws.refresh()
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shlex
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
-
-import os
-import shlex
-import subprocess
 
 from localcluster.cluster import LocalCluster
 from localcluster.gitserver import seed_repo
@@ -91,10 +90,18 @@ class FluxApp:
     def request_reconcile(self) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 10**9:09d}Z"
         patch = json.dumps({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
-        self.cluster.kubectl("annotate", "--overwrite", "-n", "flux-system", "gitrepository", self.name,
-                             f"reconcile.fluxcd.io/requestedAt={stamp}")
-        self.cluster.kubectl("patch", "-n", "flux-system", "kustomization", self.kustomization, "--type=merge",
-                             "-p", patch)
+        self.cluster.kubectl(
+            "annotate",
+            "--overwrite",
+            "-n",
+            "flux-system",
+            "gitrepository",
+            self.name,
+            f"reconcile.fluxcd.io/requestedAt={stamp}",
+        )
+        self.cluster.kubectl(
+            "patch", "-n", "flux-system", "kustomization", self.kustomization, "--type=merge", "-p", patch
+        )
 
     def wait_ready(self, revision: str | None = None, timeout: float = 90) -> dict:
         def ready():
@@ -103,11 +110,13 @@ class FluxApp:
             applied = ks.get("status", {}).get("lastAppliedRevision", "")
             ok = cond.get("status") == "True" and bool(applied) and (revision is None or applied.endswith(revision))
             return ks if ok else None
+
         return wait_for(f"Kustomization {self.kustomization} Ready at {revision or 'any revision'}", ready, timeout)
 
 
-def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomization: str,
-                  git_interval: str, ks_interval: str) -> FluxApp:
+def make_flux_app(
+    cluster: LocalCluster, name: str, namespace: str, kustomization: str, git_interval: str, ks_interval: str
+) -> FluxApp:
     """Apply the shipped flux/ manifests, pointed at the local git server, with shorter intervals."""
     app = FluxApp(cluster, name, namespace, kustomization)
     cluster.publish_image("registry.example/druppie/drone-service:1.0.4")  # the tag the example deploys
@@ -140,8 +149,9 @@ def _release_flux_app(request):
     yield
     if app is not None:
         for kind, name in (("kustomization", app.kustomization), ("gitrepository", app.name)):
-            app.cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge",
-                                "-p", '{"spec":{"suspend":true}}', check=False)
+            app.cluster.kubectl(
+                "patch", "-n", "flux-system", kind, name, "--type=merge", "-p", '{"spec":{"suspend":true}}', check=False
+            )
         app.cluster.kubectl("delete", "namespace", app.namespace, "--wait=false", check=False)
 
 
@@ -150,15 +160,22 @@ class Tekton:
     def __init__(self, cluster, workdir: Path) -> None:
         self.cluster, self.workdir = cluster, workdir
 
-    def run(self, command: str, extra: list[str] | None = None, substitute: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, command: str, extra: list[str] | None = None, substitute: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run one README command (kubectl or tkn) against the cluster, with the stated substitutions."""
         for old, new in (substitute or {}).items():
             command = command.replace(old, new)
         words = shlex.split(command) + (extra or [])
         tool = {"kubectl": binaries()["kubectl"], "tkn": optional_binaries()["tkn"]}[words[0]]
-        proc = subprocess.run([str(tool), *words[1:]], cwd=self.workdir, capture_output=True, text=True,
-                              env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}, timeout=300)
+        proc = subprocess.run(
+            [str(tool), *words[1:]],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)},
+            timeout=300,
+        )
         if check and proc.returncode != 0:
             pytest.fail(f"{command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -168,9 +185,11 @@ class Tekton:
 
     def finished(self, kind: str, name: str) -> dict:
         """The run once Tekton marked it done (`--showlog` can return a moment before that)."""
+
         def done():
             run = json.loads(self.tkn(kind, "describe", name, "-n", "ci", "-o", "json").stdout)
             return run if run.get("status", {}).get("completionTime") else None
+
         return wait_for(f"{kind} {name} to finish", done, timeout=240, interval=1)
 
     def taskrun(self, name: str) -> dict:
@@ -194,8 +213,12 @@ def tekton(cluster):
         pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
     # The step image the unmodified Tasks name (ghcr.io/waterschap/druppie-step), built and pushed
     # as `make images` does; ghcr.io is mirrored to the cluster registry.
-    subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
-                   env={**os.environ, "REGISTRY": cluster.registry})
+    subprocess.run(
+        [str(ROOT / "hack" / "images.sh")],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "REGISTRY": cluster.registry},
+    )
     t = Tekton(cluster, ROOT)
     # A fresh namespace, as on a cluster where the catalog was never installed (other e2e
     # modules of this session use ci too).
@@ -203,5 +226,3 @@ def tekton(cluster):
     for command in block_with(README, "kubectl create namespace ci"):
         t.run(command)
     return t
-
-

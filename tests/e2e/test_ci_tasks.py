@@ -46,8 +46,19 @@ def ci(cluster, tekton, tmp_path_factory):
         name = "drone-service" + (f"-{variant}" if variant else "")
         source = drone_app(tmp_path_factory.mktemp(name) / "app", variant)
         seed_repo(cluster.git_root / f"{name}.git", source_dir=source)
-    subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false",
-                    _offline_base(), f"docker://{cluster.registry}/{BASE_REPO}"], check=True)
+    subprocess.run(
+        [
+            "buildah",
+            "--storage-driver",
+            "vfs",
+            "push",
+            "--quiet",
+            "--tls-verify=false",
+            _offline_base(),
+            f"docker://{cluster.registry}/{BASE_REPO}",
+        ],
+        check=True,
+    )
     commands = ci_commands()
     tekton.run(commands["kubectl apply -n"])
     tekton.run(commands["kubectl create secret"])
@@ -56,16 +67,28 @@ def ci(cluster, tekton, tmp_path_factory):
 
 def _offline_base() -> str:
     """The debootstrap base `make images` made (hack/images.sh keeps it in local storage)."""
-    out = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        ["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return next(i for i in out if "druppie/bookworm-python3:" in i)
 
 
-def start(tekton, cluster, command: str, repo: str = "drone-service", extra: list[str] | None = None,
-          check: bool = True) -> tuple[str, dict, str]:
+def start(
+    tekton, cluster, command: str, repo: str = "drone-service", extra: list[str] | None = None, check: bool = True
+) -> tuple[str, dict, str]:
     """Run one README tkn command; returns (TaskRun name, finished TaskRun, its log)."""
-    out = tekton.run(command, extra, {GITHUB_APP: f"{cluster.git_url.rsplit('/', 1)[0]}/{repo}.git",
-                                      IMAGE: f"{cluster.registry}/druppie/drone-service"}, check=False)
+    out = tekton.run(
+        command,
+        extra,
+        {
+            GITHUB_APP: f"{cluster.git_url.rsplit('/', 1)[0]}/{repo}.git",
+            IMAGE: f"{cluster.registry}/druppie/drone-service",
+        },
+        check=False,
+    )
     name = _started(out.stdout, "TaskRun")
     run = tekton.taskrun(name)
     logs = tekton.tkn("taskrun", "logs", name, "-n", "ci").stdout
@@ -80,8 +103,12 @@ def clone(tekton, cluster, ci, repo: str = "drone-service") -> dict:
 
 
 def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, cluster, ci):
-    head = subprocess.run(["git", "--git-dir", str(cluster.git_root / "drone-service.git"), "rev-parse", "main"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "--git-dir", str(cluster.git_root / "drone-service.git"), "rev-parse", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     cloned = clone(tekton, cluster, ci)
     assert cloned["commit"] == head
 
@@ -96,37 +123,78 @@ def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, clust
     assert results["critical"] == "0" and results["high"] == "0", logs
     assert results["report"] == ".druppie/scan.sarif"
 
-    _, run, logs = start(tekton, cluster, ci["druppie-build"], extra=[
-        "-p", "tls-verify=false", "-p", f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}",
-        "-p", f"commit={head}"])
+    _, run, logs = start(
+        tekton,
+        cluster,
+        ci["druppie-build"],
+        extra=[
+            "-p",
+            "tls-verify=false",
+            "-p",
+            f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}",
+            "-p",
+            f"commit={head}",
+        ],
+    )
     results = tekton.results(run)
     image = f"{cluster.registry}/druppie/drone-service"
     assert results["IMAGE_URL"] == f"{image}:1.0.5"
     assert results["IMAGE_TAGS"] == f"1.0.5,{head[:7]}"
-    served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-                             f"docker://{image}:1.0.5"], capture_output=True, text=True, check=True).stdout.strip()
+    served = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{image}:1.0.5"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert results["IMAGE_DIGEST"] == served
     assert "registry-credentials" not in logs and "not-a-real-token" not in logs
 
     # The build pod: root with exactly four added capabilities, never privileged, no API token.
     pod = cluster.get_json("pod", "-n", "ci", run["status"]["podName"])
     step = next(c for c in pod["spec"]["containers"] if c["name"] == "step-build")
-    assert step["securityContext"]["capabilities"] == {"drop": ["ALL"],
-                                                       "add": ["SETUID", "SETGID", "SETFCAP", "SYS_CHROOT"]}
+    assert step["securityContext"]["capabilities"] == {
+        "drop": ["ALL"],
+        "add": ["SETUID", "SETGID", "SETFCAP", "SYS_CHROOT"],
+    }
     assert not step["securityContext"].get("privileged")
-    assert not any("serviceaccount" in m["mountPath"] for c in pod["spec"]["containers"]
-                   for m in c.get("volumeMounts", []))
+    assert not any(
+        "serviceaccount" in m["mountPath"] for c in pod["spec"]["containers"] for m in c.get("volumeMounts", [])
+    )
 
     # The kubelet runs the built image, pulled by the digest the build reported, and it serves.
     ref = f"{IMAGE}@{results['IMAGE_DIGEST']}"
-    cluster.kubectl("run", "built-drone", "-n", "ci", f"--image={ref}", "--port=8080", "--restart=Never",
-                    "--overrides", json.dumps({"spec": {"securityContext": {
-                        "runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [{"name": "built-drone", "image": ref, "securityContext": {
-                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}]}}))
-    ip = wait_for("the built image to run", lambda: (
-        (p := cluster.get_json("pod", "-n", "ci", "built-drone"))["status"].get("phase") == "Running"
-        and p["status"].get("podIP")), timeout=120)
+    cluster.kubectl(
+        "run",
+        "built-drone",
+        "-n",
+        "ci",
+        f"--image={ref}",
+        "--port=8080",
+        "--restart=Never",
+        "--overrides",
+        json.dumps(
+            {
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [
+                        {
+                            "name": "built-drone",
+                            "image": ref,
+                            "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        }
+                    ],
+                }
+            }
+        ),
+    )
+    ip = wait_for(
+        "the built image to run",
+        lambda: (
+            (p := cluster.get_json("pod", "-n", "ci", "built-drone"))["status"].get("phase") == "Running"
+            and p["status"].get("podIP")
+        ),
+        timeout=120,
+    )
     body = wait_for("the app to answer", lambda: _get(f"http://{ip}:8080/"), timeout=60)
     assert json.loads(body)["service"] == "drone-service"
     cluster.kubectl("delete", "pod", "built-drone", "-n", "ci", "--wait=false")
@@ -160,13 +228,31 @@ def test_a_planted_secret_fails_the_scan_with_gitleaks_finding_and_no_secret_sho
     assert secret not in logs
 
 
-@pytest.mark.parametrize("kind, steps", [("step", ["tag-commit", "flux-wait", "test", "clone"]),
-                                         ("scan", ["scan"]), ("build", ["build"])])
+@pytest.mark.parametrize(
+    "kind, steps", [("step", ["tag-commit", "flux-wait", "test", "clone"]), ("scan", ["scan"]), ("build", ["build"])]
+)
 def test_every_step_answers_help_inside_its_built_image(tekton, kind, steps):
-    images = subprocess.run([*PODMAN, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True,
-                            text=True, check=True).stdout.split()
+    images = subprocess.run(
+        [*PODMAN, "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=True
+    ).stdout.split()
     image = next(i for i in images if f"druppie/druppie-{kind}:" in i)
     for step in steps:
-        proc = subprocess.run([*PODMAN, "run", "--rm", "--network", "none", "--ulimit", "nofile=20000:20000",
-                               "--ulimit", "nproc=1000:1000", image, step, "--help"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                *PODMAN,
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=20000:20000",
+                "--ulimit",
+                "nproc=1000:1000",
+                image,
+                step,
+                "--help",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0 and f"Usage: druppie-step {step}" in proc.stdout, proc.stderr

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
+from localcluster.gitserver import run
 from tests.conftest import STEP
 from tests.e2e.conftest import condition, make_flux_app, wait_for
-from localcluster.gitserver import run
 
 IMAGE = "registry.example/druppie/drone-service"
 
@@ -30,9 +30,22 @@ def test_flux_applies_the_shipped_setup_and_the_deployment_becomes_available(clu
 def test_tag_commit_is_applied_and_the_image_changes(flux_app):
     flux_app.wait_ready()
     flux_app.cluster.publish_image(f"{IMAGE}:1.0.5")  # CI pushes the image before it commits the tag
-    step = subprocess.run([str(STEP), "tag-commit", "--repo-url", flux_app.repo_url, "--path",
-                           "envs/prod/drone-service", "--image", IMAGE, "--tag", "1.0.5"],
-                          capture_output=True, text=True)
+    step = subprocess.run(
+        [
+            str(STEP),
+            "tag-commit",
+            "--repo-url",
+            flux_app.repo_url,
+            "--path",
+            "envs/prod/drone-service",
+            "--image",
+            IMAGE,
+            "--tag",
+            "1.0.5",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert step.returncode == 0, step.stderr
     revision = step.stdout.split("revision=")[1].split()[0]
     flux_app.request_reconcile()
@@ -43,8 +56,9 @@ def test_tag_commit_is_applied_and_the_image_changes(flux_app):
 
 def test_drift_is_corrected(flux_app):
     flux_app.wait_ready()
-    flux_app.cluster.kubectl("set", "image", "-n", flux_app.namespace, "deployment/drone-service",
-                             f"drone-service={IMAGE}:6.6.6-hand-edit")
+    flux_app.cluster.kubectl(
+        "set", "image", "-n", flux_app.namespace, "deployment/drone-service", f"drone-service={IMAGE}:6.6.6-hand-edit"
+    )
     assert flux_app.image() == f"{IMAGE}:6.6.6-hand-edit"
     wait_for("Flux to restore the image from git", lambda: flux_app.image() == f"{IMAGE}:1.0.4", timeout=60)
 
@@ -54,8 +68,21 @@ def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flu
     work = tmp_path / "clone"
     run("git", "clone", "--quiet", flux_app.repo_url, str(work))
     (work / "envs/prod/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
-    run("git", "-C", str(work), "commit", "--quiet", "-am", "break it",
-        env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+    run(
+        "git",
+        "-C",
+        str(work),
+        "commit",
+        "--quiet",
+        "-am",
+        "break it",
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        },
+    )
     run("git", "-C", str(work), "push", "--quiet", "origin", "main")
     broken = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
     flux_app.request_reconcile()
@@ -79,10 +106,14 @@ def test_the_whole_shipped_flux_setup_is_accepted_by_the_api_server(cluster):
 
     cluster.kubectl("create", "namespace", "ci", check=False)
     out = cluster.kubectl("apply", "-k", str(FLUX_DIR), "--dry-run=server").stdout
-    for line in ("receiver.notification.toolkit.fluxcd.io/druppie-apps", "gitrepository.source.toolkit.fluxcd.io/druppie-apps",
-                 "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod", "role.rbac.authorization.k8s.io/druppie-flux-wait",
-                 "validatingadmissionpolicy.admissionregistration.k8s.io/druppie-flux-wait-annotate-only",
-                 "validatingadmissionpolicybinding.admissionregistration.k8s.io/druppie-flux-wait-annotate-only"):
+    for line in (
+        "receiver.notification.toolkit.fluxcd.io/druppie-apps",
+        "gitrepository.source.toolkit.fluxcd.io/druppie-apps",
+        "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod",
+        "role.rbac.authorization.k8s.io/druppie-flux-wait",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/druppie-flux-wait-annotate-only",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/druppie-flux-wait-annotate-only",
+    ):
         assert line in out
     bad = (FLUX_DIR / "receiver.yaml").read_text().replace("type: github", "type: carrier-pigeon")
     rejected = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=bad, check=False)

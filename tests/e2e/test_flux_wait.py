@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from localcluster.gitserver import COMMIT_ENV, run
 from tests.conftest import STEP
 from tests.e2e.conftest import condition, wait_for
-from localcluster.gitserver import COMMIT_ENV, run
 from tests.support.kubewatch import KubectlWatch
 
 IMAGE = "registry.example/druppie/drone-service"
@@ -31,16 +31,46 @@ def record(name: str, obj: dict) -> None:
 
 
 def flux_wait(app, revision: str, *extra: str, timeout: str = "2m") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(STEP), "flux-wait", "--kustomization", app.kustomization, "--revision", revision,
-                           "--timeout", timeout, "--kubeconfig", str(app.cluster.kubeconfig), "--repo-url",
-                           app.repo_url, *extra], capture_output=True, text=True)
+    return subprocess.run(
+        [
+            str(STEP),
+            "flux-wait",
+            "--kustomization",
+            app.kustomization,
+            "--revision",
+            revision,
+            "--timeout",
+            timeout,
+            "--kubeconfig",
+            str(app.cluster.kubeconfig),
+            "--repo-url",
+            app.repo_url,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+    )
 
 
 def tag_commit(app, tag: str) -> str:
     """What CI does: push the image, then commit its tag to the GitOps repo."""
     app.cluster.publish_image(f"{IMAGE}:{tag}")
-    step = subprocess.run([str(STEP), "tag-commit", "--repo-url", app.repo_url, "--path", "envs/prod/drone-service",
-                           "--image", IMAGE, "--tag", tag], capture_output=True, text=True)
+    step = subprocess.run(
+        [
+            str(STEP),
+            "tag-commit",
+            "--repo-url",
+            app.repo_url,
+            "--path",
+            "envs/prod/drone-service",
+            "--image",
+            IMAGE,
+            "--tag",
+            tag,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert step.returncode == 0, step.stderr
     return step.stdout.split("revision=")[1].split()[0]
 
@@ -63,21 +93,33 @@ def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
     assert result.returncode == 0, result.stderr
     assert f"applied-revision={revision}" in result.stdout and "reason=ReconciliationSucceeded" in result.stdout
     # Each progress step Flux reports is printed once, with the elapsed time.
-    for step in (f"GitRepository flux-system/{flux_app.name}: source has revision {revision}",
-                 f"Kustomization flux-system/{flux_app.kustomization}: Running health checks for revision {revision}",
-                 f"Kustomization flux-system/{flux_app.kustomization}: applied {revision} and Ready"):
+    for step in (
+        f"GitRepository flux-system/{flux_app.name}: source has revision {revision}",
+        f"Kustomization flux-system/{flux_app.kustomization}: Running health checks for revision {revision}",
+        f"Kustomization flux-system/{flux_app.kustomization}: applied {revision} and Ready",
+    ):
         assert len([line for line in result.stderr.splitlines() if step in line]) == 1, step
     assert flux_app.image() == f"{IMAGE}:1.0.5"
     ks = flux_app.ks()
     assert ks["status"]["lastAppliedRevision"] == revision
     record("gitrepository-ready", flux_app.gitrepo())
-    ready = [o for o in seen if condition(o, "Ready").get("status") == "True"
-             and o["status"].get("lastAppliedRevision") == revision]
+    ready = [
+        o
+        for o in seen
+        if condition(o, "Ready").get("status") == "True" and o["status"].get("lastAppliedRevision") == revision
+    ]
     assert ready, "the watch saw the Kustomization Ready at the revision"
     # The attempt that handled our request (the first Ready may be from one the new artifact started).
-    handled = wait_for("the Kustomization to have handled a request", lambda: (
-        (k := flux_app.ks())["status"].get("lastHandledReconcileAt") and condition(k, "Ready").get("status") == "True"
-        and k["status"]["lastAppliedRevision"] == revision and k), timeout=30)
+    handled = wait_for(
+        "the Kustomization to have handled a request",
+        lambda: (
+            (k := flux_app.ks())["status"].get("lastHandledReconcileAt")
+            and condition(k, "Ready").get("status") == "True"
+            and k["status"]["lastAppliedRevision"] == revision
+            and k
+        ),
+        timeout=30,
+    )
     record("kustomization-ready", handled)
     messages = {}
     for obj in seen:  # one object per distinct progress message: fetching, building, health checks
@@ -89,16 +131,23 @@ def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
 
 def test_broken_manifest_fails_fast_with_fluxs_message(flux_app, tmp_path):
     flux_app.wait_ready()
-    work, broken = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/deployment.yaml",
-                                  "apiVersion: apps/v1\nkind: Deployment\nspec: [\n", "break it")
+    work, broken = commit_locally(
+        flux_app,
+        tmp_path,
+        "envs/prod/drone-service/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nspec: [\n",
+        "break it",
+    )
     run("git", "-C", str(work), "push", "--quiet", "origin", "main")
     started = time.monotonic()
     result = flux_wait(flux_app, broken, timeout="3m")
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: Kustomization flux-system/{flux_app.kustomization} failed for revision "
-                           f"main@sha1:{broken}: BuildFailed:")
+    assert last.startswith(
+        f"error: Kustomization flux-system/{flux_app.kustomization} failed for revision "
+        f"main@sha1:{broken}: BuildFailed:"
+    )
     assert "deployment.yaml" in last
     assert elapsed < 120, "must not wait out its 3m timeout"
     record("kustomization-build-failed", flux_app.ks())
@@ -107,8 +156,16 @@ def test_broken_manifest_fails_fast_with_fluxs_message(flux_app, tmp_path):
 def test_suspended_kustomization_fails_at_once(flux_app):
     flux_app.wait_ready()
     head = flux_app.ks()["status"]["lastAppliedRevision"]
-    flux_app.cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
-                             "-p", '{"spec":{"suspend":true}}')
+    flux_app.cluster.kubectl(
+        "patch",
+        "-n",
+        "flux-system",
+        "kustomization",
+        flux_app.kustomization,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":true}}',
+    )
     result = flux_wait(flux_app, head)
     assert result.returncode == 1
     assert f"Kustomization flux-system/{flux_app.kustomization} is suspended" in result.stderr
@@ -120,7 +177,10 @@ def test_revision_that_never_arrives_times_out_with_diagnostics(flux_app):
     never = "0123456789abcdef0123456789abcdef01234567"
     result = flux_wait(flux_app, f"main@sha1:{never}", timeout="12s")
     assert result.returncode == 1
-    assert f"timed out waiting for Kustomization flux-system/{flux_app.kustomization} to apply 0123456789ab" in result.stderr
+    assert (
+        f"timed out waiting for Kustomization flux-system/{flux_app.kustomization} to apply 0123456789ab"
+        in result.stderr
+    )
     assert f"GitRepository {flux_app.name}:" in result.stderr and "Ready=True" in result.stderr
     record("gitrepository-behind", flux_app.gitrepo())
 
@@ -128,12 +188,31 @@ def test_revision_that_never_arrives_times_out_with_diagnostics(flux_app):
 def test_apiserver_restart_during_the_wait_is_survived(flux_app, tmp_path):
     """Start waiting for a commit not pushed yet, restart the apiserver, then push: the wait ends well."""
     flux_app.wait_ready()
-    work, sha = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/kustomization.yaml",
-                               flux_app_kustomization(flux_app).replace("newTag: 1.0.4", "newTag: 1.0.9"), "1.0.9")
+    work, sha = commit_locally(
+        flux_app,
+        tmp_path,
+        "envs/prod/drone-service/kustomization.yaml",
+        flux_app_kustomization(flux_app).replace("newTag: 1.0.4", "newTag: 1.0.9"),
+        "1.0.9",
+    )
     flux_app.cluster.publish_image(f"{IMAGE}:1.0.9")
-    waiter = subprocess.Popen([str(STEP), "flux-wait", "--kustomization", flux_app.kustomization, "--revision", sha,
-                               "--timeout", "3m", "--kubeconfig", str(flux_app.cluster.kubeconfig)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        [
+            str(STEP),
+            "flux-wait",
+            "--kustomization",
+            flux_app.kustomization,
+            "--revision",
+            sha,
+            "--timeout",
+            "3m",
+            "--kubeconfig",
+            str(flux_app.cluster.kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)  # the step is now re-asking the source, which keeps fetching the old head
     flux_app.cluster.stop_apiserver()
     time.sleep(3)
@@ -148,8 +227,13 @@ def test_apiserver_restart_during_the_wait_is_survived(flux_app, tmp_path):
 
 
 def flux_app_kustomization(app) -> str:
-    return run("git", "--git-dir", str(app.cluster.git_root / f"{app.name}.git"), "show",
-               "main:envs/prod/drone-service/kustomization.yaml").stdout
+    return run(
+        "git",
+        "--git-dir",
+        str(app.cluster.git_root / f"{app.name}.git"),
+        "show",
+        "main:envs/prod/drone-service/kustomization.yaml",
+    ).stdout
 
 
 def test_the_tasks_rbac_is_enough_and_no_more(flux_app, tmp_path):
@@ -160,10 +244,25 @@ def test_the_tasks_rbac_is_enough_and_no_more(flux_app, tmp_path):
     cluster.kubectl("apply", "-f", str(rbac))
     sa = "system:serviceaccount:ci:druppie-flux-wait"
     for verb in ("get", "list", "watch", "patch"):
-        assert cluster.kubectl("auth", "can-i", verb, "kustomizations.kustomize.toolkit.fluxcd.io", "-n",
-                               "flux-system", "--as", sa, check=False).stdout.strip() == "yes"
-    for args in (("delete", "kustomizations.kustomize.toolkit.fluxcd.io", "-n", "flux-system"),
-                 ("get", "secrets", "-n", "flux-system"), ("patch", "deployments", "-n", flux_app.namespace)):
+        assert (
+            cluster.kubectl(
+                "auth",
+                "can-i",
+                verb,
+                "kustomizations.kustomize.toolkit.fluxcd.io",
+                "-n",
+                "flux-system",
+                "--as",
+                sa,
+                check=False,
+            ).stdout.strip()
+            == "yes"
+        )
+    for args in (
+        ("delete", "kustomizations.kustomize.toolkit.fluxcd.io", "-n", "flux-system"),
+        ("get", "secrets", "-n", "flux-system"),
+        ("patch", "deployments", "-n", flux_app.namespace),
+    ):
         assert cluster.kubectl("auth", "can-i", *args, "--as", sa, check=False).stdout.strip() == "no"
     token = cluster.kubectl("create", "token", "druppie-flux-wait", "-n", "ci").stdout.strip()
     config = json.loads(cluster.kubeconfig.read_text())
@@ -172,16 +271,38 @@ def test_the_tasks_rbac_is_enough_and_no_more(flux_app, tmp_path):
     kubeconfig.write_text(json.dumps(config))
     flux_app.wait_ready()
     revision = tag_commit(flux_app, "1.0.6")
-    result = subprocess.run([str(STEP), "flux-wait", "--kustomization", flux_app.kustomization, "--revision",
-                             revision, "--timeout", "2m", "--kubeconfig", str(kubeconfig)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(STEP),
+            "flux-wait",
+            "--kustomization",
+            flux_app.kustomization,
+            "--revision",
+            revision,
+            "--timeout",
+            "2m",
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert f"applied-revision={revision}" in result.stdout
     assert token not in result.stdout + result.stderr
 
 
 def test_kustomization_without_health_checks_is_warned_about(flux_app):
-    flux_app.cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
-                             "-p", '{"spec":{"wait":false}}')
+    flux_app.cluster.kubectl(
+        "patch",
+        "-n",
+        "flux-system",
+        "kustomization",
+        flux_app.kustomization,
+        "--type=merge",
+        "-p",
+        '{"spec":{"wait":false}}',
+    )
     revision = tag_commit(flux_app, "1.0.7")
     result = flux_wait(flux_app, revision)
     assert result.returncode == 0, result.stderr
@@ -201,18 +322,46 @@ def test_newer_revision_containing_the_target_counts_when_repo_url_proves_it(flu
     # Without the repository nothing proves that the newer revision contains the target: the
     # source keeps reporting the newer one after our requests, so the older wait gives up, early.
     started = time.monotonic()
-    unproved = subprocess.run([str(STEP), "flux-wait", "--kustomization", flux_app.kustomization, "--revision",
-                               target, "--timeout", "2m", "--kubeconfig", str(flux_app.cluster.kubeconfig)],
-                              capture_output=True, text=True)
+    unproved = subprocess.run(
+        [
+            str(STEP),
+            "flux-wait",
+            "--kustomization",
+            flux_app.kustomization,
+            "--revision",
+            target,
+            "--timeout",
+            "2m",
+            "--kubeconfig",
+            str(flux_app.cluster.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert unproved.returncode == 1, unproved.stderr
     assert f"superseded by {newer}" in unproved.stderr and "pass --repo-url" in unproved.stderr
     assert time.monotonic() - started < 75, "fails well before its 2m timeout"
 
 
 def start_wait(app, revision: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(STEP), "flux-wait", "--kustomization", app.kustomization, "--revision", revision,
-                             "--timeout", "2m", "--kubeconfig", str(app.cluster.kubeconfig), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            str(STEP),
+            "flux-wait",
+            "--kustomization",
+            app.kustomization,
+            "--revision",
+            revision,
+            "--timeout",
+            "2m",
+            "--kubeconfig",
+            str(app.cluster.kubeconfig),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_parallel_waits_for_consecutive_commits(flux_app):
@@ -222,13 +371,17 @@ def test_parallel_waits_for_consecutive_commits(flux_app):
     # The same repository by another name: allowed, but flux-wait says it differs from spec.url.
     # (curl removes the dot segment when it fetches, so the server sees the same path.)
     other_name = flux_app.repo_url.replace(f"/{flux_app.name}.git", f"/./{flux_app.name}.git")
-    waits = [start_wait(flux_app, older, "--repo-url", other_name),
-             start_wait(flux_app, newer, "--repo-url", flux_app.repo_url)]
+    waits = [
+        start_wait(flux_app, older, "--repo-url", other_name),
+        start_wait(flux_app, newer, "--repo-url", flux_app.repo_url),
+    ]
     results = [wait.communicate(timeout=150) for wait in waits]
     for wait, (out, err) in zip(waits, results):
         assert wait.returncode == 0, err
         assert f"applied-revision={newer}" in out  # the older one's commit is contained in the newer
-    assert f"warning: --repo-url {other_name} is not GitRepository flux-system/{flux_app.name}'s spec.url" in results[0][1]
+    assert (
+        f"warning: --repo-url {other_name} is not GitRepository flux-system/{flux_app.name}'s spec.url" in results[0][1]
+    )
     assert "warning: --repo-url" not in results[1][1]
 
     older, newer = tag_commit(flux_app, "1.4.2"), tag_commit(flux_app, "1.4.3")
@@ -251,15 +404,37 @@ def test_rerun_for_the_same_revision_after_an_outside_fix_succeeds(flux_app, tmp
     flux_app.wait_ready()
     # Give up on an unpullable image in seconds, not in the default 10 minutes; and no retries of
     # Flux's own in between, so that only a reconcile flux-wait asks for can end the old failure.
-    cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
-                    "-p", '{"spec":{"timeout":"20s","interval":"10m","retryInterval":"10m"}}')
+    cluster.kubectl(
+        "patch",
+        "-n",
+        "flux-system",
+        "kustomization",
+        flux_app.kustomization,
+        "--type=merge",
+        "-p",
+        '{"spec":{"timeout":"20s","interval":"10m","retryInterval":"10m"}}',
+    )
     deployment = flux_app_file(flux_app, "envs/prod/drone-service/deployment.yaml")
-    work, _ = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/deployment.yaml",
-                             deployment.replace("  replicas: 2\n", "  replicas: 1\n  progressDeadlineSeconds: 10\n"),
-                             "fail fast")
+    work, _ = commit_locally(
+        flux_app,
+        tmp_path,
+        "envs/prod/drone-service/deployment.yaml",
+        deployment.replace("  replicas: 2\n", "  replicas: 1\n  progressDeadlineSeconds: 10\n"),
+        "fail fast",
+    )
     run("git", "-C", str(work), "push", "--quiet", "origin", "main")
-    tag = [str(STEP), "tag-commit", "--repo-url", flux_app.repo_url, "--path", "envs/prod/drone-service",
-           "--image", IMAGE, "--tag", "1.3.0"]
+    tag = [
+        str(STEP),
+        "tag-commit",
+        "--repo-url",
+        flux_app.repo_url,
+        "--path",
+        "envs/prod/drone-service",
+        "--image",
+        IMAGE,
+        "--tag",
+        "1.3.0",
+    ]
     first = subprocess.run(tag, capture_output=True, text=True)  # the image is not in the registry yet
     assert first.returncode == 0, first.stderr
     revision = first.stdout.split("revision=")[1].split()[0]
@@ -270,8 +445,9 @@ def test_rerun_for_the_same_revision_after_an_outside_fix_succeeds(flux_app, tmp
 
     cluster.publish_image(f"{IMAGE}:1.3.0")  # the fix, outside git
     # The kubelet backs off image pulls for minutes; a new pod pulls at once.
-    cluster.kubectl("delete", "pod", "-n", flux_app.namespace, "-l", "app.kubernetes.io/name=drone-service",
-                    "--wait=false")
+    cluster.kubectl(
+        "delete", "pod", "-n", flux_app.namespace, "-l", "app.kubernetes.io/name=drone-service", "--wait=false"
+    )
     again = subprocess.run(tag, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "changed=false" in again.stdout and f"revision={revision}" in again.stdout
@@ -303,8 +479,13 @@ def test_missing_path_fails_fast_with_artifact_failed(flux_app, tmp_path):
 def test_manifest_the_api_server_rejects_fails_fast_with_reconciliation_failed(flux_app, tmp_path):
     flux_app.wait_ready()
     deployment = flux_app_file(flux_app, "envs/prod/drone-service/deployment.yaml")
-    work, sha = commit_locally(flux_app, tmp_path, "envs/prod/drone-service/deployment.yaml",
-                               deployment.replace("replicas: 2", "replicas: -1"), "invalid replicas")
+    work, sha = commit_locally(
+        flux_app,
+        tmp_path,
+        "envs/prod/drone-service/deployment.yaml",
+        deployment.replace("replicas: 2", "replicas: -1"),
+        "invalid replicas",
+    )
     run("git", "-C", str(work), "push", "--quiet", "origin", "main")
     result = flux_wait(flux_app, sha, timeout="2m")
     assert result.returncode == 1, result.stderr
@@ -324,8 +505,19 @@ def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_
     as_sa = ("--as", "system:serviceaccount:ci:druppie-flux-wait")
 
     def patch(kind: str, name: str, body: dict, *extra: str):
-        return cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge", "-p", json.dumps(body),
-                               *as_sa, *extra, check=False)
+        return cluster.kubectl(
+            "patch",
+            "-n",
+            "flux-system",
+            kind,
+            name,
+            "--type=merge",
+            "-p",
+            json.dumps(body),
+            *as_sa,
+            *extra,
+            check=False,
+        )
 
     repo, ks = ("gitrepository", flux_app.name), ("kustomization", flux_app.kustomization)
     evil = {"spec": {"url": "https://attacker.example/apps.git"}}
@@ -337,51 +529,97 @@ def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_
         assert allowed.returncode == 0, allowed.stderr
     assert flux_app.gitrepo()["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] == stamp
     for target, body, what in (
-            (repo, evil, "spec"), (repo, {"spec": {"suspend": True}}, "spec"), (ks, {"spec": {"suspend": True}}, "spec"),
-            (ks, {"spec": {"path": "./envs/other"}}, "spec"),
-            (ks, {"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}}}, "annotations"),
-            (repo, {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp + "x",
-                                                 "other": "1"}}}, "annotations"),
-            (ks, {"metadata": {"labels": {"x": "y"}}}, "labels")):
+        (repo, evil, "spec"),
+        (repo, {"spec": {"suspend": True}}, "spec"),
+        (ks, {"spec": {"suspend": True}}, "spec"),
+        (ks, {"spec": {"path": "./envs/other"}}, "spec"),
+        (ks, {"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}}}, "annotations"),
+        (
+            repo,
+            {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp + "x", "other": "1"}}},
+            "annotations",
+        ),
+        (ks, {"metadata": {"labels": {"x": "y"}}}, "labels"),
+    ):
         denied = patch(*target, body)
         assert denied.returncode != 0, (target, body)
         assert "druppie-flux-wait may only set the reconcile.fluxcd.io/requestedAt annotation, not" in denied.stderr
         assert what in denied.stderr.rsplit(", not ", 1)[1]
     assert flux_app.gitrepo()["spec"]["url"] == flux_app.repo_url and not flux_app.ks()["spec"].get("suspend")
     # An administrator is not bound by it.
-    assert cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
-                           "-p", '{"spec":{"suspend":true}}', "--dry-run=server", check=False).returncode == 0
+    assert (
+        cluster.kubectl(
+            "patch",
+            "-n",
+            "flux-system",
+            "kustomization",
+            flux_app.kustomization,
+            "--type=merge",
+            "-p",
+            '{"spec":{"suspend":true}}',
+            "--dry-run=server",
+            check=False,
+        ).returncode
+        == 0
+    )
 
 
 def test_oci_source_is_refused_at_once(flux_app):
     """A commit sha can never match an OCIRepository's digest revision: say so instead of timing out."""
     ks = flux_app.ks()
-    oci = {"apiVersion": ks["apiVersion"], "kind": "Kustomization",
-           "metadata": {"name": f"{flux_app.kustomization}-oci", "namespace": "flux-system"},
-           "spec": {**ks["spec"], "sourceRef": {"kind": "OCIRepository", "name": "druppie-apps-oci"}}}
+    oci = {
+        "apiVersion": ks["apiVersion"],
+        "kind": "Kustomization",
+        "metadata": {"name": f"{flux_app.kustomization}-oci", "namespace": "flux-system"},
+        "spec": {**ks["spec"], "sourceRef": {"kind": "OCIRepository", "name": "druppie-apps-oci"}},
+    }
     flux_app.cluster.kubectl("apply", "-f", "-", input=json.dumps(oci))
     started = time.monotonic()
-    result = subprocess.run([str(STEP), "flux-wait", "--kustomization", oci["metadata"]["name"], "--revision",
-                             "0123456789abcdef0123456789abcdef01234567", "--timeout", "1m", "--kubeconfig",
-                             str(flux_app.cluster.kubeconfig)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            str(STEP),
+            "flux-wait",
+            "--kustomization",
+            oci["metadata"]["name"],
+            "--revision",
+            "0123456789abcdef0123456789abcdef01234567",
+            "--timeout",
+            "1m",
+            "--kubeconfig",
+            str(flux_app.cluster.kubeconfig),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: Kustomization flux-system/{oci['metadata']['name']} takes its manifests from OCIRepository "
         "flux-system/druppie-apps-oci, whose revisions are digests, not git commits: flux-wait supports "
-        "GitRepository sources only")
+        "GitRepository sources only"
+    )
     assert time.monotonic() - started < 20
     flux_app.cluster.kubectl("delete", "kustomization", "-n", "flux-system", oci["metadata"]["name"])
 
 
 UNDELETABLE_POLICY = {
-    "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+    "apiVersion": "admissionregistration.k8s.io/v1",
+    "kind": "ValidatingAdmissionPolicy",
     "metadata": {"name": "e2e-undeletable-configmaps"},
-    "spec": {"failurePolicy": "Fail",
-             "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"],
-                                                     "resources": ["configmaps"]}]},
-             "matchConditions": [{"name": "labelled", "expression":
-                                  "has(oldObject.metadata.labels) && 'e2e-undeletable' in oldObject.metadata.labels"}],
-             "validations": [{"expression": "false", "message": "e2e: this ConfigMap may not be deleted"}]},
+    "spec": {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["configmaps"]}
+            ]
+        },
+        "matchConditions": [
+            {
+                "name": "labelled",
+                "expression": "has(oldObject.metadata.labels) && 'e2e-undeletable' in oldObject.metadata.labels",
+            }
+        ],
+        "validations": [{"expression": "false", "message": "e2e: this ConfigMap may not be deleted"}],
+    },
 }
 
 
@@ -392,25 +630,42 @@ def test_prune_the_api_server_refuses_fails_fast_with_prune_failed(flux_app, tmp
     work = tmp_path / "clone"
     run("git", "clone", "--quiet", flux_app.repo_url, str(work))
     app_dir = work / "envs/prod/drone-service"
-    (app_dir / "configmap.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: drone-service-extra\n"
-                                            "  labels:\n    e2e-undeletable: \"true\"\ndata:\n  a: b\n")
+    (app_dir / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: drone-service-extra\n"
+        '  labels:\n    e2e-undeletable: "true"\ndata:\n  a: b\n'
+    )
     kustomization = (app_dir / "kustomization.yaml").read_text()
-    (app_dir / "kustomization.yaml").write_text(kustomization.replace("  - service.yaml\n",
-                                                                      "  - service.yaml\n  - configmap.yaml\n"))
+    (app_dir / "kustomization.yaml").write_text(
+        kustomization.replace("  - service.yaml\n", "  - service.yaml\n  - configmap.yaml\n")
+    )
     run("git", "-C", str(work), "add", ".")
     run("git", "-C", str(work), "commit", "--quiet", "-m", "add a ConfigMap", env=COMMIT_ENV)
     run("git", "-C", str(work), "push", "--quiet", "origin", "main")
     added = run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
     assert flux_wait(flux_app, added).returncode == 0
     cluster.kubectl("apply", "-f", "-", input=json.dumps(UNDELETABLE_POLICY))
-    binding = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-               "metadata": {"name": "e2e-undeletable-configmaps"},
-               "spec": {"policyName": "e2e-undeletable-configmaps", "validationActions": ["Deny"]}}
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "e2e-undeletable-configmaps"},
+        "spec": {"policyName": "e2e-undeletable-configmaps", "validationActions": ["Deny"]},
+    }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(binding))
     try:
-        wait_for("the API server to refuse the delete", lambda: cluster.kubectl(
-            "delete", "configmap", "-n", flux_app.namespace, "drone-service-extra", "--dry-run=server",
-            check=False).returncode)
+        wait_for(
+            "the API server to refuse the delete",
+            lambda: (
+                cluster.kubectl(
+                    "delete",
+                    "configmap",
+                    "-n",
+                    flux_app.namespace,
+                    "drone-service-extra",
+                    "--dry-run=server",
+                    check=False,
+                ).returncode
+            ),
+        )
         (app_dir / "kustomization.yaml").write_text(kustomization)
         run("git", "-C", str(work), "rm", "--quiet", "envs/prod/drone-service/configmap.yaml")
         run("git", "-C", str(work), "commit", "--quiet", "-am", "drop the ConfigMap", env=COMMIT_ENV)
@@ -423,20 +678,34 @@ def test_prune_the_api_server_refuses_fails_fast_with_prune_failed(flux_app, tmp
         assert "e2e: this ConfigMap may not be deleted" in last
         record("kustomization-prune-failed", flux_app.ks())
     finally:
-        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
-                        "e2e-undeletable-configmaps", check=False)
+        cluster.kubectl(
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            "e2e-undeletable-configmaps",
+            check=False,
+        )
 
 
 def test_source_that_cannot_fetch_fails_fast_with_fetch_failed(flux_app):
     flux_app.wait_ready()
     head = flux_app.ks()["status"]["lastAppliedRevision"]
     missing = flux_app.repo_url.replace(f"/{flux_app.name}.git", "/no-such-repo.git")
-    flux_app.cluster.kubectl("patch", "-n", "flux-system", "gitrepository", flux_app.name, "--type=merge",
-                             "-p", json.dumps({"spec": {"url": missing}}))
+    flux_app.cluster.kubectl(
+        "patch",
+        "-n",
+        "flux-system",
+        "gitrepository",
+        flux_app.name,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"url": missing}}),
+    )
     result = flux_wait(flux_app, "0123456789abcdef0123456789abcdef01234567", timeout="2m")
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: GitRepository flux-system/{flux_app.name} failed: GitOperationFailed:"), result.stderr
+    assert last.startswith(f"error: GitRepository flux-system/{flux_app.name} failed: GitOperationFailed:"), (
+        result.stderr
+    )
     record("gitrepository-fetch-failed", flux_app.gitrepo())
     assert flux_app.ks()["status"]["lastAppliedRevision"] == head
 
@@ -445,8 +714,9 @@ def test_kustomization_stalled_on_an_invalid_health_check_expression_fails_at_on
     flux_app.wait_ready()
     head = flux_app.ks()["status"]["lastAppliedRevision"]
     bad = {"spec": {"healthCheckExprs": [{"apiVersion": "apps/v1", "kind": "Deployment", "current": "status.(("}]}}
-    flux_app.cluster.kubectl("patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge",
-                             "-p", json.dumps(bad))
+    flux_app.cluster.kubectl(
+        "patch", "-n", "flux-system", "kustomization", flux_app.kustomization, "--type=merge", "-p", json.dumps(bad)
+    )
     wait_for("the Kustomization to stall", lambda: condition(flux_app.ks(), "Stalled").get("status") == "True")
     result = flux_wait(flux_app, head)
     assert result.returncode == 1, result.stderr

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.e2e
 def loop(cluster):
     if not cluster.with_loop:  # .ci/run says so up front, in one line
         from localcluster.cluster import loop_missing
+
         pytest.skip(f"the loop's parts are not in the cache (make cluster-build); missing: {', '.join(loop_missing())}")
     lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
     if not lp.installed:
@@ -57,8 +58,12 @@ def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, c
 
     assert out["CHAINS-GIT_COMMIT"] == commit
     assert out["CHAINS-GIT_URL"] == loop.gitea.clone_url(APP)
-    served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-                             f"docker://{out['IMAGE_URL']}"], capture_output=True, text=True, check=True).stdout.strip()
+    served = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{out['IMAGE_URL']}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert out["IMAGE_DIGEST"] == served and out["IMAGE_URL"].startswith(loop.image + ":1.0.")
     gitops_head = loop.gitea.head("druppie-apps")
     assert out["GITOPS_COMMIT"] == gitops_head
@@ -90,10 +95,17 @@ def _sign(loop, body: dict) -> str:
     return "sha256=" + hmac.new(loop.webhook_secret.encode(), json.dumps(body).encode(), hashlib.sha256).hexdigest()
 
 
-def _body(loop, after: str, ref: str = "refs/heads/main", sender: str = "druppie-admin",
-          message: str = "a change") -> dict:
-    return {"ref": ref, "after": after, "repository": {"name": APP, "clone_url": loop.gitea.clone_url(APP)},
-            "sender": {"login": sender}, "pusher": {"login": sender}, "head_commit": {"message": message}}
+def _body(
+    loop, after: str, ref: str = "refs/heads/main", sender: str = "druppie-admin", message: str = "a change"
+) -> dict:
+    return {
+        "ref": ref,
+        "after": after,
+        "repository": {"name": APP, "clone_url": loop.gitea.clone_url(APP)},
+        "sender": {"login": sender},
+        "pusher": {"login": sender},
+        "head_commit": {"message": message},
+    }
 
 
 @pytest.mark.parametrize("case", ["unsigned", "wrongly-signed", "other-branch", "tag-commit-made", "other-event"])
@@ -120,10 +132,13 @@ def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
     assert not [r for r in runs if any(p["value"] == after for p in r["spec"].get("params", []))]
     logs = cluster.kubectl("logs", "-n", "ci", "deployment/el-druppie-ci-cd", "--since=60s").stdout
     # The reasons the triggers README lists under "What a sender sees".
-    reason = {"unsigned": "no X-Hub-Signature-256 header set", "wrongly-signed": "payload signature check failed",
-              "other-branch": "expression body.ref == 'refs/heads/' + extensions.branch did not return true",
-              "tag-commit-made": "expression !(body.sender.login == extensions.bot",
-              "other-event": "event type issues is not allowed"}[case]
+    reason = {
+        "unsigned": "no X-Hub-Signature-256 header set",
+        "wrongly-signed": "payload signature check failed",
+        "other-branch": "expression body.ref == 'refs/heads/' + extensions.branch did not return true",
+        "tag-commit-made": "expression !(body.sender.login == extensions.bot",
+        "other-event": "event type issues is not allowed",
+    }[case]
     assert reason in logs, logs[-3000:]
 
 
@@ -157,8 +172,9 @@ def test_two_quick_pushes_both_finish_and_the_newer_stays_deployed(loop, cluster
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda c: loop.finished(loop.pipelinerun_for(c)), [first, second]))
     newer = results(runs[1])
-    assert all(r["status"]["conditions"][0]["reason"] == "Succeeded" for r in runs), \
-        [(results(r).get("failed-task"), results(r).get("failed-reason")) for r in runs]
+    assert all(r["status"]["conditions"][0]["reason"] == "Succeeded" for r in runs), [
+        (results(r).get("failed-task"), results(r).get("failed-reason")) for r in runs
+    ]
     tag = newer["IMAGE_URL"].rsplit(":", 1)[1]
     kustomization = loop.gitea.read_file("druppie-apps", "envs/prod/drone-service/kustomization.yaml")
     assert f"newTag: {tag}" in kustomization, kustomization
@@ -168,8 +184,9 @@ def test_two_quick_pushes_both_finish_and_the_newer_stays_deployed(loop, cluster
 def test_a_broken_manifest_in_druppie_apps_fails_flux_wait_with_fluxs_reason(loop, cluster):
     path = "envs/prod/drone-service/deployment.yaml"
     good = loop.gitea.read_file("druppie-apps", path)
-    loop.gitea.commit_file("druppie-apps", path, good.replace("containerPort: 8080", "containerPort: not-a-port"),
-                           "A broken manifest")
+    loop.gitea.commit_file(
+        "druppie-apps", path, good.replace("containerPort: 8080", "containerPort: not-a-port"), "A broken manifest"
+    )
     try:
         commit = loop.push_change("Dit komt er niet door")
         name = loop.pipelinerun_for(commit)
@@ -178,8 +195,9 @@ def test_a_broken_manifest_in_druppie_apps_fails_flux_wait_with_fluxs_reason(loo
         assert reasons.get("flux-wait") == "StepFailed", reasons
         out = results(run)
         assert out["failed-task"] == "flux-wait"
-        logs = subprocess.run([str(loop.tool("tkn")), "pr", "logs", name, "-n", "ci"], env=loop.env(),
-                              capture_output=True, text=True).stdout
+        logs = subprocess.run(
+            [str(loop.tool("tkn")), "pr", "logs", name, "-n", "ci"], env=loop.env(), capture_output=True, text=True
+        ).stdout
         assert "BuildFailed" in logs or "ReconciliationFailed" in logs, logs[-3000:]
     finally:
         loop.gitea.commit_file("druppie-apps", path, good, "Repair the manifest")
@@ -198,25 +216,51 @@ def test_a_scan_finding_stops_the_run_before_build(loop, cluster):
         assert out["failed-task"] == "scan" and "exited with code" in out["failed-reason"], out
         assert loop.gitea.head("druppie-apps") == before
     finally:
-        loop.gitea.api("DELETE", f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py", {
-            "message": "Remove the token", "sha": loop.gitea.api(
-                "GET", f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py")["sha"]})
+        loop.gitea.api(
+            "DELETE",
+            f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py",
+            {
+                "message": "Remove the token",
+                "sha": loop.gitea.api("GET", f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py")["sha"],
+            },
+        )
         loop.finished(loop.pipelinerun_for(loop.gitea.head(APP)))
 
 
 def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
     """README's `tkn pipeline start druppie-ci-cd`, with this cluster's site settings as extra params."""
-    command = next(c for c in block_with(ROOT / "README.md", "tkn pipeline start druppie-ci-cd")
-                   if c.startswith("tkn pipeline start druppie-ci-cd"))
+    command = next(
+        c
+        for c in block_with(ROOT / "README.md", "tkn pipeline start druppie-ci-cd")
+        if c.startswith("tkn pipeline start druppie-ci-cd")
+    )
     command = command.replace("https://github.com/waterschap/drone-service.git", loop.gitea.clone_url(APP))
-    extra = ["-p", f"image-registry={cluster.registry}/druppie", "-p", f"gitops-repo-url={loop.gitea.clone_url('druppie-apps')}",
-             "-p", f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}", "-p", "allow-plain-http=true",
-             "-p", "tls-verify=false", "-p", "offline=true", "-p", f"revision={loop.gitea.head(APP)}"]
+    extra = [
+        "-p",
+        f"image-registry={cluster.registry}/druppie",
+        "-p",
+        f"gitops-repo-url={loop.gitea.clone_url('druppie-apps')}",
+        "-p",
+        f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}",
+        "-p",
+        "allow-plain-http=true",
+        "-p",
+        "tls-verify=false",
+        "-p",
+        "offline=true",
+        "-p",
+        f"revision={loop.gitea.head(APP)}",
+    ]
     words = shlex.split(command)
-    proc = subprocess.run([loop.tool("tkn"), *words[1:], *extra], cwd=ROOT, env=loop.env(), capture_output=True,
-                          text=True, timeout=600)
-    name = next(line.split(": ", 1)[1].strip() for line in proc.stdout.splitlines()
-                if line.startswith("PipelineRun started: "))
+    proc = subprocess.run(
+        [loop.tool("tkn"), *words[1:], *extra], cwd=ROOT, env=loop.env(), capture_output=True, text=True, timeout=600
+    )
+    name = next(
+        line.split(": ", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")
+    )
     run = loop.finished(name)
-    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (proc.stdout[-3000:], taskrun_reasons(cluster, name))
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (
+        proc.stdout[-3000:],
+        taskrun_reasons(cluster, name),
+    )
     assert results(run)["GITOPS_COMMIT"] == loop.gitea.head("druppie-apps")

@@ -44,9 +44,9 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import yaml
@@ -84,7 +84,7 @@ BASE_IMAGE_ARG = "BASE_IMAGE={registry}/" + BASE_REPO
 class SampleRun:
     """One sample's handling on the local cluster (see the module docstring for the rules)."""
 
-    check: Callable[["Ctx", "Started"], None] | None = None  # the expected outcome, after Succeeded
+    check: Callable[[Ctx, Started], None] | None = None  # the expected outcome, after Succeeded
     admission_only: str = ""  # why it cannot run here; this text must be in the sample's header
     credentials: bool = False  # git through the door with basic auth (the sample binds a Secret)
     repos: dict[str, str] = field(default_factory=dict)  # repository -> its seed (SEEDS)
@@ -97,7 +97,7 @@ class SampleRun:
 
 
 # ---- the checks (each after the run Succeeded) -----------------------------------------------
-def check_build(ctx: "Ctx", s: "Started") -> None:
+def check_build(ctx: Ctx, s: Started) -> None:
     head = ctx.rev(s, "drone-service")
     image = f"{ctx.cluster.registry}/druppie/drone-service"
     results = ctx.results(s.run)
@@ -108,48 +108,48 @@ def check_build(ctx: "Ctx", s: "Started") -> None:
     assert ctx.digest(f"{image}:{head[:7]}").startswith("sha256:")
 
 
-def check_clone(ctx: "Ctx", s: "Started") -> None:
+def check_clone(ctx: Ctx, s: Started) -> None:
     results = ctx.results(s.run)
     assert results["commit"] == ctx.rev(s, "drone-service")
     assert results["url"] == f"{s.git}drone-service.git"
 
 
-def check_provenance(ctx: "Ctx", s: "Started") -> None:
+def check_provenance(ctx: Ctx, s: Started) -> None:
     tagged = ctx.rev(s, "drone-service", "v1.0.5^{commit}")
     assert tagged != ctx.rev(s, "drone-service"), "the seed puts a commit on main after the tag"
     assert ctx.results(s.run) == {"CHAINS-GIT_URL": f"{s.git}drone-service.git", "CHAINS-GIT_COMMIT": tagged}
 
 
-def check_source_pvc(ctx: "Ctx", s: "Started") -> None:
+def check_source_pvc(ctx: Ctx, s: Started) -> None:
     claim = next(d for d in s.docs if d["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
     assert ctx.cluster.get_json("pvc", "-n", "ci", claim)["status"]["phase"] == "Bound"
     assert ctx.results(s.run)["commit"] == ctx.rev(s, "drone-service")
 
 
-def check_scan(ctx: "Ctx", s: "Started") -> None:
+def check_scan(ctx: Ctx, s: Started) -> None:
     assert ctx.results(s.run) == {"high": "0", "critical": "0"}
     assert "deps: skipped" in s.logs(ctx), s.logs(ctx)
 
 
-def check_test_after_clone(ctx: "Ctx", s: "Started") -> None:
+def check_test_after_clone(ctx: Ctx, s: Started) -> None:
     results = ctx.results(s.run)
     assert results["tests-passed"] == "4", s.logs(ctx)
     assert float(results["coverage"]) >= 80
 
 
-def check_test_offline(ctx: "Ctx", s: "Started") -> None:
+def check_test_offline(ctx: Ctx, s: Started) -> None:
     assert ctx.results(s.run) == {"passed": "4", "report": "examples/drone-service/.druppie/junit.xml"}
     assert "installing into a fresh virtual environment, offline from" in s.logs(ctx), s.logs(ctx)
 
 
-def check_summary(ctx: "Ctx", s: "Started") -> None:
+def check_summary(ctx: Ctx, s: Started) -> None:
     results = ctx.results(s.run)
     assert results["status"] == "Succeeded", results
     assert results["summary"].startswith("Succeeded"), results
     assert ctx.task_results(s.run, "test")["passed"] == "4"
 
 
-def check_tag_commit(ctx: "Ctx", s: "Started") -> None:
+def check_tag_commit(ctx: Ctx, s: Started) -> None:
     head = ctx.rev(s, "druppie-apps")
     assert ctx.results(s.run) == {"revision": f"main@sha1:{head}"}
     tag_commit = ctx.task_results(s.run, "tag-commit")
@@ -157,7 +157,7 @@ def check_tag_commit(ctx: "Ctx", s: "Started") -> None:
     assert "newTag: 1.0.5" in ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
 
 
-def check_promote_and_wait(ctx: "Ctx", s: "Started") -> None:
+def check_promote_and_wait(ctx: Ctx, s: Started) -> None:
     head = ctx.rev(s, "druppie-apps")
     tag_commit = ctx.task_results(s.run, "tag-commit")
     assert tag_commit["changed"] == "true" and tag_commit["revision"] == f"main@sha1:{head}"
@@ -165,13 +165,13 @@ def check_promote_and_wait(ctx: "Ctx", s: "Started") -> None:
     _check_flux_applied(ctx, s, head)
 
 
-def check_promote_pipeline(ctx: "Ctx", s: "Started") -> None:
+def check_promote_pipeline(ctx: Ctx, s: Started) -> None:
     head = ctx.rev(s, "druppie-apps")
     assert ctx.results(s.run) == {"commit": head, "applied-revision": f"main@sha1:{head}"}
     _check_flux_applied(ctx, s, head)
 
 
-def _check_flux_applied(ctx: "Ctx", s: "Started", head: str) -> None:
+def _check_flux_applied(ctx: Ctx, s: Started, head: str) -> None:
     """While the sample still holds Flux: it applied the pushed commit and deploys 1.0.5."""
     assert "newTag: 1.0.5" in ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
     app = ctx.flux.app
@@ -179,7 +179,7 @@ def _check_flux_applied(ctx: "Ctx", s: "Started", head: str) -> None:
     assert app.image() == f"{IMAGE}:1.0.5"
 
 
-def check_ci_cd(ctx: "Ctx", s: "Started") -> None:
+def check_ci_cd(ctx: Ctx, s: Started) -> None:
     results = ctx.results(s.run)
     assert results["status"] == "Succeeded", results
     assert results["CHAINS-GIT_COMMIT"] == ctx.rev(s, "drone-service")
@@ -195,10 +195,19 @@ def check_ci_cd(ctx: "Ctx", s: "Started") -> None:
 def clone_into_claim(docs: list[dict], git: str) -> list[dict]:
     """The claim as README "Run with tkn" uses it: druppie-git-clone checks drone-service out into it."""
     claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
-    return [{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "source-pvc-clone-"},
-             "spec": {"serviceAccountName": "druppie-git-clone", "taskRef": {"name": "druppie-git-clone"},
-                      "params": [{"name": "url", "value": f"{git}drone-service.git"}],
-                      "workspaces": [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}]}}]
+    return [
+        {
+            "apiVersion": "tekton.dev/v1",
+            "kind": "TaskRun",
+            "metadata": {"generateName": "source-pvc-clone-"},
+            "spec": {
+                "serviceAccountName": "druppie-git-clone",
+                "taskRef": {"name": "druppie-git-clone"},
+                "params": [{"name": "url", "value": f"{git}drone-service.git"}],
+                "workspaces": [{"name": "output", "persistentVolumeClaim": {"claimName": claim}}],
+            },
+        }
+    ]
 
 
 NO_SSH = "it has no SSH git server"
@@ -206,44 +215,72 @@ CI_CD = "pipelines/druppie-ci-cd/0.1/samples/ci-cd-drone-service.yaml"
 
 SAMPLE_RUNS: dict[str, SampleRun] = {
     "tasks/druppie-build/0.1/samples/build-after-clone.yaml": SampleRun(
-        check_build, repos={"drone-service": "app"}, registry=True,
-        params={"tls-verify": "false", "build-args": BASE_IMAGE_ARG}),
+        check_build,
+        repos={"drone-service": "app"},
+        registry=True,
+        params={"tls-verify": "false", "build-args": BASE_IMAGE_ARG},
+    ),
     "tasks/druppie-flux-reconcile-wait/0.1/samples/promote-and-wait.yaml": SampleRun(
-        check_promote_and_wait, credentials=True, repos={"druppie-apps": "apps"},
-        params={"allow-plain-http": "true"}, flux=True),
+        check_promote_and_wait,
+        credentials=True,
+        repos={"druppie-apps": "apps"},
+        params={"allow-plain-http": "true"},
+        flux=True,
+    ),
     "tasks/druppie-git-clone/0.1/samples/clone-commit-with-ssh.yaml": SampleRun(admission_only=NO_SSH),
     "tasks/druppie-git-clone/0.1/samples/clone-with-basic-auth.yaml": SampleRun(
-        check_clone, credentials=True, repos={"drone-service": "app"}, params={"allow-plain-http": "true"}),
+        check_clone, credentials=True, repos={"drone-service": "app"}, params={"allow-plain-http": "true"}
+    ),
     "tasks/druppie-git-clone/0.1/samples/pipeline-with-provenance.yaml": SampleRun(
-        check_provenance, credentials=True, repos={"drone-service": "app-tagged"},
-        params={"allow-plain-http": "true"}),
+        check_provenance, credentials=True, repos={"drone-service": "app-tagged"}, params={"allow-plain-http": "true"}
+    ),
     "tasks/druppie-git-clone/0.1/samples/source-pvc.yaml": SampleRun(
-        check_source_pvc, repos={"drone-service": "app"}, runs=clone_into_claim),
-    "tasks/druppie-scan/0.1/samples/osv-db-refresh.yaml": SampleRun(
-        admission_only="not runnable there (no internet"),
+        check_source_pvc, repos={"drone-service": "app"}, runs=clone_into_claim
+    ),
+    "tasks/druppie-scan/0.1/samples/osv-db-refresh.yaml": SampleRun(admission_only="not runnable there (no internet"),
     "tasks/druppie-scan/0.1/samples/scan-after-clone.yaml": SampleRun(
-        check_scan, repos={"drone-service": "app"}, drop_workspaces=("osv-db",)),
+        check_scan, repos={"drone-service": "app"}, drop_workspaces=("osv-db",)
+    ),
     "tasks/druppie-summary/0.1/samples/test-with-summary.yaml": SampleRun(
-        check_summary, repos={"drone-service": "app"}, params={"allow-plain-http": "true"},
-        task_params={"test": {"offline": "true"}}),
+        check_summary,
+        repos={"drone-service": "app"},
+        params={"allow-plain-http": "true"},
+        task_params={"test": {"offline": "true"}},
+    ),
     "tasks/druppie-tag-commit/0.1/samples/promote-with-basic-auth.yaml": SampleRun(
-        check_tag_commit, credentials=True, repos={"druppie-apps": "apps"}, params={"allow-plain-http": "true"}),
+        check_tag_commit, credentials=True, repos={"druppie-apps": "apps"}, params={"allow-plain-http": "true"}
+    ),
     "tasks/druppie-tag-commit/0.1/samples/promote-with-ssh.yaml": SampleRun(admission_only=NO_SSH),
     "tasks/druppie-test/0.1/samples/test-after-clone.yaml": SampleRun(
-        check_test_after_clone, repos={"drone-service": "app"}, task_params={"test": {"offline": "true"}}),
+        check_test_after_clone, repos={"drone-service": "app"}, task_params={"test": {"offline": "true"}}
+    ),
     "tasks/druppie-test/0.1/samples/test-offline.yaml": SampleRun(
-        check_test_offline, repos={"druppie-catalog": "catalog"}),
+        check_test_offline, repos={"druppie-catalog": "catalog"}
+    ),
     # The whole loop. Its druppie-apps names the image by the address the build pushes to, mapped
     # by kustomize's newName to registry.example (what containerd pulls): tag-commit finds the
     # image it is given, the kubelet pulls the pushed digest.
     CI_CD: SampleRun(
-        check_ci_cd, credentials=True, repos={"drone-service": "app", "druppie-apps": "apps-push-name"},
-        params={"allow-plain-http": "true", "tls-verify": "false", "offline": "true", "build-args": BASE_IMAGE_ARG,
-                "image-registry": "{registry}/druppie", "gitops-repo-url": "{git}druppie-apps.git"},
-        flux=True),
+        check_ci_cd,
+        credentials=True,
+        repos={"drone-service": "app", "druppie-apps": "apps-push-name"},
+        params={
+            "allow-plain-http": "true",
+            "tls-verify": "false",
+            "offline": "true",
+            "build-args": BASE_IMAGE_ARG,
+            "image-registry": "{registry}/druppie",
+            "gitops-repo-url": "{git}druppie-apps.git",
+        },
+        flux=True,
+    ),
     "pipelines/druppie-promote/0.1/samples/promote-drone-service.yaml": SampleRun(
-        check_promote_pipeline, credentials=True, repos={"druppie-apps": "apps"},
-        params={"allow-plain-http": "true"}, flux=True),
+        check_promote_pipeline,
+        credentials=True,
+        repos={"druppie-apps": "apps"},
+        params={"allow-plain-http": "true"},
+        flux=True,
+    ),
 }
 FLUX_FIRST = CI_CD  # the longest run holds Flux from the start; the others take their turn in their test
 
@@ -282,16 +319,22 @@ def _seed_apps_push_name(bare: Path, tmp: Path, registry: str) -> None:
     folder = tmp / "apps" / "envs" / "prod" / "drone-service"
     pushed = f"{registry}/druppie/drone-service"
     for name, old, new in (
-            ("deployment.yaml", f"image: {IMAGE}:1.0.4", f"image: {pushed}:1.0.4"),
-            ("kustomization.yaml", f"  - name: {IMAGE}\n", f"  - name: {pushed}\n    newName: {IMAGE}\n")):
+        ("deployment.yaml", f"image: {IMAGE}:1.0.4", f"image: {pushed}:1.0.4"),
+        ("kustomization.yaml", f"  - name: {IMAGE}\n", f"  - name: {pushed}\n    newName: {IMAGE}\n"),
+    ):
         text = (folder / name).read_text()
         assert old in text, f"examples/druppie-apps changed: no {old!r} in {name}"
         (folder / name).write_text(text.replace(old, new))
     seed_repo(bare, source_dir=tmp / "apps")
 
 
-SEEDS = {"app": _seed_app, "app-tagged": _seed_app_tagged, "catalog": _seed_catalog, "apps": _seed_apps,
-         "apps-push-name": _seed_apps_push_name}
+SEEDS = {
+    "app": _seed_app,
+    "app-tagged": _seed_app_tagged,
+    "catalog": _seed_catalog,
+    "apps": _seed_apps,
+    "apps-push-name": _seed_apps_push_name,
+}
 
 
 # ---- the module's state --------------------------------------------------------------------------
@@ -311,7 +354,7 @@ class Started:
     run: dict | None = None
     _logs: str | None = None
 
-    def logs(self, ctx: "Ctx") -> str:
+    def logs(self, ctx: Ctx) -> str:
         if self._logs is None:
             self._logs = ctx.tekton.tkn(self.kind.lower(), "logs", self.name, "-n", "ci", check=False).stdout
         return self._logs
@@ -321,7 +364,7 @@ class FluxTurns:
     """Flux's druppie-apps and drone-service-prod (namespace productie) exist once: a sample that waits
     for Flux points them at its own druppie-apps, after the previous such run finished."""
 
-    def __init__(self, ctx: "Ctx") -> None:
+    def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.holder: Started | None = None
         self.app = FluxApp(ctx.cluster, "druppie-apps", "productie", "drone-service-prod")
@@ -344,9 +387,13 @@ class FluxTurns:
         ks = load_flux("kustomization-drone-service-prod.yaml")
         ks["spec"].update(interval="1m", retryInterval="5s", suspend=False)
         assert (repo["metadata"]["name"], ks["metadata"]["name"], ks["spec"]["targetNamespace"]) == (
-            self.app.name, self.app.kustomization, self.app.namespace), "flux/druppie-apps changed its names"
-        self.ctx.cluster.kubectl("apply", "-f", "-", input=json.dumps(
-            {"apiVersion": "v1", "kind": "List", "items": [repo, ks]}))
+            self.app.name,
+            self.app.kustomization,
+            self.app.namespace,
+        ), "flux/druppie-apps changed its names"
+        self.ctx.cluster.kubectl(
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]})
+        )
         self.holder = s
 
     def restore(self) -> None:
@@ -356,8 +403,17 @@ class FluxTurns:
             if spec is None:
                 self.ctx.cluster.kubectl("delete", "-n", "flux-system", kind, name, "--wait=false", check=False)
             else:
-                self.ctx.cluster.kubectl("patch", "-n", "flux-system", kind, name, "--type=merge",
-                                         "-p", json.dumps({"spec": spec}), check=False)
+                self.ctx.cluster.kubectl(
+                    "patch",
+                    "-n",
+                    "flux-system",
+                    kind,
+                    name,
+                    "--type=merge",
+                    "-p",
+                    json.dumps({"spec": spec}),
+                    check=False,
+                )
 
 
 @dataclass
@@ -389,6 +445,7 @@ class Ctx:
         def done():
             obj = self.cluster.get_json(f"{s.kind.lower()}s.tekton.dev", "-n", "ci", s.name)
             return obj if obj.get("status", {}).get("completionTime") else None
+
         return wait_for(what or f"{s.kind} {s.name} ({s.rel}) to finish", done, timeout=RUN_TIMEOUT, interval=2)
 
     @staticmethod
@@ -400,8 +457,12 @@ class Ctx:
         return self.results(self.cluster.get_json("taskruns.tekton.dev", "-n", "ci", ref["name"]))
 
     def digest(self, ref: str) -> str:
-        return subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{ref}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     # -- turning a sample into objects --
     def fill_secret(self, doc: dict) -> dict:
@@ -433,8 +494,16 @@ class Ctx:
             set_param(spec.setdefault("params", []), name, value.format(**values))
         spec["workspaces"] = [w for w in spec.get("workspaces", []) if w["name"] not in entry.drop_workspaces]
         for task, params in entry.task_params.items():
-            target = next((t for d in docs if d["kind"] == "Pipeline"
-                           for t in d["spec"].get("tasks", []) + d["spec"].get("finally", []) if t["name"] == task), None)
+            target = next(
+                (
+                    t
+                    for d in docs
+                    if d["kind"] == "Pipeline"
+                    for t in d["spec"].get("tasks", []) + d["spec"].get("finally", [])
+                    if t["name"] == task
+                ),
+                None,
+            )
             if target is None:
                 raise LookupError(f"no Pipeline task {task!r} in the sample for task_params")
             for name, value in params.items():
@@ -448,8 +517,9 @@ class Ctx:
             if doc["kind"] not in RUN_KINDS:
                 self.cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(doc))
         (run_doc,) = [d for d in s.docs if d["kind"] in RUN_KINDS]
-        proc = self.cluster.kubectl("create", "-n", "ci", "-o", "name", "-f", "-", input=json.dumps(run_doc),
-                                    check=False)
+        proc = self.cluster.kubectl(
+            "create", "-n", "ci", "-o", "name", "-f", "-", input=json.dumps(run_doc), check=False
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"kubectl create {run_doc['kind']}: {proc.stderr.strip()}")
         s.kind, s.name = run_doc["kind"], proc.stdout.strip().rsplit("/", 1)[1]
@@ -482,8 +552,11 @@ def rel(sample: Path) -> str:
 def samples(request, cluster, tekton, tmp_path_factory):
     """Seed each selected sample's repositories, apply its objects and create its run (the Flux
     samples but the first one wait for their turn in their test); returns {sample: Started}."""
-    ours = [item for item in request.session.items
-            if getattr(getattr(item, "module", None), "__name__", "") == __name__ and hasattr(item, "callspec")]
+    ours = [
+        item
+        for item in request.session.items
+        if getattr(getattr(item, "module", None), "__name__", "") == __name__ and hasattr(item, "callspec")
+    ]
     selected = [p for p in SAMPLES if any(item.callspec.params.get("sample") == p for item in ours)] or SAMPLES
     runnable = {rel(p): p for p in SAMPLES if rel(p) in SAMPLE_RUNS and not SAMPLE_RUNS[rel(p)].admission_only}
     # The second door: the same repositories as the cluster's git server, with basic auth.
@@ -493,8 +566,19 @@ def samples(request, cluster, tekton, tmp_path_factory):
     # What every sample may need: the offline base image for builds, the images druppie-apps
     # deploys, the registry Secret of the README, and every sample's basic-auth Secret, filled in
     # (a sample may bind the Secret another one defines).
-    subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false",
-                    _offline_base(), f"docker://{cluster.registry}/{BASE_REPO}"], check=True)
+    subprocess.run(
+        [
+            "buildah",
+            "--storage-driver",
+            "vfs",
+            "push",
+            "--quiet",
+            "--tls-verify=false",
+            _offline_base(),
+            f"docker://{cluster.registry}/{BASE_REPO}",
+        ],
+        check=True,
+    )
     for tag in ("1.0.4", "1.0.5"):
         cluster.publish_image(f"{IMAGE}:{tag}")
     tekton.run(ci_commands()["kubectl create secret"])
@@ -539,16 +623,20 @@ def test_sample(sample, samples):
     it cannot run here, admitted by Tekton's webhook with the reason in that header."""
     entry = SAMPLE_RUNS.get(rel(sample))
     if entry is None:
-        pytest.fail(f"add {rel(sample)} to SAMPLE_RUNS in {Path(__file__).name}: how it runs on the local "
-                    "cluster (or why it cannot, in its header) and what its run must produce")
+        pytest.fail(
+            f"add {rel(sample)} to SAMPLE_RUNS in {Path(__file__).name}: how it runs on the local "
+            "cluster (or why it cannot, in its header) and what its run must produce"
+        )
     ctx, started = samples
     if entry.admission_only:
         assert "Local cluster:" in header(sample) and entry.admission_only in header(sample), (
-            f"{rel(sample)}'s header must say why it cannot run here: {entry.admission_only!r}")
+            f"{rel(sample)}'s header must say why it cannot run here: {entry.admission_only!r}"
+        )
         for doc in [d for d in yaml.safe_load_all(sample.read_text()) if d]:
             # create, not apply: the runs use generateName, as a user starting them would.
-            proc = ctx.cluster.kubectl("create", "--dry-run=server", "-n", "ci", "-f", "-", input=json.dumps(doc),
-                                       check=False)
+            proc = ctx.cluster.kubectl(
+                "create", "--dry-run=server", "-n", "ci", "-f", "-", input=json.dumps(doc), check=False
+            )
             if doc["apiVersion"].startswith("tekton.dev/"):
                 assert proc.returncode == 0 and "(server dry run)" in proc.stdout, proc.stderr
             else:  # a Secret another sample made is fine; anything else is not
@@ -568,7 +656,8 @@ def test_sample(sample, samples):
         s.run = ctx.finished(s)
     condition = s.run["status"]["conditions"][0]
     assert condition["reason"] == "Succeeded", (
-        f"{s.kind} {s.name}: {condition.get('reason')}: {condition.get('message')}\n{s.logs(ctx)[-4000:]}")
+        f"{s.kind} {s.name}: {condition.get('reason')}: {condition.get('message')}\n{s.logs(ctx)[-4000:]}"
+    )
     if entry.credentials:
         assert TOKEN not in s.logs(ctx) and TOKEN not in json.dumps(s.run)
     entry.check(ctx, s)

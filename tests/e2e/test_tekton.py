@@ -31,7 +31,9 @@ def auth_git(cluster, tekton, tmp_path_factory):
     """A git server that demands basic auth, where the pods reach it (the node's bridge address)."""
     server = GitServer(tmp_path_factory.mktemp("auth-git"), credentials=(USER, TOKEN), host=cluster.host_ip).start()
     secret_dir = tmp_path_factory.mktemp("secret")
-    (secret_dir / ".git-credentials").write_text(f"http://{USER}:{TOKEN}@{cluster.host_ip}:{server.base_url.rsplit(':', 1)[1]}\n")
+    (secret_dir / ".git-credentials").write_text(
+        f"http://{USER}:{TOKEN}@{cluster.host_ip}:{server.base_url.rsplit(':', 1)[1]}\n"
+    )
     (secret_dir / ".gitconfig").write_text("[credential]\n\thelper = store\n")
     create_secret, _ = block_with(README, "tkn task start druppie-tag-commit")
     Tekton(cluster, secret_dir).run(create_secret)
@@ -60,8 +62,12 @@ def test_tag_commit_with_bad_params_fails_with_the_steps_message_and_pushes_noth
     auth_git.create_repo("bad-params", source_dir=EXAMPLE_APPS)
     before = auth_git.log("bad-params", fmt="%H")
     _, start = block_with(README, "tkn task start druppie-tag-commit")
-    out = tekton.run(start, ["-p", "allow-plain-http=true"],
-                     {GITHUB_APPS: auth_git.url("bad-params"), "tag=1.0.5": "tag=not-a-version"}, check=False)
+    out = tekton.run(
+        start,
+        ["-p", "allow-plain-http=true"],
+        {GITHUB_APPS: auth_git.url("bad-params"), "tag=1.0.5": "tag=not-a-version"},
+        check=False,
+    )
     name = _started(out.stdout, "TaskRun")
     run = tekton.taskrun(name)
     assert run["status"]["conditions"][0]["status"] == "False"
@@ -71,9 +77,21 @@ def test_tag_commit_with_bad_params_fails_with_the_steps_message_and_pushes_noth
 
 
 def test_webhook_rejects_a_task_with_an_undeclared_param(tekton):
-    task = {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "undeclared", "namespace": "ci"},
-            "spec": {"steps": [{"name": "s", "image": "ghcr.io/waterschap/druppie-step:0.1.0",
-                                "command": ["druppie-step"], "env": [{"name": "X", "value": "$(params.nope)"}]}]}}
+    task = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "Task",
+        "metadata": {"name": "undeclared", "namespace": "ci"},
+        "spec": {
+            "steps": [
+                {
+                    "name": "s",
+                    "image": "ghcr.io/waterschap/druppie-step:0.1.0",
+                    "command": ["druppie-step"],
+                    "env": [{"name": "X", "value": "$(params.nope)"}],
+                }
+            ]
+        },
+    }
     proc = tekton.cluster.kubectl("apply", "-f", "-", input=json.dumps(task), check=False)
     assert proc.returncode != 0
     assert 'admission webhook "validation.webhook.pipeline.tekton.dev" denied the request' in proc.stderr
@@ -87,21 +105,37 @@ def test_promote_pipelinerun_deploys_the_new_image(tekton, cluster, auth_git):
     _, run = _promote(tekton, app, "1.0.6")
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", run["status"]["conditions"]
     results = {r["name"]: r["value"] for r in run["status"]["results"]}
-    head = subprocess.run(["git", "--git-dir", str(cluster.git_root / "promote-apps.git"), "rev-parse", "main"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "--git-dir", str(cluster.git_root / "promote-apps.git"), "rev-parse", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert results == {"commit": head, "applied-revision": f"main@sha1:{head}"}
     assert app.image() == f"{IMAGE}:1.0.6"
-    wait_for("the new pod to run 1.0.6", lambda: any(
-        p["spec"]["containers"][0]["image"] == f"{IMAGE}:1.0.6" and p["status"].get("phase") == "Running"
-        for p in cluster.get_json("pods", "-n", app.namespace)["items"]))
+    wait_for(
+        "the new pod to run 1.0.6",
+        lambda: any(
+            p["spec"]["containers"][0]["image"] == f"{IMAGE}:1.0.6" and p["status"].get("phase") == "Running"
+            for p in cluster.get_json("pods", "-n", app.namespace)["items"]
+        ),
+    )
 
 
 def _promote(tekton, app, tag: str) -> tuple[str, dict]:
-    start = next(c for c in block_with(README, "tkn pipeline start druppie-promote")
-                 if c.startswith("tkn pipeline start"))
-    out = tekton.run(start, ["-p", "allow-plain-http=true", "-p", "timeout=90s"], {
-        GITHUB_APPS: app.repo_url, "tag=1.0.5": f"tag={tag}",
-        "kustomization=drone-service-prod": f"kustomization={app.kustomization}"}, check=False).stdout
+    start = next(
+        c for c in block_with(README, "tkn pipeline start druppie-promote") if c.startswith("tkn pipeline start")
+    )
+    out = tekton.run(
+        start,
+        ["-p", "allow-plain-http=true", "-p", "timeout=90s"],
+        {
+            GITHUB_APPS: app.repo_url,
+            "tag=1.0.5": f"tag={tag}",
+            "kustomization=drone-service-prod": f"kustomization={app.kustomization}",
+        },
+        check=False,
+    ).stdout
     name = _started(out, "PipelineRun")
     return name, tekton.finished("pipelinerun", name)
 
@@ -127,10 +161,22 @@ def test_flux_wait_taskrun_under_its_service_account(tekton, cluster):
     app = make_flux_app(cluster, "wait-apps", "wait", "wait-drone-service", "1m", "1m")
     ready = app.wait_ready()
     revision = ready["status"]["lastAppliedRevision"]
-    out = tekton.tkn("task", "start", "druppie-flux-reconcile-wait", "-n", "ci", "--serviceaccount", "druppie-flux-wait",
-                     "--use-param-defaults", "--skip-optional-workspace", "-p", f"kustomization={app.kustomization}",
-                     "-p", f"revision={revision}",
-                     "--showlog").stdout
+    out = tekton.tkn(
+        "task",
+        "start",
+        "druppie-flux-reconcile-wait",
+        "-n",
+        "ci",
+        "--serviceaccount",
+        "druppie-flux-wait",
+        "--use-param-defaults",
+        "--skip-optional-workspace",
+        "-p",
+        f"kustomization={app.kustomization}",
+        "-p",
+        f"revision={revision}",
+        "--showlog",
+    ).stdout
     run = tekton.taskrun(_started(out, "TaskRun"))
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
     assert tekton.results(run)["applied-revision"] == revision
@@ -145,8 +191,20 @@ def test_released_task_pins_the_step_image_by_digest_and_runs(tekton, cluster, a
 
     catalog = tmp_path / "catalog.yaml"
     shutil.copy(ROOT / "catalog.yaml", catalog)
-    subprocess.run([sys.executable, str(ROOT / "hack" / "release.py"), "--registry", cluster.registry,
-                    "--catalog", str(catalog), "--dist", str(tmp_path / "dist")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "hack" / "release.py"),
+            "--registry",
+            cluster.registry,
+            "--catalog",
+            str(catalog),
+            "--dist",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     images = {e["name"]: e for e in yaml.safe_load(catalog.read_text())["images"]}
     assert set(images) == {f"ghcr.io/waterschap/druppie-{kind}" for kind in ("step", "scan", "build")}
     entry = images["ghcr.io/waterschap/druppie-step"]
@@ -154,17 +212,30 @@ def test_released_task_pins_the_step_image_by_digest_and_runs(tekton, cluster, a
     image = released["spec"]["steps"][0]["image"]
     assert image == f"ghcr.io/waterschap/druppie-step:{entry['version']}@{entry['digest']}"
     for name, pinned in images.items():
-        served = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-                                 f"docker://{cluster.registry}/{name.split('/', 1)[1]}:{pinned['version']}"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+        served = subprocess.run(
+            [
+                "skopeo",
+                "inspect",
+                "--tls-verify=false",
+                "--format",
+                "{{.Digest}}",
+                f"docker://{cluster.registry}/{name.split('/', 1)[1]}:{pinned['version']}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         assert served == pinned["digest"], name
 
     released["metadata"]["name"] = "druppie-tag-commit-released"  # beside the installed one
     cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(released))
     repo = auth_git.create_repo("released-apps", source_dir=EXAMPLE_APPS)
     _, start = block_with(README, "tkn task start druppie-tag-commit")
-    out = tekton.run(start, ["-p", "allow-plain-http=true"], {
-        GITHUB_APPS: repo, "start druppie-tag-commit": "start druppie-tag-commit-released"}).stdout
+    out = tekton.run(
+        start,
+        ["-p", "allow-plain-http=true"],
+        {GITHUB_APPS: repo, "start druppie-tag-commit": "start druppie-tag-commit-released"},
+    ).stdout
     run = tekton.taskrun(_started(out, "TaskRun"))
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
     pod = cluster.get_json("pod", "-n", "ci", run["status"]["podName"])

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hack import catalog
 from localcluster.gitserver import COMMIT_ENV, run
 from tests.conftest import STEP, TEST_TOKEN, TEST_USER, Repo
 from tests.integration.test_task_contract import tekton_env
-from hack import catalog
 
 TASK = catalog.ROOT / "tasks/druppie-git-clone/0.1/druppie-git-clone.yaml"
 DATES = [1_700_000_000 + 3600 * i for i in range(5)]  # committer dates of the commits, oldest first
@@ -37,14 +37,31 @@ def grow(repo: Repo, commits: list[dict[str, str]], *refs: tuple[str, int], bran
                 (work / rel).write_text(content)
             date = f"@{DATES[i]} +0000"
             run("git", "add", "-A", cwd=work)
-            run("git", "commit", "--quiet", "-m", f"commit {i}", cwd=work,
-                env={**COMMIT_ENV, "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date})
+            run(
+                "git",
+                "commit",
+                "--quiet",
+                "-m",
+                f"commit {i}",
+                cwd=work,
+                env={**COMMIT_ENV, "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date},
+            )
         shas = run("git", "rev-list", "--reverse", "HEAD", cwd=work).stdout.split()
         pushes = [f"HEAD:refs/heads/{branch}"]
         for ref, index in refs:
             name = ref.removeprefix("annotated:")
             if ref.startswith("annotated:"):
-                run("git", "tag", "-a", "-m", name, name.removeprefix("refs/tags/"), shas[index], cwd=work, env=COMMIT_ENV)
+                run(
+                    "git",
+                    "tag",
+                    "-a",
+                    "-m",
+                    name,
+                    name.removeprefix("refs/tags/"),
+                    shas[index],
+                    cwd=work,
+                    env=COMMIT_ENV,
+                )
                 pushes.append(f"{name}:{name}")
             else:
                 pushes.append(f"{shas[index]}:{name}")
@@ -58,8 +75,13 @@ def history(git_server):
     third, v0.9 (lightweight) at the first."""
     name = f"history-{os.getpid()}"
     repo = Repo(git_server, name, git_server.create_repo(name, {"a.txt": "0\n", "keep/.gitkeep": ""}))
-    shas = grow(repo, [{"a.txt": f"{i}\n"} for i in range(1, 5)],
-                ("refs/heads/release/1.0", 1), ("annotated:refs/tags/v1.0.0", 2), ("refs/tags/v0.9", 0))
+    shas = grow(
+        repo,
+        [{"a.txt": f"{i}\n"} for i in range(1, 5)],
+        ("refs/heads/release/1.0", 1),
+        ("annotated:refs/tags/v1.0.0", 2),
+        ("refs/tags/v0.9", 0),
+    )
     return repo, shas
 
 
@@ -79,7 +101,9 @@ def clone(run_step, url: str, out: Path, *extra: str, **kw):
 
 
 def checked_out(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file() and ".git" not in p.parts}
+    return {
+        str(p.relative_to(out)): p.read_text() for p in sorted(out.rglob("*")) if p.is_file() and ".git" not in p.parts
+    }
 
 
 def last_line(run) -> str:
@@ -87,6 +111,7 @@ def last_line(run) -> str:
 
 
 # What gets checked out.
+
 
 def test_branch_is_checked_out_shallow_and_detached(history, run_step, out):
     repo, shas = history
@@ -103,8 +128,18 @@ def test_branch_is_checked_out_shallow_and_detached(history, run_step, out):
     assert git(out, "for-each-ref") == ""  # no tags or branches followed along
 
 
-@pytest.mark.parametrize("revision,index", [("release/1.0", 1), ("refs/heads/release/1.0", 1), ("v1.0.0", 2),
-                                            ("refs/tags/v1.0.0", 2), ("v0.9", 0), ("", 4), ("HEAD", 4)])
+@pytest.mark.parametrize(
+    "revision,index",
+    [
+        ("release/1.0", 1),
+        ("refs/heads/release/1.0", 1),
+        ("v1.0.0", 2),
+        ("refs/tags/v1.0.0", 2),
+        ("v0.9", 0),
+        ("", 4),
+        ("HEAD", 4),
+    ],
+)
 def test_branches_tags_and_the_default_branch(history, run_step, out, revision, index):
     repo, shas = history
     run = clone(run_step, repo.url, out, "--revision", revision)
@@ -151,6 +186,7 @@ def test_files_are_group_writable_for_later_steps(history, run_step, out):
 
 
 # The output folder: replaced whole, emptied on failure, never anything outside it.
+
 
 def test_existing_content_is_replaced_and_nothing_outside_is_touched(history, run_step, out, tmp_path):
     repo, shas = history
@@ -237,9 +273,11 @@ def test_ambiguous_short_sha_asks_for_more(git_server, run_step, out):
     name = f"many-{os.getpid()}"
     git_server.create_repo(name, {"n": "0"})
     bare = git_server.repo_path(name)
-    stream = "".join(f"commit refs/heads/main\ncommitter s <s@x> {DATES[0] + i} +0000\ndata 2\nc\n"
-                     f"{'from refs/heads/main^0' + chr(10) if i == 1 else ''}M 644 inline n\ndata {len(str(i))}\n{i}\n\n"
-                     for i in range(1, 600))
+    stream = "".join(
+        f"commit refs/heads/main\ncommitter s <s@x> {DATES[0] + i} +0000\ndata 2\nc\n"
+        f"{'from refs/heads/main^0' + chr(10) if i == 1 else ''}M 644 inline n\ndata {len(str(i))}\n{i}\n\n"
+        for i in range(1, 600)
+    )
     subprocess.run(["git", "--git-dir", str(bare), "fast-import", "--quiet"], input=stream, text=True, check=True)
     by_prefix = defaultdict(list)
     for sha in run("git", "--git-dir", str(bare), "rev-list", "main").stdout.split():
@@ -247,12 +285,15 @@ def test_ambiguous_short_sha_asks_for_more(git_server, run_step, out):
     prefix = next(p for p, shas in by_prefix.items() if len(shas) > 1)
     run_ = clone(run_step, git_server.url(name), out, "--revision", prefix)
     assert run_.returncode == 1
-    assert last_line(run_) == (f"error: revision {prefix!r} is ambiguous in {git_server.url(name)}: more than one "
-                               "commit starts with it; give more of the sha")
+    assert last_line(run_) == (
+        f"error: revision {prefix!r} is ambiguous in {git_server.url(name)}: more than one "
+        "commit starts with it; give more of the sha"
+    )
     assert list(out.iterdir()) == []
 
 
 # Credentials: basic-auth and ssh-directory workspaces, never printed, never left in the checkout.
+
 
 def _basic_auth(tmp_path: Path, server, token: str = TEST_TOKEN) -> Path:
     workspace = tmp_path / "basic-auth"
@@ -282,11 +323,14 @@ def test_basic_auth_workspace(auth_git_server, new_repo, run_step, out, tmp_path
     assert "http://***@" in in_url.stderr
 
     no_creds = clone(run_step, repo.url, out)
-    wrong = clone(run_step, repo.url, out, "--basic-auth", str(_basic_auth(tmp_path, auth_git_server, TEST_TOKEN + "x")))
+    wrong = clone(
+        run_step, repo.url, out, "--basic-auth", str(_basic_auth(tmp_path, auth_git_server, TEST_TOKEN + "x"))
+    )
     for failed in (no_creds, wrong):
         assert failed.returncode == 1
-        assert last_line(failed) == (f"error: authentication to {repo.url} failed: check the basic-auth or "
-                                     "ssh-directory workspace")
+        assert last_line(failed) == (
+            f"error: authentication to {repo.url} failed: check the basic-auth or ssh-directory workspace"
+        )
         assert "retry" not in failed.stderr and list(out.iterdir()) == [] and failed.results == {}
 
     for r in (ok, in_url, no_creds, wrong):
@@ -300,7 +344,8 @@ def test_credentials_over_plain_http_to_another_host_are_refused(run_step, out):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
         "error: refusing to send credentials over plain http:// to 'git.example.org': use https://, "
-        "or pass --allow-plain-http for a git server inside the cluster"]
+        "or pass --allow-plain-http for a git server inside the cluster"
+    ]
     assert not out.exists()
 
 
@@ -316,8 +361,10 @@ def test_ssh_directory_workspace(history, ssh_git_server, run_step, out, tmp_pat
     key = (workspace / "id_ed25519").read_text().splitlines()[2]
     assert key not in run.output
 
-    (workspace / "known_hosts").write_text(f"[127.0.0.1]:{ssh_git_server.port} ssh-ed25519 "
-                                           "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    (workspace / "known_hosts").write_text(
+        f"[127.0.0.1]:{ssh_git_server.port} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
     spoofed = clone(run_step, url, out, "--ssh-directory", str(workspace))
     assert spoofed.returncode == 1 and "Host key verification failed" in last_line(spoofed)
     assert list(out.iterdir()) == []
@@ -327,14 +374,25 @@ def test_ssh_directory_workspace(history, ssh_git_server, run_step, out, tmp_pat
 V0 = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.version", "GIT_CONFIG_VALUE_0": "0"}
 
 
-@pytest.mark.parametrize("index,short,ref,depth", [(3, False, "main", 2), (3, True, "main", 1),
-                                                   (2, False, "v1.0.0", 1)])
+@pytest.mark.parametrize(
+    "index,short,ref,depth", [(3, False, "main", 2), (3, True, "main", 1), (2, False, "v1.0.0", 1)]
+)
 def test_server_refusing_a_sha_by_id(history, ssh_git_server, run_step, out, tmp_path, index, short, ref, depth):
     repo, shas = history
     workspace = ssh_git_server.workspace(tmp_path / "ssh")
     revision = shas[index][:10] if short else shas[index]
-    run = clone(run_step, ssh_git_server.url(repo.name), out, "--revision", revision, "--depth", str(depth),
-                "--ssh-directory", str(workspace), env=V0)
+    run = clone(
+        run_step,
+        ssh_git_server.url(repo.name),
+        out,
+        "--revision",
+        revision,
+        "--depth",
+        str(depth),
+        "--ssh-directory",
+        str(workspace),
+        env=V0,
+    )
     assert run.returncode == 0, run.output
     assert run.results["commit"] == shas[index] and git(out, "rev-parse", "HEAD") == shas[index]
     assert checked_out(out)["a.txt"] == f"{index}\n"
@@ -347,6 +405,7 @@ def test_server_refusing_a_sha_by_id(history, ssh_git_server, run_step, out, tmp
 
 
 # Server trouble: retried when it may pass, one clear line when it does not.
+
 
 def test_fetch_succeeds_after_two_503s(history, run_step, out, faults):
     repo, shas = history
@@ -377,8 +436,9 @@ def test_persistent_server_error_gives_up_and_leaves_the_folder_empty(history, r
     assert list(out.iterdir()) == [] and run.results == {}
 
 
-@pytest.mark.parametrize("status,message", [(403, "authentication to {url} failed"),
-                                            (404, "repository {url} not found")])
+@pytest.mark.parametrize(
+    "status,message", [(403, "authentication to {url} failed"), (404, "repository {url} not found")]
+)
 def test_client_errors_are_not_retried(history, run_step, out, faults, status, message):
     repo, _ = history
     before = faults.requests_to(f"/{repo.name}.git/")
@@ -390,6 +450,7 @@ def test_client_errors_are_not_retried(history, run_step, out, faults, status, m
 
 def test_server_down_is_clear(run_step, out):
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -401,20 +462,24 @@ def test_server_down_is_clear(run_step, out):
 
 # Bad input: exit 2, the value named, before any network call or change.
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--url", "ftp://example.org/app.git", "invalid --url 'ftp://example.org/app.git'"),
-    ("--url", "--upload-pack=touch:x", "invalid --url '--upload-pack=touch:x'"),
-    ("--url", "-oProxyCommand:x", "invalid --url '-oProxyCommand:x'"),
-    ("--revision", "main:refs/heads/x", "invalid --revision 'main:refs/heads/x'"),
-    ("--revision", "+main", "invalid --revision '+main'"),
-    ("--revision", "-main", "invalid --revision '-main'"),
-    ("--revision", "main~1", "invalid --revision 'main~1'"),
-    ("--revision", "a b", "invalid --revision 'a b'"),
-    ("--depth", "-1", "Invalid value for '--depth'"),
-    ("--delete-existing", "maybe", "Invalid value for '--delete-existing'"),
-    ("--timeout", "soon", "invalid --timeout 'soon'"),
-    ("--output", "", "missing --output"),
-])
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--url", "ftp://example.org/app.git", "invalid --url 'ftp://example.org/app.git'"),
+        ("--url", "--upload-pack=touch:x", "invalid --url '--upload-pack=touch:x'"),
+        ("--url", "-oProxyCommand:x", "invalid --url '-oProxyCommand:x'"),
+        ("--revision", "main:refs/heads/x", "invalid --revision 'main:refs/heads/x'"),
+        ("--revision", "+main", "invalid --revision '+main'"),
+        ("--revision", "-main", "invalid --revision '-main'"),
+        ("--revision", "main~1", "invalid --revision 'main~1'"),
+        ("--revision", "a b", "invalid --revision 'a b'"),
+        ("--depth", "-1", "Invalid value for '--depth'"),
+        ("--delete-existing", "maybe", "Invalid value for '--delete-existing'"),
+        ("--timeout", "soon", "invalid --timeout 'soon'"),
+        ("--output", "", "missing --output"),
+    ],
+)
 def test_bad_input_is_one_clear_line(history, run_step, out, flag, value, message):
     repo, _ = history
     (out / "earlier").mkdir(parents=True)
@@ -428,17 +493,23 @@ def test_bad_input_is_one_clear_line(history, run_step, out, flag, value, messag
 
 # The Task's contract: its env runs the step, its results are exactly the declared ones.
 
+
 def test_task_env_runs_the_step_and_writes_the_declared_results(history, tmp_path):
     repo, shas = history
     task = yaml.safe_load(TASK.read_text())
     workspace = tmp_path / "output-workspace"
     workspace.mkdir()
-    env = tekton_env(task, {"url": repo.url, "revision": "v1.0.0", "subdirectory": "src"},
-                     {"output": str(workspace)}, str(tmp_path / "results"))
+    env = tekton_env(
+        task,
+        {"url": repo.url, "revision": "v1.0.0", "subdirectory": "src"},
+        {"output": str(workspace)},
+        str(tmp_path / "results"),
+    )
     env["HOME"] = str(tmp_path)
     step = task["spec"]["steps"][0]
-    proc = subprocess.run([str(STEP), *step["command"][1:]], capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"], **env})
+    proc = subprocess.run(
+        [str(STEP), *step["command"][1:]], capture_output=True, text=True, env={"PATH": os.environ["PATH"], **env}
+    )
     assert proc.returncode == 0, proc.stderr
     results = {p.name: p.read_text() for p in (tmp_path / "results").iterdir()}
     assert set(results) == {r["name"] for r in task["spec"]["results"]}

@@ -94,10 +94,17 @@ def bot(forge):
     return forge.token_for(BOT)
 
 
-def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=check,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", **(env or {})})
+def git(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=check,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", **(env or {})},
+    )
 
 
 def gitea_processes(state_dir: Path) -> list[int]:
@@ -114,8 +121,9 @@ def gitea_processes(state_dir: Path) -> list[int]:
 
 
 def test_repo_with_content_clones_over_http_with_the_token(forge, tmp_path):
-    url = forge.create_repo("seeded", files={"README.md": "seeded\n", "envs/prod/app.yaml": "replicas: 2\n"},
-                            private=True)
+    url = forge.create_repo(
+        "seeded", files={"README.md": "seeded\n", "envs/prod/app.yaml": "replicas: 2\n"}, private=True
+    )
     assert url == f"{forge.base_url}/{ADMIN}/seeded.git" == forge.repo("seeded")["clone_url"]
     assert forge.repo("seeded")["default_branch"] == "main"
 
@@ -131,8 +139,11 @@ def test_repo_with_content_clones_over_http_with_the_token(forge, tmp_path):
 
 def test_repo_from_a_source_folder(forge):
     forge.create_repo("apps", source_dir=ROOT / "examples" / "druppie-apps")
-    expected = sorted(p.relative_to(ROOT / "examples" / "druppie-apps").as_posix()
-                      for p in (ROOT / "examples" / "druppie-apps").rglob("*") if p.is_file())
+    expected = sorted(
+        p.relative_to(ROOT / "examples" / "druppie-apps").as_posix()
+        for p in (ROOT / "examples" / "druppie-apps").rglob("*")
+        if p.is_file()
+    )
     tree = forge.api("GET", f"/repos/{ADMIN}/apps/git/trees/main?recursive=true")["tree"]
     assert sorted(e["path"] for e in tree if e["type"] == "blob") == expected
     assert [line.split(" ", 1)[1] for line in forge.log("apps")] == ["seed"]
@@ -153,8 +164,9 @@ def test_contents_api_commit_advances_the_head(forge):
 def test_push_webhook_is_signed_json_with_the_trigger_fields(forge, receiver):
     forge.create_repo("hooked", files={"app.yaml": "tag: v1\n"})
     hook = forge.add_webhook("hooked", receiver.url, SECRET)
-    assert [(h["id"], h["type"], h["events"], h["config"]["content_type"]) for h in forge.hooks("hooked")] == \
-        [(hook["id"], "gitea", ["push"], "json")]
+    assert [(h["id"], h["type"], h["events"], h["config"]["content_type"]) for h in forge.hooks("hooked")] == [
+        (hook["id"], "gitea", ["push"], "json")
+    ]
     before = forge.head("hooked")
     sha = forge.commit_file("hooked", "app.yaml", "tag: v2\n", "bump")
 
@@ -173,7 +185,12 @@ def test_push_webhook_is_signed_json_with_the_trigger_fields(forge, receiver):
 
     # Gitea's own record of it: delivered, answered 200, the same signature.
     [last] = forge.wait_for_deliveries("hooked", hook["id"])
-    assert (last["event"], last["delivered"], last["succeeded"], last["response"]["status"]) == ("push", True, True, 200)
+    assert (last["event"], last["delivered"], last["succeeded"], last["response"]["status"]) == (
+        "push",
+        True,
+        True,
+        200,
+    )
     assert last["request"]["headers"]["X-Hub-Signature-256"] == f"sha256={expected}"
     assert last["request"]["body"].encode() == body and last["uuid"] == headers["X-GitHub-Delivery"]
     with pytest.raises(GiteaError) as other:
@@ -253,9 +270,15 @@ def test_restart_keeps_repos_and_token_and_stop_leaves_no_process(tmp_path):
 
 def test_foreground_runner_as_the_cluster_spawns_it(tmp_path):
     state, port = tmp_path / "fg", free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "localcluster.gitea", str(state), str(port), "127.0.0.1"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localcluster.gitea", str(state), str(port), "127.0.0.1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"http://127.0.0.1:{port} Gitea "), line + proc.stderr.read()

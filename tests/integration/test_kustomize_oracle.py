@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from druppie_steps.gitops.image_edit import KUSTOMIZATION_NAMES
+from localcluster.gitserver import run
 from tests.conftest import EXAMPLE_APPS, REPO_ROOT
 from tests.support import kustomize
-from localcluster.gitserver import run
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "kustomize"
 IMAGE = "registry.example/druppie/app"
@@ -27,8 +27,10 @@ OLD_DIGEST = "sha256:" + "f" * 64
 
 def workload(image: str, name: str = "app", kind: str = "Deployment") -> str:
     api = "batch/v1" if kind == "Job" else "apps/v1"
-    return (f"apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  template:\n"
-            f"    spec:\n      containers:\n        - name: {name}\n          image: {image}\n")
+    return (
+        f"apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}\nspec:\n  template:\n"
+        f"    spec:\n      containers:\n        - name: {name}\n          image: {image}\n"
+    )
 
 
 def kustomization(body: str, kind: str = "Kustomization") -> str:
@@ -48,8 +50,12 @@ OVERLAYS = {
 
 
 def overlay_with_images(images: str, base_image: str = f"{IMAGE}:1.0.0") -> dict[str, str]:
-    return {**BASE, **OVERLAYS, "base/app/deployment.yaml": workload(base_image),
-            "envs/prod/app/kustomization.yaml": kustomization(f"resources:\n  - ../../../base/app\nimages:\n{images}")}
+    return {
+        **BASE,
+        **OVERLAYS,
+        "base/app/deployment.yaml": workload(base_image),
+        "envs/prod/app/kustomization.yaml": kustomization(f"resources:\n  - ../../../base/app\nimages:\n{images}"),
+    }
 
 
 @dataclass
@@ -66,72 +72,151 @@ class Layout:
     wrap: bool = False
 
     def args(self, repo) -> tuple[str, ...]:
-        return ("tag-commit", "--repo-url", repo.url, "--path", self.path, "--image", self.image,
-                "--tag", self.tag, *(("--digest", self.digest) if self.digest else ()))
+        return (
+            "tag-commit",
+            "--repo-url",
+            repo.url,
+            "--path",
+            self.path,
+            "--image",
+            self.image,
+            "--tag",
+            self.tag,
+            *(("--digest", self.digest) if self.digest else ()),
+        )
 
 
 LAYOUTS = [
     Layout("overlay-base-outside-path", "envs/prod/app", {**BASE, **OVERLAYS}),
     Layout("overlay-base-outside-path-digest", "envs/prod/app", {**BASE, **OVERLAYS}, digest=DIGEST),
-    Layout("overlay-with-components", "envs/prod/app", {
-        **BASE, **OVERLAYS,
-        "components/ha/kustomization.yaml": kustomization(
-            "patches:\n  - target: {kind: Deployment}\n"
-            "    patch: |\n      - {op: add, path: /spec/replicas, value: 3}\n", "Component"),
-        # The image is used in the component's own resource too: both uses must get the tag.
-        "components/migrate/kustomization.yaml": kustomization("resources:\n  - job.yaml\n", "Component"),
-        "components/migrate/job.yaml": workload(f"{IMAGE}:1.0.0", "migrate", "Job"),
-        "envs/prod/app/kustomization.yaml": kustomization(
-            "resources:\n  - ../../../base/app\n"
-            "components:\n  - ../../../components/ha\n  - ../../../components/migrate\n"),
-    }),
-    Layout("base-has-images-entry", "envs/prod/app", {
-        **BASE, **OVERLAYS,
-        "base/app/kustomization.yaml": kustomization(
-            f"resources:\n  - deployment.yaml\nimages:\n  - name: {IMAGE}\n    newTag: 1.0.0\n"),
-        "base/app/deployment.yaml": workload(IMAGE),
-    }),
-    Layout("nested-bases-two-levels", "envs/prod/app", {
-        **BASE,
-        "platform/app/kustomization.yaml": kustomization(
-            "resources:\n  - ../../base/app\nlabels:\n  - pairs: {tier: platform}\n"),
-        "envs/prod/app/kustomization.yaml": kustomization("namespace: prod\nresources:\n  - ../../../platform/app\n"),
-        "envs/test/app/kustomization.yaml": kustomization("namespace: test\nresources:\n  - ../../../platform/app\n"),
-    }),
-    Layout("overlay-entry-newTag", "envs/prod/app",
-           overlay_with_images(f"  - name: {IMAGE}\n    newTag: 1.5.0\n")),
-    Layout("overlay-entry-newName-tagged-by-newName", "envs/prod/app",
-           overlay_with_images(f"  - name: app\n    newName: {IMAGE}\n    newTag: 1.5.0\n", "app")),
-    Layout("overlay-entry-newName-tagged-by-name", "envs/prod/app",
-           overlay_with_images(f"  - name: app\n    newName: {IMAGE}\n    newTag: 1.5.0\n", "app"), image="app"),
-    Layout("overlay-entry-stale-digest-dropped", "envs/prod/app",
-           overlay_with_images(f"  - name: {IMAGE}\n    newTag: 1.5.0\n    digest: {OLD_DIGEST}\n")),
-    Layout("overlay-entry-digest-replaced", "envs/prod/app",
-           overlay_with_images(f"  - name: {IMAGE}\n    newTag: 1.5.0\n    digest: {OLD_DIGEST}\n"), digest=DIGEST),
-    Layout("plain-kustomization", "apps/web", {
-        "apps/web/kustomization.yaml": "resources:\n- deployment.yaml\n",
-        "apps/web/deployment.yaml": workload(f"{IMAGE}:1.0.0"),
-    }),
-    Layout("plain-kustomization-digest", "apps/web", {
-        "apps/web/kustomization.yaml": "resources:\n- deployment.yaml\n",
-        "apps/web/deployment.yaml": workload(f"{IMAGE}:1.0.0"),
-    }, digest=DIGEST),
-    Layout("plain-manifests-digest", "apps/web", {
-        "apps/web/deployment.yaml": workload(f"{IMAGE}:1.0.0@{OLD_DIGEST}"),
-        "apps/web/worker.yaml": workload(f"{IMAGE}:1.0.0", "worker"),
-    }, digest=DIGEST, wrap=True),
-    Layout("examples-druppie-apps", "envs/prod/drone-service", source_dir=EXAMPLE_APPS,
-           image="registry.example/druppie/drone-service", tag="1.0.5"),
+    Layout(
+        "overlay-with-components",
+        "envs/prod/app",
+        {
+            **BASE,
+            **OVERLAYS,
+            "components/ha/kustomization.yaml": kustomization(
+                "patches:\n  - target: {kind: Deployment}\n"
+                "    patch: |\n      - {op: add, path: /spec/replicas, value: 3}\n",
+                "Component",
+            ),
+            # The image is used in the component's own resource too: both uses must get the tag.
+            "components/migrate/kustomization.yaml": kustomization("resources:\n  - job.yaml\n", "Component"),
+            "components/migrate/job.yaml": workload(f"{IMAGE}:1.0.0", "migrate", "Job"),
+            "envs/prod/app/kustomization.yaml": kustomization(
+                "resources:\n  - ../../../base/app\n"
+                "components:\n  - ../../../components/ha\n  - ../../../components/migrate\n"
+            ),
+        },
+    ),
+    Layout(
+        "base-has-images-entry",
+        "envs/prod/app",
+        {
+            **BASE,
+            **OVERLAYS,
+            "base/app/kustomization.yaml": kustomization(
+                f"resources:\n  - deployment.yaml\nimages:\n  - name: {IMAGE}\n    newTag: 1.0.0\n"
+            ),
+            "base/app/deployment.yaml": workload(IMAGE),
+        },
+    ),
+    Layout(
+        "nested-bases-two-levels",
+        "envs/prod/app",
+        {
+            **BASE,
+            "platform/app/kustomization.yaml": kustomization(
+                "resources:\n  - ../../base/app\nlabels:\n  - pairs: {tier: platform}\n"
+            ),
+            "envs/prod/app/kustomization.yaml": kustomization(
+                "namespace: prod\nresources:\n  - ../../../platform/app\n"
+            ),
+            "envs/test/app/kustomization.yaml": kustomization(
+                "namespace: test\nresources:\n  - ../../../platform/app\n"
+            ),
+        },
+    ),
+    Layout("overlay-entry-newTag", "envs/prod/app", overlay_with_images(f"  - name: {IMAGE}\n    newTag: 1.5.0\n")),
+    Layout(
+        "overlay-entry-newName-tagged-by-newName",
+        "envs/prod/app",
+        overlay_with_images(f"  - name: app\n    newName: {IMAGE}\n    newTag: 1.5.0\n", "app"),
+    ),
+    Layout(
+        "overlay-entry-newName-tagged-by-name",
+        "envs/prod/app",
+        overlay_with_images(f"  - name: app\n    newName: {IMAGE}\n    newTag: 1.5.0\n", "app"),
+        image="app",
+    ),
+    Layout(
+        "overlay-entry-stale-digest-dropped",
+        "envs/prod/app",
+        overlay_with_images(f"  - name: {IMAGE}\n    newTag: 1.5.0\n    digest: {OLD_DIGEST}\n"),
+    ),
+    Layout(
+        "overlay-entry-digest-replaced",
+        "envs/prod/app",
+        overlay_with_images(f"  - name: {IMAGE}\n    newTag: 1.5.0\n    digest: {OLD_DIGEST}\n"),
+        digest=DIGEST,
+    ),
+    Layout(
+        "plain-kustomization",
+        "apps/web",
+        {
+            "apps/web/kustomization.yaml": "resources:\n- deployment.yaml\n",
+            "apps/web/deployment.yaml": workload(f"{IMAGE}:1.0.0"),
+        },
+    ),
+    Layout(
+        "plain-kustomization-digest",
+        "apps/web",
+        {
+            "apps/web/kustomization.yaml": "resources:\n- deployment.yaml\n",
+            "apps/web/deployment.yaml": workload(f"{IMAGE}:1.0.0"),
+        },
+        digest=DIGEST,
+    ),
+    Layout(
+        "plain-manifests-digest",
+        "apps/web",
+        {
+            "apps/web/deployment.yaml": workload(f"{IMAGE}:1.0.0@{OLD_DIGEST}"),
+            "apps/web/worker.yaml": workload(f"{IMAGE}:1.0.0", "worker"),
+        },
+        digest=DIGEST,
+        wrap=True,
+    ),
+    Layout(
+        "examples-druppie-apps",
+        "envs/prod/drone-service",
+        source_dir=EXAMPLE_APPS,
+        image="registry.example/druppie/drone-service",
+        tag="1.0.5",
+    ),
     # Public kustomizations, copied unchanged (see the README beside each).
-    Layout("podinfo", "kustomize", source_dir=FIXTURES / "podinfo", image="ghcr.io/stefanprodan/podinfo",
-           tag="6.15.0"),
-    Layout("podinfo-under-an-overlay", "envs/prod/podinfo", {
-        "envs/prod/podinfo/kustomization.yaml": kustomization("namespace: prod\nresources:\n  - ../../../kustomize\n"),
-    }, source_dir=FIXTURES / "podinfo", image="ghcr.io/stefanprodan/podinfo", tag="6.15.0"),
+    Layout("podinfo", "kustomize", source_dir=FIXTURES / "podinfo", image="ghcr.io/stefanprodan/podinfo", tag="6.15.0"),
+    Layout(
+        "podinfo-under-an-overlay",
+        "envs/prod/podinfo",
+        {
+            "envs/prod/podinfo/kustomization.yaml": kustomization(
+                "namespace: prod\nresources:\n  - ../../../kustomize\n"
+            ),
+        },
+        source_dir=FIXTURES / "podinfo",
+        image="ghcr.io/stefanprodan/podinfo",
+        tag="6.15.0",
+    ),
     # The base names a staging image; the release component renames it (newName) and pins a tag,
     # so the image that runs, and that CI tags, exists only in the component's images: entry.
-    Layout("metrics-server-release", "manifests/overlays/release", source_dir=FIXTURES / "metrics-server",
-           image="registry.k8s.io/metrics-server/metrics-server", tag="v0.9.1"),
+    Layout(
+        "metrics-server-release",
+        "manifests/overlays/release",
+        source_dir=FIXTURES / "metrics-server",
+        image="registry.k8s.io/metrics-server/metrics-server",
+        tag="v0.9.1",
+    ),
 ]
 
 
@@ -199,16 +284,29 @@ def test_overlay_fetches_only_its_resource_tree(new_repo, run_step, tmp_path, gi
 
 REFUSED = [
     # The image lives in a remote base: not in this repository, nothing to check the entry against.
-    Layout("remote-base", "envs/prod/app", {
-        "envs/prod/app/kustomization.yaml": kustomization(
-            "resources:\n  - https://github.com/example/app//deploy?ref=v1.0.0\n"),
-    }),
+    Layout(
+        "remote-base",
+        "envs/prod/app",
+        {
+            "envs/prod/app/kustomization.yaml": kustomization(
+                "resources:\n  - https://github.com/example/app//deploy?ref=v1.0.0\n"
+            ),
+        },
+    ),
     Layout("image-used-nowhere", "envs/prod/app", {**BASE, **OVERLAYS}, image="registry.example/druppie/other"),
-    Layout("flow-style-overlay", "envs/prod/app", {
-        **BASE, "envs/prod/app/kustomization.yaml": "{resources: [../../../base/app]}\n",
-    }),
-    Layout("merge-key-in-images-entry", "envs/prod/app", overlay_with_images(
-        f"  - <<: {{newTag: 1.5.0}}\n    name: {IMAGE}\n")),
+    Layout(
+        "flow-style-overlay",
+        "envs/prod/app",
+        {
+            **BASE,
+            "envs/prod/app/kustomization.yaml": "{resources: [../../../base/app]}\n",
+        },
+    ),
+    Layout(
+        "merge-key-in-images-entry",
+        "envs/prod/app",
+        overlay_with_images(f"  - <<: {{newTag: 1.5.0}}\n    name: {IMAGE}\n"),
+    ),
 ]
 
 

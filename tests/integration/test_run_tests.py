@@ -42,9 +42,24 @@ def wheelhouse(request, tmp_path_factory) -> Path:
     cache = getattr(request.config, "cache", None)
     folder = cache.mkdir(f"druppie-wheelhouse-{key}") if cache else tmp_path_factory.mktemp("wheelhouse")
     if not (folder / ".complete").exists():
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                               "--only-binary=:all:", "-d", str(folder), "-r", str(PINS)],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--only-binary=:all:",
+                "-d",
+                str(folder),
+                "-r",
+                str(PINS),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, f"cannot download the wheelhouse of {PINS.name}:\n{proc.stderr[-3000:]}"
         (folder / ".complete").touch()
     return folder
@@ -59,8 +74,13 @@ class Run(NamedTuple):
 
 
 def _step(*args: str, source: Path, results: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
-    proc = subprocess.run([str(STEP), "test", "--source", str(source), *args, "--results-dir", str(results)],
-                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(STEP), "test", "--source", str(source), *args, "--results-dir", str(results)],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     found = {p.name: p.read_text() for p in results.iterdir()} if results.exists() else {}
     return Run(proc.returncode, proc.stdout, proc.stderr, found, source)
 
@@ -69,8 +89,17 @@ def _offline(root: Path, wheelhouse: Path, variant: str | None, *args: str, env:
     """``druppie-step test`` offline on a fresh copy of the app (or a variant) at <root>/src/app."""
     if not (root / "src" / "app").exists():
         drone_app(root / "src" / "app", variant)
-    return _step("--context", "app", "--wheelhouse", str(wheelhouse), "--offline", *args, source=root / "src",
-                 results=root / "results", env=env)
+    return _step(
+        "--context",
+        "app",
+        "--wheelhouse",
+        str(wheelhouse),
+        "--offline",
+        *args,
+        source=root / "src",
+        results=root / "results",
+        env=env,
+    )
 
 
 def _tree(folder: Path) -> set[str]:
@@ -80,6 +109,7 @@ def _tree(folder: Path) -> set[str]:
 # Each scenario makes a venv and installs into it (seconds of pip), so the module starts those its
 # selected tests need all at once, in threads (the work is in subprocesses), and each test waits
 # for its own: the fixture named like the scenario.
+
 
 def _app_run(root: Path, wheelhouse: Path):
     # The step image puts its own packages on PYTHONPATH: a pytest there must never be the app's.
@@ -102,7 +132,8 @@ SCENARIOS = {
     "failing_test_run": lambda root, wheelhouse: _offline(root, wheelhouse, "failing-test"),
     "no_tests_run": lambda root, wheelhouse: _offline(root, wheelhouse, "no-tests"),
     "coverage_under_run": lambda root, wheelhouse: _offline(
-        root, wheelhouse, None, "--cov-fail-under", "95", "--pytest-args", "-k 'root_names or healthz'"),
+        root, wheelhouse, None, "--cov-fail-under", "95", "--pytest-args", "-k 'root_names or healthz'"
+    ),
     "usage_error_run": lambda root, wheelhouse: _offline(root, wheelhouse, None, "--pytest-args", "--no-such-flag"),
     "unsatisfiable_run": _unsatisfiable_run,
 }
@@ -111,8 +142,12 @@ SCENARIOS = {
 @pytest.fixture(scope="module")
 def started(request, wheelhouse, tmp_path_factory):
     """Start every scenario a selected test of this module uses; give a function that waits for one."""
-    used = {name for item in request.session.items if getattr(item, "module", None) is request.module
-            for name in item.fixturenames}
+    used = {
+        name
+        for item in request.session.items
+        if getattr(item, "module", None) is request.module
+        for name in item.fixturenames
+    }
     names = [n for n in SCENARIOS if n in used]
     with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
         futures = {n: pool.submit(SCENARIOS[n], tmp_path_factory.mktemp(n), wheelhouse) for n in names}
@@ -158,11 +193,17 @@ def test_the_example_app_passes_with_coverage_and_leaves_only_its_report(app_run
     rc, out, err, results, source = app_run
     assert rc == 0, err
     assert set(results) == DECLARED
-    assert results == {"passed": str(APP_TESTS), "failed": "0", "skipped": "0", "report": "app/.druppie/junit.xml",
-                       "coverage": results["coverage"]}
+    assert results == {
+        "passed": str(APP_TESTS),
+        "failed": "0",
+        "skipped": "0",
+        "report": "app/.druppie/junit.xml",
+        "coverage": results["coverage"],
+    }
     assert 50 <= float(results["coverage"]) <= 100 and re.fullmatch(r"\d+\.\d\d", results["coverage"])
-    assert out == (f"test: passed={APP_TESTS} failed=0 skipped=0 report=app/.druppie/junit.xml "
-                   f"coverage={results['coverage']}\n")
+    assert out == (
+        f"test: passed={APP_TESTS} failed=0 skipped=0 report=app/.druppie/junit.xml coverage={results['coverage']}\n"
+    )
     app = source / "app"
     report = ET.parse(app / ".druppie" / "junit.xml").getroot()
     assert len(list(report.iter("testcase"))) == APP_TESTS
@@ -176,33 +217,40 @@ def test_a_failing_test_fails_the_step_and_names_it(failing_test_run):
     rc, out, err, results, _ = failing_test_run
     assert rc == 1
     assert err.splitlines()[-1] == "error: 1 of 6 tests failed: tests.test_fleet::test_the_whole_fleet_is_flying"
-    assert results == {"passed": "5", "failed": "1", "skipped": "0", "report": "app/.druppie/junit.xml",
-                       "coverage": ""}
-    assert ("failed tests:\n  tests.test_fleet::test_the_whole_fleet_is_flying: AssertionError: assert "
-            "['flying', 'docked', 'flying'] == ['flying', 'flying', 'flying']") in err
+    assert results == {"passed": "5", "failed": "1", "skipped": "0", "report": "app/.druppie/junit.xml", "coverage": ""}
+    assert (
+        "failed tests:\n  tests.test_fleet::test_the_whole_fleet_is_flying: AssertionError: assert "
+        "['flying', 'docked', 'flying'] == ['flying', 'flying', 'flying']"
+    ) in err
     assert "Traceback" not in err.split("failed tests:")[1]
 
 
 def test_no_tests_is_a_failure_not_a_pass(no_tests_run):
     rc, _, err, results, _ = no_tests_run
     assert rc == 1
-    assert err.splitlines()[-1] == ("error: no test ran: pytest collected no tests in app (exit code 5); "
-                                    "add tests, or check --context and --pytest-args")
+    assert err.splitlines()[-1] == (
+        "error: no test ran: pytest collected no tests in app (exit code 5); "
+        "add tests, or check --context and --pytest-args"
+    )
     assert results["passed"] == results["failed"] == "0" and set(results) == DECLARED
 
 
 def test_a_broken_pyproject_is_one_line_before_anything_runs(tmp_path, wheelhouse):
     rc, out, err, results, _ = _offline(tmp_path, wheelhouse, "broken-project")
     assert rc == 1 and out == "" and results == {}
-    assert err == ("error: app/pyproject.toml: invalid TOML: Expected newline or end of document after a "
-                   "statement (at line 8, column 14): version = 1.0.0\n")
+    assert err == (
+        "error: app/pyproject.toml: invalid TOML: Expected newline or end of document after a "
+        "statement (at line 8, column 14): version = 1.0.0\n"
+    )
 
 
 def test_an_unsatisfiable_dependency_names_it(unsatisfiable_run, wheelhouse):
     rc, out, err, results, _ = unsatisfiable_run
     assert rc == 1 and results == {}
-    assert err.splitlines()[-1] == ("error: pip could not install the project: No matching distribution found for "
-                                    f"drone-telemetry>=9 (offline: only the wheelhouse {wheelhouse} is used)")
+    assert err.splitlines()[-1] == (
+        "error: pip could not install the project: No matching distribution found for "
+        f"drone-telemetry>=9 (offline: only the wheelhouse {wheelhouse} is used)"
+    )
     assert "Traceback" not in err
 
 
@@ -234,8 +282,16 @@ def test_command_that_writes_junit_where_told(tmp_path):
     app = drone_app(tmp_path / "src" / "app")
     (app / "ci").mkdir()
     (app / "ci" / "run.py").write_text(JUNIT_WRITER)
-    rc, out, err, results, _ = _step("--context", "app", "--command", f"{sys.executable} ci/run.py {{report}}",
-                                  "--report", "reports/unit.xml", source=tmp_path / "src", results=tmp_path / "r")
+    rc, out, err, results, _ = _step(
+        "--context",
+        "app",
+        "--command",
+        f"{sys.executable} ci/run.py {{report}}",
+        "--report",
+        "reports/unit.xml",
+        source=tmp_path / "src",
+        results=tmp_path / "r",
+    )
     assert rc == 0, err
     assert results == {"passed": "2", "failed": "0", "skipped": "1", "report": "app/reports/unit.xml", "coverage": ""}
 
@@ -244,8 +300,9 @@ def test_command_that_writes_junit_where_told(tmp_path):
 def test_command_without_junit_is_one_test_case_by_exit_code(tmp_path, check, rc, counts):
     app = drone_app(tmp_path / "src" / "app")
     command = f"{sys.executable} -c \"from drone_service.app import route; assert route('/healthz')[0] {check}\""
-    code, out, err, results, _ = _step("--context", "app", "--command", command, source=tmp_path / "src",
-                                    results=tmp_path / "r")
+    code, out, err, results, _ = _step(
+        "--context", "app", "--command", command, source=tmp_path / "src", results=tmp_path / "r"
+    )
     assert code == rc, err
     assert (results["passed"], results["failed"]) == counts and set(results) == DECLARED
     report = ET.parse(app / ".druppie" / "junit.xml").getroot()
@@ -258,19 +315,28 @@ def test_command_without_junit_is_one_test_case_by_exit_code(tmp_path, check, rc
 
 def test_command_not_found_and_timeout(tmp_path):
     drone_app(tmp_path / "src" / "app")
-    rc, _, err, _, _ = _step("--context", "app", "--command", "no-such-runner --all", source=tmp_path / "src",
-                          results=tmp_path / "r")
+    rc, _, err, _, _ = _step(
+        "--context", "app", "--command", "no-such-runner --all", source=tmp_path / "src", results=tmp_path / "r"
+    )
     assert rc == 1 and err.splitlines()[-2].endswith("s] running: no-such-runner --all")
     assert err.splitlines()[-1] == "error: the test command: command not found: no-such-runner"
     started = time.monotonic()
-    rc, _, err, _, _ = _step("--context", "app", "--timeout", "1s", "--command",
-                          f"{sys.executable} -c 'import subprocess, time; subprocess.Popen([\"sleep\", \"60\"]); "
-                          f"time.sleep(60)'", source=tmp_path / "src", results=tmp_path / "r")
+    rc, _, err, _, _ = _step(
+        "--context",
+        "app",
+        "--timeout",
+        "1s",
+        "--command",
+        f'{sys.executable} -c \'import subprocess, time; subprocess.Popen(["sleep", "60"]); time.sleep(60)\'',
+        source=tmp_path / "src",
+        results=tmp_path / "r",
+    )
     assert rc == 1 and err.splitlines()[-1] == "error: the test command did not finish within the --timeout of 1s"
     assert time.monotonic() - started < 10
 
 
 # --- the Task's contract and the pip cache ---------------------------------------------------------
+
 
 class SimpleIndex(http.server.ThreadingHTTPServer):
     """A PEP 503 index of a wheel folder on loopback; wheels go out with PyPI's cache headers."""
@@ -293,15 +359,21 @@ def _normal(name: str) -> str:
 class _IndexHandler(http.server.BaseHTTPRequestHandler):
     server: SimpleIndex
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts[:1] == ["files"] and len(parts) == 2 and parts[1] in self.server.wheels:
             self.server.downloads.append(parts[1])
-            self._send(self.server.wheels[parts[1]].read_bytes(), "application/octet-stream",
-                       "max-age=365000000, immutable, public")
+            self._send(
+                self.server.wheels[parts[1]].read_bytes(),
+                "application/octet-stream",
+                "max-age=365000000, immutable, public",
+            )
         elif parts[:1] == ["simple"] and len(parts) == 2:
-            links = [f'<a href="/files/{n}">{n}</a><br>' for n in sorted(self.server.wheels)
-                     if _normal(n.split("-")[0]) == _normal(parts[1])]
+            links = [
+                f'<a href="/files/{n}">{n}</a><br>'
+                for n in sorted(self.server.wheels)
+                if _normal(n.split("-")[0]) == _normal(parts[1])
+            ]
             if not links:
                 self.send_error(404)
                 return
@@ -331,15 +403,34 @@ def _task_and_cache(root: Path, wheelhouse: Path):
         cache.mkdir()
         task = yaml.safe_load(TASK.read_text())
         with_token = index.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@")
-        env = tekton_env(task, {"context": "apps/drone-service", "index-url": with_token},
-                         {"source": str(source), "pip-cache": str(cache)}, str(root / "results"))
+        env = tekton_env(
+            task,
+            {"context": "apps/drone-service", "index-url": with_token},
+            {"source": str(source), "pip-cache": str(cache)},
+            str(root / "results"),
+        )
         env["HOME"] = str(root)
-        proc = subprocess.run([str(STEP), *task["spec"]["steps"][0]["command"][1:]], capture_output=True, text=True,
-                              env={"PATH": os.environ["PATH"], **env}, timeout=120)
+        proc = subprocess.run(
+            [str(STEP), *task["spec"]["steps"][0]["command"][1:]],
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ["PATH"], **env},
+            timeout=120,
+        )
         results = {p.name: p.read_text() for p in (root / "results").iterdir()} if proc.returncode == 0 else {}
         first = list(index.downloads)
-        second = _step("--context", "apps/drone-service", "--index-url", index.url, "--wheelhouse", "",
-                       "--pip-cache", str(cache), source=source, results=root / "results-2")
+        second = _step(
+            "--context",
+            "apps/drone-service",
+            "--index-url",
+            index.url,
+            "--wheelhouse",
+            "",
+            "--pip-cache",
+            str(cache),
+            source=source,
+            results=root / "results-2",
+        )
         return proc, results, first, second, list(index.downloads)
     finally:
         index.shutdown()
@@ -350,8 +441,13 @@ def test_task_env_runs_the_step(task_and_cache_runs):
     proc, results, first, _, _ = task_and_cache_runs
     assert proc.returncode == 0, proc.stderr
     assert set(results) == DECLARED
-    assert results == {"passed": str(APP_TESTS), "failed": "0", "skipped": "0", "coverage": "",
-                       "report": "apps/drone-service/.druppie/junit.xml"}
+    assert results == {
+        "passed": str(APP_TESTS),
+        "failed": "0",
+        "skipped": "0",
+        "coverage": "",
+        "report": "apps/drone-service/.druppie/junit.xml",
+    }
     assert "--index-url is plain http: pip trusts 127.0.0.1:" in proc.stderr
     assert "http://***@127.0.0.1:" in proc.stderr  # pip's "Looking in indexes"
     assert TEST_TOKEN not in proc.stdout + proc.stderr and TEST_USER not in proc.stdout + proc.stderr

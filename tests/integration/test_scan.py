@@ -27,12 +27,16 @@ GO_TOOLS = ("gitleaks", "osv-scanner", "trivy")
 MISSING = [t for t in GO_TOOLS if not tool_path(t).exists()]
 HAVE_TRIVY = "trivy" not in MISSING
 # The planted secrets of the planted-secret variant (fake): none may ever be printed or written.
-SECRETS = ("ghp_UtQ2ss1Il14GzuySgVhsQODuFH0ML9qKipFU", "AKIAODPU5YKLQ2VFXOUA",
-           "sSS62lUzYJJSArdl0d0OrcsqBltfv+DuzICa/gEP")
+SECRETS = (
+    "ghp_UtQ2ss1Il14GzuySgVhsQODuFH0ML9qKipFU",
+    "AKIAODPU5YKLQ2VFXOUA",
+    "sSS62lUzYJJSArdl0d0OrcsqBltfv+DuzICa/gEP",
+)
 
 pytestmark = pytest.mark.skipif(
     bool({"gitleaks", "osv-scanner"} & set(MISSING)),
-    reason=f"not built yet: {', '.join(MISSING)} (hack/cluster-build.sh scanners)")
+    reason=f"not built yet: {', '.join(MISSING)} (hack/cluster-build.sh scanners)",
+)
 needs_trivy = pytest.mark.skipif(not HAVE_TRIVY, reason=f"trivy not built: no {tool_path('trivy')}")
 # Without trivy the rest still runs: every scanner but config.
 ALL = "all" if HAVE_TRIVY else "code,secrets,deps"
@@ -51,7 +55,7 @@ def fresh_db(tmp_path):
 
 def stamped_db(dest: Path, age: dt.timedelta) -> Path:
     shutil.copytree(OSV_DB, dest)
-    (dest / "last-updated").write_text((dt.datetime.now(dt.timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ\n"))
+    (dest / "last-updated").write_text((dt.datetime.now(dt.UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ\n"))
     return dest
 
 
@@ -67,43 +71,72 @@ def test_example_app_scans_clean(run_step, tools_env, fresh_db, tmp_path):
     app = drone_app(tmp_path / "app")
     run = run_step("scan", "--source", str(app), "--scanners", ALL, "--osv-db", str(fresh_db), env=tools_env)
     assert run.returncode == 0, run.output
-    assert run.results == {"critical": "0", "high": "0", "medium": "3", "low": run.results["low"], "info": "0",
-                           "report": ".druppie/scan.sarif"}
+    assert run.results == {
+        "critical": "0",
+        "high": "0",
+        "medium": "3",
+        "low": run.results["low"],
+        "info": "0",
+        "report": ".druppie/scan.sarif",
+    }
     assert int(run.results["low"]) >= 8  # bandit's asserts in tests (B101), and trivy's HEALTHCHECK note
     assert "deps     osv-scanner 2.6.0  skipped: no lockfile or dependency manifest osv-scanner reads" in run.stderr
     assert "B104  drone_service/app.py:56" in run.stderr  # medium: listed, does not fail at high
     doc = sarif_of(app)
     assert_sarif_shape(doc)
-    assert [r["tool"]["driver"]["name"] for r in doc["runs"]] == \
-        ["bandit", "gitleaks", "osv-scanner"] + (["trivy"] if HAVE_TRIVY else [])
+    assert [r["tool"]["driver"]["name"] for r in doc["runs"]] == ["bandit", "gitleaks", "osv-scanner"] + (
+        ["trivy"] if HAVE_TRIVY else []
+    )
     if HAVE_TRIVY:
         assert "config   trivy 0.74.0" in run.stderr and "skipped" not in run.stderr.split("config   trivy")[1][:40]
 
 
 VARIANTS = [
     # variant, scanners, rules that must be found (rule, severity, path), the failing summary
-    ("planted-secret", "code,secrets", [("github-pat", "high", "drone_service/settings.py"),
-                                        ("aws-access-token", "high", "config/aws-credentials.ini")], "3 high"),
+    (
+        "planted-secret",
+        "code,secrets",
+        [
+            ("github-pat", "high", "drone_service/settings.py"),
+            ("aws-access-token", "high", "config/aws-credentials.ini"),
+        ],
+        "3 high",
+    ),
     ("insecure-code", "code,secrets", [("B602", "high", "drone_service/diagnostics.py")], "1 high"),
-    ("vulnerable-dependency", "deps", [("GHSA-8q59-q68h-6hv4", "critical", "requirements.txt"),
-                                       ("GHSA-9wx4-h78v-vm56", "medium", "requirements.txt")], "1 critical"),
-    pytest.param("misconfigured", "config", [("DS-0002", "high", "Containerfile"),
-                                             ("KSV-0017", "high", "deploy/deployment.yaml")], "high",
-                 marks=needs_trivy),
+    (
+        "vulnerable-dependency",
+        "deps",
+        [
+            ("GHSA-8q59-q68h-6hv4", "critical", "requirements.txt"),
+            ("GHSA-9wx4-h78v-vm56", "medium", "requirements.txt"),
+        ],
+        "1 critical",
+    ),
+    pytest.param(
+        "misconfigured",
+        "config",
+        [("DS-0002", "high", "Containerfile"), ("KSV-0017", "high", "deploy/deployment.yaml")],
+        "high",
+        marks=needs_trivy,
+    ),
 ]
 
 
 @pytest.mark.parametrize("variant,scanners,expected,summary", VARIANTS, ids=lambda v: v if isinstance(v, str) else "")
-def test_variant_fails_for_its_planted_problem(run_step, tools_env, fresh_db, tmp_path, variant, scanners, expected,
-                                               summary):
+def test_variant_fails_for_its_planted_problem(
+    run_step, tools_env, fresh_db, tmp_path, variant, scanners, expected, summary
+):
     app = drone_app(tmp_path / "app", variant)
     run = run_step("scan", "--source", str(app), "--scanners", scanners, "--osv-db", str(fresh_db), env=tools_env)
     assert run.returncode == 1, run.output
     error = run.stderr.strip().splitlines()[-1]
     assert error.startswith("error: ") and "at or above --fail-on high" in error and summary in error, error
     sarif_text = (app / ".druppie" / "scan.sarif").read_text()
-    found = [(r["ruleId"], r["properties"]["severity"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
-             for run_ in json.loads(sarif_text)["runs"] for r in run_["results"]]
+    found = [
+        (r["ruleId"], r["properties"]["severity"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+        for run_ in json.loads(sarif_text)["runs"]
+        for r in run_["results"]
+    ]
     for rule, severity, path in expected:
         assert (rule, severity, path) in found, found
         assert f"{severity.upper():8} " in run.stderr and f" {rule}  {path}" in run.stderr
@@ -122,9 +155,20 @@ def test_secret_is_masked_in_bandits_message_too(run_step, tools_env, tmp_path):
 
 
 def ignore_file(app: Path, expires: dt.date) -> None:
-    (app / ".druppie-scan.yaml").write_text(yaml.safe_dump({"ignore": [
-        {"rule": "B602", "path": "drone_service/diagnostics.py", "reason": "only our own fixed hosts reach it",
-         "expires": expires}]}))
+    (app / ".druppie-scan.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "ignore": [
+                    {
+                        "rule": "B602",
+                        "path": "drone_service/diagnostics.py",
+                        "reason": "only our own fixed hosts reach it",
+                        "expires": expires,
+                    }
+                ]
+            }
+        )
+    )
 
 
 def test_ignore_file_suppresses_until_its_entry_expires(run_step, tools_env, tmp_path):
@@ -141,8 +185,10 @@ def test_ignore_file_suppresses_until_its_entry_expires(run_step, tools_env, tmp
     ignore_file(app, dt.date.today() - dt.timedelta(days=1))
     run = run_step("scan", "--source", str(app), "--scanners", "code", env=tools_env)
     assert run.returncode == 1 and run.results["high"] == "1"
-    assert f"entry 1 (rule B602, path drone_service/diagnostics.py) expired on " \
-           f"{(dt.date.today() - dt.timedelta(days=1)).isoformat()}: it no longer suppresses anything" in run.stderr
+    assert (
+        f"entry 1 (rule B602, path drone_service/diagnostics.py) expired on "
+        f"{(dt.date.today() - dt.timedelta(days=1)).isoformat()}: it no longer suppresses anything" in run.stderr
+    )
 
 
 def test_malformed_ignore_file_is_one_line_naming_file_and_entry(run_step, tools_env, tmp_path):
@@ -150,26 +196,31 @@ def test_malformed_ignore_file_is_one_line_naming_file_and_entry(run_step, tools
     (app / ".druppie-scan.yaml").write_text("ignore:\n  - rule: B101\n    reason: tests\n    expires: 2027-02-30\n")
     run = run_step("scan", "--source", str(app), env=tools_env)
     assert run.returncode == 2
-    assert run.stderr.strip() == ("error: .druppie-scan.yaml: entry 1 (rule B101): expires '2027-02-30' is not a "
-                                  "date YYYY-MM-DD")
+    assert run.stderr.strip() == (
+        "error: .druppie-scan.yaml: entry 1 (rule B101): expires '2027-02-30' is not a date YYYY-MM-DD"
+    )
 
 
 def test_stale_database_warns_with_its_age_and_fails_past_max_db_age(run_step, tools_env, tmp_path):
     app = drone_app(tmp_path / "app", "vulnerable-dependency")
     db = stamped_db(tmp_path / "db", dt.timedelta(days=3, hours=2))
-    run = run_step("scan", "--source", str(app), "--scanners", "deps", "--osv-db", str(db), "--fail-on", "never",
-                   env=tools_env)
+    run = run_step(
+        "scan", "--source", str(app), "--scanners", "deps", "--osv-db", str(db), "--fail-on", "never", env=tools_env
+    )
     assert run.returncode == 0, run.output
     assert "warning: advisory database" in run.stderr and "3d 2h ago (from last-updated): stale" in run.stderr
     assert run.results["critical"] == "1"
 
-    run = run_step("scan", "--source", str(app), "--scanners", "deps", "--osv-db", str(db), "--max-db-age", "2d",
-                   env=tools_env)
+    run = run_step(
+        "scan", "--source", str(app), "--scanners", "deps", "--osv-db", str(db), "--max-db-age", "2d", env=tools_env
+    )
     assert run.returncode == 1 and run.results == {}
     assert "3d 2h ago (from last-updated): older than --max-db-age 2d; refresh it" in run.stderr
     # Without a stamp the newest advisory (2024-05-20) dates it: far too old for the default 7d.
     run = run_step("scan", "--source", str(app), "--scanners", "deps", "--osv-db", str(OSV_DB), env=tools_env)
-    assert run.returncode == 1 and "updated 2024-05-20T22:07Z" in run.stderr and "(from the newest advisory)" in run.stderr
+    assert (
+        run.returncode == 1 and "updated 2024-05-20T22:07Z" in run.stderr and "(from the newest advisory)" in run.stderr
+    )
 
 
 def test_deps_without_a_database(run_step, tools_env, tmp_path):
@@ -189,12 +240,21 @@ def test_deps_without_a_database_by_default_is_skipped_loudly(run_step, tools_en
 
 def test_database_without_the_apps_ecosystem_is_named(run_step, tools_env, fresh_db, tmp_path):
     app = drone_app(tmp_path / "app")
-    (app / "package-lock.json").write_text(json.dumps({"name": "ui", "lockfileVersion": 3, "packages": {
-        "": {"name": "ui"}, "node_modules/lodash": {"version": "4.17.20"}}}))
+    (app / "package-lock.json").write_text(
+        json.dumps(
+            {
+                "name": "ui",
+                "lockfileVersion": 3,
+                "packages": {"": {"name": "ui"}, "node_modules/lodash": {"version": "4.17.20"}},
+            }
+        )
+    )
     run = run_step("scan", "--source", str(app), "--scanners", "deps", "--osv-db", str(fresh_db), env=tools_env)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == ("error: the advisory database has no npm ecosystem (npm/all.zip), "
-                                                   "which this app's dependencies need; it has PyPI")
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: the advisory database has no npm ecosystem (npm/all.zip), "
+        "which this app's dependencies need; it has PyPI"
+    )
 
 
 def test_missing_or_crashing_scanner_is_a_clear_error(run_step, tools_env, tmp_path):
@@ -208,15 +268,16 @@ def test_missing_or_crashing_scanner_is_a_clear_error(run_step, tools_env, tmp_p
     fake.mkdir()
     (fake / "gitleaks").write_text("#!/bin/sh\necho 'FTL unable to load config: boom' >&2\nexit 2\n")
     (fake / "gitleaks").chmod(0o755)
-    run = run_step("scan", "--source", str(app), "--scanners", "secrets",
-                   env={"PATH": f"{fake}:{tools_env['PATH']}"})
+    run = run_step("scan", "--source", str(app), "--scanners", "secrets", env={"PATH": f"{fake}:{tools_env['PATH']}"})
     assert run.returncode == 1 and "Traceback" not in run.output
     assert run.stderr.strip().splitlines()[-1] == "error: gitleaks failed (exit 2): FTL unable to load config: boom"
 
 
 def can_unshare() -> bool:
-    return shutil.which("unshare") is not None and \
-        subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    return (
+        shutil.which("unshare") is not None
+        and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+    )
 
 
 @pytest.mark.skipif(not can_unshare(), reason="needs unshare -n (root) to cut the network")
@@ -224,9 +285,26 @@ def test_every_scanner_works_without_network(tools_env, fresh_db, tmp_path):
     """In a network namespace with only a down loopback: nothing to reach, same findings."""
     app = drone_app(tmp_path / "app", "vulnerable-dependency")
     shutil.copytree(catalog.ROOT / "tests/fixtures/drone-variants/misconfigured", app, dirs_exist_ok=True)
-    proc = subprocess.run(["unshare", "-n", str(STEP), "scan", "--source", str(app), "--scanners", ALL,
-                           "--osv-db", str(fresh_db), "--results-dir", str(tmp_path / "results")],
-                          env={**os.environ, **tools_env}, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            str(STEP),
+            "scan",
+            "--source",
+            str(app),
+            "--scanners",
+            ALL,
+            "--osv-db",
+            str(fresh_db),
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        env={**os.environ, **tools_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "GHSA-8q59-q68h-6hv4" in proc.stderr and "github-pat" not in proc.stderr
     if HAVE_TRIVY:
@@ -236,11 +314,16 @@ def test_every_scanner_works_without_network(tools_env, fresh_db, tmp_path):
 def test_task_env_runs_the_step_and_writes_the_declared_results(tools_env, fresh_db, tmp_path):
     task = yaml.safe_load(TASK.read_text())
     app = drone_app(tmp_path / "source")
-    env = tekton_env(task, {} if HAVE_TRIVY else {"scanners": ALL}, {"source": str(app), "osv-db": str(fresh_db)},
-                     str(tmp_path / "results"))
+    env = tekton_env(
+        task,
+        {} if HAVE_TRIVY else {"scanners": ALL},
+        {"source": str(app), "osv-db": str(fresh_db)},
+        str(tmp_path / "results"),
+    )
     env["HOME"] = str(tmp_path)
-    proc = subprocess.run([str(STEP), *task["spec"]["steps"][0]["command"][1:]], capture_output=True, text=True,
-                          env={**tools_env, **env})
+    proc = subprocess.run(
+        [str(STEP), *task["spec"]["steps"][0]["command"][1:]], capture_output=True, text=True, env={**tools_env, **env}
+    )
     assert proc.returncode == 0, proc.stderr
     results = {p.name: p.read_text() for p in (tmp_path / "results").iterdir()}
     assert set(results) == {r["name"] for r in task["spec"]["results"]}

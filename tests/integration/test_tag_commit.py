@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
 from localcluster.gitserver import GitServer
+from tests.conftest import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
 
 IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"
@@ -27,15 +27,16 @@ def test_update_commits_only_the_new_tag(druppie_apps, run_step):
     run = run_step(*args(druppie_apps, "1.0.5", "--digest", DIGEST, "--pipeline-run", "build-drone-xyz"))
     assert run.returncode == 0, run.output
     after = druppie_apps.read(KUSTOMIZATION)
-    assert after == before.replace("    newTag: 1.0.4  # written by CI, do not edit by hand\n",
-                                   "    newTag: 1.0.5  # written by CI, do not edit by hand\n"
-                                   f"    digest: {DIGEST}\n")
+    assert after == before.replace(
+        "    newTag: 1.0.4  # written by CI, do not edit by hand\n",
+        f"    newTag: 1.0.5  # written by CI, do not edit by hand\n    digest: {DIGEST}\n",
+    )
     assert druppie_apps.read(f"{APP}/deployment.yaml") == deployment
     head = druppie_apps.head()
-    assert run.results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "true",
-                           "previous-tag": "1.0.4"}
-    assert run.stdout.strip() == (f"tag-commit: commit={head} revision=main@sha1:{head} changed=true "
-                                  "previous-tag=1.0.4")
+    assert run.results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "true", "previous-tag": "1.0.4"}
+    assert run.stdout.strip() == (
+        f"tag-commit: commit={head} revision=main@sha1:{head} changed=true previous-tag=1.0.4"
+    )
     message = druppie_apps.server.log(druppie_apps.name, fmt="%B")
     assert "drone-service: deploy registry.example/druppie/drone-service:1.0.5 (was 1.0.4)" in message[0]
     assert "Tekton-Pipeline-Run: build-drone-xyz" in message
@@ -54,7 +55,9 @@ def test_rerun_is_idempotent(druppie_apps, run_step):
 
 def test_adds_images_entry_when_resources_use_the_image(new_repo, run_step):
     kust = "# hand written\nresources:\n  - deployment.yaml\n"
-    deploy = "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - image: " + IMAGE + ":0.9.0\n"
+    deploy = (
+        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - image: " + IMAGE + ":0.9.0\n"
+    )
     repo = new_repo({"apps/api/kustomization.yaml": kust, "apps/api/deployment.yaml": deploy})
     run = run_step(*args(repo, "1.0.0", path="apps/api"))
     assert run.returncode == 0, run.output
@@ -64,8 +67,10 @@ def test_adds_images_entry_when_resources_use_the_image(new_repo, run_step):
 
 
 def test_plain_manifest_updated_in_place(new_repo, run_step):
-    deploy = ("apiVersion: apps/v1\nkind: Deployment  # plain manifests, no kustomize\nspec:\n  template:\n"
-              f"    spec:\n      containers:\n      - name: app\n        image: \"{IMAGE}:1.2.3\"\n")
+    deploy = (
+        "apiVersion: apps/v1\nkind: Deployment  # plain manifests, no kustomize\nspec:\n  template:\n"
+        f'    spec:\n      containers:\n      - name: app\n        image: "{IMAGE}:1.2.3"\n'
+    )
     repo = new_repo({"plain/app/deploy.yaml": deploy, "other/deploy.yaml": deploy})
     run = run_step(*args(repo, "v1.3.0", path="plain/app"))
     assert run.returncode == 0, run.output
@@ -78,8 +83,12 @@ def test_older_tag_never_overwrites_newer(druppie_apps, run_step):
     head = druppie_apps.head()
     stale = run_step(*args(druppie_apps, "1.0.6"))
     assert stale.returncode == 0, stale.output
-    assert stale.results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "false",
-                             "previous-tag": "1.0.7"}
+    assert stale.results == {
+        "commit": head,
+        "revision": f"main@sha1:{head}",
+        "changed": "false",
+        "previous-tag": "1.0.7",
+    }
     assert re.search(r"warning: .*already at 1.0.7, newer than 1.0.6", stale.stderr)
     assert druppie_apps.head() == head
 
@@ -91,20 +100,30 @@ def test_older_tag_never_overwrites_newer(druppie_apps, run_step):
 def test_thirty_apps_at_once_all_land_with_default_options(new_repo, run_step):
     """Many pipelines finishing together: bounded by the deadline, not by a count, none is lost."""
     n = 30
-    files = {f"envs/prod/app-{i:02d}/kustomization.yaml":
-             f"resources: []\nimages:\n- name: registry.example/druppie/app-{i:02d}  # app {i}\n  newTag: 0.1.0\n"
-             for i in range(n)}
+    files = {
+        f"envs/prod/app-{i:02d}/kustomization.yaml": f"resources: []\nimages:\n- name: registry.example/druppie/app-{i:02d}  # app {i}\n  newTag: 0.1.0\n"
+        for i in range(n)
+    }
     repo = new_repo(files)
     with ThreadPoolExecutor(max_workers=n) as pool:
-        runs = list(pool.map(lambda i: run_step(
-            *args(repo, f"1.{i}.0", path=f"envs/prod/app-{i:02d}", image=f"registry.example/druppie/app-{i:02d}"),
-            timeout=600), range(n)))
+        runs = list(
+            pool.map(
+                lambda i: run_step(
+                    *args(
+                        repo, f"1.{i}.0", path=f"envs/prod/app-{i:02d}", image=f"registry.example/druppie/app-{i:02d}"
+                    ),
+                    timeout=600,
+                ),
+                range(n),
+            )
+        )
     assert [r.returncode for r in runs] == [0] * n, [r.stderr for r in runs if r.returncode]
     log = repo.server.log(repo.name, fmt="%H")
     assert len(log) == n + 1
     for i in range(n):
         assert repo.read(f"envs/prod/app-{i:02d}/kustomization.yaml") == files[
-            f"envs/prod/app-{i:02d}/kustomization.yaml"].replace("newTag: 0.1.0", f"newTag: 1.{i}.0")
+            f"envs/prod/app-{i:02d}/kustomization.yaml"
+        ].replace("newTag: 0.1.0", f"newTag: 1.{i}.0")
     assert sorted(r.results["commit"] for r in runs) == sorted(log[:-1])  # each run reports its own commit
 
 
@@ -119,8 +138,10 @@ def test_rising_tags_for_one_image_end_at_the_highest(druppie_apps, run_step):
     # The history only ever rises, each landed run's commit holds its own tag, and each refused run
     # saw a tag at least as new as its own.
     history = druppie_apps.server.log(druppie_apps.name, fmt="%H")[::-1]
-    written = [re.search(r"newTag: (\S+)", druppie_apps.server.read_file(druppie_apps.name, KUSTOMIZATION, ref=c))[1]
-               for c in history]
+    written = [
+        re.search(r"newTag: (\S+)", druppie_apps.server.read_file(druppie_apps.name, KUSTOMIZATION, ref=c))[1]
+        for c in history
+    ]
     assert written == sorted(written, key=lambda t: tuple(map(int, t.split(".")))) and len(set(written)) == len(written)
     for tag, run in zip(tags, runs):
         if run.results["changed"] == "true":
@@ -137,8 +158,9 @@ def test_server_error_is_clear_and_pushes_nothing(druppie_apps, run_step):
     finally:
         druppie_apps.server.fail_status = 0
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == (f"error: git server error at {druppie_apps.url}: HTTP 500 "
-                                                   "(gave up after 1 retries)")
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: git server error at {druppie_apps.url}: HTTP 500 (gave up after 1 retries)"
+    )
     assert run.results == {} and druppie_apps.head() == head
 
 
@@ -150,8 +172,9 @@ def test_server_error_on_push_is_clear_and_pushes_nothing(druppie_apps, run_step
     finally:
         druppie_apps.server.fail_status, druppie_apps.server.fail_path = 0, ""
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == (f"error: git server error at {druppie_apps.url}: HTTP 500 "
-                                                   "(gave up after 1 retries)")
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: git server error at {druppie_apps.url}: HTTP 500 (gave up after 1 retries)"
+    )
     assert run.results == {} and druppie_apps.head() == head
 
 
@@ -188,8 +211,9 @@ def test_connection_reset_is_retried(druppie_apps, run_step, faults, path):
     assert run.results["commit"] == druppie_apps.head() and len(druppie_apps.log()) == 2
 
 
-@pytest.mark.parametrize("status,message", [(403, "authentication to {url} failed"),
-                                            (404, "repository {url} not found")])
+@pytest.mark.parametrize(
+    "status,message", [(403, "authentication to {url} failed"), (404, "repository {url} not found")]
+)
 def test_client_errors_are_not_retried(druppie_apps, run_step, faults, status, message):
     faults.fail_next(10, status, f"/{druppie_apps.name}.git/")
     run = run_step(*args(druppie_apps))
@@ -203,8 +227,9 @@ def test_persistent_503_gives_up_after_the_bounded_retries(druppie_apps, run_ste
     faults.fail_next(100, 503, f"/{druppie_apps.name}.git/")
     run = run_step(*args(druppie_apps))
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1] == (f"error: git server error at {druppie_apps.url}: HTTP 503 "
-                                                   "(gave up after 4 retries)")
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: git server error at {druppie_apps.url}: HTTP 503 (gave up after 4 retries)"
+    )
     assert faults.requests_to(f"/{druppie_apps.name}.git/") == 5
     assert run.results == {} and len(druppie_apps.log()) == 1
 
@@ -214,13 +239,17 @@ def test_transient_retries_stop_at_the_deadline(druppie_apps, run_step, faults):
     started = time.monotonic()
     run = run_step(*args(druppie_apps), "--timeout", "2s", "--transient-retries", "20")
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].endswith("HTTP 503 (gave up after "
-                                                         f"{run.stderr.count('retry ')} retries: --timeout reached)")
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"HTTP 503 (gave up after {run.stderr.count('retry ')} retries: --timeout reached)")
+    )
     assert time.monotonic() - started < 10
 
 
 def test_server_down_is_clear(run_step):
     import socket
+
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -236,23 +265,26 @@ def test_missing_branch_is_clear(druppie_apps, run_step):
     assert f"error: branch 'release' not found in {druppie_apps.url}" in run.stderr
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--tag", "1.0", "invalid --tag '1.0': must be a semantic version"),
-    ("--tag", "latest", "invalid --tag 'latest'"),
-    ("--digest", "sha256:abc", "invalid --digest 'sha256:abc'"),
-    ("--image", "Registry.Example/UPPER", "invalid --image 'Registry.Example/UPPER'"),
-    ("--image", IMAGE + ":1.0.0", "give the name only"),
-    ("--repo-url", "ftp://example.org/apps.git", "invalid --repo-url 'ftp://example.org/apps.git'"),
-    ("--repo-url", "file:///srv/apps.git", "invalid --repo-url 'file:///srv/apps.git'"),
-    ("--path", "../../etc", "invalid --path '../../etc'"),
-    ("--path", "/etc", "invalid --path '/etc'"),
-    ("--branch", "bad..branch", "invalid --branch 'bad..branch'"),
-    ("--message", "{app} {secret}", "invalid --message '{app} {secret}': unknown field {secret}"),
-    ("--author-email", "nobody", "invalid --author-email 'nobody'"),
-    ("--max-attempts", "-1", "Invalid value for '--max-attempts'"),
-    ("--transient-retries", "-1", "Invalid value for '--transient-retries'"),
-    ("--timeout", "soon", "invalid --timeout 'soon'"),
-])
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--tag", "1.0", "invalid --tag '1.0': must be a semantic version"),
+        ("--tag", "latest", "invalid --tag 'latest'"),
+        ("--digest", "sha256:abc", "invalid --digest 'sha256:abc'"),
+        ("--image", "Registry.Example/UPPER", "invalid --image 'Registry.Example/UPPER'"),
+        ("--image", IMAGE + ":1.0.0", "give the name only"),
+        ("--repo-url", "ftp://example.org/apps.git", "invalid --repo-url 'ftp://example.org/apps.git'"),
+        ("--repo-url", "file:///srv/apps.git", "invalid --repo-url 'file:///srv/apps.git'"),
+        ("--path", "../../etc", "invalid --path '../../etc'"),
+        ("--path", "/etc", "invalid --path '/etc'"),
+        ("--branch", "bad..branch", "invalid --branch 'bad..branch'"),
+        ("--message", "{app} {secret}", "invalid --message '{app} {secret}': unknown field {secret}"),
+        ("--author-email", "nobody", "invalid --author-email 'nobody'"),
+        ("--max-attempts", "-1", "Invalid value for '--max-attempts'"),
+        ("--transient-retries", "-1", "Invalid value for '--transient-retries'"),
+        ("--timeout", "soon", "invalid --timeout 'soon'"),
+    ],
+)
 def test_bad_input_is_one_clear_line_and_nothing_is_pushed(druppie_apps, run_step, flag, value, message):
     requests_before = druppie_apps.server.requests
     run = run_step(*args(druppie_apps), flag, value)
@@ -264,8 +296,15 @@ def test_bad_input_is_one_clear_line_and_nothing_is_pushed(druppie_apps, run_ste
 
 
 def test_bad_values_from_environment_are_named_too(druppie_apps, run_step):
-    run = run_step("tag-commit", env={"DRUPPIE_REPO_URL": druppie_apps.url, "DRUPPIE_PATH": APP,
-                                      "DRUPPIE_IMAGE": IMAGE, "DRUPPIE_TAG": "one.two"})
+    run = run_step(
+        "tag-commit",
+        env={
+            "DRUPPIE_REPO_URL": druppie_apps.url,
+            "DRUPPIE_PATH": APP,
+            "DRUPPIE_IMAGE": IMAGE,
+            "DRUPPIE_TAG": "one.two",
+        },
+    )
     assert run.returncode == 2 and "invalid --tag 'one.two'" in run.stderr
 
 
@@ -279,9 +318,14 @@ def test_image_not_in_path_fails_without_commit(druppie_apps, run_step):
 def test_clone_cost_does_not_follow_repo_size(new_repo, run_step, git_server):
     """A 4 MB blob outside --path must not be downloaded (shallow + blob filter + sparse)."""
     import os
+
     big = os.urandom(2 * 1024 * 1024).hex()
-    repo = new_repo({"envs/prod/drone-service/kustomization.yaml":
-                     f"images:\n- name: {IMAGE}\n  newTag: 1.0.0\n", "blobs/big.txt": big})
+    repo = new_repo(
+        {
+            "envs/prod/drone-service/kustomization.yaml": f"images:\n- name: {IMAGE}\n  newTag: 1.0.0\n",
+            "blobs/big.txt": big,
+        }
+    )
     sent_before = git_server.bytes_sent
     run = run_step(*args(repo, "1.0.1"))
     assert run.returncode == 0, run.output
@@ -290,6 +334,7 @@ def test_clone_cost_does_not_follow_repo_size(new_repo, run_step, git_server):
 
 def test_basic_auth_workspace_and_token_never_printed(auth_git_server, new_repo, run_step, tmp_path):
     from tests.conftest import EXAMPLE_APPS
+
     repo = new_repo(source_dir=EXAMPLE_APPS, server=auth_git_server)
     workspace = tmp_path / "basic-auth"
     workspace.mkdir()
@@ -309,14 +354,21 @@ def test_basic_auth_workspace_and_token_never_printed(auth_git_server, new_repo,
     wrong = run_step(*args(repo, "1.0.6"), "--basic-auth", str(workspace))
     assert wrong.returncode == 1 and "authentication" in wrong.stderr
 
-    in_url = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
+    in_url = run_step(
+        *args(repo, "1.0.6"), "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@")
+    )
     assert in_url.returncode == 0, in_url.output
     assert "http://***@" in in_url.stderr  # the URL is shown, its userinfo masked
 
     auth_git_server.fail_status = 503
     try:
-        failing = run_step(*args(repo, "1.0.7"), "--transient-retries", "0",
-                           "--repo-url", repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"))
+        failing = run_step(
+            *args(repo, "1.0.7"),
+            "--transient-retries",
+            "0",
+            "--repo-url",
+            repo.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@"),
+        )
     finally:
         auth_git_server.fail_status = 0
     assert failing.returncode == 1 and "HTTP 503" in failing.stderr
@@ -338,12 +390,19 @@ def test_ssh_directory_workspace(druppie_apps, ssh_git_server, run_step, tmp_pat
     key = (workspace / "id_ed25519").read_text().splitlines()[2]
     assert key not in run.output
 
-    untrusted = run_step(*args(druppie_apps, "1.0.6"), "--repo-url", url, "--ssh-directory",
-                         str(ssh_git_server.workspace(tmp_path / "no-known-hosts", known_hosts=False)))
+    untrusted = run_step(
+        *args(druppie_apps, "1.0.6"),
+        "--repo-url",
+        url,
+        "--ssh-directory",
+        str(ssh_git_server.workspace(tmp_path / "no-known-hosts", known_hosts=False)),
+    )
     assert untrusted.returncode == 2 and "no known_hosts file" in untrusted.stderr
 
-    (workspace / "known_hosts").write_text(f"[127.0.0.1]:{ssh_git_server.port} ssh-ed25519 "
-                                           "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
+    (workspace / "known_hosts").write_text(
+        f"[127.0.0.1]:{ssh_git_server.port} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"
+    )
     spoofed = run_step(*args(druppie_apps, "1.0.6"), "--repo-url", url, "--ssh-directory", str(workspace))
     assert spoofed.returncode == 1 and "Host key verification failed" in spoofed.stderr
     assert len(druppie_apps.log()) == 2
@@ -358,12 +417,15 @@ def test_push_declined_by_a_server_hook_is_not_retried(druppie_apps, run_step):
     assert run.returncode == 1
     assert run.stderr.count("retry") == 0
     assert druppie_apps.server.requests_to(f"/{druppie_apps.name}.git/git-receive-pack") == pushes + 1
-    assert ("error: push to main rejected by the server: [remote rejected] (pre-receive hook declined): "
-            "main is protected: open a merge request") in run.stderr
+    assert (
+        "error: push to main rejected by the server: [remote rejected] (pre-receive hook declined): "
+        "main is protected: open a merge request"
+    ) in run.stderr
     assert len(druppie_apps.log()) == 1 and run.results == {}
 
 
 # Secrets in the URL: every part of the userinfo (user and password), also percent-encoded.
+
 
 @pytest.fixture(scope="module")
 def token_user_server():
@@ -402,8 +464,9 @@ def test_url_userinfo_never_printed(form, token_user_server, auth_git_server, ne
     finally:
         server.clear_faults()
     assert down.returncode == 1
-    assert down.stderr.strip().splitlines()[-1] == (f"error: git server error at {repo.url.replace('http://', 'http://***@')}: "
-                                                    "HTTP 503 (gave up after 1 retries)")
+    assert down.stderr.strip().splitlines()[-1] == (
+        f"error: git server error at {repo.url.replace('http://', 'http://***@')}: HTTP 503 (gave up after 1 retries)"
+    )
     missing = run_step(*args(repo, "1.0.6"), "--repo-url", url.replace(f"/{repo.name}.git", "/nothing-here.git"))
     assert missing.returncode == 1 and "not found" in missing.stderr
     wrong = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("http://", f"http://{userinfo[:-1]}x@"))
@@ -419,14 +482,21 @@ def test_url_userinfo_never_printed(form, token_user_server, auth_git_server, ne
 
 # ssh: file names in the ssh-directory workspace are data, never shell code.
 
+
 @pytest.mark.parametrize("name", ["id_x;touch $X;", "id_$(touch $X)", "id_`touch $X`"])
 def test_ssh_key_file_name_runs_no_command(druppie_apps, ssh_git_server, run_step, tmp_path, name):
     workspace = ssh_git_server.workspace(tmp_path / "ssh")
     (workspace / name).write_text((workspace / "id_ed25519").read_text())
     (workspace / name).chmod(0o644)
     marker = tmp_path / "pwned"
-    run = run_step(*args(druppie_apps), "--repo-url", ssh_git_server.url(druppie_apps.name),
-                   "--ssh-directory", str(workspace), env={"X": str(marker)})
+    run = run_step(
+        *args(druppie_apps),
+        "--repo-url",
+        ssh_git_server.url(druppie_apps.name),
+        "--ssh-directory",
+        str(workspace),
+        env={"X": str(marker)},
+    )
     assert not marker.exists(), "a file name in the workspace ran as a shell command"
     assert run.returncode == 0, run.output
     assert "newTag: 1.0.5" in druppie_apps.read(KUSTOMIZATION)
@@ -434,17 +504,22 @@ def test_ssh_key_file_name_runs_no_command(druppie_apps, ssh_git_server, run_ste
 
 # Credentials over plain http:// only to this machine, unless explicitly allowed.
 
-@pytest.mark.parametrize("url", [
-    f"http://{TEST_USER}:{TEST_TOKEN}@git.example.org/druppie-apps.git",
-    f"http://{TEST_TOKEN}@10.1.2.3:3000/druppie-apps.git",
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://{TEST_USER}:{TEST_TOKEN}@git.example.org/druppie-apps.git",
+        f"http://{TEST_TOKEN}@10.1.2.3:3000/druppie-apps.git",
+    ],
+)
 def test_credentials_in_url_over_plain_http_are_refused(run_step, url):
     run = run_step("tag-commit", "--repo-url", url, "--path", APP, "--image", IMAGE, "--tag", "1.0.5")
     host = url.split("@")[1].split("/")[0].split(":")[0]
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
         f"error: refusing to send credentials over plain http:// to {host!r}: use https://, "
-        "or pass --allow-plain-http for a git server inside the cluster"]
+        "or pass --allow-plain-http for a git server inside the cluster"
+    ]
     assert TEST_TOKEN not in run.output
 
 
@@ -453,7 +528,8 @@ def _workspace(tmp_path, server):
     workspace.mkdir(exist_ok=True)
     port = server.base_url.rsplit(":", 1)[1]
     (workspace / ".git-credentials").write_text(
-        "".join(f"http://{TEST_USER}:{TEST_TOKEN}@{host}:{port}\n" for host in ("127.0.0.1", "0.0.0.0", "localhost")))
+        "".join(f"http://{TEST_USER}:{TEST_TOKEN}@{host}:{port}\n" for host in ("127.0.0.1", "0.0.0.0", "localhost"))
+    )
     return workspace
 
 
@@ -471,14 +547,16 @@ def test_plain_http_to_a_non_loopback_host_needs_the_opt_in(auth_git_server, new
         assert "error: refusing to send credentials over plain http:// to '0.0.0.0'" in run.stderr
     assert auth_git_server.requests == before  # refused before any network call
 
-    allowed = run_step(*args(repo), "--repo-url", outside, "--basic-auth", str(workspace),
-                       env={"DRUPPIE_ALLOW_PLAIN_HTTP": "true"})
+    allowed = run_step(
+        *args(repo), "--repo-url", outside, "--basic-auth", str(workspace), env={"DRUPPIE_ALLOW_PLAIN_HTTP": "true"}
+    )
     assert allowed.returncode == 0, allowed.output
     assert "warning: sending credentials over plain http:// to '0.0.0.0' (--allow-plain-http)" in allowed.stderr
     assert "newTag: 1.0.5" in repo.read(KUSTOMIZATION)
 
-    loopback = run_step(*args(repo, "1.0.6"), "--repo-url", repo.url.replace("127.0.0.1", "localhost"),
-                        "--basic-auth", str(workspace))
+    loopback = run_step(
+        *args(repo, "1.0.6"), "--repo-url", repo.url.replace("127.0.0.1", "localhost"), "--basic-auth", str(workspace)
+    )
     assert loopback.returncode == 0, loopback.output
     assert "plain http" not in loopback.stderr
     for run in (in_url, by_workspace, allowed, loopback):

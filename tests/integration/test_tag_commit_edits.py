@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 IMAGE = "registry.example/druppie/drone-service"
-DEPLOY = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: drone\nspec:\n  template:\n    spec:\n"
-          f"      containers:\n      - name: app\n        image: {IMAGE}:1.0.4\n")
+DEPLOY = (
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: drone\nspec:\n  template:\n    spec:\n"
+    f"      containers:\n      - name: app\n        image: {IMAGE}:1.0.4\n"
+)
 
 
 def args(repo, path, tag="1.0.5", *extra):
@@ -17,8 +19,9 @@ def test_non_semver_current_tag_is_replaced_with_a_warning(new_repo, run_step):
     run = run_step(*args(repo, "apps/drone"))
     assert run.returncode == 0, run.output
     assert run.results["changed"] == "true" and run.results["previous-tag"] == "latest"
-    assert ("the current tag latest is not a semantic version and cannot be ordered; replacing it with 1.0.5"
-            in run.output)
+    assert (
+        "the current tag latest is not a semantic version and cannot be ordered; replacing it with 1.0.5" in run.output
+    )
     assert repo.read("apps/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
     # From here on the semver guard holds again.
     stale = run_step(*args(repo, "apps/drone", "1.0.4"))
@@ -29,8 +32,13 @@ def test_non_semver_current_tag_is_replaced_with_a_warning(new_repo, run_step):
 def test_overlay_over_a_base_outside_path_gets_an_images_entry(new_repo, run_step):
     overlay = "# prod overlay\nresources:\n  - ../../../base/drone\n"
     base = "resources:\n  - deployment.yaml\n"
-    repo = new_repo({"envs/prod/drone/kustomization.yaml": overlay, "base/drone/kustomization.yaml": base,
-                     "base/drone/deployment.yaml": DEPLOY})
+    repo = new_repo(
+        {
+            "envs/prod/drone/kustomization.yaml": overlay,
+            "base/drone/kustomization.yaml": base,
+            "base/drone/deployment.yaml": DEPLOY,
+        }
+    )
     run = run_step(*args(repo, "envs/prod/drone"))
     assert run.returncode == 0, run.output
     assert run.results["previous-tag"] == "1.0.4"

@@ -19,6 +19,7 @@ def tekton_env(task: dict, params: dict[str, str], workspaces: dict[str, str], r
     assert not missing, f"required params not given: {missing}"
     env = {}
     for e in task["spec"]["steps"][0]["env"]:
+
         def sub(m: re.Match) -> str:
             kind, name, attr = m[1], m[2], m[3]
             if kind == "params":
@@ -26,6 +27,7 @@ def tekton_env(task: dict, params: dict[str, str], workspaces: dict[str, str], r
             if attr == "bound":
                 return "true" if name in workspaces else "false"
             return workspaces.get(name, "")
+
         env[e["name"]] = re.sub(r"\$\((params|workspaces)\.([\w-]+)(?:\.(\w+))?\)", sub, e["value"])
     env["DRUPPIE_RESULTS_DIR"] = results_dir
     return env
@@ -33,12 +35,25 @@ def tekton_env(task: dict, params: dict[str, str], workspaces: dict[str, str], r
 
 def test_tag_commit_task_env_runs_the_step(druppie_apps, tmp_path):
     task = yaml.safe_load(TASK.read_text())
-    env = tekton_env(task, {"repo-url": druppie_apps.url, "path": "envs/prod/drone-service",
-                            "image": "registry.example/druppie/drone-service", "tag": "1.0.5",
-                            "pipeline-run": "ci-run-1"}, {}, str(tmp_path / "results"))
+    env = tekton_env(
+        task,
+        {
+            "repo-url": druppie_apps.url,
+            "path": "envs/prod/drone-service",
+            "image": "registry.example/druppie/drone-service",
+            "tag": "1.0.5",
+            "pipeline-run": "ci-run-1",
+        },
+        {},
+        str(tmp_path / "results"),
+    )
     env["HOME"] = str(tmp_path)
-    proc = subprocess.run([str(STEP), *task["spec"]["steps"][0]["command"][1:]], capture_output=True, text=True,
-                          env={"PATH": os.environ["PATH"], **env})
+    proc = subprocess.run(
+        [str(STEP), *task["spec"]["steps"][0]["command"][1:]],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"], **env},
+    )
     assert proc.returncode == 0, proc.stderr
     results = {p.name: p.read_text() for p in (tmp_path / "results").iterdir()}
     declared = {r["name"] for r in task["spec"]["results"]}

@@ -16,9 +16,23 @@ class KubectlWatch:
         from localcluster.toolchain import binaries
 
         self.events: list[tuple[float, dict]] = []
-        self.proc = subprocess.Popen([str(binaries()["kubectl"]), "--kubeconfig", str(cluster.kubeconfig), "get",
-                                      resource, "-n", namespace, name, "-w", "-o", "json"],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                str(binaries()["kubectl"]),
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "get",
+                resource,
+                "-n",
+                namespace,
+                name,
+                "-w",
+                "-o",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 

@@ -1,7 +1,7 @@
 """The real kustomize CLI (built by hack/setup.sh into the cache), as an oracle for image edits.
 
-    build(folder)                                   # `kustomize build folder`, the rendered YAML
-    edit_set_image(folder, image, tag, digest)      # what tag-commit should be equivalent to
+build(folder)                                   # `kustomize build folder`, the rendered YAML
+edit_set_image(folder, image, tag, digest)      # what tag-commit should be equivalent to
 """
 
 from __future__ import annotations

@@ -56,10 +56,15 @@ def start_registry(root: Path, user: str = "", password: str = "") -> Registry:
         (root / "htpasswd").write_text(f"{user}:{hashed}\n")
         auth = f"auth:\n  htpasswd:\n    realm: druppie-test\n    path: {root / 'htpasswd'}\n"
     config = root / "registry.yml"
-    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n{auth}")
-    process = subprocess.Popen([shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: warn\n{auth}"
+    )
+    process = subprocess.Popen(
+        [shutil.which("docker-registry") or "docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -77,7 +82,10 @@ def start_registry(root: Path, user: str = "", password: str = "") -> Registry:
 
 def push_busybox_base(registry: Registry, repository: str = "base/busybox", tag: str = "1") -> str:
     """A one-layer busybox image as a build base; returns its reference by tag."""
-    image = build_layered([File("/bin/busybox", BUSYBOX)] + [File(f"/bin/{a}", link="busybox") for a in APPLETS],
-                          ["/bin/sh"], env=["PATH=/bin"])
+    image = build_layered(
+        [File("/bin/busybox", BUSYBOX)] + [File(f"/bin/{a}", link="busybox") for a in APPLETS],
+        ["/bin/sh"],
+        env=["PATH=/bin"],
+    )
     push(image, registry.host, repository, tag)
     return f"{registry.host}/{repository}:{tag}"

@@ -33,8 +33,9 @@ def test_check_catches_broken_conventions(tmp_path):
     assert "generated tables are stale" in problems
 
 
-@pytest.mark.parametrize("folder,path,doc", [r for r in catalog.resources() if r[0] == "tasks"],
-                         ids=lambda v: getattr(v, "name", ""))
+@pytest.mark.parametrize(
+    "folder,path,doc", [r for r in catalog.resources() if r[0] == "tasks"], ids=lambda v: getattr(v, "name", "")
+)
 def test_task_env_is_exactly_the_step_options(folder, path, doc):
     """Every DRUPPIE_* env of a step is an option of its subcommand, and every param reaches one."""
     for step in doc["spec"]["steps"]:
@@ -54,8 +55,9 @@ def test_task_env_is_exactly_the_step_options(folder, path, doc):
                 assert f"$(workspaces.{ws['name']}.bound)" in used, ws["name"]
 
 
-@pytest.mark.parametrize("folder,path,doc", [r for r in catalog.resources() if r[0] == "pipelines"],
-                         ids=lambda v: getattr(v, "name", ""))
+@pytest.mark.parametrize(
+    "folder,path,doc", [r for r in catalog.resources() if r[0] == "pipelines"], ids=lambda v: getattr(v, "name", "")
+)
 def test_pipeline_wires_existing_params_and_results(folder, path, doc):
     import re
 
@@ -85,10 +87,15 @@ def test_catalog_yaml_passes_yamllint():
     from yamllint import config, linter
 
     conf = config.YamlLintConfig(file=str(catalog.ROOT / ".yamllint.yaml"))
-    files = [p for folder in ("tasks", "pipelines", "flux", "examples") for p in (catalog.ROOT / folder).rglob("*.yaml")]
+    files = [
+        p for folder in ("tasks", "pipelines", "flux", "examples") for p in (catalog.ROOT / folder).rglob("*.yaml")
+    ]
     files += [catalog.ROOT / "catalog.yaml", catalog.ROOT / "artifacthub-repo.yml"]
-    problems = [f"{f.relative_to(catalog.ROOT)}:{p.line}: {p.desc}" for f in files
-                for p in linter.run(f.read_text(), conf, str(f))]
+    problems = [
+        f"{f.relative_to(catalog.ROOT)}:{p.line}: {p.desc}"
+        for f in files
+        for p in linter.run(f.read_text(), conf, str(f))
+    ]
     assert len(files) > 15 and problems == []
 
 
@@ -99,10 +106,13 @@ def test_the_step_image_version_has_one_source(tmp_path):
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
     assert catalog.check(tmp_path) == []
     task = tmp_path / "tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml"
-    task.write_text(task.read_text().replace(f"{catalog.STEP_IMAGE}:{catalog.step_version()}",
-                                             f"{catalog.STEP_IMAGE}:9.9.9"))
-    (tmp_path / "catalog.yaml").write_text((tmp_path / "catalog.yaml").read_text() + (
-        f"images:\n  - name: {catalog.STEP_IMAGE}\n    version: 9.9.9\n    digest: sha256:{'0' * 64}\n"))
+    task.write_text(
+        task.read_text().replace(f"{catalog.STEP_IMAGE}:{catalog.step_version()}", f"{catalog.STEP_IMAGE}:9.9.9")
+    )
+    (tmp_path / "catalog.yaml").write_text(
+        (tmp_path / "catalog.yaml").read_text()
+        + (f"images:\n  - name: {catalog.STEP_IMAGE}\n    version: 9.9.9\n    digest: sha256:{'0' * 64}\n")
+    )
     problems = "\n".join(catalog.check(tmp_path))
     assert f"image '{catalog.STEP_IMAGE}:9.9.9' must be {catalog.STEP_IMAGE}:{catalog.step_version()}" in problems
     assert f"catalog.yaml: images: {catalog.STEP_IMAGE} version '9.9.9' is not" in problems
@@ -113,6 +123,11 @@ def test_task_and_pipeline_readmes_show_the_tested_commands():
     from tests.support.readme import bash_blocks
 
     tested = {c for block in bash_blocks(catalog.ROOT / "README.md") for c in block if c.startswith("tkn ")}
-    shown = {c for readme in sorted(catalog.ROOT.glob("*/*/*/README.md"))
-             for block in bash_blocks(readme) for c in block if c.startswith("tkn ")}
+    shown = {
+        c
+        for readme in sorted(catalog.ROOT.glob("*/*/*/README.md"))
+        for block in bash_blocks(readme)
+        for c in block
+        if c.startswith("tkn ")
+    }
     assert shown and shown <= tested, shown - tested

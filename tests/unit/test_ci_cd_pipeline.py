@@ -42,14 +42,30 @@ def workspaces_of(task: str) -> dict[str, str]:
 def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wait():
     assert [t["name"] for t in SPEC["tasks"]] == ["clone", "test", "scan", "build", "tag-commit", "flux-wait"]
     assert {t["name"]: t["taskRef"]["name"] for t in SPEC["tasks"]} == {
-        "clone": "druppie-git-clone", "test": "druppie-test", "scan": "druppie-scan", "build": "druppie-build",
-        "tag-commit": "druppie-tag-commit", "flux-wait": "druppie-flux-reconcile-wait"}
+        "clone": "druppie-git-clone",
+        "test": "druppie-test",
+        "scan": "druppie-scan",
+        "build": "druppie-build",
+        "tag-commit": "druppie-tag-commit",
+        "flux-wait": "druppie-flux-reconcile-wait",
+    }
     assert {t["name"]: sorted(t.get("runAfter", [])) for t in SPEC["tasks"]} == {
-        "clone": [], "test": ["clone"], "scan": ["clone"], "build": ["scan", "test"], "tag-commit": ["build"],
-        "flux-wait": ["tag-commit"]}
+        "clone": [],
+        "test": ["clone"],
+        "scan": ["clone"],
+        "build": ["scan", "test"],
+        "tag-commit": ["build"],
+        "flux-wait": ["tag-commit"],
+    }
     # A result reference is an ordering edge too: each must point at a task already before it.
-    before = {"clone": set(), "test": {"clone"}, "scan": {"clone"}, "build": {"clone", "test", "scan"},
-              "tag-commit": {"clone", "test", "scan", "build"}, "flux-wait": {"clone", "test", "scan", "build", "tag-commit"}}
+    before = {
+        "clone": set(),
+        "test": {"clone"},
+        "scan": {"clone"},
+        "build": {"clone", "test", "scan"},
+        "tag-commit": {"clone", "test", "scan", "build"},
+        "flux-wait": {"clone", "test", "scan", "build", "tag-commit"},
+    }
     for task in SPEC["tasks"]:
         referenced = set(re.findall(r"\$\(tasks\.([\w-]+)\.results\.", yaml.safe_dump(task)))
         assert referenced <= before[task["name"]], task["name"]
@@ -67,8 +83,11 @@ def test_the_summary_is_the_only_finally_task_and_references_no_result():
 
 
 def test_everything_is_derived_from_the_app_name():
-    assert params_of("clone") == {"url": "$(params.repo-url)", "revision": "$(params.revision)",
-                                  "allow-plain-http": "$(params.allow-plain-http)"}
+    assert params_of("clone") == {
+        "url": "$(params.repo-url)",
+        "revision": "$(params.revision)",
+        "allow-plain-http": "$(params.allow-plain-http)",
+    }
     assert params_of("build")["image"] == params_of("tag-commit")["image"] == IMAGE
     assert params_of("build")["version"] == params_of("tag-commit")["tag"] == VERSION
     assert params_of("build")["commit"] == "$(tasks.clone.results.commit)"
@@ -84,18 +103,31 @@ def test_the_defaults_follow_the_repos_conventions():
     defaults = {p["name"]: p.get("default") for p in SPEC["params"]}
     assert {n for n, d in defaults.items() if d is None} == {"repo-url", "app-name"}
     assert defaults | {"repo-url": None, "app-name": None} == {
-        "repo-url": None, "app-name": None, "revision": "main", "environment": "prod",
-        "image-registry": "registry.example/druppie", "version-prefix": "1.0",
-        "gitops-repo-url": "https://github.com/waterschap/druppie-apps.git", "gitops-branch": "main",
-        "flux-namespace": "flux-system", "flux-timeout": "5m", "fail-on": "high", "offline": "false",
-        "build-args": "", "tls-verify": "true", "allow-plain-http": "false"}
+        "repo-url": None,
+        "app-name": None,
+        "revision": "main",
+        "environment": "prod",
+        "image-registry": "registry.example/druppie",
+        "version-prefix": "1.0",
+        "gitops-repo-url": "https://github.com/waterschap/druppie-apps.git",
+        "gitops-branch": "main",
+        "flux-namespace": "flux-system",
+        "flux-timeout": "5m",
+        "fail-on": "high",
+        "offline": "false",
+        "build-args": "",
+        "tls-verify": "true",
+        "allow-plain-http": "false",
+    }
     # drone-service with the defaults lands where flux/ and examples/druppie-apps have it.
     kustomization = yaml.safe_load((ROOT / "flux/druppie-apps/kustomization-drone-service-prod.yaml").read_text())
     assert kustomization["metadata"]["name"] == "drone-service-prod"
     assert kustomization["spec"]["path"] == "./envs/prod/drone-service"
     assert (ROOT / "examples/druppie-apps/envs/prod/drone-service/kustomization.yaml").is_file()
-    assert "registry.example/druppie/drone-service" in \
-        (ROOT / "examples/druppie-apps/envs/prod/drone-service/kustomization.yaml").read_text()
+    assert (
+        "registry.example/druppie/drone-service"
+        in (ROOT / "examples/druppie-apps/envs/prod/drone-service/kustomization.yaml").read_text()
+    )
 
 
 def test_every_pipeline_param_is_used_and_every_task_param_exists():
@@ -151,9 +183,14 @@ def _check_run(spec: dict) -> None:
     assert spec["taskRunTemplate"]["podTemplate"]["securityContext"] == {"fsGroup": 65532}
     assert set(workspaces) == {"source", "git-credentials", "registry-credentials"}
     assert workspaces["source"]["volumeClaimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert workspaces["git-credentials"] == {"name": "git-credentials", "secret": {"secretName": "druppie-apps-basic-auth"}}
-    assert workspaces["registry-credentials"] == {"name": "registry-credentials",
-                                                  "secret": {"secretName": "registry-credentials"}}
+    assert workspaces["git-credentials"] == {
+        "name": "git-credentials",
+        "secret": {"secretName": "druppie-apps-basic-auth"},
+    }
+    assert workspaces["registry-credentials"] == {
+        "name": "registry-credentials",
+        "secret": {"secretName": "registry-credentials"},
+    }
 
 
 def test_the_sample_run_gives_each_task_its_service_account_and_a_fresh_volume():
@@ -161,7 +198,9 @@ def test_the_sample_run_gives_each_task_its_service_account_and_a_fresh_volume()
     assert run["kind"] == "PipelineRun" and run["metadata"]["generateName"] == "drone-service-ci-cd-"
     _check_run(run["spec"])
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
-        "repo-url": "https://github.com/waterschap/drone-service.git", "app-name": "drone-service"}
+        "repo-url": "https://github.com/waterschap/drone-service.git",
+        "app-name": "drone-service",
+    }
 
 
 def readme_command(path: Path) -> str:
@@ -176,12 +215,15 @@ def test_the_readme_command_needs_only_the_repo_the_app_name_and_the_workspaces(
     assert words[:6] == ["tkn", "pipeline", "start", "druppie-ci-cd", "-n", "ci"] and "--use-param-defaults" in words
     pairs = [(words[i], words[i + 1]) for i in range(len(words) - 1) if words[i].startswith("-")]
     assert dict(v.split("=", 1) for f, v in pairs if f == "--task-serviceaccount") == ACCOUNTS
-    assert [v for f, v in pairs if f == "-p"] == ["repo-url=https://github.com/waterschap/drone-service.git",
-                                                  "app-name=drone-service"]
+    assert [v for f, v in pairs if f == "-p"] == [
+        "repo-url=https://github.com/waterschap/drone-service.git",
+        "app-name=drone-service",
+    ]
     assert [v for f, v in pairs if f == "-w"] == [
         "name=source,volumeClaimTemplateFile=pipelines/druppie-ci-cd/0.1/source-volume.yaml",
         "name=git-credentials,secret=druppie-apps-basic-auth",
-        "name=registry-credentials,secret=registry-credentials"]
+        "name=registry-credentials,secret=registry-credentials",
+    ]
     assert [v for f, v in pairs if f == "--pod-template"] == ["pipelines/druppie-ci-cd/0.1/pod-template.yaml"]
     # The files it names exist and are what tkn reads: a PVC and a pod template.
     (pvc,) = _docs(FOLDER / "source-volume.yaml")
@@ -227,18 +269,29 @@ def test_interceptors_check_signature_and_event_then_branch_deletion_and_loop():
     assert list(interceptors()) == ["signed-push", "settings", "only-the-branch", "no-deletion", "not-our-own-push"]
     assert {n: i["ref"] for n, i in interceptors().items()} == {
         "signed-push": {"name": "github", "kind": "ClusterInterceptor"},
-        **{n: {"name": "cel", "kind": "ClusterInterceptor"}
-           for n in ("settings", "only-the-branch", "no-deletion", "not-our-own-push")}}
+        **{
+            n: {"name": "cel", "kind": "ClusterInterceptor"}
+            for n in ("settings", "only-the-branch", "no-deletion", "not-our-own-push")
+        },
+    }
     assert interceptor_params("signed-push") == {
-        "eventTypes": ["push"], "secretRef": {"secretName": "druppie-webhook-secret", "secretKey": "secret"}}
-    assert interceptor_params("settings") == {"overlays": [
-        {"key": "branch", "expression": "'main'"},
-        {"key": "bot", "expression": "'druppie-ci'"},
-        {"key": "app_name", "expression": "body.repository.name.lowerAscii()"}]}
+        "eventTypes": ["push"],
+        "secretRef": {"secretName": "druppie-webhook-secret", "secretKey": "secret"},
+    }
+    assert interceptor_params("settings") == {
+        "overlays": [
+            {"key": "branch", "expression": "'main'"},
+            {"key": "bot", "expression": "'druppie-ci'"},
+            {"key": "app_name", "expression": "body.repository.name.lowerAscii()"},
+        ]
+    }
     assert interceptor_params("only-the-branch") == {"filter": "body.ref == 'refs/heads/' + extensions.branch"}
     assert interceptor_params("no-deletion") == {"filter": "!body.after.matches('^0+$')"}
-    assert interceptor_params("not-our-own-push") == {"filter": (
-        "!(body.sender.login == extensions.bot && body.head_commit.message.matches('(?m)^Tekton-Pipeline-Run: '))")}
+    assert interceptor_params("not-our-own-push") == {
+        "filter": (
+            "!(body.sender.login == extensions.bot && body.head_commit.message.matches('(?m)^Tekton-Pipeline-Run: '))"
+        )
+    }
 
 
 def test_the_loop_guard_matches_the_trailer_tag_commit_writes():
@@ -252,15 +305,25 @@ def test_rejection_reasons_are_logged_at_debug():
     assert config["metadata"] == {"name": "druppie-ci-cd-el-logging", "namespace": "ci"}
     assert yaml.safe_load(config["stringData"]["K_LOGGING_CONFIG"]) == {"loglevel.eventlistener": "debug"}
     (container,) = EVENTLISTENER["EventListener"]["spec"]["resources"]["kubernetesResource"]["spec"]["template"][
-        "spec"]["containers"]
-    assert container == {"env": [{"name": "K_LOGGING_CONFIG", "valueFrom": {"secretKeyRef": {
-        "name": "druppie-ci-cd-el-logging", "key": "K_LOGGING_CONFIG"}}}]}
+        "spec"
+    ]["containers"]
+    assert container == {
+        "env": [
+            {
+                "name": "K_LOGGING_CONFIG",
+                "valueFrom": {"secretKeyRef": {"name": "druppie-ci-cd-el-logging", "key": "K_LOGGING_CONFIG"}},
+            }
+        ]
+    }
 
 
 def test_the_binding_gives_what_the_template_needs():
     bound = {p["name"]: p["value"] for p in BINDING["spec"]["params"]}
-    assert bound == {"repo-url": "$(body.repository.clone_url)", "revision": "$(body.after)",
-                     "app-name": "$(extensions.app_name)"}
+    assert bound == {
+        "repo-url": "$(body.repository.clone_url)",
+        "revision": "$(body.after)",
+        "app-name": "$(extensions.app_name)",
+    }
     declared = {p["name"]: p for p in TEMPLATE["spec"]["params"]}
     assert {n for n, p in declared.items() if "default" not in p} == set(bound)
     assert all(p.get("description") for p in declared.values())
@@ -274,8 +337,20 @@ def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade
     assert run["metadata"]["generateName"] == "$(tt.params.app-name)-ci-cd-" and "name" not in run["metadata"]
     _check_run(run["spec"])
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
-        n: f"$(tt.params.{n})" for n in ("repo-url", "revision", "app-name", "environment", "allow-plain-http", "image-registry", "gitops-repo-url", "build-args", "offline",
-                                          "tls-verify")}
+        n: f"$(tt.params.{n})"
+        for n in (
+            "repo-url",
+            "revision",
+            "app-name",
+            "environment",
+            "allow-plain-http",
+            "image-registry",
+            "gitops-repo-url",
+            "build-args",
+            "offline",
+            "tls-verify",
+        )
+    }
     assert "persistentVolumeClaim" not in yaml.safe_dump(run)
 
 
@@ -286,11 +361,17 @@ def test_the_trigger_service_account_has_triggers_two_eventlistener_roles_and_no
     assert sa["metadata"] == {"name": "druppie-triggers", "namespace": "ci"}
     subject = [{"kind": "ServiceAccount", "name": "druppie-triggers", "namespace": "ci"}]
     assert rolebinding["metadata"]["namespace"] == "ci" and rolebinding["subjects"] == subject
-    assert rolebinding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                      "name": "tekton-triggers-eventlistener-roles"}
+    assert rolebinding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "tekton-triggers-eventlistener-roles",
+    }
     assert clusterrolebinding["subjects"] == subject
-    assert clusterrolebinding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                             "name": "tekton-triggers-eventlistener-clusterroles"}
+    assert clusterrolebinding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "tekton-triggers-eventlistener-clusterroles",
+    }
 
 
 def test_the_summary_service_account_may_only_get_and_list_taskruns():
@@ -308,5 +389,7 @@ def test_trigger_yaml_passes_yamllint():
 
     conf = config.YamlLintConfig(file=str(ROOT / ".yamllint.yaml"))
     files = sorted(TRIGGERS.glob("*.yaml"))
-    problems = [f"{f.relative_to(ROOT)}:{p.line}: {p.desc}" for f in files for p in linter.run(f.read_text(), conf, str(f))]
+    problems = [
+        f"{f.relative_to(ROOT)}:{p.line}: {p.desc}" for f in files for p in linter.run(f.read_text(), conf, str(f))
+    ]
     assert len(files) == 4 and problems == []

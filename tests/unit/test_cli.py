@@ -10,10 +10,12 @@ from druppie_steps.core.redact import redact, register_secret, register_url_secr
 
 
 def test_help_imports_no_step_and_no_heavy_library():
-    code = ("import sys; from druppie_steps.cli import main; main(['--help']); "
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('yaml', 'semver', 'git', 'kubernetes', 'ruamel') or m.startswith('druppie_steps.tag_commit')); "
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from druppie_steps.cli import main; main(['--help']); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('yaml', 'semver', 'git', 'kubernetes', 'ruamel') or m.startswith('druppie_steps.tag_commit')); "
+        "print('HEAVY', heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
     assert "tag-commit" in out
@@ -30,16 +32,21 @@ def test_redaction_masks_url_passwords_and_registered_secrets():
     assert redact("ssh://git@host/x") == "ssh://git@host/x"  # an ssh login, not a credential
 
 
-@pytest.mark.parametrize("url", [
-    "https://ghp_0123456789abcdef@github.com/org/repo.git",  # a token as the user name
-    "https://x-access-token:ghp_0123456789abcdef@github.com/org/repo.git",
-    "https://ghp%5F0123456789abcdef@github.com/org/repo.git",
-    "https://bot:p@ss@word@github.com/org/repo.git",  # an unencoded @ in the password
-    "ssh://git:hunter22@github.com/org/repo.git",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ghp_0123456789abcdef@github.com/org/repo.git",  # a token as the user name
+        "https://x-access-token:ghp_0123456789abcdef@github.com/org/repo.git",
+        "https://ghp%5F0123456789abcdef@github.com/org/repo.git",
+        "https://bot:p@ss@word@github.com/org/repo.git",  # an unencoded @ in the password
+        "ssh://git:hunter22@github.com/org/repo.git",
+    ],
+)
 def test_redaction_masks_the_whole_userinfo(url):
-    assert redact(f"fatal: unable to access '{url}/': error") == \
-        f"fatal: unable to access '{url.split('://')[0]}://***@github.com/org/repo.git/': error"
+    assert (
+        redact(f"fatal: unable to access '{url}/': error")
+        == f"fatal: unable to access '{url.split('://')[0]}://***@github.com/org/repo.git/': error"
+    )
 
 
 def test_url_secrets_are_masked_outside_urls_too():

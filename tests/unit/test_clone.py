@@ -10,38 +10,68 @@ from druppie_steps.core.redact import redact
 from druppie_steps.gitops.git import validate_repo_url
 
 
-@pytest.mark.parametrize("revision,expected", [
-    ("main", "main"), ("release/1.0", "release/1.0"), ("v1.0.5", "v1.0.5"), ("refs/pull/12/head", "refs/pull/12/head"),
-    ("HEAD", "HEAD"), ("", "HEAD"), ("  ", "HEAD"), ("a" * 40, "a" * 40), ("9c54f66", "9c54f66"),
-])
+@pytest.mark.parametrize(
+    "revision,expected",
+    [
+        ("main", "main"),
+        ("release/1.0", "release/1.0"),
+        ("v1.0.5", "v1.0.5"),
+        ("refs/pull/12/head", "refs/pull/12/head"),
+        ("HEAD", "HEAD"),
+        ("", "HEAD"),
+        ("  ", "HEAD"),
+        ("a" * 40, "a" * 40),
+        ("9c54f66", "9c54f66"),
+    ],
+)
 def test_revisions_accepted(revision, expected):
     assert validate_revision(revision) == expected
 
 
-@pytest.mark.parametrize("revision", ["main:refs/heads/evil", "+main", "-b", "--upload-pack=x", "main~1", "main^",
-                                      "a..b", "with space", "refs/heads/", "x.lock", "@{-1}", "a\\b"])
+@pytest.mark.parametrize(
+    "revision",
+    [
+        "main:refs/heads/evil",
+        "+main",
+        "-b",
+        "--upload-pack=x",
+        "main~1",
+        "main^",
+        "a..b",
+        "with space",
+        "refs/heads/",
+        "x.lock",
+        "@{-1}",
+        "a\\b",
+    ],
+)
 def test_revisions_refused_name_the_value(revision):
     with pytest.raises(InvalidInput, match=re.escape(f"invalid --revision {revision!r}")):
         validate_revision(revision)
 
 
-@pytest.mark.parametrize("url,expected", [
-    ("https://ci-bot:ghp_secret@github.com/org/app.git", "https://github.com/org/app.git"),
-    ("https://ghp_secret@github.com:8443/org/app.git", "https://github.com:8443/org/app.git"),
-    ("https://bot:p@ss@word@host/org/app.git", "https://host/org/app.git"),
-    ("http://[::1]:3000/app.git", "http://[::1]:3000/app.git"),
-    ("ssh://git@github.com/org/app.git", "ssh://git@github.com/org/app.git"),
-    ("ssh://git:hunter22@github.com/org/app.git", "ssh://git@github.com/org/app.git"),
-    ("git@github.com:org/app.git", "git@github.com:org/app.git"),
-])
+@pytest.mark.parametrize(
+    "url,expected",
+    [
+        ("https://ci-bot:ghp_secret@github.com/org/app.git", "https://github.com/org/app.git"),
+        ("https://ghp_secret@github.com:8443/org/app.git", "https://github.com:8443/org/app.git"),
+        ("https://bot:p@ss@word@host/org/app.git", "https://host/org/app.git"),
+        ("http://[::1]:3000/app.git", "http://[::1]:3000/app.git"),
+        ("ssh://git@github.com/org/app.git", "ssh://git@github.com/org/app.git"),
+        ("ssh://git:hunter22@github.com/org/app.git", "ssh://git@github.com/org/app.git"),
+        ("git@github.com:org/app.git", "git@github.com:org/app.git"),
+    ],
+)
 def test_public_url_has_no_credentials(url, expected):
     assert public_url(url) == expected
 
 
 def test_an_ssh_login_is_not_masked_as_a_secret():
     validate_repo_url("ssh://deploy@git.example.org/org/app.git", "--url")
-    assert redact("user deploy, ssh://deploy@git.example.org/org/app.git") == \
-        "user deploy, ssh://deploy@git.example.org/org/app.git"
+    assert (
+        redact("user deploy, ssh://deploy@git.example.org/org/app.git")
+        == "user deploy, ssh://deploy@git.example.org/org/app.git"
+    )
     validate_repo_url("ssh://deploy2:pa55word@git.example.org/org/app.git", "--url")
     assert "pa55word" not in redact("pa55word")
 

@@ -37,43 +37,66 @@ def test_receiver_triggers_the_gitrepository():
     (rcv,) = docs("receiver.yaml")
     assert rcv["apiVersion"] == "notification.toolkit.fluxcd.io/v1" and rcv["kind"] == "Receiver"
     assert rcv["spec"]["type"] == "github" and rcv["spec"]["secretRef"]["name"]
-    assert rcv["spec"]["resources"] == [{"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                                         "name": "druppie-apps"}]
+    assert rcv["spec"]["resources"] == [
+        {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "name": "druppie-apps"}
+    ]
 
 
 SA = {"kind": "ServiceAccount", "name": "druppie-flux-wait", "namespace": "ci"}
-ALLOWED = {(group, resource, verb) for group, resource in (("source.toolkit.fluxcd.io", "gitrepositories"),
-                                                          ("kustomize.toolkit.fluxcd.io", "kustomizations"))
-           for verb in ("get", "list", "watch", "patch")}
+ALLOWED = {
+    (group, resource, verb)
+    for group, resource in (
+        ("source.toolkit.fluxcd.io", "gitrepositories"),
+        ("kustomize.toolkit.fluxcd.io", "kustomizations"),
+    )
+    for verb in ("get", "list", "watch", "patch")
+}
 
 
 def grants(role: dict) -> set[tuple[str, str, str]]:
     """Every (apiGroup, resource, verb) a Role grants: all combinations of every rule's lists."""
-    return {(g, r, v) for rule in role["rules"] for g in rule.get("apiGroups", [])
-            for r in rule.get("resources", []) for v in rule.get("verbs", [])}
+    return {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule.get("apiGroups", [])
+        for r in rule.get("resources", [])
+        for v in rule.get("verbs", [])
+    }
 
 
 def check_least_privilege(objects: list[dict]) -> None:
     by_kind = {d["kind"]: d for d in objects}
     role = by_kind["Role"]
     assert role["metadata"]["namespace"] == "flux-system"
-    assert all(set(rule) <= {"apiGroups", "resources", "verbs"} for rule in role["rules"]), \
+    assert all(set(rule) <= {"apiGroups", "resources", "verbs"} for rule in role["rules"]), (
         "no resourceNames/nonResourceURLs surprises"
+    )
     assert grants(role) == ALLOWED
     assert by_kind["RoleBinding"]["subjects"] == [SA]
     assert by_kind["RoleBinding"]["roleRef"]["name"] == role["metadata"]["name"]
-    assert set(by_kind) == {"ServiceAccount", "Role", "RoleBinding", "ValidatingAdmissionPolicy",
-                            "ValidatingAdmissionPolicyBinding"}
+    assert set(by_kind) == {
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
 
 
 def test_flux_wait_rbac_is_least_privilege():
     check_least_privilege(docs("rbac-flux-reconcile-wait.yaml"))
 
 
-@pytest.mark.parametrize("rule_index,field,extra", [
-    (0, "resources", "secrets"), (1, "resources", "secrets"), (1, "apiGroups", ""), (0, "verbs", "delete"),
-    (1, "verbs", "update"),
-])
+@pytest.mark.parametrize(
+    "rule_index,field,extra",
+    [
+        (0, "resources", "secrets"),
+        (1, "resources", "secrets"),
+        (1, "apiGroups", ""),
+        (0, "verbs", "delete"),
+        (1, "verbs", "update"),
+    ],
+)
 def test_an_extra_grant_in_any_rule_or_position_is_caught(rule_index, field, extra):
     """Appended, not first: a check of only apiGroups[0]/resources[0] would pass these."""
     objects = copy.deepcopy(docs("rbac-flux-reconcile-wait.yaml"))
@@ -86,7 +109,8 @@ def test_an_extra_grant_in_any_rule_or_position_is_caught(rule_index, field, ext
 def test_an_extra_rule_is_caught():
     objects = copy.deepcopy(docs("rbac-flux-reconcile-wait.yaml"))
     next(d for d in objects if d["kind"] == "Role")["rules"].append(
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+    )
     with pytest.raises(AssertionError):
         check_least_privilege(objects)
 
@@ -99,14 +123,24 @@ def test_admission_policy_limits_the_service_account_to_the_reconcile_annotation
     spec = policy["spec"]
     assert spec["failurePolicy"] == "Fail"
     # Matches exactly what the Role lets it patch, and only this ServiceAccount.
-    assert {(g, r) for rule in spec["matchConstraints"]["resourceRules"] for g in rule["apiGroups"]
-            for r in rule["resources"]} == {(g, r) for g, r, _ in ALLOWED}
+    assert {
+        (g, r)
+        for rule in spec["matchConstraints"]["resourceRules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    } == {(g, r) for g, r, _ in ALLOWED}
     assert all(rule["operations"] == ["UPDATE"] for rule in spec["matchConstraints"]["resourceRules"])
     (match,) = spec["matchConditions"]
     assert match["expression"] == f'request.userInfo.username == "system:serviceaccount:{SA["namespace"]}:{SA["name"]}"'
     checked = " ".join(v["expression"] for v in spec["validations"])
-    for field in ("object.spec", "metadata.labels", "metadata.finalizers", "metadata.ownerReferences",
-                  "variables.annotations", "variables.oldAnnotations"):
+    for field in (
+        "object.spec",
+        "metadata.labels",
+        "metadata.finalizers",
+        "metadata.ownerReferences",
+        "variables.annotations",
+        "variables.oldAnnotations",
+    ):
         assert field in checked
     assert {"name": "request", "expression": '"reconcile.fluxcd.io/requestedAt"'} in spec["variables"]
 

@@ -15,8 +15,21 @@ from pathlib import Path
 import pytest
 
 from druppie_steps.flux.status import (
-    BEHIND_FOR_GOOD_SECONDS, Phase, Verdict, describe, handled_since, has_health_checks, instant, kustomization_verdict,
-    parse_target, progress_message, revision_sha, same_commit, source_moved_past, source_verdict, suspended,
+    BEHIND_FOR_GOOD_SECONDS,
+    Phase,
+    Verdict,
+    describe,
+    handled_since,
+    has_health_checks,
+    instant,
+    kustomization_verdict,
+    parse_target,
+    progress_message,
+    revision_sha,
+    same_commit,
+    source_moved_past,
+    source_verdict,
+    suspended,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flux-status"
@@ -39,7 +52,7 @@ def handled_at(obj: dict) -> str:
 
 def ns(stamp: str, plus_ns: int = 0) -> str:
     """``stamp`` (…:SS.ffffffZ) moved by ``plus_ns``, written RFC3339Nano as `flux reconcile` writes it."""
-    moment = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    moment = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
     total = calendar.timegm(moment.timetuple()) * 10**9 + moment.microsecond * 1000 + plus_ns
     seconds, nanos = divmod(total, 10**9)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
@@ -56,66 +69,106 @@ def requested_after(obj: dict, seconds: int = 1) -> tuple[dict, str]:
 
 def requested_before(obj: dict) -> str:
     """Our request, one second before the attempt that the object's status describes."""
-    return ns(handled_at(obj), -10**9)
+    return ns(handled_at(obj), -(10**9))
 
 
 # ---- revisions ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("revision,expected", [
-    ("main@sha1:" + OTHER, OTHER), ("sha1:" + OTHER, OTHER), ("main/" + OTHER, OTHER), (OTHER, OTHER),
-    ("release/v1@sha1:" + OTHER.upper(), OTHER), ("main@sha1:" + OTHER[:7], OTHER[:7]),
-    ("main@sha256:" + SHA256, SHA256), ("sha256:" + SHA256, SHA256),
-    ("main@sha1:xyz", ""), ("", ""), (None, ""), ("main@sha1:", ""), ("main@sha1:" + OTHER[:6], ""),
-    ("main@sha1:" + OTHER + "0", ""), ("sha256:" + SHA256[:63], ""), ("latest@sha256:" + SHA256 + "ab", ""),
-])
+
+@pytest.mark.parametrize(
+    "revision,expected",
+    [
+        ("main@sha1:" + OTHER, OTHER),
+        ("sha1:" + OTHER, OTHER),
+        ("main/" + OTHER, OTHER),
+        (OTHER, OTHER),
+        ("release/v1@sha1:" + OTHER.upper(), OTHER),
+        ("main@sha1:" + OTHER[:7], OTHER[:7]),
+        ("main@sha256:" + SHA256, SHA256),
+        ("sha256:" + SHA256, SHA256),
+        ("main@sha1:xyz", ""),
+        ("", ""),
+        (None, ""),
+        ("main@sha1:", ""),
+        ("main@sha1:" + OTHER[:6], ""),
+        ("main@sha1:" + OTHER + "0", ""),
+        ("sha256:" + SHA256[:63], ""),
+        ("latest@sha256:" + SHA256 + "ab", ""),
+    ],
+)
 def test_revision_forms(revision, expected):
     assert revision_sha(revision) == expected
 
 
 @pytest.mark.parametrize("value", ["main@sha1:nope", "", "   ", "main@sha1:", "abc", OTHER + "0", "v1.0.5"])
 def test_bad_revision_is_named(value):
-    with pytest.raises(ValueError, match=r"^invalid --revision " + repr(value).replace("[", r"\[") + ": give a commit sha"):
+    with pytest.raises(
+        ValueError, match=r"^invalid --revision " + repr(value).replace("[", r"\[") + ": give a commit sha"
+    ):
         parse_target(value)
 
 
 def test_bad_revision_message_says_what_to_give():
     with pytest.raises(ValueError) as err:
         parse_target("v1")
-    assert str(err.value) == ("invalid --revision 'v1': give a commit sha (7-40 hex digits) "
-                              "or Flux's <branch>@sha1:<sha>")
+    assert str(err.value) == (
+        "invalid --revision 'v1': give a commit sha (7-40 hex digits) or Flux's <branch>@sha1:<sha>"
+    )
 
 
 def test_revision_is_trimmed_and_lowered():
     assert parse_target(f"  main@sha1:{OTHER.upper()}\n") == OTHER
 
 
-@pytest.mark.parametrize("a,b,same", [
-    (OTHER, OTHER, True), (OTHER, OTHER[:7], True), (OTHER[:7], OTHER, True), (OTHER, "1" + OTHER[1:], False),
-    ("", OTHER, False), (OTHER, "", False), ("", "", False),
-])
+@pytest.mark.parametrize(
+    "a,b,same",
+    [
+        (OTHER, OTHER, True),
+        (OTHER, OTHER[:7], True),
+        (OTHER[:7], OTHER, True),
+        (OTHER, "1" + OTHER[1:], False),
+        ("", OTHER, False),
+        (OTHER, "", False),
+        ("", "", False),
+    ],
+)
 def test_same_commit_never_matches_an_empty_sha(a, b, same):
     assert same_commit(a, b) is same
 
 
 # ---- request times ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stamp,expected", [
-    ("2026-11-26T04:45:34.123456Z", (2026, 11, 26, 4, 45, 34, 123456000)),       # ours
-    ("2026-11-26T04:45:34.123456789Z", (2026, 11, 26, 4, 45, 34, 123456789)),    # flux reconcile, UTC
-    ("2026-11-26T05:45:34.1+01:00", (2026, 11, 26, 4, 45, 34, 100000000)),       # flux reconcile, local zone
-    ("2026-11-26T02:45:34-0200", (2026, 11, 26, 4, 45, 34, 0)),
-    ("2026-11-26T10:15:34+05:30", (2026, 11, 26, 4, 45, 34, 0)),
-    ("2026-11-26T04:45:34Z", (2026, 11, 26, 4, 45, 34, 0)),
-    ("2026-11-26 04:45:34.5 +0000 UTC m=+12.345", (2026, 11, 26, 4, 45, 34, 500000000)),  # Receiver
-    (" 2026-11-26T04:45:34Z\n", (2026, 11, 26, 4, 45, 34, 0)),
-])
+
+@pytest.mark.parametrize(
+    "stamp,expected",
+    [
+        ("2026-11-26T04:45:34.123456Z", (2026, 11, 26, 4, 45, 34, 123456000)),  # ours
+        ("2026-11-26T04:45:34.123456789Z", (2026, 11, 26, 4, 45, 34, 123456789)),  # flux reconcile, UTC
+        ("2026-11-26T05:45:34.1+01:00", (2026, 11, 26, 4, 45, 34, 100000000)),  # flux reconcile, local zone
+        ("2026-11-26T02:45:34-0200", (2026, 11, 26, 4, 45, 34, 0)),
+        ("2026-11-26T10:15:34+05:30", (2026, 11, 26, 4, 45, 34, 0)),
+        ("2026-11-26T04:45:34Z", (2026, 11, 26, 4, 45, 34, 0)),
+        ("2026-11-26 04:45:34.5 +0000 UTC m=+12.345", (2026, 11, 26, 4, 45, 34, 500000000)),  # Receiver
+        (" 2026-11-26T04:45:34Z\n", (2026, 11, 26, 4, 45, 34, 0)),
+    ],
+)
 def test_request_times_of_every_writer_are_read(stamp, expected):
     *fields, nanos = expected
     assert instant(stamp) == calendar.timegm(tuple(fields)) * 10**9 + nanos
 
 
-@pytest.mark.parametrize("stamp", ["", "6a1f0c2e-uuid-token", "1764132334", "2026-13-40T04:45:34Z",
-                                   "2026-11-26T04:45:34", "2026-11-26T04:45:34.1234567891Z", "x2026-11-26T04:45:34Z"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "",
+        "6a1f0c2e-uuid-token",
+        "1764132334",
+        "2026-13-40T04:45:34Z",
+        "2026-11-26T04:45:34",
+        "2026-11-26T04:45:34.1234567891Z",
+        "x2026-11-26T04:45:34Z",
+    ],
+)
 def test_values_that_are_no_time_are_none(stamp):
     assert instant(stamp) is None
 
@@ -143,7 +196,7 @@ def test_a_later_request_of_another_writer_counts():
 
 def test_an_unparsable_value_counts_only_as_the_one_that_overwrote_ours():
     repo = copy.deepcopy(load("gitrepository-ready"))
-    ours = ns(handled_at(repo), -10**9)
+    ours = ns(handled_at(repo), -(10**9))
     repo["status"]["lastHandledReconcileAt"] = "token-42"
     repo["metadata"]["annotations"][ANNOTATION] = "token-42"  # written after ours (we read after our write)
     assert handled_since(repo, ours)
@@ -161,6 +214,7 @@ def test_nothing_handled_yet():
 
 
 # ---- Kustomization ------------------------------------------------------------------------------
+
 
 def test_ready_at_target_is_done():
     ks = load("kustomization-ready")
@@ -232,12 +286,15 @@ def condition_message(obj: dict, kind: str) -> str:
     return next(c["message"] for c in obj["status"]["conditions"] if c["type"] == kind)
 
 
-@pytest.mark.parametrize("name,reason,words", [
-    ("kustomization-build-failed", "BuildFailed", "kustomize build failed"),
-    ("kustomization-health-check-failed", "HealthCheckFailed", "health check failed"),
-    ("kustomization-reconciliation-failed", "ReconciliationFailed", "spec.replicas: Invalid value: -1"),
-    ("kustomization-prune-failed", "PruneFailed", "ConfigMap/"),
-])
+@pytest.mark.parametrize(
+    "name,reason,words",
+    [
+        ("kustomization-build-failed", "BuildFailed", "kustomize build failed"),
+        ("kustomization-health-check-failed", "HealthCheckFailed", "health check failed"),
+        ("kustomization-reconciliation-failed", "ReconciliationFailed", "spec.replicas: Invalid value: -1"),
+        ("kustomization-prune-failed", "PruneFailed", "ConfigMap/"),
+    ],
+)
 def test_a_failure_from_before_our_request_is_not_the_answer(name, reason, words):
     """The rollout of R failed (e.g. the image was not pushed yet); the pipeline is re-run for the same
     R: until Flux handled the new request, the old Ready=False says nothing about it."""
@@ -292,8 +349,12 @@ def test_progressing_waits_and_says_what_flux_does(i):
         verdict = kustomization_verdict(ks, target, requested)
         assert verdict.phase is Phase.WAITING and verdict.reason == "Progressing"
         assert verdict.message == condition_message(ks, "Reconciling")  # as recorded, not recomputed
-        assert verdict.message.split(" for ")[0] in ("Fetching manifests", "Building manifests", "Detecting drift",
-                                                     "Running health checks")
+        assert verdict.message.split(" for ")[0] in (
+            "Fetching manifests",
+            "Building manifests",
+            "Detecting drift",
+            "Running health checks",
+        )
 
 
 def test_progress_message_falls_back_to_ready_and_skips_false_or_empty():
@@ -315,8 +376,11 @@ def test_no_ready_condition_waits_with_a_generic_message():
     ks = copy.deepcopy(load("kustomization-ready"))
     ks["status"]["conditions"] = []
     verdict = kustomization_verdict(ks, OTHER, requested_before(ks))
-    assert (verdict.phase, verdict.reason, verdict.message) == (Phase.WAITING, "Progressing",
-                                                                 "waiting for the Kustomization")
+    assert (verdict.phase, verdict.reason, verdict.message) == (
+        Phase.WAITING,
+        "Progressing",
+        "waiting for the Kustomization",
+    )
 
 
 def test_new_generation_not_yet_observed_waits():
@@ -356,12 +420,18 @@ def with_ready(name: str, status: str, reason: str, message: str, healthy: str |
     return ks
 
 
-@pytest.mark.parametrize("status,reason,healthy", [
-    ("False", "DependencyNotReady", None), ("Unknown", "Progressing", "Unknown"),
-    ("False", "HealthCheckCanceled", "Unknown"),
-])
+@pytest.mark.parametrize(
+    "status,reason,healthy",
+    [
+        ("False", "DependencyNotReady", None),
+        ("Unknown", "Progressing", "Unknown"),
+        ("False", "HealthCheckCanceled", "Unknown"),
+    ],
+)
 def test_not_yet_reasons_keep_waiting_even_after_our_request(status, reason, healthy):
-    ks = with_ready("kustomization-build-failed", status, reason, "dependency 'flux-system/infra' is not ready", healthy)
+    ks = with_ready(
+        "kustomization-build-failed", status, reason, "dependency 'flux-system/infra' is not ready", healthy
+    )
     for target in (sha(ks["status"]["lastAttemptedRevision"]), OTHER):
         verdict = kustomization_verdict(ks, target, requested_before(ks))
         assert verdict.phase is Phase.WAITING and verdict.reason == reason
@@ -389,6 +459,7 @@ def test_empty_revisions_never_count_as_reached():
 
 
 # ---- GitRepository ---------------------------------------------------------------------------
+
 
 def test_source_at_target_is_done():
     repo = load("gitrepository-ready")
@@ -419,8 +490,14 @@ def test_source_waits_until_our_request_is_handled():
 
 def test_source_reports_live_progress_while_waiting():
     repo, ours = requested_after(load("gitrepository-behind"))
-    repo["status"]["conditions"].append({"type": "Reconciling", "status": "True", "reason": "Progressing",
-                                         "message": "building artifact: new upstream revision"})
+    repo["status"]["conditions"].append(
+        {
+            "type": "Reconciling",
+            "status": "True",
+            "reason": "Progressing",
+            "message": "building artifact: new upstream revision",
+        }
+    )
     assert source_verdict(repo, OTHER, ours).message == "building artifact: new upstream revision"
 
 
@@ -457,8 +534,11 @@ def failing_source(kind: str, reason: str, message: str) -> dict:
 def test_stalled_source_fails_at_once():
     repo, ours = requested_after(failing_source("Stalled", "InvalidURL", "URL scheme 'ftp' not supported"))
     verdict = source_verdict(repo, OTHER, ours)
-    assert (verdict.phase, verdict.reason, verdict.message) == (Phase.FAILED, "InvalidURL",
-                                                                 "URL scheme 'ftp' not supported")
+    assert (verdict.phase, verdict.reason, verdict.message) == (
+        Phase.FAILED,
+        "InvalidURL",
+        "URL scheme 'ftp' not supported",
+    )
 
 
 def test_source_at_target_wins_over_failures():
@@ -470,26 +550,32 @@ def test_behind_for_good_is_thirty_seconds_as_documented():
     assert BEHIND_FOR_GOOD_SECONDS == 30  # the task README says 30 s
 
 
-@pytest.mark.parametrize("start,fetched,seconds,moved", [
-    ("main@sha1:" + OTHER, "main@sha1:" + OTHER, 0, False),                      # still the old head: lag
-    ("main@sha1:" + OTHER, "main@sha1:" + OTHER, 29.9, False),
-    ("main@sha1:" + OTHER, "main@sha1:" + OTHER, 30, True),                       # too long for lag
-    ("main@sha1:" + OTHER, OTHER[:7], 0, False),                                   # the same commit, short
-    ("main@sha1:" + OTHER, "main@sha1:" + "f" * 40, 0, True),                      # a new head that is not ours
-    ("", "main@sha1:" + OTHER, 0, True),                                           # no artifact at the start
-    ("main@sha1:" + OTHER, "", 30, False),                                          # nothing fetched: not past
-])
+@pytest.mark.parametrize(
+    "start,fetched,seconds,moved",
+    [
+        ("main@sha1:" + OTHER, "main@sha1:" + OTHER, 0, False),  # still the old head: lag
+        ("main@sha1:" + OTHER, "main@sha1:" + OTHER, 29.9, False),
+        ("main@sha1:" + OTHER, "main@sha1:" + OTHER, 30, True),  # too long for lag
+        ("main@sha1:" + OTHER, OTHER[:7], 0, False),  # the same commit, short
+        ("main@sha1:" + OTHER, "main@sha1:" + "f" * 40, 0, True),  # a new head that is not ours
+        ("", "main@sha1:" + OTHER, 0, True),  # no artifact at the start
+        ("main@sha1:" + OTHER, "", 30, False),  # nothing fetched: not past
+    ],
+)
 def test_source_moved_past_the_target(start, fetched, seconds, moved):
     assert source_moved_past(start, fetched, seconds) is moved
 
 
 # ---- diagnostics ------------------------------------------------------------------------------
 
+
 def test_describe_lists_every_condition():
     ks = load("kustomization-build-failed")
     lines = describe(ks).splitlines()
     assert lines[0] == f"Kustomization {ks['metadata']['name']}: "
-    assert lines[1:] == [f"  {c['type']}={c['status']} {c['reason']}: {c['message']}" for c in ks["status"]["conditions"]]
+    assert lines[1:] == [
+        f"  {c['type']}={c['status']} {c['reason']}: {c['message']}" for c in ks["status"]["conditions"]
+    ]
     assert describe({}) == "object ?: no conditions"
     bare = {"kind": "GitRepository", "metadata": {"name": "apps"}, "status": {"conditions": [{"type": "Ready"}]}}
     assert describe(bare).splitlines()[1] == "  Ready=None : "
@@ -510,27 +596,32 @@ def test_conditions_without_reason_or_message_get_a_name():
     bare = {"type": "Stalled", "status": "True"}
     ks = copy.deepcopy(load("kustomization-build-failed"))
     ks["status"]["conditions"] = [bare]
-    assert kustomization_verdict(ks, OTHER, "any") == Verdict(Phase.FAILED, "Stalled", "",
-                                                              ks["status"]["lastAttemptedRevision"])
+    assert kustomization_verdict(ks, OTHER, "any") == Verdict(
+        Phase.FAILED, "Stalled", "", ks["status"]["lastAttemptedRevision"]
+    )
     repo = copy.deepcopy(load("gitrepository-behind"))
     repo["status"]["conditions"] = [bare]
-    assert source_verdict(repo, OTHER, "any") == Verdict(Phase.FAILED, "Stalled", "",
-                                                         repo["status"]["artifact"]["revision"])
+    assert source_verdict(repo, OTHER, "any") == Verdict(
+        Phase.FAILED, "Stalled", "", repo["status"]["artifact"]["revision"]
+    )
     repo["status"]["conditions"] = [{"type": "FetchFailed", "status": "True"}]
-    assert source_verdict(repo, OTHER, handled_at(repo)) == Verdict(Phase.FAILED, "FetchFailed", "",
-                                                                    repo["status"]["artifact"]["revision"])
+    assert source_verdict(repo, OTHER, handled_at(repo)) == Verdict(
+        Phase.FAILED, "FetchFailed", "", repo["status"]["artifact"]["revision"]
+    )
     del ks["status"]["lastAttemptedRevision"]
     assert kustomization_verdict(ks, OTHER, "any").revision == ""
     failed = copy.deepcopy(load("kustomization-health-check-failed"))
     failed["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "HealthCheckFailed"}]
     target = sha(failed["status"]["lastAttemptedRevision"])
     assert kustomization_verdict(failed, target, handled_at(failed)) == Verdict(
-        Phase.FAILED, "HealthCheckFailed", "", failed["status"]["lastAttemptedRevision"])
+        Phase.FAILED, "HealthCheckFailed", "", failed["status"]["lastAttemptedRevision"]
+    )
     ready = copy.deepcopy(load("kustomization-ready"))
     ready["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
     target = sha(ready["status"]["lastAppliedRevision"])
-    assert kustomization_verdict(ready, target, "any") == Verdict(Phase.DONE, "ReconciliationSucceeded", "",
-                                                                  ready["status"]["lastAppliedRevision"])
+    assert kustomization_verdict(ready, target, "any") == Verdict(
+        Phase.DONE, "ReconciliationSucceeded", "", ready["status"]["lastAppliedRevision"]
+    )
 
 
 def test_ready_while_the_applied_revision_lags_the_attempted_target_waits():

@@ -37,7 +37,7 @@ TRICKY = (
     "    # between entries, ünïcode\n"
     "    - newName: registry.example/druppie/drone-service\n"
     "      name: drone-service\n"
-    "      newTag: \"1.0.4\"   # quoted by a human\n"
+    '      newTag: "1.0.4"   # quoted by a human\n'
     "      digest: sha256:" + "cd" * 32 + "\n"
     "\n"
     "# trailing comment\n"
@@ -47,7 +47,8 @@ TRICKY = (
 def test_updates_images_entry_matching_newname_keeping_every_other_byte(tmp_path):
     plan, changed = edit(tmp_path, {"app/kustomization.yaml": TRICKY})
     expected = TRICKY.replace('newTag: "1.0.4"', 'newTag: "1.0.5"').replace(
-        "      digest: sha256:" + "cd" * 32 + "\n", "")
+        "      digest: sha256:" + "cd" * 32 + "\n", ""
+    )
     assert changed == {"app/kustomization.yaml": expected}
     assert plan.previous_tag == "1.0.4"
 
@@ -59,11 +60,14 @@ def test_sets_digest_in_place(tmp_path):
 
 
 def test_crlf_file_stays_crlf(tmp_path):
-    crlf = "images:\r\n- name: registry.example/druppie/drone-service # c\r\n  newTag: 1.0.4\r\nresources:\r\n- d.yaml\r\n"
+    crlf = (
+        "images:\r\n- name: registry.example/druppie/drone-service # c\r\n  newTag: 1.0.4\r\nresources:\r\n- d.yaml\r\n"
+    )
     _, changed = edit(tmp_path, {"app/kustomization.yaml": crlf}, digest=DIGEST)
     assert changed["app/kustomization.yaml"] == (
         "images:\r\n- name: registry.example/druppie/drone-service # c\r\n  newTag: 1.0.5\r\n"
-        f"  digest: {DIGEST}\r\nresources:\r\n- d.yaml\r\n")
+        f"  digest: {DIGEST}\r\nresources:\r\n- d.yaml\r\n"
+    )
 
 
 def test_entry_without_newtag_gets_one(tmp_path):
@@ -76,7 +80,8 @@ def test_flow_style_entry(tmp_path):
     text = "images: [{name: registry.example/druppie/drone-service, newTag: 1.0.4}]\n"
     _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, digest=DIGEST)
     assert changed["app/kustomization.yaml"] == (
-        f"images: [{{name: registry.example/druppie/drone-service, newTag: 1.0.5, digest: {DIGEST}}}]\n")
+        f"images: [{{name: registry.example/druppie/drone-service, newTag: 1.0.5, digest: {DIGEST}}}]\n"
+    )
 
 
 def test_tag_that_would_read_as_a_number_is_quoted(tmp_path):
@@ -99,11 +104,17 @@ DEPLOYMENT = (
 
 def test_adds_entry_when_resources_use_the_image(tmp_path):
     kust = "# keep me\nresources:\n  - deployment.yaml\n  - ../base\n"
-    files = {"app/kustomization.yaml": kust, "app/deployment.yaml": DEPLOYMENT,
-             "base/kustomization.yaml": "resources: [svc.yaml]\n", "base/svc.yaml": "kind: Service\n"}
+    files = {
+        "app/kustomization.yaml": kust,
+        "app/deployment.yaml": DEPLOYMENT,
+        "base/kustomization.yaml": "resources: [svc.yaml]\n",
+        "base/svc.yaml": "kind: Service\n",
+    }
     plan, changed = edit(tmp_path, files)
-    assert changed == {"app/kustomization.yaml": kust + "images:\n  - name: registry.example/druppie/drone-service\n"
-                                                      "    newTag: 1.0.5\n"}
+    assert changed == {
+        "app/kustomization.yaml": kust + "images:\n  - name: registry.example/druppie/drone-service\n"
+        "    newTag: 1.0.5\n"
+    }
     assert plan.previous_tag == "1.0.4"
 
 
@@ -112,14 +123,20 @@ def test_appends_to_existing_images_list(tmp_path):
     _, changed = edit(tmp_path, {"app/kustomization.yaml": kust, "app/deployment.yaml": DEPLOYMENT}, digest=DIGEST)
     assert changed["app/kustomization.yaml"] == (
         "resources:\n- deployment.yaml\nimages:\n- name: other/image\n  newTag: '2.0' # keep\n"
-        f"- name: registry.example/druppie/drone-service\n  newTag: 1.0.5\n  digest: {DIGEST}\nlabels: []\n")
+        f"- name: registry.example/druppie/drone-service\n  newTag: 1.0.5\n  digest: {DIGEST}\nlabels: []\n"
+    )
 
 
 def test_plain_manifests_are_updated_in_place(tmp_path):
-    files = {"app/deployment.yaml": DEPLOYMENT, "app/sub/cron.yml": "---\n# x\n---\nimage: \"registry.example/druppie/drone-service@" + DIGEST + "\"\n"}
+    files = {
+        "app/deployment.yaml": DEPLOYMENT,
+        "app/sub/cron.yml": '---\n# x\n---\nimage: "registry.example/druppie/drone-service@' + DIGEST + '"\n',
+    }
     plan, changed = edit(tmp_path, files, tag="1.1.0")
-    assert changed["app/deployment.yaml"] == DEPLOYMENT.replace("drone-service:1.0.4 # app", "drone-service:1.1.0 # app")
-    assert changed["app/sub/cron.yml"] == "---\n# x\n---\nimage: \"registry.example/druppie/drone-service:1.1.0\"\n"
+    assert changed["app/deployment.yaml"] == DEPLOYMENT.replace(
+        "drone-service:1.0.4 # app", "drone-service:1.1.0 # app"
+    )
+    assert changed["app/sub/cron.yml"] == '---\n# x\n---\nimage: "registry.example/druppie/drone-service:1.1.0"\n'
     assert plan.previous_tag == "1.0.4"
 
 
@@ -130,17 +147,26 @@ def test_already_set_means_no_change(tmp_path):
 
 
 def test_image_not_found_is_a_clear_error(tmp_path):
-    with pytest.raises(StepError, match=r"^image 'registry.example/druppie/nope' not found under 'app': "
-                                        "no kustomization and no image: field uses it$"):
+    with pytest.raises(
+        StepError,
+        match=r"^image 'registry.example/druppie/nope' not found under 'app': "
+        "no kustomization and no image: field uses it$",
+    ):
         edit(tmp_path, {"app/deployment.yaml": DEPLOYMENT}, image="registry.example/druppie/nope")
-    with pytest.raises(StepError, match=r"^image 'registry.example/x' not found under 'app': no images: entry in "
-                                        "app/kustomization.yaml and no resource uses it$"):
+    with pytest.raises(
+        StepError,
+        match=r"^image 'registry.example/x' not found under 'app': no images: entry in "
+        "app/kustomization.yaml and no resource uses it$",
+    ):
         edit(tmp_path, {"app/kustomization.yaml": "resources: [deployment.yaml]\n"}, image="registry.example/x")
 
 
 def test_broken_yaml_is_reported_with_the_file(tmp_path):
-    with pytest.raises(StepError, match=r"^app/kustomization.yaml: not valid YAML: while parsing a flow node .* "
-                                        r"line 2, column 1: \^$"):
+    with pytest.raises(
+        StepError,
+        match=r"^app/kustomization.yaml: not valid YAML: while parsing a flow node .* "
+        r"line 2, column 1: \^$",
+    ):
         edit(tmp_path, {"app/kustomization.yaml": "images: [\n"})
 
 
@@ -159,8 +185,11 @@ def test_symlink_out_of_the_repo_is_refused(tmp_path):
 
 @pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../b", "", "~/x", ".."])
 def test_paths_that_leave_the_repo_are_invalid(bad):
-    with pytest.raises(InvalidInput, match=rf"^invalid --path {bad!r}: must be a folder inside the repository, "
-                                           "e.g. envs/prod/app$"):
+    with pytest.raises(
+        InvalidInput,
+        match=rf"^invalid --path {bad!r}: must be a folder inside the repository, "
+        "e.g. envs/prod/app$",
+    ):
         safe_subdir(bad)
 
 
@@ -172,17 +201,21 @@ def test_clean_paths_are_normalized():
 
 # ---- constructs the review found pushed wrong files with exit 0 ----------------------------
 
+
 def test_entry_reached_twice_through_an_alias_is_changed_once(tmp_path):
-    text = (f"x-entry: &e {{name: {IMAGE}, newTag: 1.0.4}}\n"  # hidden key, only to hold the anchor
-            "images: [*e, *e]\n")
+    text = (
+        f"x-entry: &e {{name: {IMAGE}, newTag: 1.0.4}}\n"  # hidden key, only to hold the anchor
+        "images: [*e, *e]\n"
+    )
     plan, changed = edit(tmp_path, {"app/kustomization.yaml": text}, tag="1.0.10")
     assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "1.0.10")
     assert plan.previous_tag == "1.0.4"
 
 
 def test_container_reached_twice_through_an_alias_is_changed_once(tmp_path):
-    text = ("kind: Pod\nspec:\n  initContainers:\n  - &c\n    name: app\n"
-            f"    image: {IMAGE}:1.0.4\n  containers:\n  - *c\n")
+    text = (
+        f"kind: Pod\nspec:\n  initContainers:\n  - &c\n    name: app\n    image: {IMAGE}:1.0.4\n  containers:\n  - *c\n"
+    )
     plan, changed = edit(tmp_path, {"app/pod.yaml": text}, tag="1.0.10")
     assert changed["app/pod.yaml"] == text.replace("1.0.4", "1.0.10")
     assert plan.where == ["app/pod.yaml:6"]
@@ -207,13 +240,23 @@ def test_value_shared_through_an_anchor_is_refused(tmp_path, value, line):
     uses = "" if value == "*t" else "labels: [{pairs: {version: *t}}]\n"
     text = f"{anchor}images:\n- name: {IMAGE}\n  newTag: {value}\n{uses}"
     line += bool(anchor)
-    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:{line}: 'newTag' is an alias or an anchor used "
-                                        "elsewhere"):
+    with pytest.raises(
+        StepError,
+        match=rf"^app/kustomization.yaml:{line}: 'newTag' is an alias or an anchor used "
+        "elsewhere",
+    ):
         edit(tmp_path, {"app/kustomization.yaml": text})
 
 
-@pytest.mark.parametrize("empty, filled", [("newTag:\n", "newTag: 1.0.5\n"), ("newTag: # c\n", "newTag: 1.0.5 # c\n"),
-                                           ("newTag: ~\n", "newTag: 1.0.5\n"), ("newTag: ''\n", "newTag: '1.0.5'\n")])
+@pytest.mark.parametrize(
+    "empty, filled",
+    [
+        ("newTag:\n", "newTag: 1.0.5\n"),
+        ("newTag: # c\n", "newTag: 1.0.5 # c\n"),
+        ("newTag: ~\n", "newTag: 1.0.5\n"),
+        ("newTag: ''\n", "newTag: '1.0.5'\n"),
+    ],
+)
 def test_empty_value_gets_the_tag(tmp_path, empty, filled):
     text = f"images:\n- name: {IMAGE}\n  {empty}resources: []\n"
     plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
@@ -239,8 +282,11 @@ BASE_DEPLOYMENT = DEPLOYMENT.replace("# app", "# the base")
 
 
 def overlay_files(overlay_kust: str, base_kust="resources:\n- deployment.yaml\n") -> dict[str, str]:
-    return {"envs/prod/app/kustomization.yaml": overlay_kust, "base/app/kustomization.yaml": base_kust,
-            "base/app/deployment.yaml": BASE_DEPLOYMENT}
+    return {
+        "envs/prod/app/kustomization.yaml": overlay_kust,
+        "base/app/kustomization.yaml": base_kust,
+        "base/app/deployment.yaml": BASE_DEPLOYMENT,
+    }
 
 
 def test_overlay_over_a_base_gets_an_images_entry(tmp_path):
@@ -248,17 +294,18 @@ def test_overlay_over_a_base_gets_an_images_entry(tmp_path):
     write(tmp_path, overlay_files(kust))
     plan = plan_image_update(tmp_path, "envs/prod/app", IMAGE, "1.0.5", DIGEST)
     assert [e.new_text for e in plan.changed_files] == [
-        kust + f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n"]
+        kust + f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n"
+    ]
     assert plan.previous_tag == "1.0.4"
     assert plan.where == ["envs/prod/app/kustomization.yaml images (new entry; used by base/app/deployment.yaml)"]
 
 
 def test_overlay_base_outside_the_sparse_checkout_is_materialised_through_include(tmp_path):
     full, sparse = tmp_path / "full", tmp_path / "sparse"
-    files = overlay_files("resources:\n  - https://example.com/remote\n  - ../../../base/app\n"
-                          "components: [../../../components/x]\n",
-                          base_kust=f"resources: [deployment.yaml]\nimages:\n- name: x\n- name: {IMAGE}\n"
-                                    "  newTag: 1.0.3\n")
+    files = overlay_files(
+        "resources:\n  - https://example.com/remote\n  - ../../../base/app\ncomponents: [../../../components/x]\n",
+        base_kust=f"resources: [deployment.yaml]\nimages:\n- name: x\n- name: {IMAGE}\n  newTag: 1.0.3\n",
+    )
     files["components/x/kustomization.yaml"] = "kind: Component\nresources: [../../base/app]\n"
     write(full, files)
     write(sparse, {k: v for k, v in files.items() if k.startswith("envs/")})
@@ -282,32 +329,52 @@ def test_overlay_without_a_use_of_the_image_is_refused(tmp_path):
 
 # ---- the older-tag rule --------------------------------------------------------------------
 
-@pytest.mark.parametrize("tags, highest", [
-    ([], ""), (["1.0.4"], "1.0.4"), (["1.0.4", "1.0.10"], "1.0.10"), (["v2.0.0", "1.9.9"], "v2.0.0"),
-    (["latest", "2.0.0"], "2.0.0"), (["2.0.0", "latest"], "2.0.0"), (["latest", "abc1234"], "latest"),
-    (["1.0.0-rc.1", "1.0.0"], "1.0.0"),
-])
+
+@pytest.mark.parametrize(
+    "tags, highest",
+    [
+        ([], ""),
+        (["1.0.4"], "1.0.4"),
+        (["1.0.4", "1.0.10"], "1.0.10"),
+        (["v2.0.0", "1.9.9"], "v2.0.0"),
+        (["latest", "2.0.0"], "2.0.0"),
+        (["2.0.0", "latest"], "2.0.0"),
+        (["latest", "abc1234"], "latest"),
+        (["1.0.0-rc.1", "1.0.0"], "1.0.0"),
+    ],
+)
 def test_highest_tag_never_lets_a_non_semver_tag_hide_a_semver_one(tags, highest):
     assert highest_tag(tags) == highest
 
 
-@pytest.mark.parametrize("new, current, older", [
-    ("1.0.5", "1.0.4", False), ("1.0.5", "1.0.5", False), ("1.0.5", "v1.0.6", True), ("1.0.5", "1.0.10", True),
-    ("1.0.5", "latest", None), ("1.0.5", "3f2c9ab", None),
-])
+@pytest.mark.parametrize(
+    "new, current, older",
+    [
+        ("1.0.5", "1.0.4", False),
+        ("1.0.5", "1.0.5", False),
+        ("1.0.5", "v1.0.6", True),
+        ("1.0.5", "1.0.10", True),
+        ("1.0.5", "latest", None),
+        ("1.0.5", "3f2c9ab", None),
+    ],
+)
 def test_is_older(new, current, older):
     assert is_older(new, current) is older
 
 
 def test_previous_tag_is_the_highest_of_two_different_current_tags(tmp_path):
-    files = {"app/a.yaml": f"image: {IMAGE}:1.0.9\n", "app/b.yaml": f"image: {IMAGE}:1.0.10\n",
-             "app/c.yaml": f"image: {IMAGE}:latest\n"}
+    files = {
+        "app/a.yaml": f"image: {IMAGE}:1.0.9\n",
+        "app/b.yaml": f"image: {IMAGE}:1.0.10\n",
+        "app/c.yaml": f"image: {IMAGE}:latest\n",
+    }
     plan, changed = edit(tmp_path, files, tag="1.0.11")
     assert plan.previous_tags == ["1.0.9", "1.0.10", "latest"] and plan.previous_tag == "1.0.10"
     assert set(changed) == {"app/a.yaml", "app/b.yaml", "app/c.yaml"}
 
 
 # ---- gaps the mutation run showed ----------------------------------------------------------
+
 
 def test_longer_tag_and_new_digest_in_one_file(tmp_path):
     text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: sha256:{'cd' * 32}\n- name: x\n  newTag: '1'\n"
@@ -321,10 +388,16 @@ def test_tag_and_digest_both_added_keep_their_order(tmp_path):
     assert changed["app/kustomization.yaml"] == text + f"  newTag: 1.0.5\n  digest: {DIGEST}\n"
 
 
-@pytest.mark.parametrize("images, appended", [
-    ("images: []\n", f"images: [{{name: {IMAGE}, newTag: 1.0.5}}]\n"),
-    ("images: [{name: o, newTag: '1'}]\n", f"images: [{{name: o, newTag: '1'}}, {{name: {IMAGE}, newTag: 1.0.5}}]\n"),
-])
+@pytest.mark.parametrize(
+    "images, appended",
+    [
+        ("images: []\n", f"images: [{{name: {IMAGE}, newTag: 1.0.5}}]\n"),
+        (
+            "images: [{name: o, newTag: '1'}]\n",
+            f"images: [{{name: o, newTag: '1'}}, {{name: {IMAGE}, newTag: 1.0.5}}]\n",
+        ),
+    ],
+)
 def test_appends_to_a_flow_style_images_list(tmp_path, images, appended):
     files = {"app/kustomization.yaml": "resources: [deployment.yaml]\n" + images, "app/deployment.yaml": DEPLOYMENT}
     _, changed = edit(tmp_path, files)
@@ -362,26 +435,36 @@ def test_digests_in_plain_manifests(tmp_path):
 
 def test_an_edit_that_would_change_other_data_is_never_written(tmp_path, monkeypatch):
     from druppie_steps.gitops import image_edit
+
     text = f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\nlabels: []\n"
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: value + "\nextra: 1")
-    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would change more than {IMAGE} to "
-                                        r"1.0.5 \(YAML construct not supported here\); nothing written, set it "
-                                        "by hand$"):
+    with pytest.raises(
+        StepError,
+        match=rf"^app/kustomization.yaml:3: the edit would change more than {IMAGE} to "
+        r"1.0.5 \(YAML construct not supported here\); nothing written, set it "
+        "by hand$",
+    ):
         edit(tmp_path, {"app/kustomization.yaml": text})
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6")
-    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to 1.0.5 "
-                                        r"\(YAML construct not supported here\); nothing written, set it by hand$"):
+    with pytest.raises(
+        StepError,
+        match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to 1.0.5 "
+        r"\(YAML construct not supported here\); nothing written, set it by hand$",
+    ):
         edit(tmp_path / "b", {"app/kustomization.yaml": text})
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "[")
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: the edit would not be valid YAML"):
         edit(tmp_path / "c", {"app/kustomization.yaml": text})
 
 
-@pytest.mark.parametrize("entry, after", [
-    (f"{{name: {IMAGE}, newTag: 1.0.4, digest: {DIGEST}}}", f"{{name: {IMAGE}, newTag: 1.0.5}}"),
-    (f"{{digest: {DIGEST}, name: {IMAGE}, newTag: 1.0.4}}", f"{{name: {IMAGE}, newTag: 1.0.5}}"),
-    (f"{{newTag: 1.0.4, digest: {DIGEST}, name: {IMAGE}}}", f"{{newTag: 1.0.5, name: {IMAGE}}}"),
-])
+@pytest.mark.parametrize(
+    "entry, after",
+    [
+        (f"{{name: {IMAGE}, newTag: 1.0.4, digest: {DIGEST}}}", f"{{name: {IMAGE}, newTag: 1.0.5}}"),
+        (f"{{digest: {DIGEST}, name: {IMAGE}, newTag: 1.0.4}}", f"{{name: {IMAGE}, newTag: 1.0.5}}"),
+        (f"{{newTag: 1.0.4, digest: {DIGEST}, name: {IMAGE}}}", f"{{newTag: 1.0.5, name: {IMAGE}}}"),
+    ],
+)
 def test_stale_digest_is_removed_from_a_flow_entry(tmp_path, entry, after):
     _, changed = edit(tmp_path, {"app/kustomization.yaml": f"images: [{entry}]  # c\n"})
     assert changed["app/kustomization.yaml"] == f"images: [{after}]  # c\n"
@@ -391,21 +474,27 @@ def test_digest_is_added_after_a_block_scalar(tmp_path):
     text = f"images:\n- name: {IMAGE}\n  newTag: >-\n    1.0.4\n\nresources: []\n"
     _, changed = edit(tmp_path, {"app/kustomization.yaml": text}, digest=DIGEST)
     assert changed["app/kustomization.yaml"] == (
-        f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n\nresources: []\n")
+        f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\n  digest: {DIGEST}\n\nresources: []\n"
+    )
 
 
-@pytest.mark.parametrize("text, message", [
-    (f"images:\n- name: {IMAGE}\n  newTag: [1]\n", r":2: 'newTag' is not a plain value"),
-    (f"images:\n- name: {IMAGE}\n  x: {{a: 1}}\n", r":2: cannot add 'newTag' after a nested"),
-    (f"x: &n {IMAGE}\nimages:\n- newTag: 1.0.4\n  name: *n\n", r":3: cannot add 'digest' after a"),
-    (f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n",
-     r":4: cannot remove the stale 'digest' automatically; remove it by hand$"),
-    (f"d: &d {DIGEST}\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: *d\n", r":5: cannot remove"),
-    ("images: {a: 1}\nresources: [d.yaml]\n", r": 'images' is not a list"),
-    ("{resources: [d.yaml]}\n", r": a flow-style kustomization cannot be extended"),
-    ("- a\n", r": expected one YAML mapping"),
-    ("a: 1\n---\nb: 2\n", r": expected one YAML mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (f"images:\n- name: {IMAGE}\n  newTag: [1]\n", r":2: 'newTag' is not a plain value"),
+        (f"images:\n- name: {IMAGE}\n  x: {{a: 1}}\n", r":2: cannot add 'newTag' after a nested"),
+        (f"x: &n {IMAGE}\nimages:\n- newTag: 1.0.4\n  name: *n\n", r":3: cannot add 'digest' after a"),
+        (
+            f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: |\n    {DIGEST}\n",
+            r":4: cannot remove the stale 'digest' automatically; remove it by hand$",
+        ),
+        (f"d: &d {DIGEST}\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n  digest: *d\n", r":5: cannot remove"),
+        ("images: {a: 1}\nresources: [d.yaml]\n", r": 'images' is not a list"),
+        ("{resources: [d.yaml]}\n", r": a flow-style kustomization cannot be extended"),
+        ("- a\n", r": expected one YAML mapping"),
+        ("a: 1\n---\nb: 2\n", r": expected one YAML mapping"),
+    ],
+)
 def test_what_cannot_be_edited_in_place_is_refused_with_file_and_line(tmp_path, text, message):
     files = {"app/kustomization.yaml": text, "app/d.yaml": f"image: {IMAGE}:1.0.4\n"}
     with pytest.raises(StepError, match="^app/kustomization.yaml" + message):
@@ -429,14 +518,21 @@ def test_non_utf8_and_broken_resources(tmp_path):
 
 
 def test_resources_that_are_not_local_files_are_skipped(tmp_path):
-    kust = ("resources:\n- https://github.com/x/y//base?ref=v1\n- 7\n- ../../outside\n- missing.yaml\n- d.yaml\n"
-            "components: []\nbases:\n- sub\n")
-    files = {"app/kustomization.yaml": kust, "app/d.yaml": f"kind: ConfigMap\nimage: {IMAGE}\n",
-             "app/sub/kustomization.yaml": "images: [{name: x}, {name: " + IMAGE + "}]\nresources: [../d2.yaml]\n",
-             "app/d2.yaml": f"image: {IMAGE}:v1.0.3\n", "outside/kustomization.yaml": f"images: [{{name: {IMAGE}}}]\n"}
+    kust = (
+        "resources:\n- https://github.com/x/y//base?ref=v1\n- 7\n- ../../outside\n- missing.yaml\n- d.yaml\n"
+        "components: []\nbases:\n- sub\n"
+    )
+    files = {
+        "app/kustomization.yaml": kust,
+        "app/d.yaml": f"kind: ConfigMap\nimage: {IMAGE}\n",
+        "app/sub/kustomization.yaml": "images: [{name: x}, {name: " + IMAGE + "}]\nresources: [../d2.yaml]\n",
+        "app/d2.yaml": f"image: {IMAGE}:v1.0.3\n",
+        "outside/kustomization.yaml": f"images: [{{name: {IMAGE}}}]\n",
+    }
     plan, changed = edit(tmp_path, files)
     assert plan.previous_tags == ["v1.0.3"] and plan.where == [
-        "app/kustomization.yaml images (new entry; used by app/d.yaml, app/d2.yaml, app/sub/kustomization.yaml)"]
+        "app/kustomization.yaml images (new entry; used by app/d.yaml, app/d2.yaml, app/sub/kustomization.yaml)"
+    ]
     assert changed["app/kustomization.yaml"].endswith(f"bases:\n- sub\nimages:\n- name: {IMAGE}\n  newTag: 1.0.5\n")
 
 
@@ -450,13 +546,17 @@ def test_where_names_each_entry_and_field(tmp_path):
 def test_base_that_renames_the_image_away_is_refused(tmp_path):
     base = f"resources: [deployment.yaml]\nimages:\n- name: {IMAGE}\n  newName: registry.example/druppie/renamed\n"
     write(tmp_path, overlay_files("resources: [../../../base/app]\n", base_kust=base))
-    with pytest.raises(StepError, match=rf"^base/app/kustomization.yaml: renames {IMAGE} to registry.example/druppie/"
-                                        "renamed; set the image in that base by hand"):
+    with pytest.raises(
+        StepError,
+        match=rf"^base/app/kustomization.yaml: renames {IMAGE} to registry.example/druppie/"
+        "renamed; set the image in that base by hand",
+    ):
         plan_image_update(tmp_path, "envs/prod/app", IMAGE, "1.0.5", None)
 
 
 def test_overlapping_splices_are_refused_never_applied():
     from druppie_steps.gitops.image_edit import FileEdit, Splice
+
     edit_ = FileEdit(Path("k.yaml"), "a: 1\nb: 2\n", "app/k.yaml", [Splice(8, 9, "3"), Splice(3, 9, "x")])
     with pytest.raises(StepError, match=r"^app/k.yaml:1: two changes overlap"):
         edit_.new_text
@@ -473,14 +573,14 @@ def test_apply_writes_the_new_bytes_exactly(tmp_path):
 
 def test_line_numbers_count_a_leading_blank_line(tmp_path, monkeypatch):
     from druppie_steps.gitops import image_edit
+
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6")
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:4: the edit would not set "):
         edit(tmp_path, {"app/kustomization.yaml": f"\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n"})
 
 
 def test_an_anchor_used_after_other_shared_nodes_is_still_seen(tmp_path):
-    text = (f"images:\n- name: {IMAGE}\n  newTag: &t 1.0.4\nx-e: &e {{a: 1}}\nx-list: [*e, *e]\n"
-            "labels: {v: *t}\n")
+    text = f"images:\n- name: {IMAGE}\n  newTag: &t 1.0.4\nx-e: &e {{a: 1}}\nx-list: [*e, *e]\nlabels: {{v: *t}}\n"
     with pytest.raises(StepError, match=r"^app/kustomization.yaml:3: 'newTag' is an alias or an anchor used"):
         edit(tmp_path, {"app/kustomization.yaml": text})
 
@@ -498,29 +598,37 @@ def test_block_scalar_ending_in_x(tmp_path):
     assert changed["app/kustomization.yaml"] == f"images:\n- name: {IMAGE}\n  newTag: 1.0.5\nresources: []\n"
 
 
-@pytest.mark.parametrize("entry, after", [
-    # as kustomize writes it
-    (f"- digest: {DIGEST}\n  name: {IMAGE}\n  newTag: 1.0.4\n", f"- name: {IMAGE}\n  newTag: 1.0.5\n"),
-    (f"-   digest: {DIGEST}  # pinned\n    name: {IMAGE}\n", f"-   name: {IMAGE}\n    newTag: 1.0.5\n"),
-    (f"- {{digest: {DIGEST}, name: {IMAGE}}}\n", f"- {{name: {IMAGE}, newTag: 1.0.5}}\n"),
-])
+@pytest.mark.parametrize(
+    "entry, after",
+    [
+        # as kustomize writes it
+        (f"- digest: {DIGEST}\n  name: {IMAGE}\n  newTag: 1.0.4\n", f"- name: {IMAGE}\n  newTag: 1.0.5\n"),
+        (f"-   digest: {DIGEST}  # pinned\n    name: {IMAGE}\n", f"-   name: {IMAGE}\n    newTag: 1.0.5\n"),
+        (f"- {{digest: {DIGEST}, name: {IMAGE}}}\n", f"- {{name: {IMAGE}, newTag: 1.0.5}}\n"),
+    ],
+)
 def test_stale_digest_as_the_first_key_of_an_entry(tmp_path, entry, after):
     _, changed = edit(tmp_path, {"app/kustomization.yaml": "images:\n" + entry})
     assert changed["app/kustomization.yaml"] == "images:\n" + after
 
 
-@pytest.mark.parametrize("rel, text", [
-    ("app/kustomization.yaml", f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n? [a]\n: unhashable\n"),
-    ("app/a.yaml", f"image: {IMAGE}:1.0.4\n? [a]\n: unhashable\n"),
-])
+@pytest.mark.parametrize(
+    "rel, text",
+    [
+        ("app/kustomization.yaml", f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n? [a]\n: unhashable\n"),
+        ("app/a.yaml", f"image: {IMAGE}:1.0.4\n? [a]\n: unhashable\n"),
+    ],
+)
 def test_yaml_that_composes_but_cannot_be_read_as_data_is_refused(tmp_path, rel, text):
     with pytest.raises(StepError, match=rf"^{rel}: not valid YAML: while constructing a mapping .*unhashable"):
         edit(tmp_path, {rel: text})
 
 
 def test_entries_after_other_kinds_and_repeats_are_all_seen(tmp_path):
-    text = (f"x-e: &e {{name: {IMAGE}, newTag: 1.0.4}}\n"
-            f"images: [junk, *e, *e, {{name: short, newName: {IMAGE}, newTag: 1.0.5, digest: {DIGEST}}}]\n")
+    text = (
+        f"x-e: &e {{name: {IMAGE}, newTag: 1.0.4}}\n"
+        f"images: [junk, *e, *e, {{name: short, newName: {IMAGE}, newTag: 1.0.5, digest: {DIGEST}}}]\n"
+    )
     plan, changed = edit(tmp_path, {"app/kustomization.yaml": text})
     assert changed["app/kustomization.yaml"] == text.replace("1.0.4", "1.0.5")  # the pinned same-tag build stays
     assert plan.previous_tags == ["1.0.4", "1.0.5"]
@@ -528,17 +636,26 @@ def test_entries_after_other_kinds_and_repeats_are_all_seen(tmp_path):
 
 def test_the_check_names_the_digest_asked_for(tmp_path, monkeypatch):
     from druppie_steps.gitops import image_edit
+
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: "1.0.6" if value == "1.0.5" else value)
-    with pytest.raises(StepError, match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to "
-                                        rf"1.0.5@{DIGEST} \("):
+    with pytest.raises(
+        StepError,
+        match=rf"^app/kustomization.yaml:3: the edit would not set {IMAGE} to "
+        rf"1.0.5@{DIGEST} \(",
+    ):
         edit(tmp_path, {"app/kustomization.yaml": f"images:\n- name: {IMAGE}\n  newTag: 1.0.4\n"}, digest=DIGEST)
 
 
-@pytest.mark.parametrize("images, appended", [
-    ("images:\n  - name: other/image\n    newName: x/y\n    newTag: '2.0'\nlabels: []\n",
-     f"  - name: {IMAGE}\n    newTag: 1.0.5\n"),
-    ("images:\n- just-a-name\nlabels: []\n", f"- name: {IMAGE}\n  newTag: 1.0.5\n"),
-])
+@pytest.mark.parametrize(
+    "images, appended",
+    [
+        (
+            "images:\n  - name: other/image\n    newName: x/y\n    newTag: '2.0'\nlabels: []\n",
+            f"  - name: {IMAGE}\n    newTag: 1.0.5\n",
+        ),
+        ("images:\n- just-a-name\nlabels: []\n", f"- name: {IMAGE}\n  newTag: 1.0.5\n"),
+    ],
+)
 def test_appends_after_the_last_line_of_an_indented_list_or_a_plain_item(tmp_path, images, appended):
     files = {"app/kustomization.yaml": "resources: [deployment.yaml]\n" + images, "app/deployment.yaml": DEPLOYMENT}
     _, changed = edit(tmp_path, files)
@@ -547,8 +664,10 @@ def test_appends_after_the_last_line_of_an_indented_list_or_a_plain_item(tmp_pat
 
 
 def test_manifests_change_image_fields_only(tmp_path):
-    text = (f"kind: Pod\nmetadata:\n  annotations: {{built-from: '{IMAGE}:1.0.4'}}\nspec:\n  containers:\n"
-            f"  - image: '{{{{ .Values.image }}}}'\n  - image: {IMAGE}:1.0.5@{DIGEST}\n  - image: {IMAGE}:1.0.4\n")
+    text = (
+        f"kind: Pod\nmetadata:\n  annotations: {{built-from: '{IMAGE}:1.0.4'}}\nspec:\n  containers:\n"
+        f"  - image: '{{{{ .Values.image }}}}'\n  - image: {IMAGE}:1.0.5@{DIGEST}\n  - image: {IMAGE}:1.0.4\n"
+    )
     files = {"app/pod.yaml": text, "app/notes.txt": "image: [ not yaml\n", "app/sub/x.yml": "kind: ConfigMap\n"}
     plan, changed = edit(tmp_path, files)
     new = text.replace(f"  - image: {IMAGE}:1.0.4\n", f"  - image: {IMAGE}:1.0.5\n")
@@ -558,6 +677,7 @@ def test_manifests_change_image_fields_only(tmp_path):
 
 def test_manifest_check_names_file_line_and_what_was_asked(tmp_path, monkeypatch):
     from druppie_steps.gitops import image_edit
+
     monkeypatch.setattr(image_edit, "_scalar_text", lambda value, style: f"{IMAGE}:1.0.6")
     with pytest.raises(StepError, match=rf"^app/a.yaml:2: the edit would not set {IMAGE} to 1.0.5 \("):
         edit(tmp_path, {"app/a.yaml": f"kind: Pod\nimage: {IMAGE}:1.0.4\n"})

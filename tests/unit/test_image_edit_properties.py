@@ -26,9 +26,12 @@ OLD_DIGEST = "sha256:" + "cd" * 32
 DIGEST = "sha256:" + "ab" * 32
 # Under mutation testing (mutmut runs where it keeps .mutmut-cache) any failing example will do: fewer, unshrunk.
 _MUTATION = Path(".mutmut-cache").exists()
-SETTINGS = settings(max_examples=30 if _MUTATION else 100, deadline=None,
-                    phases=[p for p in Phase if not (_MUTATION and p is Phase.shrink)],
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=30 if _MUTATION else 100,
+    deadline=None,
+    phases=[p for p in Phase if not (_MUTATION and p is Phase.shrink)],
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 LIT, VAL, INS, OPT = "lit", "val", "ins", "opt"
 PATTERN = {VAL: r"[^\r\n]*?", INS: r"[\s\S]*?"}  # a new value is one line; an insert is whole keys or entries
@@ -51,7 +54,7 @@ def byte_pattern(parts) -> re.Pattern:
 def drop_final_newline(parts) -> list:
     """The same file without its trailing line break (the last literal ends with one)."""
     i = max(i for i, (kind, _) in enumerate(parts) if kind == LIT)
-    return parts[:i] + [(LIT, parts[i][1].rstrip("\r\n"))] + parts[i + 1:]
+    return parts[:i] + [(LIT, parts[i][1].rstrip("\r\n"))] + parts[i + 1 :]
 
 
 quoted = st.sampled_from(["{}", "'{}'", '"{}"'])  # plain, single, double
@@ -109,8 +112,11 @@ def kustomizations(draw):
             lit(f"{ind}- {other}\n")
     elif mode in ("flow", "alias"):
         value, _ = draw(tag_value(False, ind, nl))
-        entry = [(LIT, f"{{name: {name}, newTag: "), (VAL, value)] + (
-            [(OPT, (", digest: ", OLD_DIGEST, ""))] if digest else []) + [(INS, ""), (LIT, "}")]
+        entry = (
+            [(LIT, f"{{name: {name}, newTag: "), (VAL, value)]
+            + ([(OPT, (", digest: ", OLD_DIGEST, ""))] if digest else [])
+            + [(INS, ""), (LIT, "}")]
+        )
         if mode == "alias":  # one entry reached twice through an alias
             parts += [(LIT, "x-entry: &e ")] + entry + [(LIT, nl)]
             lit("images: [*e, *e]\n")
@@ -153,8 +159,12 @@ def deployments(draw):
         if doc == 0 and not any(i.startswith("ours") for i in images):
             images[0] = "ours"
         for j, kind in enumerate(images):
-            ref = {"ours": f"{IMAGE}:1.0.4", "ours@": f"{IMAGE}:1.0.4@{OLD_DIGEST}", "busybox": "busybox",
-                   "other": "registry.example/druppie/other:1.0.4"}[kind]
+            ref = {
+                "ours": f"{IMAGE}:1.0.4",
+                "ours@": f"{IMAGE}:1.0.4@{OLD_DIGEST}",
+                "busybox": "busybox",
+                "other": "registry.example/druppie/other:1.0.4",
+            }[kind]
             value = draw(quoted).format(ref)
             if flow:
                 anchored = anchored or (j == 0 and kind.startswith("ours"))

@@ -17,16 +17,31 @@ def _docs(path: Path) -> list[dict]:
 
 
 # Pod Security "baseline" allows these capabilities (and no others beyond NET_BIND_SERVICE).
-BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-                         "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+BASELINE_CAPABILITIES = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
 # The one documented exception to "restricted": buildah needs root to chroot for RUN (tasks/druppie-build README).
 BUILD_CAPABILITIES = ["SETUID", "SETGID", "SETFCAP", "SYS_CHROOT"]
 
 
 # Every task but druppie-build, which test_the_build_step_has_four_capabilities_and_nothing_else holds to baseline.
-@pytest.mark.parametrize("folder,path,doc", [r for r in catalog.resources()
-                                             if r[0] == "tasks" and r[2]["metadata"]["name"] != "druppie-build"],
-                         ids=lambda v: getattr(v, "name", ""))
+@pytest.mark.parametrize(
+    "folder,path,doc",
+    [r for r in catalog.resources() if r[0] == "tasks" and r[2]["metadata"]["name"] != "druppie-build"],
+    ids=lambda v: getattr(v, "name", ""),
+)
 def test_every_step_meets_pod_security_restricted(folder, path, doc):
     for step in doc["spec"]["steps"]:
         ctx = step.get("securityContext") or {}
@@ -40,9 +55,12 @@ def test_every_step_meets_pod_security_restricted(folder, path, doc):
 def test_the_build_step_has_four_capabilities_and_nothing_else():
     (step,) = _docs(ROOT / "tasks/druppie-build/0.1/druppie-build.yaml")[0]["spec"]["steps"]
     ctx = step["securityContext"]
-    assert ctx == {"runAsUser": 0, "allowPrivilegeEscalation": False,
-                   "capabilities": {"drop": ["ALL"], "add": BUILD_CAPABILITIES},
-                   "seccompProfile": {"type": "Localhost", "localhostProfile": "druppie-build.json"}}
+    assert ctx == {
+        "runAsUser": 0,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": BUILD_CAPABILITIES},
+        "seccompProfile": {"type": "Localhost", "localhostProfile": "druppie-build.json"},
+    }
     assert set(BUILD_CAPABILITIES) <= BASELINE_CAPABILITIES  # so a baseline namespace admits it
     assert (ROOT / "tasks/druppie-build/0.1/seccomp/druppie-build.json").is_file()
 
@@ -54,9 +72,15 @@ def test_tag_commit_service_account_gets_no_api_token():
 
 
 # The ServiceAccount each pipeline task of ours must run under.
-TASK_ACCOUNTS = {"druppie-tag-commit": "druppie-tag-commit", "druppie-flux-reconcile-wait": "druppie-flux-wait",
-                 "druppie-git-clone": "druppie-git-clone", "druppie-test": "druppie-test", "druppie-scan": "druppie-scan",
-                 "druppie-build": "druppie-build", "druppie-summary": "druppie-summary"}
+TASK_ACCOUNTS = {
+    "druppie-tag-commit": "druppie-tag-commit",
+    "druppie-flux-reconcile-wait": "druppie-flux-wait",
+    "druppie-git-clone": "druppie-git-clone",
+    "druppie-test": "druppie-test",
+    "druppie-scan": "druppie-scan",
+    "druppie-build": "druppie-build",
+    "druppie-summary": "druppie-summary",
+}
 
 
 def _pipelines() -> dict[str, dict]:
@@ -78,8 +102,9 @@ def test_every_sample_run_gives_each_task_its_own_service_account(path):
         if doc.get("kind") != "PipelineRun":
             continue
         spec = doc["spec"]
-        assert "serviceAccountName" not in (spec.get("taskRunTemplate") or {}), \
+        assert "serviceAccountName" not in (spec.get("taskRunTemplate") or {}), (
             "one ServiceAccount for all tasks gives each the rights of all"
+        )
         accounts = {s["pipelineTaskName"]: s["serviceAccountName"] for s in spec.get("taskRunSpecs", [])}
         pipeline = pipelines[spec["pipelineRef"]["name"]]
         for task in pipeline["spec"]["tasks"]:

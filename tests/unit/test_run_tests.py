@@ -42,33 +42,42 @@ def test_junit_counts_errors_as_failures_and_xfail_as_skipped():
 
 
 def test_junit_without_a_message_uses_the_first_line_of_the_text_and_cuts_long_ones():
-    counts = _counts('<testsuite><testcase name="t"><failure>\n\n  Expected 1\n got 2</failure></testcase>'
-                     f'<testcase name="u"><error message="{"x" * 500}"/></testcase></testsuite>')
+    counts = _counts(
+        '<testsuite><testcase name="t"><failure>\n\n  Expected 1\n got 2</failure></testcase>'
+        f'<testcase name="u"><error message="{"x" * 500}"/></testcase></testsuite>'
+    )
     assert counts.failures[0].message == "Expected 1"
     assert len(counts.failures[1].message) == junit.MESSAGE_CHARS and counts.failures[1].message.endswith("...")
 
 
 def test_junit_nested_suites_count_each_case_once():
-    xml = ('<testsuites><testsuite name="a"><testsuite name="a.b"><testcase name="1"/><testcase name="2">'
-           '<skipped/></testcase></testsuite></testsuite><testsuite name="c"><testcase name="3"/></testsuite>'
-           '</testsuites>')
+    xml = (
+        '<testsuites><testsuite name="a"><testsuite name="a.b"><testcase name="1"/><testcase name="2">'
+        '<skipped/></testcase></testsuite></testsuite><testsuite name="c"><testcase name="3"/></testsuite>'
+        "</testsuites>"
+    )
     counts = _counts(xml)
     assert (counts.passed, counts.failed, counts.skipped) == (2, 0, 1)
 
 
 def test_junit_with_totals_only_counts_the_innermost_suites():
-    xml = ('<testsuites tests="99"><testsuite tests="5" failures="1" errors="1" skipped="1"/>'
-           '<testsuite tests="2"/></testsuites>')
+    xml = (
+        '<testsuites tests="99"><testsuite tests="5" failures="1" errors="1" skipped="1"/>'
+        '<testsuite tests="2"/></testsuites>'
+    )
     counts = _counts(xml)
     assert (counts.passed, counts.failed, counts.skipped) == (4, 2, 1)
     assert _counts("<testsuites/>").total == 0
 
 
-@pytest.mark.parametrize("content,reason", [
-    ("not xml at all", "not XML"),
-    ("<testsuite><testcase></testsuite>", "not XML"),
-    ("<html><body/></html>", "root element <html>"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        ("not xml at all", "not XML"),
+        ("<testsuite><testcase></testsuite>", "not XML"),
+        ("<html><body/></html>", "root element <html>"),
+    ],
+)
 def test_junit_parse_rejects_what_is_no_report(tmp_path, content, reason):
     path = tmp_path / "junit.xml"
     path.write_text(content)
@@ -89,6 +98,7 @@ def test_command_report_is_one_case_that_reads_back(tmp_path):
 
 # --- what a project installs ---------------------------------------------------------------------
 
+
 def _app(tmp_path: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -101,8 +111,10 @@ PEP621 = '[project]\nname = "app"\nversion = "1"\n'
 
 def test_no_definition_is_none_and_the_message_says_what_to_do(tmp_path):
     assert detect(_app(tmp_path, {"tests/test_x.py": ""}), "apps/x") is None
-    assert missing_message(tmp_path, "apps/x") == ("apps/x: no Python project here (no pyproject.toml, setup.py or "
-                                                   "requirements.txt); for an app of another kind pass --command")
+    assert missing_message(tmp_path, "apps/x") == (
+        "apps/x: no Python project here (no pyproject.toml, setup.py or "
+        "requirements.txt); for an app of another kind pass --command"
+    )
     (tmp_path / "Pipfile").write_text("")
     assert "Pipfile is not supported: export a requirements.txt" in missing_message(tmp_path, "apps/x")
 
@@ -119,12 +131,15 @@ def test_the_example_app_installs_itself_with_its_test_extra():
     assert project.pip_arguments() == [".[test]"] and project.constraints == [] and project.notes == []
 
 
-@pytest.mark.parametrize("pyproject,args", [
-    (PEP621 + '[project.optional-dependencies]\ntests = ["pytest"]\ndocs = ["x"]\n', [".[tests]"]),
-    (PEP621 + '[project.optional-dependencies]\ndocs = ["x"]\n', ["."]),
-    ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n', ["."]),
-    ('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n', []),  # tool settings only: nothing to install
-])
+@pytest.mark.parametrize(
+    "pyproject,args",
+    [
+        (PEP621 + '[project.optional-dependencies]\ntests = ["pytest"]\ndocs = ["x"]\n', [".[tests]"]),
+        (PEP621 + '[project.optional-dependencies]\ndocs = ["x"]\n', ["."]),
+        ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n', ["."]),
+        ('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n', []),  # tool settings only: nothing to install
+    ],
+)
 def test_pyproject_forms(tmp_path, pyproject, args):
     assert detect(_app(tmp_path, {"pyproject.toml": pyproject}), ".").pip_arguments() == args
 
@@ -135,32 +150,57 @@ def test_requirements_and_project_together_in_one_resolve(tmp_path):
 
 
 def test_dependency_groups_resolve_includes(tmp_path):
-    pyproject = PEP621 + ('[dependency-groups]\nlint = ["ruff"]\ncore-test = ["pytest>=8", "hypothesis"]\n'
-                          'test = [{include-group = "core_test"}, "pytest-mock"]\ndev = [{include-group = "test"}, '
-                          '{include-group = "lint"}]\n')
+    pyproject = PEP621 + (
+        '[dependency-groups]\nlint = ["ruff"]\ncore-test = ["pytest>=8", "hypothesis"]\n'
+        'test = [{include-group = "core_test"}, "pytest-mock"]\ndev = [{include-group = "test"}, '
+        '{include-group = "lint"}]\n'
+    )
     project = detect(_app(tmp_path, {"pyproject.toml": pyproject}), ".")
     assert project.groups == ["test", "dev"]
-    assert project.pip_arguments() == [".", "pytest>=8", "hypothesis", "pytest-mock",
-                                       "pytest>=8", "hypothesis", "pytest-mock", "ruff"]
+    assert project.pip_arguments() == [
+        ".",
+        "pytest>=8",
+        "hypothesis",
+        "pytest-mock",
+        "pytest>=8",
+        "hypothesis",
+        "pytest-mock",
+        "ruff",
+    ]
 
 
-@pytest.mark.parametrize("pyproject,message", [
-    ('[project]\nname = "app"\nversion = 1.0.0\n',
-     "app/pyproject.toml: invalid TOML: Expected newline or end of document after a statement "
-     "(at line 3, column 14): version = 1.0.0"),
-    ('project = "app"\n', "app/pyproject.toml: [project] must be a table, not str"),
-    (PEP621 + '[project.optional-dependencies]\ntest = "pytest"\n',
-     "app/pyproject.toml: [project.optional-dependencies] must be a table of lists of requirements"),
-    (PEP621 + '[project.optional-dependencies]\ntest = ["--index-url=http://evil/simple"]\n',
-     "app/pyproject.toml: [project.optional-dependencies] test: '--index-url=http://evil/simple' is not a "
-     "requirement (it reads as a pip option)"),
-    (PEP621 + '[dependency-groups]\ntest = [{include-group = "dev"}]\ndev = [{include-group = "test"}]\n',
-     "app/pyproject.toml: [dependency-groups] 'test' includes itself (test -> dev -> test)"),
-    (PEP621 + '[dependency-groups]\ntest = [{include-group = "nope"}]\n',
-     "app/pyproject.toml: [dependency-groups] includes group 'nope', which is not defined"),
-    (PEP621 + '[dependency-groups]\ntest = [3]\n',
-     "app/pyproject.toml: [dependency-groups] test: 3 is not a requirement string"),
-])
+@pytest.mark.parametrize(
+    "pyproject,message",
+    [
+        (
+            '[project]\nname = "app"\nversion = 1.0.0\n',
+            "app/pyproject.toml: invalid TOML: Expected newline or end of document after a statement "
+            "(at line 3, column 14): version = 1.0.0",
+        ),
+        ('project = "app"\n', "app/pyproject.toml: [project] must be a table, not str"),
+        (
+            PEP621 + '[project.optional-dependencies]\ntest = "pytest"\n',
+            "app/pyproject.toml: [project.optional-dependencies] must be a table of lists of requirements",
+        ),
+        (
+            PEP621 + '[project.optional-dependencies]\ntest = ["--index-url=http://evil/simple"]\n',
+            "app/pyproject.toml: [project.optional-dependencies] test: '--index-url=http://evil/simple' is not a "
+            "requirement (it reads as a pip option)",
+        ),
+        (
+            PEP621 + '[dependency-groups]\ntest = [{include-group = "dev"}]\ndev = [{include-group = "test"}]\n',
+            "app/pyproject.toml: [dependency-groups] 'test' includes itself (test -> dev -> test)",
+        ),
+        (
+            PEP621 + '[dependency-groups]\ntest = [{include-group = "nope"}]\n',
+            "app/pyproject.toml: [dependency-groups] includes group 'nope', which is not defined",
+        ),
+        (
+            PEP621 + "[dependency-groups]\ntest = [3]\n",
+            "app/pyproject.toml: [dependency-groups] test: 3 is not a requirement string",
+        ),
+    ],
+)
 def test_a_broken_pyproject_is_one_line_naming_file_and_place(tmp_path, pyproject, message):
     _app(tmp_path, {"pyproject.toml": pyproject})
     with pytest.raises(ProjectError) as err:
@@ -208,26 +248,32 @@ source = { git = "https://example.org/lib.git?rev=abc#abc" }
 def test_uv_lock_pins_index_packages_only_and_says_which_are_forked(tmp_path):
     project = detect(_app(tmp_path, {"pyproject.toml": PEP621, "uv.lock": UV_LOCK}), "app")
     assert project.constraints == ["flask==3.0.3"] and project.lock == "uv.lock"
-    assert project.notes == ["app/uv.lock: numpy locked at several versions (per platform or Python); "
-                             "pip resolves those itself"]
+    assert project.notes == [
+        "app/uv.lock: numpy locked at several versions (per platform or Python); pip resolves those itself"
+    ]
     assert project.describe() == "the project; versions locked by uv.lock"
 
 
 def test_poetry_lock_pins_all_but_paths_git_and_urls():
-    lock = {"package": [
-        {"name": "requests", "version": "2.32.3"},
-        {"name": "internal", "version": "1.0", "source": {"type": "legacy", "url": "https://pypi.example/simple"}},
-        {"name": "mylib", "version": "0.1", "source": {"type": "directory", "url": "../mylib"}},
-        {"name": "other", "version": "0.2", "source": {"type": "git", "url": "https://x/y.git"}},
-    ]}
+    lock = {
+        "package": [
+            {"name": "requests", "version": "2.32.3"},
+            {"name": "internal", "version": "1.0", "source": {"type": "legacy", "url": "https://pypi.example/simple"}},
+            {"name": "mylib", "version": "0.1", "source": {"type": "directory", "url": "../mylib"}},
+            {"name": "other", "version": "0.2", "source": {"type": "git", "url": "https://x/y.git"}},
+        ]
+    }
     assert lock_constraints(lock, "poetry.lock", "poetry.lock") == (["internal==1.0", "requests==2.32.3"], [])
 
 
 def test_poetry_project_without_a_test_extra_gets_a_note(tmp_path):
-    pyproject = ('[tool.poetry]\nname = "app"\n[tool.poetry.group.test.dependencies]\npytest-mock = "^3"\n'
-                 '[build-system]\nrequires = ["poetry-core"]\nbuild-backend = "poetry.core.masonry.api"\n')
-    project = detect(_app(tmp_path, {"pyproject.toml": pyproject, "poetry.lock": "[[package]]\nname = \"x\"\n"
-                                     "version = \"1\"\n"}), ".")
+    pyproject = (
+        '[tool.poetry]\nname = "app"\n[tool.poetry.group.test.dependencies]\npytest-mock = "^3"\n'
+        '[build-system]\nrequires = ["poetry-core"]\nbuild-backend = "poetry.core.masonry.api"\n'
+    )
+    project = detect(
+        _app(tmp_path, {"pyproject.toml": pyproject, "poetry.lock": '[[package]]\nname = "x"\nversion = "1"\n'}), "."
+    )
     assert project.pip_arguments() == ["."] and project.constraints == ["x==1"]
     assert "Poetry dependency groups are not read" in project.notes[0]
 
@@ -243,6 +289,7 @@ def test_broken_lock_and_lock_without_pyproject(tmp_path):
 
 # --- verdicts ------------------------------------------------------------------------------------
 
+
 def _c(passed=0, failed=0, skipped=0, names=()):
     return junit.Counts(passed, failed, skipped, [junit.Failure(n, "boom") for n in names])
 
@@ -250,15 +297,19 @@ def _c(passed=0, failed=0, skipped=0, names=()):
 def test_verdicts_on_a_pytest_run():
     assert judge_pytest(0, _c(4), "", "app") == []
     assert judge_pytest(5, _c(), "", "app") == [
-        "no test ran: pytest collected no tests in app (exit code 5); add tests, or check --context and --pytest-args"]
+        "no test ran: pytest collected no tests in app (exit code 5); add tests, or check --context and --pytest-args"
+    ]
     assert judge_pytest(1, _c(1, 5, names="abcde"), "", "app") == ["5 of 6 tests failed: a, b, c and 2 more"]
     assert judge_pytest(4, _c(), "ERROR: usage: unrecognized arguments: --nope", "app") == [
-        "pytest stopped with exit code 4 (usage error): ERROR: usage: unrecognized arguments: --nope"]
+        "pytest stopped with exit code 4 (usage error): ERROR: usage: unrecognized arguments: --nope"
+    ]
     assert judge_pytest(2, _c(3, 1, names=["tests.test_x"]), "Interrupted: 1 error during collection", "app") == [
-        "1 of 4 tests failed: tests.test_x", "pytest stopped with exit code 2 (interrupted): "
-        "Interrupted: 1 error during collection"]
+        "1 of 4 tests failed: tests.test_x",
+        "pytest stopped with exit code 2 (interrupted): Interrupted: 1 error during collection",
+    ]
     assert judge_pytest(1, _c(4), "FAIL Required test coverage of 90% not reached", "app") == [
-        "pytest stopped with exit code 1: FAIL Required test coverage of 90% not reached"]
+        "pytest stopped with exit code 1: FAIL Required test coverage of 90% not reached"
+    ]
 
 
 def test_verdicts_on_a_command_run():
@@ -266,26 +317,41 @@ def test_verdicts_on_a_command_run():
     assert judge_command(0, _c(), "", "r.xml") == ["no test ran: the report r.xml has no test cases"]
     assert judge_command(1, _c(1, 1, names=["t"]), "", "r.xml") == ["1 of 2 tests failed: t"]
     assert judge_command(2, _c(3), "segfault", "r.xml") == [
-        "the test command exited with code 2 though its report has no failure: segfault"]
+        "the test command exited with code 2 though its report has no failure: segfault"
+    ]
 
 
 # --- the app's environment and the options -------------------------------------------------------
 
+
 def test_the_app_gets_none_of_the_steps_python_settings_or_params():
-    env = pyenv.app_environment({"PATH": "/bin", "PYTHONPATH": "/opt/druppie/site-packages", "VIRTUAL_ENV": "/v",
-                                 "DRUPPIE_INDEX_URL": "https://u:tok@x/simple", "HOME": "/tekton/home"})
+    env = pyenv.app_environment(
+        {
+            "PATH": "/bin",
+            "PYTHONPATH": "/opt/druppie/site-packages",
+            "VIRTUAL_ENV": "/v",
+            "DRUPPIE_INDEX_URL": "https://u:tok@x/simple",
+            "HOME": "/tekton/home",
+        }
+    )
     assert env == {"PATH": "/bin", "HOME": "/tekton/home"}
     venv = pyenv.Venv(Path("/tmp/v"), [])
-    assert venv.environment({"PATH": "/bin", "PYTHONPATH": "/x"}) == {"PATH": "/tmp/v/bin:/bin",
-                                                                     "VIRTUAL_ENV": "/tmp/v"}
+    assert venv.environment({"PATH": "/bin", "PYTHONPATH": "/x"}) == {
+        "PATH": "/tmp/v/bin:/bin",
+        "VIRTUAL_ENV": "/tmp/v",
+    }
 
 
 def test_the_newest_bundled_pip_wheel_is_used(tmp_path, monkeypatch):
     import ensurepip
     import sysconfig
 
-    for name in ("pip-23.0.1-py3-none-any.whl", "pip-23.10-py3-none-any.whl", "pip-9.0-py3-none-any.whl",
-                 "setuptools-99-py3-none-any.whl"):
+    for name in (
+        "pip-23.0.1-py3-none-any.whl",
+        "pip-23.10-py3-none-any.whl",
+        "pip-9.0-py3-none-any.whl",
+        "setuptools-99-py3-none-any.whl",
+    ):
         (tmp_path / name).write_bytes(b"")
     monkeypatch.setattr(ensurepip, "__file__", str(tmp_path / "nowhere" / "__init__.py"))
     monkeypatch.setattr(pyenv, "DEBIAN_WHEELS", str(tmp_path / "nowhere"))
@@ -306,24 +372,38 @@ def test_paths_that_leave_the_workspace(value):
         relative_path(value, "--context", "apps/x")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--context", "../elsewhere"], "error: invalid --context '../elsewhere': must be a relative path inside "
-                                    "the workspace, e.g. apps/drone-service"),
-    (["--context", "nope"], "error: invalid --context 'nope': no such folder in the source {src}"),
-    (["--source", "/no/such/dir"], "error: invalid --source '/no/such/dir': no such folder"),
-    (["--report", "."], "error: invalid --report '.': must name a file, e.g. .druppie/junit.xml"),
-    (["--report", "/tmp/x.xml"], "error: invalid --report '/tmp/x.xml': must be a relative path inside the "
-                                 "workspace, e.g. .druppie/junit.xml"),
-    (["--pytest-args", "-k 'unclosed"], "error: invalid --pytest-args \"-k 'unclosed\": No closing quotation"),
-    (["--command", "make test", "--cov-fail-under", "80"],
-     "error: --pytest-args and --cov-fail-under apply to pytest; with --command pass them in it"),
-    (["--index-url", "ftp://mirror/simple"], "error: invalid --index-url 'ftp://mirror/simple': must be an "
-                                             "https://, http:// or file:// URL of a PEP 503 simple index, e.g. "
-                                             "https://pypi.example/simple"),
-    (["--wheelhouse", "/no/wheels"], "error: invalid --wheelhouse '/no/wheels': no such folder"),
-    (["--pip-cache", "/no/cache"], "error: invalid --pip-cache '/no/cache': no such folder"),
-    (["--timeout", "soon"], "error: invalid --timeout 'soon': use a duration such as 5m, 90s or 1h30m"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--context", "../elsewhere"],
+            "error: invalid --context '../elsewhere': must be a relative path inside "
+            "the workspace, e.g. apps/drone-service",
+        ),
+        (["--context", "nope"], "error: invalid --context 'nope': no such folder in the source {src}"),
+        (["--source", "/no/such/dir"], "error: invalid --source '/no/such/dir': no such folder"),
+        (["--report", "."], "error: invalid --report '.': must name a file, e.g. .druppie/junit.xml"),
+        (
+            ["--report", "/tmp/x.xml"],
+            "error: invalid --report '/tmp/x.xml': must be a relative path inside the "
+            "workspace, e.g. .druppie/junit.xml",
+        ),
+        (["--pytest-args", "-k 'unclosed"], 'error: invalid --pytest-args "-k \'unclosed": No closing quotation'),
+        (
+            ["--command", "make test", "--cov-fail-under", "80"],
+            "error: --pytest-args and --cov-fail-under apply to pytest; with --command pass them in it",
+        ),
+        (
+            ["--index-url", "ftp://mirror/simple"],
+            "error: invalid --index-url 'ftp://mirror/simple': must be an "
+            "https://, http:// or file:// URL of a PEP 503 simple index, e.g. "
+            "https://pypi.example/simple",
+        ),
+        (["--wheelhouse", "/no/wheels"], "error: invalid --wheelhouse '/no/wheels': no such folder"),
+        (["--pip-cache", "/no/cache"], "error: invalid --pip-cache '/no/cache': no such folder"),
+        (["--timeout", "soon"], "error: invalid --timeout 'soon': use a duration such as 5m, 90s or 1h30m"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     results = tmp_path / "results"
     assert main(["test", "--source", str(tmp_path), *args, "--results-dir", str(results)]) == 2
@@ -335,8 +415,10 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
 def test_a_folder_without_a_project_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "web").mkdir()
     assert main(["test", "--source", str(tmp_path), "--context", "web"]) == 2
-    assert capsys.readouterr().err == ("error: web: no Python project here (no pyproject.toml, setup.py or "
-                                       "requirements.txt); for an app of another kind pass --command\n")
+    assert capsys.readouterr().err == (
+        "error: web: no Python project here (no pyproject.toml, setup.py or "
+        "requirements.txt); for an app of another kind pass --command\n"
+    )
 
 
 def test_coverage_threshold_range_is_checked_by_click(tmp_path, capsys):

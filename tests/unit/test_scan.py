@@ -19,38 +19,72 @@ TOKEN = "ghp_UtQ2ss1Il14GzuySgVhsQODuFH0ML9qKipFU"  # the planted-secret variant
 
 
 def finding(rule="B602", severity="high", path="app/x.py", line=3, scanner="code", aliases=()):
-    return Finding(scanner=scanner, tool="bandit", rule=rule, severity=severity, path=path, line=line,
-                   message="m", aliases=aliases)
+    return Finding(
+        scanner=scanner, tool="bandit", rule=rule, severity=severity, path=path, line=line, message="m", aliases=aliases
+    )
 
 
 # --- normalising each tool's report (shapes as the tools write them) ---
 
+
 def test_bandit_report_is_normalised_and_hides_quoted_passwords(tmp_path):
-    report = {"errors": [{"filename": "./old.py", "reason": "syntax error while parsing AST from file"}],
-              "results": [
-                  {"test_id": "B602", "test_name": "subprocess_popen_with_shell_equals_true",
-                   "issue_severity": "HIGH", "issue_confidence": "HIGH", "filename": "./drone_service/diag.py",
-                   "line_number": 11, "issue_text": "subprocess call with shell=True identified, security issue.",
-                   "more_info": "https://bandit.readthedocs.io/en/1.9.4/plugins/b602.html", "code": "11 x\n"},
-                  {"test_id": "B105", "test_name": "hardcoded_password_string", "issue_severity": "LOW",
-                   "issue_confidence": "MEDIUM", "filename": "./s.py", "line_number": 8,
-                   "issue_text": f"Possible hardcoded password: '{TOKEN}'", "code": f"8 T = '{TOKEN}'\n"},
-              ]}
+    report = {
+        "errors": [{"filename": "./old.py", "reason": "syntax error while parsing AST from file"}],
+        "results": [
+            {
+                "test_id": "B602",
+                "test_name": "subprocess_popen_with_shell_equals_true",
+                "issue_severity": "HIGH",
+                "issue_confidence": "HIGH",
+                "filename": "./drone_service/diag.py",
+                "line_number": 11,
+                "issue_text": "subprocess call with shell=True identified, security issue.",
+                "more_info": "https://bandit.readthedocs.io/en/1.9.4/plugins/b602.html",
+                "code": "11 x\n",
+            },
+            {
+                "test_id": "B105",
+                "test_name": "hardcoded_password_string",
+                "issue_severity": "LOW",
+                "issue_confidence": "MEDIUM",
+                "filename": "./s.py",
+                "line_number": 8,
+                "issue_text": f"Possible hardcoded password: '{TOKEN}'",
+                "code": f"8 T = '{TOKEN}'\n",
+            },
+        ],
+    }
     findings, notes = bandit.parse(report, tmp_path)
     assert [(f.rule, f.severity, f.path, f.line) for f in findings] == [
-        ("B602", "high", "drone_service/diag.py", 11), ("B105", "low", "s.py", 8)]
+        ("B602", "high", "drone_service/diag.py", 11),
+        ("B105", "low", "s.py", 8),
+    ]
     assert findings[0].message == "subprocess call with shell=True identified, security issue. (confidence high)"
     assert TOKEN not in findings[1].message and "value not shown" in findings[1].message
     assert notes == ["bandit could not read old.py: syntax error while parsing AST from file"]
 
 
 def test_gitleaks_report_keeps_rule_and_place_never_the_secret(tmp_path):
-    report = [{"RuleID": "github-pat", "Description": "Uncovered a GitHub Personal Access Token.",
-               "StartLine": 8, "File": "drone_service/settings.py", "Match": TOKEN, "Secret": TOKEN,
-               "Line": f'GITHUB_TOKEN = "{TOKEN}"', "Fingerprint": "drone_service/settings.py:github-pat:8"}]
+    report = [
+        {
+            "RuleID": "github-pat",
+            "Description": "Uncovered a GitHub Personal Access Token.",
+            "StartLine": 8,
+            "File": "drone_service/settings.py",
+            "Match": TOKEN,
+            "Secret": TOKEN,
+            "Line": f'GITHUB_TOKEN = "{TOKEN}"',
+            "Fingerprint": "drone_service/settings.py:github-pat:8",
+        }
+    ]
     [f] = gitleaks.parse(report, tmp_path)
-    assert (f.rule, f.severity, f.path, f.line, f.scanner) == ("github-pat", "high", "drone_service/settings.py", 8,
-                                                                "secrets")
+    assert (f.rule, f.severity, f.path, f.line, f.scanner) == (
+        "github-pat",
+        "high",
+        "drone_service/settings.py",
+        8,
+        "secrets",
+    )
     assert TOKEN not in repr(f)
 
 
@@ -59,20 +93,53 @@ def test_gitleaks_config_extends_the_default_rules():
     assert "useDefault = true" in text and r"\.venv" in text and "node_modules" in text
 
 
-OSV_REPORT = {"results": [{"source": {"path": "/src/requirements.txt", "type": "lockfile"}, "packages": [
-    {"package": {"name": "pyyaml", "version": "5.3.1", "ecosystem": "PyPI"},
-     "groups": [{"ids": ["GHSA-8q59-q68h-6hv4", "PYSEC-2021-142"], "aliases": ["CVE-2020-14343"],
-                 "max_severity": "9.8"}],
-     "vulnerabilities": [
-         {"id": "GHSA-8q59-q68h-6hv4", "summary": "Improper Input Validation in PyYAML",
-          "database_specific": {"severity": "CRITICAL"},
-          "affected": [{"package": {"name": "pyyaml", "ecosystem": "PyPI"},
-                        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "5.4"}]}]}]},
-         {"id": "PYSEC-2021-142", "affected": []}]},
-    {"package": {"name": "requests", "version": "2.31.0", "ecosystem": "PyPI"},
-     "groups": [{"ids": ["GHSA-9wx4-h78v-vm56"], "aliases": ["CVE-2024-35195"], "max_severity": "5.6"}],
-     "vulnerabilities": [{"id": "GHSA-9wx4-h78v-vm56", "summary": "Requests Session ...",
-                          "database_specific": {"severity": "MODERATE"}, "affected": []}]}]}]}
+OSV_REPORT = {
+    "results": [
+        {
+            "source": {"path": "/src/requirements.txt", "type": "lockfile"},
+            "packages": [
+                {
+                    "package": {"name": "pyyaml", "version": "5.3.1", "ecosystem": "PyPI"},
+                    "groups": [
+                        {
+                            "ids": ["GHSA-8q59-q68h-6hv4", "PYSEC-2021-142"],
+                            "aliases": ["CVE-2020-14343"],
+                            "max_severity": "9.8",
+                        }
+                    ],
+                    "vulnerabilities": [
+                        {
+                            "id": "GHSA-8q59-q68h-6hv4",
+                            "summary": "Improper Input Validation in PyYAML",
+                            "database_specific": {"severity": "CRITICAL"},
+                            "affected": [
+                                {
+                                    "package": {"name": "pyyaml", "ecosystem": "PyPI"},
+                                    "ranges": [
+                                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "5.4"}]}
+                                    ],
+                                }
+                            ],
+                        },
+                        {"id": "PYSEC-2021-142", "affected": []},
+                    ],
+                },
+                {
+                    "package": {"name": "requests", "version": "2.31.0", "ecosystem": "PyPI"},
+                    "groups": [{"ids": ["GHSA-9wx4-h78v-vm56"], "aliases": ["CVE-2024-35195"], "max_severity": "5.6"}],
+                    "vulnerabilities": [
+                        {
+                            "id": "GHSA-9wx4-h78v-vm56",
+                            "summary": "Requests Session ...",
+                            "database_specific": {"severity": "MODERATE"},
+                            "affected": [],
+                        }
+                    ],
+                },
+            ],
+        }
+    ]
+}
 
 
 def test_osv_report_is_one_finding_per_advisory_group(tmp_path):
@@ -80,32 +147,62 @@ def test_osv_report_is_one_finding_per_advisory_group(tmp_path):
     report = json.loads(json.dumps(OSV_REPORT).replace("/src", str(tmp_path)))
     pyyaml, requests = osv.parse(report, tmp_path)
     assert (pyyaml.rule, pyyaml.severity, pyyaml.path, pyyaml.line) == (
-        "GHSA-8q59-q68h-6hv4", "critical", "requirements.txt", 3)
+        "GHSA-8q59-q68h-6hv4",
+        "critical",
+        "requirements.txt",
+        3,
+    )
     assert set(pyyaml.aliases) == {"CVE-2020-14343", "PYSEC-2021-142"}
-    assert pyyaml.message == ("pyyaml 5.3.1: GHSA-8q59-q68h-6hv4 (CVE-2020-14343): Improper Input Validation in "
-                              "PyYAML; fixed in 5.4")
+    assert pyyaml.message == (
+        "pyyaml 5.3.1: GHSA-8q59-q68h-6hv4 (CVE-2020-14343): Improper Input Validation in PyYAML; fixed in 5.4"
+    )
     assert (requests.rule, requests.severity, requests.line) == ("GHSA-9wx4-h78v-vm56", "medium", 2)
 
 
-@pytest.mark.parametrize("labels,score,expected", [
-    (["CRITICAL"], "", "critical"), (["MODERATE"], "9.8", "medium"), (["LOW", "HIGH"], "", "high"),
-    ([], "9.0", "critical"), ([], "7.5", "high"), ([], "4.0", "medium"), ([], "3.9", "low"), ([], "", "medium"),
-    (["negligible"], "", "info"),
-])
+@pytest.mark.parametrize(
+    "labels,score,expected",
+    [
+        (["CRITICAL"], "", "critical"),
+        (["MODERATE"], "9.8", "medium"),
+        (["LOW", "HIGH"], "", "high"),
+        ([], "9.0", "critical"),
+        ([], "7.5", "high"),
+        ([], "4.0", "medium"),
+        ([], "3.9", "low"),
+        ([], "", "medium"),
+        (["negligible"], "", "info"),
+    ],
+)
 def test_osv_severity_prefers_the_advisory_label_then_cvss(labels, score, expected):
     vulns = [{"database_specific": {"severity": label}} for label in labels]
     assert osv.severity_of(vulns, score) == expected
 
 
-TRIVY_REPORT = {"SchemaVersion": 2, "ArtifactName": ".", "Results": [
-    {"Target": "Containerfile", "Class": "config", "Type": "dockerfile",
-     "Misconfigurations": [
-         {"ID": "DS-0002", "AVDID": "AVD-DS-0002", "Title": "Image user should not be 'root'",
-          "Message": "Last USER command in Dockerfile should not be 'root'", "Severity": "HIGH",
-          "PrimaryURL": "https://avd.aquasec.com/misconfig/ds-0002", "Status": "FAIL",
-          "CauseMetadata": {"StartLine": 6, "EndLine": 6}},
-         {"ID": "DS-0026", "Title": "No HEALTHCHECK defined", "Severity": "LOW", "Status": "PASS"}]},
-    {"Target": "requirements.txt", "Class": "lang-pkgs"}]}
+TRIVY_REPORT = {
+    "SchemaVersion": 2,
+    "ArtifactName": ".",
+    "Results": [
+        {
+            "Target": "Containerfile",
+            "Class": "config",
+            "Type": "dockerfile",
+            "Misconfigurations": [
+                {
+                    "ID": "DS-0002",
+                    "AVDID": "AVD-DS-0002",
+                    "Title": "Image user should not be 'root'",
+                    "Message": "Last USER command in Dockerfile should not be 'root'",
+                    "Severity": "HIGH",
+                    "PrimaryURL": "https://avd.aquasec.com/misconfig/ds-0002",
+                    "Status": "FAIL",
+                    "CauseMetadata": {"StartLine": 6, "EndLine": 6},
+                },
+                {"ID": "DS-0026", "Title": "No HEALTHCHECK defined", "Severity": "LOW", "Status": "PASS"},
+            ],
+        },
+        {"Target": "requirements.txt", "Class": "lang-pkgs"},
+    ],
+}
 
 
 def test_trivy_report_keeps_failures_only(tmp_path):
@@ -131,12 +228,16 @@ TODAY = dt.date(2026, 11, 26)
 
 
 def test_ignore_entries_suppress_by_rule_alias_and_path_until_they_expire():
-    entries = ignore.parse({"ignore": [
-        {"rule": "B602", "path": "tools/*", "reason": "fixed command", "expires": dt.date(2026, 11, 26)},
-        {"rule": "CVE-2020-14343", "reason": "not reachable", "expires": "2026-12-31"},
-        {"rule": "github-pat", "path": "x.py", "reason": "old", "expires": dt.date(2026, 11, 25)},
-        {"rule": "DS-*", "path": "nothing/*", "reason": "unused", "expires": dt.date(2027, 1, 1)},
-    ]})
+    entries = ignore.parse(
+        {
+            "ignore": [
+                {"rule": "B602", "path": "tools/*", "reason": "fixed command", "expires": dt.date(2026, 11, 26)},
+                {"rule": "CVE-2020-14343", "reason": "not reachable", "expires": "2026-12-31"},
+                {"rule": "github-pat", "path": "x.py", "reason": "old", "expires": dt.date(2026, 11, 25)},
+                {"rule": "DS-*", "path": "nothing/*", "reason": "unused", "expires": dt.date(2027, 1, 1)},
+            ]
+        }
+    )
     kept_b602 = finding(path="app/x.py")
     tools_b602 = finding(path="tools/deep/run.py")
     vuln = finding(rule="GHSA-8q59-q68h-6hv4", severity="critical", scanner="deps", aliases=("CVE-2020-14343",))
@@ -154,20 +255,33 @@ def test_ignore_entry_counts_through_its_expiry_day():
     assert len(ignore.apply([finding(rule="B101")], [entry], dt.date(2026, 11, 27)).kept) == 1
 
 
-@pytest.mark.parametrize("doc,message", [
-    ([{"rule": "B1"}], "must be a mapping with one key, ignore"),
-    ({"ignore": {"rule": "B1"}}, "ignore must be a list"),
-    ({"ignore": [{"rule": "B602", "path": "a", "expires": "2026-12-31"}]},
-     "entry 1 (rule B602): reason is required"),
-    ({"ignore": [{"rule": "B602", "reason": "r"}]}, "entry 1 (rule B602): expires is required"),
-    ({"ignore": [{"rule": "B602", "reason": "r", "expires": "2026-13-01"}]},
-     "entry 1 (rule B602): expires '2026-13-01' is not a date YYYY-MM-DD"),
-    ({"ignore": [{"rule": "B1", "reason": "r", "expires": "2026-12-31"},
-                 {"rule": "B602", "reason": "r", "expiry": "2026-12-31"}]},
-     "entry 2 (rule B602): unknown key 'expiry'"),
-    ({"ignore": [{"reason": "r", "expires": "2026-12-31"}]}, "entry 1: rule is required"),
-    ({"ignore": ["B602"]}, "entry 1: must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "doc,message",
+    [
+        ([{"rule": "B1"}], "must be a mapping with one key, ignore"),
+        ({"ignore": {"rule": "B1"}}, "ignore must be a list"),
+        (
+            {"ignore": [{"rule": "B602", "path": "a", "expires": "2026-12-31"}]},
+            "entry 1 (rule B602): reason is required",
+        ),
+        ({"ignore": [{"rule": "B602", "reason": "r"}]}, "entry 1 (rule B602): expires is required"),
+        (
+            {"ignore": [{"rule": "B602", "reason": "r", "expires": "2026-13-01"}]},
+            "entry 1 (rule B602): expires '2026-13-01' is not a date YYYY-MM-DD",
+        ),
+        (
+            {
+                "ignore": [
+                    {"rule": "B1", "reason": "r", "expires": "2026-12-31"},
+                    {"rule": "B602", "reason": "r", "expiry": "2026-12-31"},
+                ]
+            },
+            "entry 2 (rule B602): unknown key 'expiry'",
+        ),
+        ({"ignore": [{"reason": "r", "expires": "2026-12-31"}]}, "entry 1: rule is required"),
+        ({"ignore": ["B602"]}, "entry 1: must be a mapping"),
+    ],
+)
 def test_malformed_ignore_file_names_file_and_entry(doc, message):
     with pytest.raises(InvalidInput) as err:
         ignore.parse(doc)
@@ -183,6 +297,7 @@ def test_ignore_file_that_is_not_yaml_names_its_line(tmp_path):
 
 # --- SARIF ---
 
+
 def test_sarif_has_one_run_per_scanner_with_rules_results_and_suppressions():
     entry = ignore.parse({"ignore": [{"rule": "B101", "reason": "tests", "expires": "2027-01-01"}]})[0]
     outcomes = [ScanOutcome("code", "bandit", "1.9.4"), ScanOutcome("deps", "osv-scanner", skipped="no lockfile")]
@@ -197,11 +312,15 @@ def test_sarif_has_one_run_per_scanner_with_rules_results_and_suppressions():
     first, second, third = code["results"]
     assert first["level"] == "error" and first["ruleIndex"] == 0
     assert first["locations"][0]["physicalLocation"] == {
-        "artifactLocation": {"uri": "a%20b/x.py", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 3}}
+        "artifactLocation": {"uri": "a%20b/x.py", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 3},
+    }
     assert "region" not in second["locations"][0]["physicalLocation"]
     assert third["suppressions"][0]["kind"] == "external" and "tests" in third["suppressions"][0]["justification"]
-    assert deps["results"] == [] and "no lockfile" in deps["invocations"][0]["toolExecutionNotifications"][0][
-        "message"]["text"]
+    assert (
+        deps["results"] == []
+        and "no lockfile" in deps["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
+    )
     assert_sarif_shape(doc)
 
 
@@ -223,26 +342,37 @@ def assert_sarif_shape(doc: dict) -> None:
 
 # --- options and the verdict ---
 
+
 def test_fail_on_counts_findings_at_or_above_the_level():
     findings = [finding(severity=s) for s in ("critical", "high", "medium", "low", "info")]
-    assert [len(step.fails(findings, level)) for level in ("critical", "high", "medium", "low", "info", "never")] == \
-        [1, 2, 3, 4, 5, 0]
+    assert [len(step.fails(findings, level)) for level in ("critical", "high", "medium", "low", "info", "never")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        0,
+    ]
     assert step.counts(findings) == {"critical": 1, "high": 1, "medium": 1, "low": 1, "info": 1}
 
 
-@pytest.mark.parametrize("value,expected", [("all", list(step.SCANNERS)), ("deps, code", ["code", "deps"]),
-                                            ("SECRETS", ["secrets"])])
+@pytest.mark.parametrize(
+    "value,expected", [("all", list(step.SCANNERS)), ("deps, code", ["code", "deps"]), ("SECRETS", ["secrets"])]
+)
 def test_scanner_selection(value, expected):
     assert step.parse_scanners(value) == expected
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda: step.parse_scanners("code,sast"), "invalid --scanners 'code,sast': unknown scanner 'sast'"),
-    (lambda: step.parse_scanners(" , "), "invalid --scanners ' , ': empty"),
-    (lambda: step.parse_fail_on("severe"), "invalid --fail-on 'severe': use one of critical, high, medium"),
-    (lambda: step.parse_age("a week"), "invalid --max-db-age 'a week': use a duration such as 7d"),
-    (lambda: step.parse_age("7days"), "invalid --max-db-age '7days'"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda: step.parse_scanners("code,sast"), "invalid --scanners 'code,sast': unknown scanner 'sast'"),
+        (lambda: step.parse_scanners(" , "), "invalid --scanners ' , ': empty"),
+        (lambda: step.parse_fail_on("severe"), "invalid --fail-on 'severe': use one of critical, high, medium"),
+        (lambda: step.parse_age("a week"), "invalid --max-db-age 'a week': use a duration such as 7d"),
+        (lambda: step.parse_age("7days"), "invalid --max-db-age '7days'"),
+    ],
+)
 def test_bad_options_are_one_line_naming_the_value(call, message):
     with pytest.raises(InvalidInput) as err:
         call()
@@ -256,6 +386,7 @@ def test_ages():
 
 
 # --- the advisory database ---
+
 
 def test_db_from_unpacked_advisories_gets_osv_scanners_layout(tmp_path):
     db = osv.find_db(OSV_DB)
@@ -273,18 +404,18 @@ def test_db_as_osv_publishes_it_is_linked_not_copied(tmp_path):
     db = osv.find_db(tmp_path / "db")
     target = osv.lay_out(db, tmp_path / "scratch") / "osv-scalibr" / "PyPI" / "all.zip"
     assert target.is_symlink() and target.resolve() == (tmp_path / "db" / "PyPI" / "all.zip").resolve()
-    assert osv.db_updated(db) == dt.datetime(2024, 5, 20, 22, 7, 29, tzinfo=dt.timezone.utc)
+    assert osv.db_updated(db) == dt.datetime(2024, 5, 20, 22, 7, 29, tzinfo=dt.UTC)
 
 
 def test_db_age_from_its_stamp_else_its_newest_advisory(tmp_path):
     db = osv.find_db(OSV_DB)
-    assert osv.db_updated(db) == dt.datetime(2024, 5, 20, 22, 7, 29, tzinfo=dt.timezone.utc)
+    assert osv.db_updated(db) == dt.datetime(2024, 5, 20, 22, 7, 29, tzinfo=dt.UTC)
     assert db.age_from == "the newest advisory"
     (tmp_path / "PyPI").mkdir()
     (tmp_path / "PyPI" / "a.json").write_text('{"id": "X", "modified": "2026-01-01T00:00:00Z"}')
     (tmp_path / "last-updated").write_text("2026-11-26T06:00:00Z\n")
     stamped = osv.find_db(tmp_path)
-    assert osv.db_updated(stamped) == dt.datetime(2026, 11, 26, 6, tzinfo=dt.timezone.utc)
+    assert osv.db_updated(stamped) == dt.datetime(2026, 11, 26, 6, tzinfo=dt.UTC)
     assert stamped.age_from == "last-updated"
     (tmp_path / "last-updated").write_text("yesterday")
     with pytest.raises(InvalidInput, match="holds 'yesterday', not an ISO 8601 time"):
@@ -301,7 +432,7 @@ def test_db_folder_without_a_database_is_refused(tmp_path):
 def test_stale_db_fails_past_max_age_and_warns_before(tmp_path, capsys):
     (tmp_path / "PyPI").mkdir()
     (tmp_path / "PyPI" / "a.json").write_text('{"id": "X", "modified": "2020-01-01T00:00:00Z"}')
-    three_days = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3, hours=1)
+    three_days = dt.datetime.now(dt.UTC) - dt.timedelta(days=3, hours=1)
     (tmp_path / "last-updated").write_text(three_days.isoformat())
     step._check_db(tmp_path, step.parse_age("7d"), "7d")
     err = capsys.readouterr().err

@@ -14,19 +14,37 @@ APPS_SHA = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
 DIGEST = "sha256:" + "ab12" * 16
 IMAGE = "registry.example/druppie/drone-service:1.0.1767225600"
 ALL = ("clone", "test", "scan", "build", "tag-commit", "flux-wait")
-TASKS = {"clone": "druppie-git-clone", "test": "druppie-test", "scan": "druppie-scan", "build": "druppie-build",
-         "tag-commit": "druppie-tag-commit", "flux-wait": "druppie-flux-reconcile-wait"}
+TASKS = {
+    "clone": "druppie-git-clone",
+    "test": "druppie-test",
+    "scan": "druppie-scan",
+    "build": "druppie-build",
+    "tag-commit": "druppie-tag-commit",
+    "flux-wait": "druppie-flux-reconcile-wait",
+}
 
 
-def taskrun(task: str, reason: str = "Succeeded", results: dict | None = None, seconds: int = 10,
-            message: str = "All Steps have completed executing", created: str = "2026-01-01T10:00:00Z",
-            name: str | None = None) -> dict:
+def taskrun(
+    task: str,
+    reason: str = "Succeeded",
+    results: dict | None = None,
+    seconds: int = 10,
+    message: str = "All Steps have completed executing",
+    created: str = "2026-01-01T10:00:00Z",
+    name: str | None = None,
+) -> dict:
     """A TaskRun as the API returns it (tekton.dev/v1), trimmed to what the summary reads."""
     status = "True" if reason == "Succeeded" else "False"
     return {
-        "metadata": {"name": name or f"{PR}-{task}", "creationTimestamp": created,
-                     "labels": {"tekton.dev/pipelineRun": PR, "tekton.dev/pipelineTask": task,
-                                "tekton.dev/task": TASKS.get(task, task)}},
+        "metadata": {
+            "name": name or f"{PR}-{task}",
+            "creationTimestamp": created,
+            "labels": {
+                "tekton.dev/pipelineRun": PR,
+                "tekton.dev/pipelineTask": task,
+                "tekton.dev/task": TASKS.get(task, task),
+            },
+        },
         "status": {
             "startTime": "2026-01-01T10:00:00Z",
             "completionTime": f"2026-01-01T10:{seconds // 60:02d}:{seconds % 60:02d}Z",
@@ -36,18 +54,45 @@ def taskrun(task: str, reason: str = "Succeeded", results: dict | None = None, s
     }
 
 
-CLONE = taskrun("clone", results={"commit": SHA, "url": "https://github.com/waterschap/drone-service.git",
-                                  "committer-date": "1767225600"}, seconds=3)
-TEST_OK = taskrun("test", results={"passed": "11", "failed": "0", "skipped": "0", "report": ".druppie/junit.xml",
-                                   "coverage": ""}, seconds=41)
-SCAN_OK = taskrun("scan", results={"critical": "0", "high": "0", "medium": "1", "low": "0", "info": "0",
-                                   "report": ".druppie/scan.sarif"}, seconds=18)
-BUILD = taskrun("build", results={"IMAGE_URL": IMAGE, "IMAGE_DIGEST": DIGEST, "IMAGE_TAGS": "1.0.1767225600,4f0c2a9",
-                                  "sbom": ".druppie/sbom.cdx.json"}, seconds=125)
-TAG = taskrun("tag-commit", results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "true",
-                                     "previous-tag": "1.0.4"}, seconds=4)
-WAIT = taskrun("flux-wait", results={"applied-revision": f"main@sha1:{APPS_SHA}", "duration-seconds": "21.3",
-                                     "reason": "ReconciliationSucceeded"}, seconds=22)
+CLONE = taskrun(
+    "clone",
+    results={"commit": SHA, "url": "https://github.com/waterschap/drone-service.git", "committer-date": "1767225600"},
+    seconds=3,
+)
+TEST_OK = taskrun(
+    "test",
+    results={"passed": "11", "failed": "0", "skipped": "0", "report": ".druppie/junit.xml", "coverage": ""},
+    seconds=41,
+)
+SCAN_OK = taskrun(
+    "scan",
+    results={"critical": "0", "high": "0", "medium": "1", "low": "0", "info": "0", "report": ".druppie/scan.sarif"},
+    seconds=18,
+)
+BUILD = taskrun(
+    "build",
+    results={
+        "IMAGE_URL": IMAGE,
+        "IMAGE_DIGEST": DIGEST,
+        "IMAGE_TAGS": "1.0.1767225600,4f0c2a9",
+        "sbom": ".druppie/sbom.cdx.json",
+    },
+    seconds=125,
+)
+TAG = taskrun(
+    "tag-commit",
+    results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "true", "previous-tag": "1.0.4"},
+    seconds=4,
+)
+WAIT = taskrun(
+    "flux-wait",
+    results={
+        "applied-revision": f"main@sha1:{APPS_SHA}",
+        "duration-seconds": "21.3",
+        "reason": "ReconciliationSucceeded",
+    },
+    seconds=22,
+)
 
 
 def statuses(**given: str) -> list[tuple[str, str, str]]:
@@ -61,8 +106,12 @@ def statuses(**given: str) -> list[tuple[str, str, str]]:
 
 def test_parse_statuses_as_tekton_substitutes_them():
     text = "clone Succeeded Succeeded\ntest Failed Failed\n\nscan Succeeded Succeeded\nbuild None \n"
-    assert s.parse_statuses(text) == [("clone", "Succeeded", "Succeeded"), ("test", "Failed", "Failed"),
-                                      ("scan", "Succeeded", "Succeeded"), ("build", "None", "")]
+    assert s.parse_statuses(text) == [
+        ("clone", "Succeeded", "Succeeded"),
+        ("test", "Failed", "Failed"),
+        ("scan", "Succeeded", "Succeeded"),
+        ("build", "None", ""),
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "clone", "clone Done", "clone $(tasks.clone.status)", "a Failed b c"])
@@ -74,35 +123,68 @@ def test_parse_statuses_refuses_what_tekton_never_writes(text):
 def test_a_successful_run_names_image_digest_gitops_commit_and_applied_revision():
     text, results = s.summarise(statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT], NS)
     assert results == {
-        "status": "Succeeded", "failed-task": "", "failed-reason": "",
+        "status": "Succeeded",
+        "failed-task": "",
+        "failed-reason": "",
         "summary": f"Succeeded: built {IMAGE}@{DIGEST}, GitOps commit {APPS_SHA[:12]}, "
-                   f"Flux applied main@sha1:{APPS_SHA[:12]}",
+        f"Flux applied main@sha1:{APPS_SHA[:12]}",
     }
     lines = text.splitlines()
     assert lines[0].split() == ["task", "status", "duration", "key", "results"]
-    assert lines[1].split() == ["clone", "Succeeded", "3s", f"commit={SHA[:12]}",
-                                "url=https://github.com/waterschap/drone-service.git"]
-    assert lines[2].split() == ["test", "Succeeded", "41s", "passed=11", "failed=0", "skipped=0"]  # empty coverage left out
+    assert lines[1].split() == [
+        "clone",
+        "Succeeded",
+        "3s",
+        f"commit={SHA[:12]}",
+        "url=https://github.com/waterschap/drone-service.git",
+    ]
+    assert lines[2].split() == [
+        "test",
+        "Succeeded",
+        "41s",
+        "passed=11",
+        "failed=0",
+        "skipped=0",
+    ]  # empty coverage left out
     assert lines[3].split() == ["scan", "Succeeded", "18s", "critical=0", "high=0", "medium=1", "low=0"]
     assert lines[4].split() == ["build", "Succeeded", "2m05s", f"IMAGE_URL={IMAGE}", f"IMAGE_DIGEST={DIGEST[:19]}"]
-    assert lines[5].split() == ["tag-commit", "Succeeded", "4s", f"commit={APPS_SHA[:12]}", "changed=true",
-                                "previous-tag=1.0.4"]
-    assert lines[6].split() == ["flux-wait", "Succeeded", "22s", f"applied-revision=main@sha1:{APPS_SHA[:12]}",
-                                "reason=ReconciliationSucceeded"]
+    assert lines[5].split() == [
+        "tag-commit",
+        "Succeeded",
+        "4s",
+        f"commit={APPS_SHA[:12]}",
+        "changed=true",
+        "previous-tag=1.0.4",
+    ]
+    assert lines[6].split() == [
+        "flux-wait",
+        "Succeeded",
+        "22s",
+        f"applied-revision=main@sha1:{APPS_SHA[:12]}",
+        "reason=ReconciliationSucceeded",
+    ]
     assert lines[7] == "" and lines[8] == results["summary"] and len(lines) == 9
     # The columns line up.
     assert len({line.index(" Succeeded") for line in lines[1:7] if "Succeeded" in line}) == 1
 
 
 def test_a_failed_test_names_the_task_its_reason_its_counts_and_the_log_command():
-    test = taskrun("test", "Failed", {"passed": "11", "failed": "1", "skipped": "0", "report": "r", "coverage": ""},
-                   message='"step-test" exited with code 1', seconds=39)
+    test = taskrun(
+        "test",
+        "Failed",
+        {"passed": "11", "failed": "1", "skipped": "0", "report": "r", "coverage": ""},
+        message='"step-test" exited with code 1',
+        seconds=39,
+    )
     given = statuses(test="Failed Failed", build="None", tag_commit="None", flux_wait="None")
     text, results = s.summarise(given, [CLONE, test, SCAN_OK], NS)
-    why = (f'Failed: "step-test" exited with code 1 (passed=11 failed=1 skipped=0) '
-           f"log: tkn taskrun logs {PR}-test -n ci")
-    assert results == {"status": "Failed", "failed-task": "test", "failed-reason": f"test: {why}",
-                       "summary": "Failed at test (Failed); not run: build, tag-commit, flux-wait"}
+    why = f'Failed: "step-test" exited with code 1 (passed=11 failed=1 skipped=0) log: tkn taskrun logs {PR}-test -n ci'
+    assert results == {
+        "status": "Failed",
+        "failed-task": "test",
+        "failed-reason": f"test: {why}",
+        "summary": "Failed at test (Failed); not run: build, tag-commit, flux-wait",
+    }
     rows = {line.split()[0]: line for line in text.splitlines()[1:7]}
     assert rows["test"].split()[:3] == ["test", "Failed", "39s"]
     assert rows["build"].split() == ["build", "not", "run", "-", "-"]
@@ -110,10 +192,15 @@ def test_a_failed_test_names_the_task_its_reason_its_counts_and_the_log_command(
 
 
 def test_test_and_scan_failing_together_are_both_named():
-    test = taskrun("test", "Failed", {"passed": "3", "failed": "2", "skipped": "0"},
-                   message='"step-test" exited with code 1')
-    scan = taskrun("scan", "Failed", {"critical": "0", "high": "2", "medium": "0", "low": "0"},
-                   message='"step-scan" exited with code 1')
+    test = taskrun(
+        "test", "Failed", {"passed": "3", "failed": "2", "skipped": "0"}, message='"step-test" exited with code 1'
+    )
+    scan = taskrun(
+        "scan",
+        "Failed",
+        {"critical": "0", "high": "2", "medium": "0", "low": "0"},
+        message='"step-scan" exited with code 1',
+    )
     given = statuses(test="Failed Failed", scan="Failed Failed", build="None", tag_commit="None", flux_wait="None")
     _, results = s.summarise(given, [CLONE, test, scan], NS)
     assert results["failed-task"] == "test,scan"
@@ -123,28 +210,33 @@ def test_test_and_scan_failing_together_are_both_named():
 
 
 def test_a_timeout_shows_tektons_reason_in_the_status_column():
-    wait = taskrun("flux-wait", "TaskRunTimeout", message=f'TaskRun "{PR}-flux-wait" failed to finish within "5m0s"',
-                   seconds=300)
+    wait = taskrun(
+        "flux-wait", "TaskRunTimeout", message=f'TaskRun "{PR}-flux-wait" failed to finish within "5m0s"', seconds=300
+    )
     given = statuses(flux_wait="Failed TaskRunTimeout")
     text, results = s.summarise(given, [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, wait], NS)
     assert "flux-wait   Failed (TaskRunTimeout)  5m00s" in text
     assert results["failed-reason"].startswith(f'flux-wait: TaskRunTimeout: TaskRun "{PR}-flux-wait" failed to finish')
     # What did happen is still said: the image was built and the tag committed.
-    assert results["summary"] == (f"Failed at flux-wait (TaskRunTimeout); built {IMAGE}@{DIGEST}, "
-                                  f"GitOps commit {APPS_SHA[:12]}")
+    assert results["summary"] == (
+        f"Failed at flux-wait (TaskRunTimeout); built {IMAGE}@{DIGEST}, GitOps commit {APPS_SHA[:12]}"
+    )
 
 
 def test_a_tag_that_was_already_there_or_newer_says_nothing_was_deployed():
-    tag = taskrun("tag-commit", results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "false",
-                                         "previous-tag": "1.2.0"})
+    tag = taskrun(
+        "tag-commit",
+        results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "false", "previous-tag": "1.2.0"},
+    )
     _, results = s.summarise(statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, tag, WAIT], NS)
     assert f"GitOps commit {APPS_SHA[:12]} unchanged (already at 1.2.0; nothing deployed)" in results["summary"]
 
 
 def test_the_newest_taskrun_of_a_retried_task_counts():
     first = taskrun("test", "Failed", {"failed": "1"}, created="2026-01-01T10:00:00Z", name=f"{PR}-test")
-    retry = taskrun("test", results={"passed": "12", "failed": "0"}, created="2026-01-01T10:01:00Z",
-                    name=f"{PR}-test-retry1")
+    retry = taskrun(
+        "test", results={"passed": "12", "failed": "0"}, created="2026-01-01T10:01:00Z", name=f"{PR}-test-retry1"
+    )
     assert s.latest_per_task([retry, first])["test"] is retry
     assert s.latest_per_task([first, retry])["test"] is retry
 
@@ -159,8 +251,9 @@ def test_without_taskruns_the_statuses_alone_give_the_verdict():
 
 
 def test_a_failure_without_a_taskrun_keeps_tektons_reason():
-    given = statuses(clone="Failed CouldntGetTask", test="None", scan="None", build="None", tag_commit="None",
-                     flux_wait="None")
+    given = statuses(
+        clone="Failed CouldntGetTask", test="None", scan="None", build="None", tag_commit="None", flux_wait="None"
+    )
     _, results = s.summarise(given, [], NS)
     assert results["failed-reason"] == "clone: CouldntGetTask (no TaskRun was created)"
 
@@ -177,8 +270,9 @@ def test_a_task_of_another_catalog_shows_its_first_three_results():
     assert text.splitlines()[1].split()[3:] == ["errors=0", "files=31", "report=lint.json"]
 
 
-@pytest.mark.parametrize("seconds,shown", [(0, "0s"), (59.4, "59s"), (60, "1m00s"), (125, "2m05s"),
-                                           (3599, "59m59s"), (3720, "1h02m")])
+@pytest.mark.parametrize(
+    "seconds,shown", [(0, "0s"), (59.4, "59s"), (60, "1m00s"), (125, "2m05s"), (3599, "59m59s"), (3720, "1h02m")]
+)
 def test_durations_are_short(seconds, shown):
     assert s.format_duration(seconds) == shown
 
@@ -216,8 +310,19 @@ def test_the_command_still_summarises_when_the_api_refuses(monkeypatch, tmp_path
         raise Forbidden("taskruns.tekton.dev is forbidden: User system:serviceaccount:ci:default cannot list")
 
     monkeypatch.setattr(s, "fetch_taskruns", refused)
-    code = main(["summary", "--results-dir", str(tmp_path), "--pipeline-run", PR, "--namespace", NS,
-                 "--tasks", "clone Succeeded Succeeded\ntest Failed Failed\nbuild None"])
+    code = main(
+        [
+            "summary",
+            "--results-dir",
+            str(tmp_path),
+            "--pipeline-run",
+            PR,
+            "--namespace",
+            NS,
+            "--tasks",
+            "clone Succeeded Succeeded\ntest Failed Failed\nbuild None",
+        ]
+    )
     assert code == 0
     err = capsys.readouterr().err
     assert f"warning: cannot list the TaskRuns of {PR} in ci (HTTP 403 Forbidden)" in err

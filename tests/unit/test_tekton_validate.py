@@ -24,8 +24,11 @@ FOLDERS = [name for name in ("tasks", "pipelines", "triggers") if (ROOT / name).
 
 def _binary() -> Path:
     """The cache entry hack/cluster-build.sh makes: tekton-validate-<pipeline version>-<source hash>."""
-    env = dict(line.split("=", 1) for line in (ROOT / "hack/toolchain.env").read_text().splitlines()
-               if re.match(r"^[A-Z_]+=", line))
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / "hack/toolchain.env").read_text().splitlines()
+        if re.match(r"^[A-Z_]+=", line)
+    )
     digest = hashlib.sha256()
     for path in [SOURCE / "go.mod", SOURCE / "go.sum", *sorted(SOURCE.glob("*.go"))]:
         digest.update(path.read_bytes())
@@ -35,8 +38,10 @@ def _binary() -> Path:
 
 BINARY = _binary()
 if not BINARY.is_file():
-    pytest.skip("tekton-validate is not built for this source: run hack/cluster-build.sh tekton-validate",
-                allow_module_level=True)
+    pytest.skip(
+        "tekton-validate is not built for this source: run hack/cluster-build.sh tekton-validate",
+        allow_module_level=True,
+    )
 
 
 def run(*paths: Path | str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -59,7 +64,8 @@ def test_every_task_pipeline_and_sample_validates_clean():
     files = sum(1 for folder in FOLDERS for _ in (ROOT / folder).rglob("*.y*ml"))
     # Every Tekton document is counted: none is skipped as an unknown kind or version.
     assert result.stdout.splitlines() == [
-        f"tekton-validate: {tekton_documents(ROOT)} objects in {files} files, 0 problems"]
+        f"tekton-validate: {tekton_documents(ROOT)} objects in {files} files, 0 problems"
+    ]
 
 
 TAG_COMMIT = "tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml"
@@ -71,36 +77,104 @@ WAIT_SAMPLE = "tasks/druppie-flux-reconcile-wait/0.1/samples/promote-and-wait.ya
 
 # (id, file, text in the real file, its broken replacement, the field path, words of the message)
 BROKEN = [
-    ("undeclared-param-in-step", TAG_COMMIT, "value: $(params.tag)\n", "value: $(params.nope)\n",
-     "spec.steps[0].env[DRUPPIE_TAG]", "non-existent variable in \"$(params.nope)\""),
-    ("bad-result-name", TAG_COMMIT, "- name: previous-tag\n", "- name: Bad Name!\n",
-     "spec.results[3].name", "invalid key name \"Bad Name!\""),
+    (
+        "undeclared-param-in-step",
+        TAG_COMMIT,
+        "value: $(params.tag)\n",
+        "value: $(params.nope)\n",
+        "spec.steps[0].env[DRUPPIE_TAG]",
+        'non-existent variable in "$(params.nope)"',
+    ),
+    (
+        "bad-result-name",
+        TAG_COMMIT,
+        "- name: previous-tag\n",
+        "- name: Bad Name!\n",
+        "spec.results[3].name",
+        'invalid key name "Bad Name!"',
+    ),
     ("unknown-field-in-spec", FLUX_WAIT, "\n  steps:\n", "\n  stepz:\n", "spec.stepz", "unknown field"),
-    ("typo-in-step-field", TAG_COMMIT, "      image: ghcr.io", "      imgae: ghcr.io",
-     "spec.steps[0].imgae", "unknown field"),
-    ("duplicate-field", FLUX_WAIT, "      image: ghcr.io", "      command: [x]\n      image: ghcr.io",
-     "document 1", "key \"command\" already set"),
-    ("missing-result-of-task", PROMOTE, "value: $(tasks.tag-commit.results.revision)}",
-     "value: $(tasks.tag-commit.results.nope)}", "spec.tasks[1].params[2].value",
-     "refers to result \"nope\", which the task of \"tag-commit\" does not declare"),
-    ("missing-pipeline-task-in-params", PROMOTE, "value: $(tasks.tag-commit.results.revision)}",
-     "value: $(tasks.tag-comit.results.revision)}", "spec.tasks[1].params[2].value",
-     "refers to pipeline task \"tag-comit\", which is not in spec.tasks"),
-    ("missing-pipeline-task-in-results", PROMOTE, "$(tasks.flux-wait.results.applied-revision)",
-     "$(tasks.flux-wate.results.applied-revision)", "spec.results[1].value", "referencing a nonexistent task"),
-    ("missing-result-in-sample-pipeline-results", "tasks/druppie-tag-commit/0.1/samples/promote-with-basic-auth.yaml",
-     "value: $(tasks.tag-commit.results.revision)", "value: $(tasks.tag-commit.results.revisions)",
-     "spec.results[0].value", "refers to result \"revisions\""),
-    ("param-not-declared-by-task", WAIT_SAMPLE, "{name: timeout, value: 10m}", "{name: timeot, value: 10m}",
-     "spec.tasks[1].params[3].name", "param \"timeot\" is not declared by Task druppie-flux-reconcile-wait"),
-    ("required-param-not-passed", SSH_RUN, "    - name: tag\n", "    - name: tagg\n",
-     "spec.params", "Task druppie-tag-commit requires param \"tag\", which is not passed"),
-    ("workspace-not-declared-by-task", PROMOTE, "{name: basic-auth, workspace: git-credentials}\n    - name: flux-wait",
-     "{name: basic-auth, workspace: git-credentials}\n        - {name: ssh, workspace: git-credentials}\n"
-     "    - name: flux-wait", "spec.tasks[0].workspaces[1].name",
-     "workspace \"ssh\" is not declared by Task druppie-tag-commit"),
-    ("task-run-spec-of-missing-task", PROMOTE_RUN, "pipelineTaskName: flux-wait", "pipelineTaskName: flux-wiat",
-     "spec.taskRunSpecs[1].pipelineTaskName", "has no pipeline task \"flux-wiat\""),
+    (
+        "typo-in-step-field",
+        TAG_COMMIT,
+        "      image: ghcr.io",
+        "      imgae: ghcr.io",
+        "spec.steps[0].imgae",
+        "unknown field",
+    ),
+    (
+        "duplicate-field",
+        FLUX_WAIT,
+        "      image: ghcr.io",
+        "      command: [x]\n      image: ghcr.io",
+        "document 1",
+        'key "command" already set',
+    ),
+    (
+        "missing-result-of-task",
+        PROMOTE,
+        "value: $(tasks.tag-commit.results.revision)}",
+        "value: $(tasks.tag-commit.results.nope)}",
+        "spec.tasks[1].params[2].value",
+        'refers to result "nope", which the task of "tag-commit" does not declare',
+    ),
+    (
+        "missing-pipeline-task-in-params",
+        PROMOTE,
+        "value: $(tasks.tag-commit.results.revision)}",
+        "value: $(tasks.tag-comit.results.revision)}",
+        "spec.tasks[1].params[2].value",
+        'refers to pipeline task "tag-comit", which is not in spec.tasks',
+    ),
+    (
+        "missing-pipeline-task-in-results",
+        PROMOTE,
+        "$(tasks.flux-wait.results.applied-revision)",
+        "$(tasks.flux-wate.results.applied-revision)",
+        "spec.results[1].value",
+        "referencing a nonexistent task",
+    ),
+    (
+        "missing-result-in-sample-pipeline-results",
+        "tasks/druppie-tag-commit/0.1/samples/promote-with-basic-auth.yaml",
+        "value: $(tasks.tag-commit.results.revision)",
+        "value: $(tasks.tag-commit.results.revisions)",
+        "spec.results[0].value",
+        'refers to result "revisions"',
+    ),
+    (
+        "param-not-declared-by-task",
+        WAIT_SAMPLE,
+        "{name: timeout, value: 10m}",
+        "{name: timeot, value: 10m}",
+        "spec.tasks[1].params[3].name",
+        'param "timeot" is not declared by Task druppie-flux-reconcile-wait',
+    ),
+    (
+        "required-param-not-passed",
+        SSH_RUN,
+        "    - name: tag\n",
+        "    - name: tagg\n",
+        "spec.params",
+        'Task druppie-tag-commit requires param "tag", which is not passed',
+    ),
+    (
+        "workspace-not-declared-by-task",
+        PROMOTE,
+        "{name: basic-auth, workspace: git-credentials}\n    - name: flux-wait",
+        "{name: basic-auth, workspace: git-credentials}\n        - {name: ssh, workspace: git-credentials}\n"
+        "    - name: flux-wait",
+        "spec.tasks[0].workspaces[1].name",
+        'workspace "ssh" is not declared by Task druppie-tag-commit',
+    ),
+    (
+        "task-run-spec-of-missing-task",
+        PROMOTE_RUN,
+        "pipelineTaskName: flux-wait",
+        "pipelineTaskName: flux-wiat",
+        "spec.taskRunSpecs[1].pipelineTaskName",
+        'has no pipeline task "flux-wiat"',
+    ),
 ]
 
 
@@ -117,12 +191,14 @@ def test_broken_copy_is_caught_with_file_and_field(tmp_path, case):
     result = run(*FOLDERS, cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     problems = result.stdout.splitlines()[:-1]
-    assert any(line.startswith(f"{rel}: ") and f": {field}: " in line and words in line for line in problems), \
+    assert any(line.startswith(f"{rel}: ") and f": {field}: " in line and words in line for line in problems), (
         result.stdout
+    )
     # Only the broken file is blamed; the summary counts the problems.
     assert problems and all(line.startswith(f"{rel}: ") for line in problems), result.stdout
-    assert re.fullmatch(rf"tekton-validate: {len(problems)} problems in \d+ objects \(\d+ files\)",
-                        result.stdout.splitlines()[-1])
+    assert re.fullmatch(
+        rf"tekton-validate: {len(problems)} problems in \d+ objects \(\d+ files\)", result.stdout.splitlines()[-1]
+    )
 
 
 def test_other_kinds_are_skipped_and_v1beta1_is_validated(tmp_path):
@@ -130,10 +206,12 @@ def test_other_kinds_are_skipped_and_v1beta1_is_validated(tmp_path):
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {a: b}\n---\n"
         "apiVersion: tekton.dev/v1beta1\nkind: Task\nmetadata: {name: old}\n"
         "spec:\n  params: [{name: who}]\n  steps:\n    - {name: hi, image: busybox, script: echo hi}\n"
-        "---\n# only a comment\n")
+        "---\n# only a comment\n"
+    )
     assert run("mixed.yaml", cwd=tmp_path).stdout == "tekton-validate: 1 objects in 1 files, 0 problems\n"
-    (tmp_path / "mixed.yaml").write_text((tmp_path / "mixed.yaml").read_text().replace("script: echo hi",
-                                                                                       "scrip: echo hi"))
+    (tmp_path / "mixed.yaml").write_text(
+        (tmp_path / "mixed.yaml").read_text().replace("script: echo hi", "scrip: echo hi")
+    )
     result = run("mixed.yaml", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.startswith("mixed.yaml: Task/old: spec.steps[0].scrip: unknown field\n"), result.stdout

@@ -41,7 +41,7 @@ def _first_line(text: str | None) -> str:
     for line in (text or "").splitlines():
         if line.strip():
             line = line.strip()
-            return line if len(line) <= MESSAGE_CHARS else line[:MESSAGE_CHARS - 3] + "..."
+            return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 3] + "..."
     return ""
 
 
@@ -73,8 +73,9 @@ def count(root: ET.Element) -> Counts:
     suites = [s for s in root.iter("testsuite") if s.find(".//testsuite") is None]
     for suite in suites:
         try:
-            tests, failures, errors, skipped = (int(suite.get(key) or 0)
-                                                for key in ("tests", "failures", "errors", "skipped"))
+            tests, failures, errors, skipped = (
+                int(suite.get(key) or 0) for key in ("tests", "failures", "errors", "skipped")
+            )
         except ValueError as err:
             raise ReportError(f"testsuite attribute is not a number: {err}") from err
         counts.failed += failures + errors
@@ -98,8 +99,16 @@ def command_report(name: str, command: str, exit_code: int, seconds: float, outp
     """A report with one test case, the command, for a command that wrote no JUnit of its own."""
     failed = exit_code != 0
     suites = ET.Element("testsuites")
-    suite = ET.SubElement(suites, "testsuite", name=name, tests="1", failures=str(int(failed)), errors="0",
-                          skipped="0", time=f"{seconds:.3f}")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=name,
+        tests="1",
+        failures=str(int(failed)),
+        errors="0",
+        skipped="0",
+        time=f"{seconds:.3f}",
+    )
     case = ET.SubElement(suite, "testcase", classname=name, name=_INVALID_XML.sub("", command), time=f"{seconds:.3f}")
     if failed:
         failure = ET.SubElement(case, "failure", message=f"exit code {exit_code}")

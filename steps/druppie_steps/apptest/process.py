@@ -14,9 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..core import log
 from ..core.errors import StepError
@@ -47,15 +47,31 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def run(argv: list[str], *, cwd: Path, env: dict[str, str], deadline: float, what: str, timeout_text: str,
-        echo_prefix: str = "", on_line: Callable[[str], None] | None = None) -> Finished:
+def run(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    deadline: float,
+    what: str,
+    timeout_text: str,
+    echo_prefix: str = "",
+    on_line: Callable[[str], None] | None = None,
+) -> Finished:
     """Run ``argv``; StepError when it cannot start or outlives ``deadline`` (time.monotonic())."""
     started = time.monotonic()
     if deadline - started <= 0:
         raise StepError(f"{what} did not start: the --timeout of {timeout_text} was used up before it")
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     except FileNotFoundError as err:
         raise StepError(f"{what}: command not found: {argv[0]}") from err
     except PermissionError as err:

@@ -121,8 +121,10 @@ def dependency_group(groups: dict[str, Any], name: str, where: str, seen: tuple[
     for entry in entries:
         if isinstance(entry, dict):
             if set(entry) != {"include-group"} or not isinstance(entry["include-group"], str):
-                raise ProjectError(f"{where}: [dependency-groups] {key}: {entry!r} is neither a requirement "
-                                   "nor {include-group = \"name\"}")
+                raise ProjectError(
+                    f"{where}: [dependency-groups] {key}: {entry!r} is neither a requirement "
+                    'nor {include-group = "name"}'
+                )
             out += dependency_group(groups, entry["include-group"], where, seen + (key,))
         else:
             out.append(_requirement(entry, f"{where}: [dependency-groups] {key}"))
@@ -154,13 +156,17 @@ def lock_constraints(lock: dict[str, Any], kind: str, where: str) -> tuple[list[
 def missing_message(app: Path, label: str) -> str:
     """The error for a folder without a Python project definition."""
     found = [f for f in UNSUPPORTED if (app / f).is_file()]
-    hint = (f"; {found[0]} is not supported: export a requirements.txt (e.g. `pipenv requirements`)" if found
-            else "; for an app of another kind pass --command")
+    hint = (
+        f"; {found[0]} is not supported: export a requirements.txt (e.g. `pipenv requirements`)"
+        if found
+        else "; for an app of another kind pass --command"
+    )
     return f"{label}: no Python project here (no pyproject.toml, setup.py or requirements.txt){hint}"
 
 
 def detect(app: Path, label: str) -> PythonProject | None:
     """The Python project in ``app``, or None when the folder has no Python project definition."""
+
     def name(file: str) -> str:
         return f"{label}/{file}" if label not in ("", ".") else file
 
@@ -191,8 +197,10 @@ def detect(app: Path, label: str) -> PythonProject | None:
                 project.groups.append(group)
                 project.group_requirements += dependency_group(groups, group, where)
         if "poetry" in _table(pyproject, "tool", where) and not project.extras and not project.groups:
-            project.notes.append(f"{where}: Poetry dependency groups are not read; declare the test tools in "
-                                 "a `test` extra, a [dependency-groups] test group or requirements-test.txt")
+            project.notes.append(
+                f"{where}: Poetry dependency groups are not read; declare the test tools in "
+                "a `test` extra, a [dependency-groups] test group or requirements-test.txt"
+            )
     else:
         project.install_self = has_setup_py
 
@@ -205,13 +213,17 @@ def detect(app: Path, label: str) -> PythonProject | None:
         pins, forked = lock_constraints(_load_toml(app / lock_name, label), lock_name, name(lock_name))
         project.constraints, project.lock = pins, lock_name
         if forked:
-            project.notes.append(f"{name(lock_name)}: {', '.join(forked)} locked at several versions (per "
-                                 "platform or Python); pip resolves those itself")
+            project.notes.append(
+                f"{name(lock_name)}: {', '.join(forked)} locked at several versions (per "
+                "platform or Python); pip resolves those itself"
+            )
         break
     for other in UNSUPPORTED:
         if (app / other).is_file():
-            project.notes.append(f"{name(other)} is not read; pip installs from "
-                                 f"{', '.join(project.requirement_files) or 'pyproject.toml'}")
+            project.notes.append(
+                f"{name(other)} is not read; pip installs from "
+                f"{', '.join(project.requirement_files) or 'pyproject.toml'}"
+            )
     if not project.requirement_files and not project.install_self and not project.groups:
         project.notes.append(f"{label}: no dependencies declared; only the test runner is installed")
     return project

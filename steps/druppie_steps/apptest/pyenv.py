@@ -76,14 +76,21 @@ def create(scratch: Path, deadline_seconds: float) -> Venv:
     wheel = bundled_pip_wheel()
     argv = [sys.executable, "-m", "venv", *(["--without-pip"] if wheel else []), str(path)]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=max(deadline_seconds, 1),
-                              env=app_environment(dict(os.environ)))
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=max(deadline_seconds, 1),
+            env=app_environment(dict(os.environ)),
+        )
     except subprocess.TimeoutExpired as err:
         raise StepError("creating the virtual environment did not finish within the --timeout") from err
     if proc.returncode != 0:
         last = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-        raise StepError(f"cannot create a virtual environment with {sys.executable}: "
-                        f"{last[-1].strip() if last else f'exit code {proc.returncode}'}")
+        raise StepError(
+            f"cannot create a virtual environment with {sys.executable}: "
+            f"{last[-1].strip() if last else f'exit code {proc.returncode}'}"
+        )
     if wheel is None:
         return Venv(path, [str(path / "bin" / "python"), "-m", "pip"])
     unpacked = scratch / "pip"
@@ -112,8 +119,16 @@ class PipSettings:
     cache_dir: str = ""
 
 
-def install(venv: Venv, requirements: list[str], constraints: list[str], cwd: Path, scratch: Path,
-            settings: PipSettings, deadline: float, timeout_text: str) -> tuple[process.Finished, int]:
+def install(
+    venv: Venv,
+    requirements: list[str],
+    constraints: list[str],
+    cwd: Path,
+    scratch: Path,
+    settings: PipSettings,
+    deadline: float,
+    timeout_text: str,
+) -> tuple[process.Finished, int]:
     """``pip install`` the requirements in ``cwd`` (one resolve); the run and how many downloads
     the cache served. StepError with pip's last error line when it fails."""
     argv = [*venv.pip, "install", "--no-compile"]  # a venv used once: bytecode only for what is imported
@@ -144,8 +159,16 @@ def install(venv: Venv, requirements: list[str], constraints: list[str], cwd: Pa
         nonlocal cached
         cached += line.lstrip().startswith("Using cached ")
 
-    run = process.run(argv, cwd=cwd, env=env, deadline=deadline, what="pip install", timeout_text=timeout_text,
-                      echo_prefix="  pip: ", on_line=count_cached)
+    run = process.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        deadline=deadline,
+        what="pip install",
+        timeout_text=timeout_text,
+        echo_prefix="  pip: ",
+        on_line=count_cached,
+    )
     if run.returncode != 0:
         reason = run.last_line(r"^ERROR: ").removeprefix("ERROR: ") or f"exit code {run.returncode}"
         if settings.offline and ("No matching distribution" in reason or "Could not find a version" in reason):

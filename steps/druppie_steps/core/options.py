@@ -6,7 +6,8 @@ Every option ``--foo-bar`` is also read from ``DRUPPIE_FOO_BAR``, so a Task pass
 
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -44,8 +45,10 @@ def workspace_option(flag: str, dest: str, what: str) -> Callable[[Callable[...,
     """
 
     def unless_unbound(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        if os.environ.get(env_name(flag) + "_BOUND", "true").lower() == "false" and \
-                ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT:
+        if (
+            os.environ.get(env_name(flag) + "_BOUND", "true").lower() == "false"
+            and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT
+        ):
             return ""
         return value
 

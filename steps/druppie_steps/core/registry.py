@@ -18,12 +18,14 @@ from pathlib import Path
 
 from .errors import StepError
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -113,20 +115,24 @@ def check_access(image: str, auth_file: str | None = None, tls_verify: bool = Tr
     creds = credentials_for(host, auth_file)
     context = None if tls_verify else ssl._create_unverified_context()  # noqa: S323 - the user said --tls-verify=false
     last_error = ""
-    for scheme in (["https"] if tls_verify else ["https", "http"]):
+    for scheme in ["https"] if tls_verify else ["https", "http"]:
         try:
             urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=20, context=context).close()
             return scheme
         except urllib.error.HTTPError as err:
             if err.code != 401:
-                raise StepError(f"registry {host} answered HTTP {err.code} on /v2/ (not a container registry?)") from err
+                raise StepError(
+                    f"registry {host} answered HTTP {err.code} on /v2/ (not a container registry?)"
+                ) from err
             challenge = err.headers.get("WWW-Authenticate", "")
         except (urllib.error.URLError, OSError) as err:
             last_error = str(getattr(err, "reason", err))
             continue
         if not creds:
-            raise StepError(f"registry {host} requires credentials: bind the dockerconfig workspace "
-                            f"(a Secret of type kubernetes.io/dockerconfigjson) with an entry for {host}")
+            raise StepError(
+                f"registry {host} requires credentials: bind the dockerconfig workspace "
+                f"(a Secret of type kubernetes.io/dockerconfigjson) with an entry for {host}"
+            )
         try:
             if challenge.lower().startswith("bearer"):
                 scoped = re.sub(r'scope="[^"]*"', "", challenge) + f',scope="repository:{repo}:pull,push"'
@@ -138,7 +144,9 @@ def check_access(image: str, auth_file: str | None = None, tls_verify: bool = Tr
             return scheme
         except urllib.error.HTTPError as err:
             if err.code in (401, 403):
-                raise StepError(f"registry {host} refused the credentials for user {creds[0]!r} "
-                                f"(HTTP {err.code}); check the dockerconfig workspace") from err
+                raise StepError(
+                    f"registry {host} refused the credentials for user {creds[0]!r} "
+                    f"(HTTP {err.code}); check the dockerconfig workspace"
+                ) from err
             raise StepError(f"registry {host} answered HTTP {err.code} when logging in") from err
     raise StepError(f"registry {host} unreachable: {last_error}")

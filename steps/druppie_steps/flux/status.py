@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Callable, Collection
 
 # Abbreviated or full SHA-1 (7..40 hex), or a full SHA-256 (64 hex): what git and Flux print.
 _SHA = re.compile(r"^(?:[0-9a-f]{7,40}|[0-9a-f]{64})$")
@@ -47,7 +47,7 @@ class Phase(Enum):
     WAITING = auto()
     DONE = auto()
     FAILED = auto()
-    REREQUEST = auto()   # the source fetched, but not our commit yet: ask it again
+    REREQUEST = auto()  # the source fetched, but not our commit yet: ask it again
     SUPERSEDED = auto()  # Flux moved on to a revision not known to contain ours
 
 
@@ -73,8 +73,9 @@ def parse_target(revision: str) -> str:
     """The sha of ``--revision``; ValueError naming the value when it is not one."""
     sha = revision_sha(revision.strip())
     if not sha:
-        raise ValueError(f"invalid --revision {revision!r}: give a commit sha (7-40 hex digits) "
-                         "or Flux's <branch>@sha1:<sha>")
+        raise ValueError(
+            f"invalid --revision {revision!r}: give a commit sha (7-40 hex digits) or Flux's <branch>@sha1:<sha>"
+        )
     return sha
 
 
@@ -150,8 +151,9 @@ def no_ancestry(_sha: str) -> bool | None:
     return None
 
 
-def source_verdict(source: dict, target: str, requested_at: str,
-                   contains: Callable[[str], bool | None] = no_ancestry) -> Verdict:
+def source_verdict(
+    source: dict, target: str, requested_at: str, contains: Callable[[str], bool | None] = no_ancestry
+) -> Verdict:
     """Has the GitRepository fetched ``target`` (or a descendant) since we asked at ``requested_at``?
 
     ``contains(sha)`` says whether commit ``sha`` contains the target (True/False), or None when
@@ -172,17 +174,27 @@ def source_verdict(source: dict, target: str, requested_at: str,
         # Until our request is handled, only live progress (Reconciling) is news; Ready still
         # describes the previous fetch.
         live = condition(source, "Reconciling").get("status") == "True"
-        return Verdict(Phase.WAITING, "Fetching", (live and progress_message(source)) or "waiting for the source to fetch")
+        return Verdict(
+            Phase.WAITING, "Fetching", (live and progress_message(source)) or "waiting for the source to fetch"
+        )
     fetch = condition(source, "FetchFailed")
     if fetch.get("status") == "True":
         return Verdict(Phase.FAILED, fetch.get("reason", "FetchFailed"), fetch.get("message", ""), artifact_rev)
     if sha and contains(sha):
-        return Verdict(Phase.DONE, "ArtifactContainsTarget", f"source has newer revision {artifact_rev}, "
-                       "which contains the target", artifact_rev)
+        return Verdict(
+            Phase.DONE,
+            "ArtifactContainsTarget",
+            f"source has newer revision {artifact_rev}, which contains the target",
+            artifact_rev,
+        )
     # Fetched, but another commit: our push was not visible yet (or a mirror lags), or a newer
     # commit landed on top of ours. Ask again; source_moved_past decides when to stop.
-    return Verdict(Phase.REREQUEST, "ArtifactBehind", f"source fetched {artifact_rev or 'nothing'}, not the target yet",
-                   artifact_rev)
+    return Verdict(
+        Phase.REREQUEST,
+        "ArtifactBehind",
+        f"source fetched {artifact_rev or 'nothing'}, not the target yet",
+        artifact_rev,
+    )
 
 
 def source_moved_past(start_revision: str, fetched_revision: str, behind_seconds: float) -> bool:
@@ -199,9 +211,13 @@ def source_moved_past(start_revision: str, fetched_revision: str, behind_seconds
     return not same_commit(fetched, revision_sha(start_revision)) or behind_seconds >= BEHIND_FOR_GOOD_SECONDS
 
 
-def kustomization_verdict(ks: dict, target: str, requested_at: str,
-                          contains: Callable[[str], bool | None] = no_ancestry,
-                          older: Collection[str] = ()) -> Verdict:
+def kustomization_verdict(
+    ks: dict,
+    target: str,
+    requested_at: str,
+    contains: Callable[[str], bool | None] = no_ancestry,
+    older: Collection[str] = (),
+) -> Verdict:
     """Is exactly ``target`` (or a descendant) applied and healthy, has it failed, or do we wait?
 
     A failure counts only for an attempt that started at or after our request ``requested_at``

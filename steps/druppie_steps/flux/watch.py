@@ -7,8 +7,9 @@ re-read the object and watch again from there, until the deadline.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..core import log
 from ..core.errors import StepError
@@ -82,8 +83,9 @@ class FluxApi:
 
         self._retrying(patch, deadline, None)
 
-    def follow(self, ref: FluxObject, decide: Callable[[dict], Any], done: Callable[[Any], bool],
-               deadline: float) -> tuple[dict, Any]:
+    def follow(
+        self, ref: FluxObject, decide: Callable[[dict], Any], done: Callable[[Any], bool], deadline: float
+    ) -> tuple[dict, Any]:
         """Watch ``ref``; call ``decide`` on every version of it; return when ``done(verdict)``."""
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
@@ -100,10 +102,17 @@ class FluxApi:
                 raise Timeout(obj)
             try:
                 stream = watch.Watch().stream(
-                    self.custom.list_namespaced_custom_object, group, version, ref.namespace, plural,
-                    field_selector=f"metadata.name={ref.name}", resource_version=resource_version,
-                    allow_watch_bookmarks=True, timeout_seconds=max(1, int(min(remaining, WATCH_WINDOW_SECONDS))),
-                    _request_timeout=min(remaining, WATCH_WINDOW_SECONDS) + 10)
+                    self.custom.list_namespaced_custom_object,
+                    group,
+                    version,
+                    ref.namespace,
+                    plural,
+                    field_selector=f"metadata.name={ref.name}",
+                    resource_version=resource_version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=max(1, int(min(remaining, WATCH_WINDOW_SECONDS))),
+                    _request_timeout=min(remaining, WATCH_WINDOW_SECONDS) + 10,
+                )
                 for event in stream:
                     kind, new = event["type"], event["object"]
                     if kind == "ERROR":
@@ -127,7 +136,7 @@ class FluxApi:
                     raise StepError(f"not allowed to watch {ref}: {_api_error(err)}") from err
                 else:
                     obj, resource_version = self._resume(ref, deadline, obj, f"HTTP {err.status}")
-            except Exception as err:  # noqa: BLE001 - connection lost (urllib3/socket): resume, not fail
+            except Exception as err:
                 if isinstance(err, (StepError, Timeout)):
                     raise
                 obj, resource_version = self._resume(ref, deadline, obj, type(err).__name__)

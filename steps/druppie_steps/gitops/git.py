@@ -17,9 +17,10 @@ import shutil
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from ..core import log
 from ..core.errors import InvalidInput, StepError
@@ -70,10 +71,13 @@ def check_plain_http(url: str, workspace_credentials: bool, allow_plain_http: bo
     if is_loopback(host):
         return
     if not allow_plain_http:
-        raise InvalidInput(f"refusing to send credentials over plain http:// to {host!r}: use https://, "
-                           "or pass --allow-plain-http for a git server inside the cluster")
-    log.warn(f"sending credentials over plain http:// to {host!r} (--allow-plain-http): anyone on the path "
-             "can read them")
+        raise InvalidInput(
+            f"refusing to send credentials over plain http:// to {host!r}: use https://, "
+            "or pass --allow-plain-http for a git server inside the cluster"
+        )
+    log.warn(
+        f"sending credentials over plain http:// to {host!r} (--allow-plain-http): anyone on the path can read them"
+    )
 
 
 def validate_branch(branch: str) -> str:
@@ -93,12 +97,16 @@ class GitError(StepError):
 
 # An answer about us (4xx, credentials, host key, missing repo) never changes by retrying; a 5xx or
 # a dropped connection may (a restarting or overloaded server, a proxy in between).
-_PERMANENT = re.compile(r"returned error: 4\d\d|HTTP 4\d\d|Authentication failed|could not read|askpass|"
-                        r"Permission denied|Host key verification failed|not found|"
-                        r"does not appear to be a git repository|"
-                        r"not our ref|couldn't find remote ref|unadvertised object")  # a revision the server lacks
-_TRANSIENT = re.compile(r"returned error: 5\d\d|HTTP 5\d\d|Connection reset|Recv failure|Empty reply from server|"
-                        r"remote end hung up unexpectedly|early EOF|transfer closed")
+_PERMANENT = re.compile(
+    r"returned error: 4\d\d|HTTP 4\d\d|Authentication failed|could not read|askpass|"
+    r"Permission denied|Host key verification failed|not found|"
+    r"does not appear to be a git repository|"
+    r"not our ref|couldn't find remote ref|unadvertised object"
+)  # a revision the server lacks
+_TRANSIENT = re.compile(
+    r"returned error: 5\d\d|HTTP 5\d\d|Connection reset|Recv failure|Empty reply from server|"
+    r"remote end hung up unexpectedly|early EOF|transfer closed"
+)
 
 
 def is_transient(stderr: str) -> bool:
@@ -116,18 +124,28 @@ def describe_failure(url: str, stderr: str) -> str:
     safe_url = redact(url)
     patterns = [
         (r"returned error: (5\d\d)", lambda m: f"git server error at {safe_url}: HTTP {m[1]}"),
-        (r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
-         lambda m: f"host key of {safe_url} is not the one in known_hosts (ssh-directory workspace): "
-                   "Host key verification failed"),
-        (r"Authentication failed|returned error: 40[13]|could not read (Username|Password)|askpass response|"
-         r"Permission denied \(publickey",
-         lambda m: f"authentication to {safe_url} failed: check the basic-auth or ssh-directory workspace"),
-        (r"returned error: 404|repository '.*' not found|does not appear to be a git repository",
-         lambda m: f"repository {safe_url} not found"),
+        (
+            r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",
+            lambda m: (
+                f"host key of {safe_url} is not the one in known_hosts (ssh-directory workspace): "
+                "Host key verification failed"
+            ),
+        ),
+        (
+            r"Authentication failed|returned error: 40[13]|could not read (Username|Password)|askpass response|"
+            r"Permission denied \(publickey",
+            lambda m: f"authentication to {safe_url} failed: check the basic-auth or ssh-directory workspace",
+        ),
+        (
+            r"returned error: 404|repository '.*' not found|does not appear to be a git repository",
+            lambda m: f"repository {safe_url} not found",
+        ),
         (r"Remote branch (\S+) not found", lambda m: f"branch {m[1]!r} not found in {safe_url}"),
-        (r"Failed to connect|Could not resolve host|Connection refused|Connection timed out|"
-         r"Operation timed out|Could not connect|Connection reset",
-         lambda m: f"cannot reach git server {safe_url}: {_last_line(text)}"),
+        (
+            r"Failed to connect|Could not resolve host|Connection refused|Connection timed out|"
+            r"Operation timed out|Could not connect|Connection reset",
+            lambda m: f"cannot reach git server {safe_url}: {_last_line(text)}",
+        ),
     ]
     for pattern, message in patterns:
         match = re.search(pattern, text)
@@ -138,7 +156,7 @@ def describe_failure(url: str, stderr: str) -> str:
 
 def full_jitter(attempt: int, base: float, cap: float) -> float:
     """Uniform in [0, min(cap, base * 2^attempt)]: exponential, capped, and spread across racing runs."""
-    return random.uniform(0, min(cap, base * 2 ** attempt))
+    return random.uniform(0, min(cap, base * 2**attempt))
 
 
 @dataclass
@@ -188,8 +206,9 @@ class PushOutcome:
 class Workspace:
     """A shallow, sparse, partial clone of one branch, and the operations a GitOps edit needs."""
 
-    def __init__(self, path: Path, url: str, branch: str, env: dict[str, str],
-                 retry: TransientRetry | None = None) -> None:
+    def __init__(
+        self, path: Path, url: str, branch: str, env: dict[str, str], retry: TransientRetry | None = None
+    ) -> None:
         self.path, self.url, self.branch, self.env = path, url, branch, env
         self.retry = retry or TransientRetry()
 
@@ -200,8 +219,9 @@ class Workspace:
         return proc
 
     @classmethod
-    def clone(cls, url: str, branch: str, subdir: str, dest: Path, env: dict[str, str],
-              retry: TransientRetry | None = None) -> "Workspace":
+    def clone(
+        cls, url: str, branch: str, subdir: str, dest: Path, env: dict[str, str], retry: TransientRetry | None = None
+    ) -> Workspace:
         """Fetch one commit of one branch, trees only, then the blobs of ``subdir`` alone.
 
         Cost does not grow with history (depth 1) nor with repository size (blob filter plus
@@ -209,10 +229,26 @@ class Workspace:
         """
         retry = retry or TransientRetry()
 
-        def attempt() -> "Workspace":
+        def attempt() -> Workspace:
             shutil.rmtree(dest, ignore_errors=True)  # what a failed attempt left behind
-            proc = _run_git(["clone", "--quiet", "--depth=1", "--single-branch", f"--branch={branch}", "--no-tags",
-                             "--filter=blob:none", "--no-checkout", "--", url, str(dest)], url, retry, env=env)
+            proc = _run_git(
+                [
+                    "clone",
+                    "--quiet",
+                    "--depth=1",
+                    "--single-branch",
+                    f"--branch={branch}",
+                    "--no-tags",
+                    "--filter=blob:none",
+                    "--no-checkout",
+                    "--",
+                    url,
+                    str(dest),
+                ],
+                url,
+                retry,
+                env=env,
+            )
             if proc.returncode != 0:
                 raise failure(url, proc.stderr)
             ws = cls(dest, url, branch, env, retry)
@@ -240,19 +276,37 @@ class Workspace:
         Cheap whatever the repository: the new head only (depth 1, trees), then the blobs of the
         sparse folder as the reset needs them; the clone is reused.
         """
+
         def attempt() -> None:
-            self.git("fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags", "origin",
-                     f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}")
+            self.git(
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--filter=blob:none",
+                "--no-tags",
+                "origin",
+                f"+refs/heads/{self.branch}:refs/remotes/origin/{self.branch}",
+            )
             self.git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}")
 
         self.retry.run("fetch", attempt)
 
     def commit(self, files: list[Path], message: str, author_name: str, author_email: str) -> str:
         self.git("add", "--", *[str(f.relative_to(self.path)) for f in files])
-        ident = {"GIT_AUTHOR_NAME": author_name, "GIT_AUTHOR_EMAIL": author_email,
-                 "GIT_COMMITTER_NAME": author_name, "GIT_COMMITTER_EMAIL": author_email}
-        proc = _run_git(["commit", "--quiet", "--no-verify", "-F", "-"], self.url, self.retry, cwd=self.path,
-                        env={**self.env, **ident}, stdin=message)
+        ident = {
+            "GIT_AUTHOR_NAME": author_name,
+            "GIT_AUTHOR_EMAIL": author_email,
+            "GIT_COMMITTER_NAME": author_name,
+            "GIT_COMMITTER_EMAIL": author_email,
+        }
+        proc = _run_git(
+            ["commit", "--quiet", "--no-verify", "-F", "-"],
+            self.url,
+            self.retry,
+            cwd=self.path,
+            env={**self.env, **ident},
+            stdin=message,
+        )
         if proc.returncode != 0:
             raise GitError(f"git commit failed: {_last_line(redact(proc.stderr + proc.stdout))}")
         return self.head()
@@ -271,8 +325,11 @@ class Workspace:
             return PushOutcome(pushed=True)
         if ref_lines and ref_lines[0].startswith("!"):
             detail = ref_lines[0].split("\t")[-1]
-            moved = re.search(r"fetch first|non-fast-forward|stale info|cannot lock ref|"
-                              r"incorrect old value|failed to update ref", detail)
+            moved = re.search(
+                r"fetch first|non-fast-forward|stale info|cannot lock ref|"
+                r"incorrect old value|failed to update ref",
+                detail,
+            )
             # What the server's hooks said (e.g. "main is protected") is the part the user needs.
             said = [l[7:].strip() for l in proc.stderr.splitlines() if l.startswith("remote:") and l[7:].strip()]
             if said and not moved:
@@ -281,13 +338,26 @@ class Workspace:
         raise failure(self.url, proc.stderr)
 
 
-def _run_git(args: list[str], url: str, retry: TransientRetry, cwd: Path | None = None,
-             env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run_git(
+    args: list[str],
+    url: str,
+    retry: TransientRetry,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run git, killed at the step's deadline so that a hanging server cannot outlast --timeout."""
     remaining = retry.remaining()
     try:
-        return subprocess.run(["git", *args], cwd=cwd, env=env, input=stdin, text=True, capture_output=True,
-                              timeout=None if remaining == math.inf else max(remaining, 1.0))
+        return subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            env=env,
+            input=stdin,
+            text=True,
+            capture_output=True,
+            timeout=None if remaining == math.inf else max(remaining, 1.0),
+        )
     except subprocess.TimeoutExpired as err:
         raise GitError(f"git {args[0]} with {redact(url)} did not finish before the deadline (--timeout)") from err
 
@@ -300,8 +370,14 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
     which ssh insists on) instead of the user's home, and register every secret for redaction.
     """
     env = dict(os.environ)
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="/bin/false", SSH_ASKPASS="/bin/false",
-               GIT_HTTP_LOW_SPEED_LIMIT="1000", GIT_HTTP_LOW_SPEED_TIME="60", LC_ALL="C")
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS="/bin/false",
+        SSH_ASKPASS="/bin/false",
+        GIT_HTTP_LOW_SPEED_LIMIT="1000",
+        GIT_HTTP_LOW_SPEED_TIME="60",
+        LC_ALL="C",
+    )
     config = ["[safe]", "\tdirectory = *", "[protocol]", "\tversion = 2", "[advice]", "\tdetachedHead = false"]
     if basic_auth_dir:
         auth = Path(basic_auth_dir)
@@ -332,12 +408,23 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
         known = dot_ssh / "known_hosts"
         if not known.is_file():
             # Trusting whatever host answers would let anyone in the middle receive our pushes.
-            raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: no known_hosts file in it "
-                               "(add the git server's host key, e.g. from ssh-keyscan)")
+            raise InvalidInput(
+                f"invalid ssh-directory workspace {ssh_dir!r}: no known_hosts file in it "
+                "(add the git server's host key, e.g. from ssh-keyscan)"
+            )
         if not keys:
             raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: no private key (id_*) in it")
-        ssh = ["ssh", "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-               "-o", "IdentitiesOnly=yes"]
+        ssh = [
+            "ssh",
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ]
         if (dot_ssh / "config").is_file():
             ssh[1:1] = ["-F", str(dot_ssh / "config")]
         for key in sorted(keys):

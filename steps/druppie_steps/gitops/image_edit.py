@@ -87,8 +87,11 @@ class FileEdit:
     @cached_property
     def value_starts(self) -> dict[int, int]:
         """End offset -> start offset of each scalar's own text, after any anchor (&a) or tag (!!str)."""
-        return {t.end_mark.index: t.start_mark.index
-                for t in yaml.scan(self.old_text, Loader=yaml.SafeLoader) if isinstance(t, yaml.ScalarToken)}
+        return {
+            t.end_mark.index: t.start_mark.index
+            for t in yaml.scan(self.old_text, Loader=yaml.SafeLoader)
+            if isinstance(t, yaml.ScalarToken)
+        }
 
     @cached_property
     def references(self) -> dict[int, int]:
@@ -101,8 +104,11 @@ class FileEdit:
             if id(node) in seen:
                 continue
             seen.add(id(node))
-            children = [c for pair in node.value for c in pair] if isinstance(node, MappingNode) else (
-                node.value if isinstance(node, SequenceNode) else [])
+            children = (
+                [c for pair in node.value for c in pair]
+                if isinstance(node, MappingNode)
+                else (node.value if isinstance(node, SequenceNode) else [])
+            )
             for child in children:
                 counts[id(child)] = counts.get(id(child), 0) + 1
                 stack.append(child)
@@ -132,6 +138,7 @@ class ImagePlan:
 
 
 # ---- reading -------------------------------------------------------------------------------
+
 
 def _read(path: Path) -> str:
     try:
@@ -191,6 +198,7 @@ def _names_image(entry: Any, image: str) -> bool:
 
 # ---- writing scalars -----------------------------------------------------------------------
 
+
 def _scalar_text(value: str, style: str | None) -> str:
     """The YAML text for ``value`` in the original quoting style, quoted only where it must be."""
     if style == "'":
@@ -218,8 +226,10 @@ def _replace_scalar(edit: FileEdit, key: Node, node: ScalarNode, value: str) -> 
     if node.value == value:
         return
     if _is_alias(key, node) or edit.references[id(node)] > 1:
-        raise StepError(f"{edit.label}:{key.start_mark.line + 1}: '{key.value}' is an alias or an anchor used "
-                        "elsewhere; changing it would change the other uses too, set it by hand")
+        raise StepError(
+            f"{edit.label}:{key.start_mark.line + 1}: '{key.value}' is an alias or an anchor used "
+            "elsewhere; changing it would change the other uses too, set it by hand"
+        )
     text = edit.old_text
     start = edit.value_starts.get(node.end_mark.index, node.end_mark.index)  # no token: empty, insert at its end
     end = _value_end(text, node)  # a block scalar is replaced whole (header and lines), its line breaks kept
@@ -265,8 +275,10 @@ def _remove_key(edit: FileEdit, mapping: MappingNode, key: str) -> None:
         if isinstance(k, ScalarNode) and k.value == key:
             text = edit.old_text
             if _is_alias(k, v) or text.count("\n", k.start_mark.index, v.end_mark.index):
-                raise StepError(f"{edit.label}:{k.start_mark.line + 1}: cannot remove the stale '{key}' "
-                                "automatically; remove it by hand")
+                raise StepError(
+                    f"{edit.label}:{k.start_mark.line + 1}: cannot remove the stale '{key}' "
+                    "automatically; remove it by hand"
+                )
             line_start = k.start_mark.index - k.start_mark.column
             if not mapping.flow_style and not text[line_start : k.start_mark.index].strip():
                 edit.splices.append(Splice(line_start, _line_end(text, v.end_mark.index), ""))
@@ -279,8 +291,10 @@ def _remove_key(edit: FileEdit, mapping: MappingNode, key: str) -> None:
 
 # ---- checking an edit ----------------------------------------------------------------------
 
-def _check(edit: FileEdit, expect: Callable[[list[Any]], None], effective: Callable[[list[Any]], bool],
-           what: str) -> None:
+
+def _check(
+    edit: FileEdit, expect: Callable[[list[Any]], None], effective: Callable[[list[Any]], bool], what: str
+) -> None:
     """Parse the new text: it must be the old documents with exactly the expected change applied.
 
     ``expect`` applies the change to a copy of the old data (aliased mappings stay shared, as in
@@ -295,17 +309,23 @@ def _check(edit: FileEdit, expect: Callable[[list[Any]], None], effective: Calla
     expect(expected)
     actual = _load_all(new_text, where, "the edit would not be valid YAML, nothing written")
     if not effective(actual):
-        raise StepError(f"{where}: the edit would not set {what} (YAML construct not supported here); "
-                        "nothing written, set it by hand")
+        raise StepError(
+            f"{where}: the edit would not set {what} (YAML construct not supported here); "
+            "nothing written, set it by hand"
+        )
     if actual != expected:
-        raise StepError(f"{where}: the edit would change more than {what} (YAML construct not supported "
-                        "here); nothing written, set it by hand")
+        raise StepError(
+            f"{where}: the edit would change more than {what} (YAML construct not supported "
+            "here); nothing written, set it by hand"
+        )
 
 
 # ---- the plan ------------------------------------------------------------------------------
 
-def plan_image_update(root: Path, subdir: str, image: str, tag: str, digest: str | None,
-                      include: Callable[[str], None] | None = None) -> ImagePlan:
+
+def plan_image_update(
+    root: Path, subdir: str, image: str, tag: str, digest: str | None, include: Callable[[str], None] | None = None
+) -> ImagePlan:
     """Work out every splice that sets ``image`` to ``tag``/``digest`` under ``root/subdir``, checked."""
     folder = (root / subdir).resolve()
     if not folder.is_relative_to(root.resolve()):
@@ -318,8 +338,9 @@ def plan_image_update(root: Path, subdir: str, image: str, tag: str, digest: str
     return _plan_manifests(root, folder, subdir, image, tag, digest)
 
 
-def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: str, digest: str | None,
-                        include: Callable[[str], None] | None) -> ImagePlan:
+def _plan_kustomization(
+    root: Path, path: Path, subdir: str, image: str, tag: str, digest: str | None, include: Callable[[str], None] | None
+) -> ImagePlan:
     label = str(path.relative_to(root))
     edit = FileEdit(path, _read(path), label)
     docs = edit.docs
@@ -336,8 +357,10 @@ def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: st
             continue  # the same entry reached again through an alias is changed once
         merge = next((k for k, _ in entry.value if k.tag == _MERGE_TAG), None)
         if merge is not None and _names_image(entry_data, image):
-            raise StepError(f"{label}:{merge.start_mark.line + 1}: the images entry for {image} uses a merge key "
-                            "(<<); set the tag by hand")
+            raise StepError(
+                f"{label}:{merge.start_mark.line + 1}: the images entry for {image} uses a merge key "
+                "(<<); set the tag by hand"
+            )
         if any(isinstance(_get(entry, k), ScalarNode) and _get(entry, k).value == image for k in ("name", "newName")):
             matching.append((entry, entry_data))
     plan = ImagePlan([edit], [], [])
@@ -363,8 +386,12 @@ def _plan_kustomization(root: Path, path: Path, subdir: str, image: str, tag: st
         plan.previous_tags.extend(t for _, t in users if t)
         _add_images_entry(edit, top, images, image, tag, digest)
         plan.where.append(f"{label} images (new entry; used by {', '.join(sorted({u for u, _ in users}))})")
-    _check(edit, lambda docs: _expect_kustomization(docs[0], image, tag, digest),
-           lambda docs: _kustomization_sets(docs[0], image, tag, digest), what)
+    _check(
+        edit,
+        lambda docs: _expect_kustomization(docs[0], image, tag, digest),
+        lambda docs: _kustomization_sets(docs[0], image, tag, digest),
+        what,
+    )
     return plan
 
 
@@ -384,12 +411,10 @@ def _expect_kustomization(data: dict, image: str, tag: str, digest: str | None) 
 
 def _kustomization_sets(data: Any, image: str, tag: str, digest: str | None) -> bool:
     entries = [e for e in (data.get("images") if isinstance(data, dict) else None) or [] if _names_image(e, image)]
-    return bool(entries) and all(e.get("newTag") == tag and (not digest or e.get("digest") == digest)
-                                 for e in entries)
+    return bool(entries) and all(e.get("newTag") == tag and (not digest or e.get("digest") == digest) for e in entries)
 
 
-def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path],
-                         include: Callable[[str], None] | None):
+def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path], include: Callable[[str], None] | None):
     """(file, current tag) for every use of ``image`` in the kustomization's local resources.
 
     A use is an ``image:`` field or an ``images:`` entry of a kustomization further down that
@@ -440,8 +465,9 @@ def _sequence_indent(top: MappingNode) -> str:
     return ""
 
 
-def _add_images_entry(edit: FileEdit, top: MappingNode, images: Node | None, image: str, tag: str,
-                      digest: str | None) -> None:
+def _add_images_entry(
+    edit: FileEdit, top: MappingNode, images: Node | None, image: str, tag: str, digest: str | None
+) -> None:
     text, nl = edit.old_text, _newline(edit.old_text)
     fields = [("name", image), ("newTag", tag)] + ([("digest", digest)] if digest else [])
     if top.flow_style:
@@ -491,8 +517,12 @@ def _plan_manifests(root: Path, folder: Path, subdir: str, image: str, tag: str,
                 reached.add(id(node))
                 plan.where.append(f"{rel}:{key.start_mark.line + 1}")
         if reached:
-            _check(edit, lambda docs: _expect_manifests(docs, image, new_refs),
-                   lambda docs: _manifests_set(docs, image, tag, digest), f"{image} to {tag}")
+            _check(
+                edit,
+                lambda docs: _expect_manifests(docs, image, new_refs),
+                lambda docs: _manifests_set(docs, image, tag, digest),
+                f"{image} to {tag}",
+            )
             plan.edits.append(edit)
     if not plan.where:
         raise StepError(f"image {image!r} not found under {subdir!r}: no kustomization and no image: field uses it")

@@ -79,17 +79,32 @@ def find_tool(name: str) -> str:
     """The tool on PATH, or a clear error."""
     found = shutil.which(name)
     if not found:
-        raise StepError(f"{name} not found on PATH: the druppie-scan image has it in /usr/local/bin; locally, "
-                        f"hack/cluster-build.sh scanners builds it into $DRUPPIE_CACHE/{name}-<version>/")
+        raise StepError(
+            f"{name} not found on PATH: the druppie-scan image has it in /usr/local/bin; locally, "
+            f"hack/cluster-build.sh scanners builds it into $DRUPPIE_CACHE/{name}-<version>/"
+        )
     return found
 
 
-def run_tool(tool: str, argv: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,), timeout: float = 900,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_tool(
+    tool: str,
+    argv: list[str],
+    cwd: Path,
+    ok_codes: tuple[int, ...] = (0,),
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run a scanner; any exit code outside ``ok_codes`` is a StepError with the tool's last error line."""
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+        )
     except FileNotFoundError as err:
         raise StepError(f"{tool} not found: {argv[0]}") from err
     except subprocess.TimeoutExpired as err:

@@ -39,8 +39,10 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     # bandit runs as ``python -m bandit`` with this Python: it is installed beside druppie-step (the
     # venv, or the image's PYTHONPATH), where its console script may not be on PATH.
     if importlib.util.find_spec("bandit") is None:
-        raise StepError("bandit is not installed beside druppie-step: the druppie-scan image has it; "
-                        "locally, make setup installs it (steps/requirements-scan.txt)")
+        raise StepError(
+            "bandit is not installed beside druppie-step: the druppie-scan image has it; "
+            "locally, make setup installs it (steps/requirements-scan.txt)"
+        )
     bandit = [sys.executable, "-m", "bandit"]
     outcome.version = version_of([*bandit, "--version"], root)
     report = scratch / "bandit.json"
@@ -48,8 +50,26 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     no_ini.write_text("[bandit]\n")  # an empty [bandit] section: the app's own .bandit file is not read
     excluded = ",".join(f"./{d}/" for d in SKIP_DIRS)
     # Exit 1 means findings; 2 and more is bandit failing.
-    run_tool(TOOL, [*bandit, "-r", ".", "-f", "json", "-o", str(report), "-q", "--ignore-nosec",
-                    "--ini", str(no_ini), "-x", excluded], cwd=root, ok_codes=(0, 1))
+    run_tool(
+        TOOL,
+        [
+            *bandit,
+            "-r",
+            ".",
+            "-f",
+            "json",
+            "-o",
+            str(report),
+            "-q",
+            "--ignore-nosec",
+            "--ini",
+            str(no_ini),
+            "-x",
+            excluded,
+        ],
+        cwd=root,
+        ok_codes=(0, 1),
+    )
     outcome.findings, outcome.notes = parse(_load(report), root)
     return outcome
 
@@ -70,12 +90,21 @@ def parse(data: dict, root: Path) -> tuple[list[Finding], list[str]]:
             message = re.sub(r"""(['"]).*\1""", "(value not shown)", message, flags=re.S)
             message = re.sub(r":\s*(?=\(value not shown\))", " ", message)
         confidence = str(r.get("issue_confidence", "")).lower()
-        findings.append(Finding(
-            scanner=SCANNER, tool=TOOL, rule=rule, severity=SEVERITY.get(str(r.get("issue_severity")), "medium"),
-            path=relative(r.get("filename", ""), root), line=r.get("line_number") or None,
-            message=f"{message} (confidence {confidence})" if confidence else message,
-            rule_name=str(r.get("test_name", "")), help_uri=str(r.get("more_info", "")),
-        ))
-    notes = [f"bandit could not read {relative(e.get('filename', ''), root)}: {e.get('reason', '')}"
-             for e in data.get("errors", [])]
+        findings.append(
+            Finding(
+                scanner=SCANNER,
+                tool=TOOL,
+                rule=rule,
+                severity=SEVERITY.get(str(r.get("issue_severity")), "medium"),
+                path=relative(r.get("filename", ""), root),
+                line=r.get("line_number") or None,
+                message=f"{message} (confidence {confidence})" if confidence else message,
+                rule_name=str(r.get("test_name", "")),
+                help_uri=str(r.get("more_info", "")),
+            )
+        )
+    notes = [
+        f"bandit could not read {relative(e.get('filename', ''), root)}: {e.get('reason', '')}"
+        for e in data.get("errors", [])
+    ]
     return findings, notes

@@ -23,9 +23,11 @@ HELP = "https://github.com/gitleaks/gitleaks"
 def config_text() -> str:
     """gitleaks' default rules, plus an allowlist for folders that are not the app's own files."""
     folders = "|".join(d.replace(".", r"\.") for d in SKIP_DIRS)
-    return ('title = "druppie-scan: gitleaks default rules"\n[extend]\nuseDefault = true\n'
-            '[[allowlists]]\ndescription = "tool and dependency folders"\n'
-            f"paths = ['''(^|/)({folders})/''']\n")
+    return (
+        'title = "druppie-scan: gitleaks default rules"\n[extend]\nuseDefault = true\n'
+        '[[allowlists]]\ndescription = "tool and dependency folders"\n'
+        f"paths = ['''(^|/)({folders})/''']\n"
+    )
 
 
 def scan(root: Path, scratch: Path) -> ScanOutcome:
@@ -37,10 +39,32 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     no_ignores = scratch / "gitleaks-no-ignore"
     no_ignores.mkdir(exist_ok=True)
     report = scratch / "gitleaks.json"
-    run_tool(TOOL, [gitleaks, "dir", ".", "--redact", "--no-banner", "--no-color", "--log-level", "error",
-                    "--report-format", "json", "--report-path", str(report), "--exit-code", "0",
-                    "--config", str(config), "--ignore-gitleaks-allow", "--gitleaks-ignore-path", str(no_ignores)],
-             cwd=root, env={"GITLEAKS_CONFIG": "", "GITLEAKS_CONFIG_TOML": ""})
+    run_tool(
+        TOOL,
+        [
+            gitleaks,
+            "dir",
+            ".",
+            "--redact",
+            "--no-banner",
+            "--no-color",
+            "--log-level",
+            "error",
+            "--report-format",
+            "json",
+            "--report-path",
+            str(report),
+            "--exit-code",
+            "0",
+            "--config",
+            str(config),
+            "--ignore-gitleaks-allow",
+            "--gitleaks-ignore-path",
+            str(no_ignores),
+        ],
+        cwd=root,
+        env={"GITLEAKS_CONFIG": "", "GITLEAKS_CONFIG_TOML": ""},
+    )
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -55,10 +79,17 @@ def parse(data: list[dict], root: Path) -> list[Finding]:
     for leak in data or []:
         rule = str(leak.get("RuleID", ""))
         description = str(leak.get("Description", "")).strip().rstrip(".")
-        findings.append(Finding(
-            scanner=SCANNER, tool=TOOL, rule=rule, severity=SEVERITY,
-            path=relative(leak.get("File", ""), root), line=leak.get("StartLine") or None,
-            message=f"{description or rule} (value not shown; revoke and rotate it)",
-            rule_name=rule, help_uri=HELP,
-        ))
+        findings.append(
+            Finding(
+                scanner=SCANNER,
+                tool=TOOL,
+                rule=rule,
+                severity=SEVERITY,
+                path=relative(leak.get("File", ""), root),
+                line=leak.get("StartLine") or None,
+                message=f"{description or rule} (value not shown; revoke and rotate it)",
+                rule_name=rule,
+                help_uri=HELP,
+            )
+        )
     return findings

@@ -34,8 +34,7 @@ class Entry:
 
     def matches(self, finding: Finding) -> bool:
         ids = (finding.rule, *finding.aliases)
-        return any(fnmatch.fnmatchcase(i, self.rule) for i in ids) and \
-            fnmatch.fnmatchcase(finding.path, self.path)
+        return any(fnmatch.fnmatchcase(i, self.rule) for i in ids) and fnmatch.fnmatchcase(finding.path, self.path)
 
     def describe(self) -> str:
         return f"entry {self.index} (rule {self.rule}, path {self.path})"
@@ -51,8 +50,10 @@ def load(root: Path) -> list[Entry]:
     class Loader(yaml.SafeLoader):
         """Dates stay strings, so that 2027-02-30 is reported with its entry instead of crashing the parser."""
 
-    Loader.yaml_implicit_resolvers = {k: [(tag, regexp) for tag, regexp in v if tag != "tag:yaml.org,2002:timestamp"]
-                                      for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.yaml_implicit_resolvers = {
+        k: [(tag, regexp) for tag, regexp in v if tag != "tag:yaml.org,2002:timestamp"]
+        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
     try:
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 - a SafeLoader
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -66,8 +67,9 @@ def parse(doc: object) -> list[Entry]:
     if doc is None:
         return []
     if not isinstance(doc, dict) or set(doc) - {"ignore"}:
-        raise InvalidInput(f"{FILENAME}: must be a mapping with one key, ignore: a list of entries "
-                           f"{{rule, path, reason, expires}}")
+        raise InvalidInput(
+            f"{FILENAME}: must be a mapping with one key, ignore: a list of entries {{rule, path, reason, expires}}"
+        )
     items = doc.get("ignore") or []
     if not isinstance(items, list):
         raise InvalidInput(f"{FILENAME}: ignore must be a list of entries {{rule, path, reason, expires}}")

@@ -33,8 +33,15 @@ from . import SEVERITIES, SKIP_DIRS, Finding, ScanOutcome, find_tool, last_line,
 
 SCANNER, TOOL = "deps", "osv-scanner"
 STAMP = "last-updated"
-LABELS = {"critical": "critical", "high": "high", "moderate": "medium", "medium": "medium", "low": "low",
-          "negligible": "info", "unimportant": "info"}
+LABELS = {
+    "critical": "critical",
+    "high": "high",
+    "moderate": "medium",
+    "medium": "medium",
+    "low": "low",
+    "negligible": "info",
+    "unimportant": "info",
+}
 _MODIFIED = re.compile(rb'"modified"\s*:\s*"([^"]+)"')
 
 
@@ -65,8 +72,10 @@ def find_db(folder: Path) -> AdvisoryDB:
             elif any(eco.glob("*.json")):
                 ecosystems.setdefault(eco.name, eco)
     if not ecosystems:
-        raise InvalidInput(f"invalid --osv-db {str(folder)!r}: no advisory database in it; expected "
-                           f"<Ecosystem>/all.zip as OSV publishes it (e.g. PyPI/all.zip), or <Ecosystem>/*.json")
+        raise InvalidInput(
+            f"invalid --osv-db {str(folder)!r}: no advisory database in it; expected "
+            f"<Ecosystem>/all.zip as OSV publishes it (e.g. PyPI/all.zip), or <Ecosystem>/*.json"
+        )
     return AdvisoryDB(folder, ecosystems, "")
 
 
@@ -77,8 +86,9 @@ def db_updated(db: AdvisoryDB) -> dt.datetime:
         text = stamp.read_text(encoding="utf-8", errors="replace").strip()
         when = parse_time(text)
         if when is None:
-            raise InvalidInput(f"invalid --osv-db: {stamp} holds {text[:40]!r}, not an ISO 8601 time "
-                               f"such as 2026-11-26T06:00:00Z")
+            raise InvalidInput(
+                f"invalid --osv-db: {stamp} holds {text[:40]!r}, not an ISO 8601 time such as 2026-11-26T06:00:00Z"
+            )
         db.age_from = STAMP
         return when
     newest: dt.datetime | None = None
@@ -89,8 +99,10 @@ def db_updated(db: AdvisoryDB) -> dt.datetime:
                 if when and (newest is None or when > newest):
                     newest = when
     if newest is None:
-        raise InvalidInput(f"invalid --osv-db {str(db.source)!r}: no advisory in it has a 'modified' time "
-                           f"(and there is no {STAMP} file)")
+        raise InvalidInput(
+            f"invalid --osv-db {str(db.source)!r}: no advisory in it has a 'modified' time "
+            f"(and there is no {STAMP} file)"
+        )
     db.age_from = "the newest advisory"
     return newest
 
@@ -114,7 +126,7 @@ def parse_time(text: str) -> dt.datetime | None:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def lay_out(db: AdvisoryDB, scratch: Path) -> Path:
@@ -140,9 +152,22 @@ def scan(root: Path, scratch: Path, db: AdvisoryDB) -> ScanOutcome:
     config = scratch / "osv-scanner.toml"
     config.write_text("# druppie-scan: the app's own osv-scanner.toml does not count\n")
     report = scratch / "osv.json"
-    argv = [osv, "scan", "source", "--recursive", "--offline", "--offline-vulnerabilities",
-            "--local-db-path", str(local), "--config", str(config), "--format", "json",
-            "--output-file", str(report)]  # the default verbosity names a missing ecosystem
+    argv = [
+        osv,
+        "scan",
+        "source",
+        "--recursive",
+        "--offline",
+        "--offline-vulnerabilities",
+        "--local-db-path",
+        str(local),
+        "--config",
+        str(config),
+        "--format",
+        "json",
+        "--output-file",
+        str(report),
+    ]  # the default verbosity names a missing ecosystem
     argv += [f"--experimental-exclude={d}" for d in SKIP_DIRS]
     proc = run_tool(TOOL, argv + ["."], cwd=root, ok_codes=(0, 1, 127, 128))
     if proc.returncode == 128:  # "No package sources found"
@@ -151,8 +176,10 @@ def scan(root: Path, scratch: Path, db: AdvisoryDB) -> ScanOutcome:
     if proc.returncode == 127:
         missing = re.search(r"could not load db for (\S+) ecosystem", proc.stderr)
         if missing:
-            raise StepError(f"the advisory database has no {missing[1]} ecosystem ({missing[1]}/all.zip), which "
-                            f"this app's dependencies need; it has {db.names}")
+            raise StepError(
+                f"the advisory database has no {missing[1]} ecosystem ({missing[1]}/all.zip), which "
+                f"this app's dependencies need; it has {db.names}"
+            )
         raise StepError(f"osv-scanner failed (exit 127): {last_line(proc.stderr)}")
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
@@ -175,8 +202,17 @@ def severity_of(vulns: list[dict], max_score: str) -> str:
         score = float(max_score)
     except (TypeError, ValueError):
         return "medium"
-    return "critical" if score >= 9 else "high" if score >= 7 else "medium" if score >= 4 else \
-        "low" if score > 0 else "medium"
+    return (
+        "critical"
+        if score >= 9
+        else "high"
+        if score >= 7
+        else "medium"
+        if score >= 4
+        else "low"
+        if score > 0
+        else "medium"
+    )
 
 
 def fixed_versions(vulns: list[dict], name: str) -> list[str]:
@@ -197,8 +233,11 @@ def line_of(path: Path, name: str, version: str) -> int | None:
     except OSError:
         return None
     norm = re.sub(r"[-_.]+", "-", name).lower()
-    named = [i for i, text in enumerate(lines, 1)
-             if norm in re.sub(r"[-_.]+", "-", text).lower() and not text.lstrip().startswith("#")]
+    named = [
+        i
+        for i, text in enumerate(lines, 1)
+        if norm in re.sub(r"[-_.]+", "-", text).lower() and not text.lstrip().startswith("#")
+    ]
     with_version = [i for i in named if version and version in lines[i - 1]]
     return (with_version or named or [None])[0]
 
@@ -223,11 +262,21 @@ def parse(data: dict, root: Path) -> list[Finding]:
                 summary = next((v.get("summary") for v in vulns if v.get("summary")), "") or "known vulnerability"
                 fixes = fixed_versions(vulns, name)
                 cves = [a for a in aliases if a.startswith("CVE-")]
-                message = (f"{name} {version}: {rule}{' (' + ', '.join(cves) + ')' if cves else ''}: {summary}; "
-                           + (f"fixed in {', '.join(fixes)}" if fixes else "no fixed version yet"))
-                findings.append(Finding(
-                    scanner=SCANNER, tool=TOOL, rule=rule, severity=severity_of(vulns, group.get("max_severity", "")),
-                    path=path, line=line_of(root / path, name, version), message=message,
-                    rule_name=summary[:120], help_uri=f"https://osv.dev/vulnerability/{rule}", aliases=aliases,
-                ))
+                message = f"{name} {version}: {rule}{' (' + ', '.join(cves) + ')' if cves else ''}: {summary}; " + (
+                    f"fixed in {', '.join(fixes)}" if fixes else "no fixed version yet"
+                )
+                findings.append(
+                    Finding(
+                        scanner=SCANNER,
+                        tool=TOOL,
+                        rule=rule,
+                        severity=severity_of(vulns, group.get("max_severity", "")),
+                        path=path,
+                        line=line_of(root / path, name, version),
+                        message=message,
+                        rule_name=summary[:120],
+                        help_uri=f"https://osv.dev/vulnerability/{rule}",
+                        aliases=aliases,
+                    )
+                )
     return findings

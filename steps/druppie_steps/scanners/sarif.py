@@ -41,8 +41,11 @@ def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> 
     results = []
     for finding, entry in findings:
         if finding.rule not in rules:
-            rule: dict[str, Any] = {"id": finding.rule, "name": finding.rule_name or finding.rule,
-                                    "shortDescription": {"text": finding.rule_name or finding.rule}}
+            rule: dict[str, Any] = {
+                "id": finding.rule,
+                "name": finding.rule_name or finding.rule,
+                "shortDescription": {"text": finding.rule_name or finding.rule},
+            }
             if finding.help_uri:
                 rule["helpUri"] = finding.help_uri
             rules[finding.rule] = rule
@@ -59,22 +62,31 @@ def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> 
         if finding.aliases:
             result["properties"]["aliases"] = list(finding.aliases)
         if entry is not None:
-            result["suppressions"] = [{"kind": "external", "status": "accepted",
-                                       "justification": f"{entry.reason} (.druppie-scan.yaml entry {entry.index}, "
-                                                        f"expires {entry.expires.isoformat()})"}]
+            result["suppressions"] = [
+                {
+                    "kind": "external",
+                    "status": "accepted",
+                    "justification": f"{entry.reason} (.druppie-scan.yaml entry {entry.index}, "
+                    f"expires {entry.expires.isoformat()})",
+                }
+            ]
         results.append(result)
     for rule_id, rule in rules.items():
         rule["defaultConfiguration"] = {"level": LEVEL[worst[rule_id]]}
         rule["properties"] = {"tags": ["security"], "security-severity": SECURITY_SEVERITY[worst[rule_id]]}
-    driver: dict[str, Any] = {"name": outcome.tool, "informationUri": TOOL_URI.get(outcome.tool, ""),
-                              "rules": list(rules.values())}
+    driver: dict[str, Any] = {
+        "name": outcome.tool,
+        "informationUri": TOOL_URI.get(outcome.tool, ""),
+        "rules": list(rules.values()),
+    }
     if outcome.version:
         driver["version"] = outcome.version
     invocation: dict[str, Any] = {"executionSuccessful": True}
     notes = ([f"skipped: {outcome.skipped}"] if outcome.skipped else []) + outcome.notes
     if notes:
-        invocation["toolExecutionNotifications"] = [{"level": "note" if outcome.skipped else "warning",
-                                                     "message": {"text": n}} for n in notes]
+        invocation["toolExecutionNotifications"] = [
+            {"level": "note" if outcome.skipped else "warning", "message": {"text": n}} for n in notes
+        ]
     return {
         "tool": {"driver": driver},
         "automationDetails": {"id": f"druppie-scan/{outcome.scanner}/"},

@@ -31,10 +31,28 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     no_ignores = scratch / "trivyignore"
     no_ignores.write_text("")
     report = scratch / "trivy.json"
-    argv = [trivy, "config", "--quiet", "--config", str(config), "--cache-dir", str(scratch / "cache"),
-            "--skip-check-update", "--skip-version-check", "--disable-telemetry",
-            "--misconfig-scanners", MISCONFIG_SCANNERS, "--ignorefile", str(no_ignores),
-            "--format", "json", "--output", str(report), "--exit-code", "0"]
+    argv = [
+        trivy,
+        "config",
+        "--quiet",
+        "--config",
+        str(config),
+        "--cache-dir",
+        str(scratch / "cache"),
+        "--skip-check-update",
+        "--skip-version-check",
+        "--disable-telemetry",
+        "--misconfig-scanners",
+        MISCONFIG_SCANNERS,
+        "--ignorefile",
+        str(no_ignores),
+        "--format",
+        "json",
+        "--output",
+        str(report),
+        "--exit-code",
+        "0",
+    ]
     for d in SKIP_DIRS:
         argv += ["--skip-dirs", f"**/{d}"]
     run_tool(TOOL, argv + ["."], cwd=root, env={"TRIVY_NO_PROGRESS": "true"})
@@ -63,10 +81,18 @@ def parse(data: dict, root: Path) -> list[Finding]:
             title = str(m.get("Title", "")).strip()
             detail = str(m.get("Message", "")).strip()
             cause = m.get("CauseMetadata") or {}
-            findings.append(Finding(
-                scanner=SCANNER, tool=TOOL, rule=rule, severity=SEVERITY.get(str(m.get("Severity")).upper(), "medium"),
-                path=target, line=cause.get("StartLine") or None,
-                message=f"{title}: {detail}" if detail and detail != title else title or rule,
-                rule_name=title, help_uri=str(m.get("PrimaryURL", "")), aliases=aliases,
-            ))
+            findings.append(
+                Finding(
+                    scanner=SCANNER,
+                    tool=TOOL,
+                    rule=rule,
+                    severity=SEVERITY.get(str(m.get("Severity")).upper(), "medium"),
+                    path=target,
+                    line=cause.get("StartLine") or None,
+                    message=f"{title}: {detail}" if detail and detail != title else title or rule,
+                    rule_name=title,
+                    help_uri=str(m.get("PrimaryURL", "")),
+                    aliases=aliases,
+                )
+            )
     return findings
