@@ -45,7 +45,10 @@ release: setup ## Push the step image, record its digest in catalog.yaml, write 
 catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme
 
-lint: setup ## yamllint, and the catalog conventions (versions, annotations, no params in scripts, READMEs current)
+lint: setup ## ruff (lint, format), mypy on steps/, yamllint, the catalog conventions and Tekton's own validation
+	@$(VENV)/bin/ruff check --quiet .
+	@$(VENV)/bin/ruff format --check --quiet .
+	@cd steps && ../$(VENV)/bin/mypy
 	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux examples catalog.yaml artifacthub-repo.yml
 	@$(PY) hack/catalog.py check
 	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \

@@ -52,6 +52,15 @@ if [[ ! -f $scan_stamp || $(cat "$scan_stamp") != "$scan_want" || ! -x .venv/bin
   echo "$scan_want" > "$scan_stamp"
 fi
 
+# The developers' tools (ruff, mypy, pre-commit, pytest-repeat), when their pins change.
+dev_stamp=.venv/.druppie-dev-stamp
+dev_want=$(sha256sum steps/requirements-dev.txt | cut -d' ' -f1)
+if [[ ! -f $dev_stamp || $(cat "$dev_stamp") != "$dev_want" || ! -x .venv/bin/ruff ]]; then
+  echo "setup: installing the developers' tools (ruff, mypy, pre-commit) into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r steps/requirements-dev.txt
+  echo "$dev_want" > "$dev_stamp"
+fi
+
 # kustomize, the oracle the tests compare tag-commit's edits with, built from its Go module into the
 # shared cache (keyed by hack/toolchain.env). GOBIN is a temporary folder renamed into place, so an
 # interrupted build never leaves a binary that looks complete.
@@ -86,3 +95,11 @@ if ((${#missing_tools[@]})); then
     echo "$build_log" | tail -30 >&2; exit 1
   fi
 fi
+
+# Linked into .venv/bin, so `druppie-step scan` and `build` run here as they do in the images (the
+# steps look their tools up on PATH; the venv's bin is on it when the venv is active or the step is
+# started as .venv/bin/druppie-step, which puts its own folder first: see druppie_steps.core.tools).
+for tool in gitleaks:$GITLEAKS_VERSION osv-scanner:$OSV_SCANNER_VERSION trivy:$TRIVY_VERSION syft:$SYFT_VERSION; do
+  name=${tool%%:*}; target=$cache/$name-${tool#*:}/$name
+  [[ $(readlink ".venv/bin/$name" 2>/dev/null) == "$target" ]] || ln -sfn "$target" ".venv/bin/$name"
+done
