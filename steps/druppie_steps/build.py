@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from .core import log
-from .core.errors import InvalidInput, StepError
+from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.registry import check_access, served_digest
 from .core.results import summary_line, write_results
@@ -58,7 +58,7 @@ def parse_build_args(text: str) -> list[str]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if not BUILD_ARG_RE.match(line.strip()):
-            raise InvalidInput(f"invalid --build-args line {line.strip()!r}: use KEY=VALUE, one per line")
+            raise InvalidInputError(f"invalid --build-args line {line.strip()!r}: use KEY=VALUE, one per line")
         args.append(line.strip())
     return args
 
@@ -67,19 +67,19 @@ def find_containerfile(context: Path, name: str) -> Path:
     if name:
         path = (context / name).resolve()
         if not path.is_file():
-            raise InvalidInput(f"invalid --containerfile {name!r}: no such file in {context}")
+            raise InvalidInputError(f"invalid --containerfile {name!r}: no such file in {context}")
         return path
     for candidate in CONTAINERFILE_NAMES:
         if (context / candidate).is_file():
             return context / candidate
-    raise InvalidInput(f"no Containerfile or Dockerfile in {context} (set --containerfile)")
+    raise InvalidInputError(f"no Containerfile or Dockerfile in {context} (set --containerfile)")
 
 
 def short_commit(source: Path, commit: str) -> str:
     """The commit's first 7 hex digits: from --commit, else from the checkout, else empty."""
     if commit:
         if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
-            raise InvalidInput(f"invalid --commit {commit!r}: a hex commit sha")
+            raise InvalidInputError(f"invalid --commit {commit!r}: a hex commit sha")
         return commit[:7]
     proc = subprocess.run(
         ["git", "-c", "safe.directory=*", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True
@@ -97,9 +97,9 @@ def auth_file_from(dockerconfig_dir: str) -> str | None:
             try:
                 json.loads(path.read_text())
             except ValueError as err:
-                raise InvalidInput(f"invalid dockerconfig {path}: not JSON ({err.args[0]})") from err
+                raise InvalidInputError(f"invalid dockerconfig {path}: not JSON ({err.args[0]})") from err
             return str(path)
-    raise InvalidInput(f"invalid --dockerconfig {dockerconfig_dir!r}: holds no config.json or .dockerconfigjson")
+    raise InvalidInputError(f"invalid --dockerconfig {dockerconfig_dir!r}: holds no config.json or .dockerconfigjson")
 
 
 def last_error_line(output: str) -> str:
@@ -202,15 +202,15 @@ def build(
     version = validate_tag(version, "--version")
     root = Path(source).resolve()
     if not root.is_dir():
-        raise InvalidInput(f"invalid --source {source!r}: no such folder")
+        raise InvalidInputError(f"invalid --source {source!r}: no such folder")
     context = (root / context_dir).resolve()
     if not context.is_dir() or not context.is_relative_to(root):
-        raise InvalidInput(f"invalid --context {context_dir!r}: no such folder inside --source")
+        raise InvalidInputError(f"invalid --context {context_dir!r}: no such folder inside --source")
     containerfile_path = find_containerfile(context, containerfile)
     args = parse_build_args(build_args)
     auth_file = auth_file_from(dockerconfig_dir)
     if ca_dir and not any(Path(ca_dir).glob("*.crt")):
-        raise InvalidInput(f"invalid --ca-certs {ca_dir!r}: holds no *.crt file")
+        raise InvalidInputError(f"invalid --ca-certs {ca_dir!r}: holds no *.crt file")
     sbom = root / (sbom_path or f".druppie/sbom.{SBOM_FORMATS[sbom_format]}")
     sha = short_commit(root, commit)
     tags = [version] + ([sha] if sha and sha != version else [])

@@ -33,7 +33,7 @@ from pathlib import Path
 import click
 
 from .core import log
-from .core.errors import InvalidInput, StepError
+from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.redact import redact
 from .core.results import summary_line, write_results
@@ -56,7 +56,7 @@ _NOT_OURS = re.compile(r"not our ref")
 _REFUSED = re.compile(r"unadvertised object|allow(Reachable|Any|Tip)SHA1InWant")
 
 
-class _Missing(GitError):
+class _MissingError(GitError):
     """The server has no such ref (no-ref), no such object (not-ours), or will not give it by id (refused)."""
 
     def __init__(self, kind: str) -> None:
@@ -64,7 +64,7 @@ class _Missing(GitError):
         self.kind = kind
 
 
-class RevisionNotFound(GitError):
+class RevisionNotFoundError(GitError):
     def __init__(self, revision: str, url: str) -> None:
         super().__init__(f"revision {revision!r} not found in {redact(url)}")
 
@@ -80,7 +80,7 @@ def validate_revision(revision: str) -> str:
         return "HEAD"
     ok = subprocess.run(["git", "check-ref-format", "--allow-onelevel", value], capture_output=True).returncode == 0
     if not ok or value.startswith(("-", "+")):
-        raise InvalidInput(f"invalid --revision {revision!r}: give a branch, a tag or a commit sha")
+        raise InvalidInputError(f"invalid --revision {revision!r}: give a branch, a tag or a commit sha")
     return value
 
 
@@ -88,23 +88,23 @@ def target_folder(output: str, subdirectory: str) -> Path:
     """``output``/``subdirectory``, refused when it would lie outside ``output`` (``..``, an absolute
     path, a symbolic link leading elsewhere) or be the file system root: the folder is emptied."""
     if not output.strip():
-        raise InvalidInput("missing --output: the folder to check out into (the output workspace)")
+        raise InvalidInputError("missing --output: the folder to check out into (the output workspace)")
     sub = subdirectory.strip().replace("\\", "/")
     cleaned = posixpath.normpath(sub) if sub else "."
     if sub.startswith(("/", "~")) or cleaned == ".." or cleaned.startswith("../") or "\0" in sub:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --subdirectory {subdirectory!r}: must be a folder inside the output workspace, e.g. src"
         )
     root = Path(output)
     target = root if cleaned == "." else root / cleaned
     resolved_root, resolved = root.resolve(), target.resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --subdirectory {subdirectory!r}: it leads outside {output} "
             f"(to {resolved}, through a symbolic link)"
         )
     if resolved == Path(resolved.anchor):
-        raise InvalidInput(f"invalid --output {output!r}: refusing to empty the file system root")
+        raise InvalidInputError(f"invalid --output {output!r}: refusing to empty the file system root")
     return target
 
 
@@ -148,7 +148,7 @@ def empty_folder(folder: Path) -> int:
 def prepare_folder(folder: Path, delete_existing: bool) -> None:
     """An empty folder we may write to; what it held goes only with --delete-existing."""
     if folder.exists() and not folder.is_dir():
-        raise InvalidInput(f"invalid --output {str(folder)!r}: not a folder")
+        raise InvalidInputError(f"invalid --output {str(folder)!r}: not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -181,7 +181,7 @@ class Fetcher:
             if proc.returncode != 0:
                 for kind, pattern in (("no-ref", _NO_REF), ("not-ours", _NOT_OURS), ("refused", _REFUSED)):
                     if pattern.search(proc.stderr):
-                        raise _Missing(kind)
+                        raise _MissingError(kind)
                 raise failure(self.url, proc.stderr)
 
         self.retry.run("fetch", attempt)
@@ -190,7 +190,7 @@ class Fetcher:
         """Fetch into the output repository; the reason when the server lacks the revision, else None."""
         try:
             self.fetch(self.repo, *([f"--depth={depth}"] if depth else []), "--", self.url, *refspecs)
-        except _Missing as err:
+        except _MissingError as err:
             return err.kind
         return None
 
@@ -207,7 +207,7 @@ class Fetcher:
             if sha is None:
                 raise StepError(f"revision {revision!r} in {redact(self.url)} is not a commit")
         elif missing == "not-ours" or (missing == "no-ref" and not SHORT_SHA.fullmatch(revision)):
-            raise RevisionNotFound(revision, self.url)
+            raise RevisionNotFoundError(revision, self.url)
         else:
             sha = self._by_lookup(revision, depth, sha_refused=missing == "refused")
         self.repo.git("checkout", "--quiet", "--detach", sha)
@@ -228,7 +228,7 @@ class Fetcher:
                     f"revision {revision!r} is ambiguous in {redact(self.url)}: more than one "
                     "commit starts with it; give more of the sha"
                 )
-            raise RevisionNotFound(revision, self.url)
+            raise RevisionNotFoundError(revision, self.url)
         sha = proc.stdout.strip()
         if not sha_refused and self.fetch_into_repo(depth, sha) is None:
             return sha
@@ -237,7 +237,7 @@ class Fetcher:
             "for-each-ref", "--contains", sha, "--format=%(refname)", "refs/heads", "refs/tags"
         ).stdout.split()
         if not holders:
-            raise RevisionNotFound(revision, self.url)
+            raise RevisionNotFoundError(revision, self.url)
         distance, ref = min((int(graph.git("rev-list", "--count", f"{sha}..{r}").stdout), r) for r in holders)
         log.progress(f"the server does not give {sha[:12]} by id: fetching {ref}, {distance} commits above it")
         self.fetch_into_repo(distance + depth if depth else 0, ref)
@@ -245,7 +245,7 @@ class Fetcher:
             # The ref moved on since the look-up: its whole history, then.
             self.fetch(self.repo, "--unshallow", "--", self.url, ref)
         if self.commit_of(self.repo, sha) is None:
-            raise RevisionNotFound(revision, self.url)
+            raise RevisionNotFoundError(revision, self.url)
         return sha
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from .core import log
-from .core.errors import InvalidInput, StepError
+from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
 
@@ -62,7 +62,7 @@ def flux_wait(
     try:
         target = parse_target(revision)
     except ValueError as err:
-        raise InvalidInput(str(err)) from err
+        raise InvalidInputError(str(err)) from err
     seconds = parse_duration(timeout)
     if repo_url:
         from .gitops.git import validate_repo_url
@@ -157,7 +157,7 @@ def _wait(
         source_verdict,
         suspended,
     )
-    from .flux.watch import FluxApi, FluxObject, Timeout
+    from .flux.watch import FluxApi, FluxObject, WaitTimeoutError
 
     api = FluxApi(api_client(kubeconfig))
     ks_ref = FluxObject("Kustomization", namespace, name)
@@ -219,7 +219,7 @@ def _wait(
         while True:
             last["source"], verdict = api.follow(
                 src_ref,
-                lambda o: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
+                lambda o, requested=requested: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
                 lambda v: v.phase is not Phase.WAITING,
                 deadline,
             )
@@ -264,11 +264,13 @@ def _wait(
         # A failure that names no revision (ArtifactFailed) is about what the source holds now.
         failed = verdict.revision or ((last["source"].get("status") or {}).get("artifact") or {}).get("revision", "")
         raise StepError(f"{ks_ref} failed for revision {failed}: {verdict.reason}: {_one_line(verdict.message)}")
-    except Timeout as timeout:
+    except WaitTimeoutError as timeout:
         if timeout.last is not None:
             last["ks" if timeout.last.get("kind") == "Kustomization" else "source"] = timeout.last
         details = describe(last["source"]) + "\n" + describe(last["ks"])
-        raise StepError(f"timed out waiting for {ks_ref} to apply {target[:12]}; last conditions:\n{details}")
+        raise StepError(
+            f"timed out waiting for {ks_ref} to apply {target[:12]}; last conditions:\n{details}"
+        ) from timeout
 
 
 def _one_line(text: str) -> str:

@@ -26,7 +26,7 @@ import click
 from .apptest import junit, process, pyenv
 from .apptest.project import detect, missing_message
 from .core import log
-from .core.errors import InvalidInput, StepError
+from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.redact import register_url_secrets
 from .core.results import summary_line, write_results
@@ -62,7 +62,9 @@ def relative_path(value: str, flag: str, example: str) -> str:
     """``value`` as a clean relative POSIX path that stays inside its folder ("" for the folder itself)."""
     cleaned = posixpath.normpath(value.strip().replace("\\", "/")) if value.strip() else "."
     if value.strip().startswith(("/", "~")) or cleaned == ".." or cleaned.startswith("../") or "\0" in value:
-        raise InvalidInput(f"invalid {flag} {value!r}: must be a relative path inside the workspace, e.g. {example}")
+        raise InvalidInputError(
+            f"invalid {flag} {value!r}: must be a relative path inside the workspace, e.g. {example}"
+        )
     return "" if cleaned == "." else cleaned
 
 
@@ -70,13 +72,13 @@ def split_words(value: str, flag: str) -> list[str]:
     try:
         return shlex.split(value)
     except ValueError as err:
-        raise InvalidInput(f"invalid {flag} {value!r}: {err}") from err
+        raise InvalidInputError(f"invalid {flag} {value!r}: {err}") from err
 
 
 def validate_index_url(value: str) -> str:
     value = value.strip()
     if value and not value.lower().startswith(("https://", "http://", "file://")):
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --index-url {value!r}: must be an https://, http:// or file:// URL "
             "of a PEP 503 simple index, e.g. https://pypi.example/simple"
         )
@@ -95,7 +97,7 @@ def resolve_wheelhouse(value: str | None) -> str:
     if value is None:
         return DEFAULT_WHEELHOUSE if Path(DEFAULT_WHEELHOUSE).is_dir() else ""
     if value and not Path(value).is_dir():
-        raise InvalidInput(f"invalid --wheelhouse {value!r}: no such folder")
+        raise InvalidInputError(f"invalid --wheelhouse {value!r}: no such folder")
     return str(Path(value).absolute()) if value else ""
 
 
@@ -175,7 +177,7 @@ def _copy_for_build(source: Path, dest: Path) -> None:
 
 def _prepare_report(path: Path, shown: str) -> None:
     if path.is_dir():
-        raise InvalidInput(f"invalid --report {shown!r}: is a folder")
+        raise InvalidInputError(f"invalid --report {shown!r}: is a folder")
     try:
         shared_dir(path.parent)
         path.unlink(missing_ok=True)  # a stale report must not count
@@ -199,7 +201,7 @@ def _run_pytest(
 ) -> Outcome:
     project = detect(app, label)
     if project is None:
-        raise InvalidInput(missing_message(app, label))
+        raise InvalidInputError(missing_message(app, label))
     for note in project.notes:
         log.warn(note)
     tools = ["pytest"] + (["pytest-cov"] if cov_fail_under else [])
@@ -348,21 +350,21 @@ def run_tests(
     deadline = time.monotonic() + parse_duration(timeout)
     source_dir = Path(source).absolute()  # the programs run elsewhere: every path they get is absolute
     if not source_dir.is_dir():
-        raise InvalidInput(f"invalid --source {source!r}: no such folder")
+        raise InvalidInputError(f"invalid --source {source!r}: no such folder")
     context = relative_path(context, "--context", "apps/drone-service")
     app = source_dir / context
     label = context or "."
     if not app.is_dir():
-        raise InvalidInput(f"invalid --context {label!r}: no such folder in the source {source}")
+        raise InvalidInputError(f"invalid --context {label!r}: no such folder in the source {source}")
     report_rel = relative_path(report, "--report", DEFAULT_REPORT)
     if not report_rel:
-        raise InvalidInput(f"invalid --report {report!r}: must name a file, e.g. {DEFAULT_REPORT}")
+        raise InvalidInputError(f"invalid --report {report!r}: must name a file, e.g. {DEFAULT_REPORT}")
     report_path = app / report_rel
     shown = posixpath.join(context, report_rel) if context else report_rel
     words = split_words(command, "--command")
     extra = split_words(pytest_args, "--pytest-args")
     if words and (extra or cov_fail_under):
-        raise InvalidInput("--pytest-args and --cov-fail-under apply to pytest; with --command pass them in it")
+        raise InvalidInputError("--pytest-args and --cov-fail-under apply to pytest; with --command pass them in it")
     settings = pyenv.PipSettings(
         wheelhouse=resolve_wheelhouse(wheelhouse),
         index_url=validate_index_url(index_url),
@@ -370,7 +372,7 @@ def run_tests(
         cache_dir=str(Path(pip_cache).absolute()) if pip_cache else "",
     )
     if pip_cache and not Path(pip_cache).is_dir():
-        raise InvalidInput(f"invalid --pip-cache {pip_cache!r}: no such folder")
+        raise InvalidInputError(f"invalid --pip-cache {pip_cache!r}: no such folder")
     _prepare_report(report_path, shown)
 
     with tempfile.TemporaryDirectory(prefix="druppie-test-") as scratch:

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 
 from .core import log
-from .core.errors import InvalidInput, StepError
+from .core.errors import InvalidInputError, StepError
 from .core.options import option, results_dir_option, workspace_option
 from .core.redact import redact
 from .core.results import summary_line, write_results
@@ -42,7 +42,7 @@ def parse_scanners(value: str) -> list[str]:
         return list(SCANNERS)
     unknown = [n for n in names if n not in SCANNERS]
     if unknown or not names:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --scanners {value!r}: {'unknown scanner ' + repr(unknown[0]) if unknown else 'empty'}"
             f"; use a comma-separated list of {', '.join(SCANNERS)} (or all)"
         )
@@ -52,7 +52,7 @@ def parse_scanners(value: str) -> list[str]:
 def parse_fail_on(value: str) -> str:
     level = value.strip().lower()
     if level not in FAIL_ON:
-        raise InvalidInput(f"invalid --fail-on {value!r}: use one of {', '.join(FAIL_ON)}")
+        raise InvalidInputError(f"invalid --fail-on {value!r}: use one of {', '.join(FAIL_ON)}")
     return level
 
 
@@ -63,7 +63,9 @@ def parse_age(value: str) -> float:
         return 0.0
     parts = re.findall(r"(\d+)(d|h|m|s)", text)
     if not parts or "".join(n + u for n, u in parts) != text:
-        raise InvalidInput(f"invalid --max-db-age {value!r}: use a duration such as 7d, 36h or 1d12h (0: no limit)")
+        raise InvalidInputError(
+            f"invalid --max-db-age {value!r}: use a duration such as 7d, 36h or 1d12h (0: no limit)"
+        )
     return float(sum(int(n) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
 
 
@@ -115,14 +117,14 @@ def scan(
 
     root = Path(source or ".").resolve()
     if not root.is_dir():
-        raise InvalidInput(f"invalid --source {source!r}: not a folder")
+        raise InvalidInputError(f"invalid --source {source!r}: not a folder")
     selected = parse_scanners(scanners)
     explicit = selected != list(SCANNERS)
     fail_on = parse_fail_on(fail_on)
     max_age = parse_age(max_db_age)
     report_path = Path(report) if Path(report).is_absolute() else root / report
     if not report.strip() or report_path.is_dir():
-        raise InvalidInput(f"invalid --report {report!r}: must name a file")
+        raise InvalidInputError(f"invalid --report {report!r}: must name a file")
     entries = ignore.load(root)
     if entries:
         log.info(f"{ignore.FILENAME}: {len(entries)} exception(s)")
@@ -133,7 +135,9 @@ def scan(
         if osv_db:
             db = _check_db(Path(osv_db), max_age, max_db_age)
         elif explicit:
-            raise InvalidInput("--scanners deps needs an advisory database: set --osv-db (the Task's osv-db workspace)")
+            raise InvalidInputError(
+                "--scanners deps needs an advisory database: set --osv-db (the Task's osv-db workspace)"
+            )
         else:
             skipped["deps"] = "no advisory database (--osv-db, the Task's osv-db workspace)"
             log.warn("deps: skipped, no advisory database given (--osv-db); dependencies are not checked")
@@ -272,10 +276,10 @@ def _print_table(outcomes: list[ScanOutcome], applied, fail_on: str, report: str
         for i in range(len(header))
     ]
     log.info(f"scan summary (fails at {fail_on}{'' if fail_on in ('never', 'critical') else ' and above'}):")
-    for row in [header] + rows:
+    for row in [header, *rows]:
         if len(row) == len(header):
             cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])] + [
-                c.rjust(w) for c, w in zip(row[2:], widths[2:])
+                c.rjust(w) for c, w in zip(row[2:], widths[2:], strict=True)
             ]
         else:
             cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2]]

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from .core import log
-from .core.errors import InvalidInput
+from .core.errors import InvalidInputError
 from .core.options import option, results_dir_option
 from .core.redact import redact
 from .core.results import write_results
@@ -64,13 +64,13 @@ def parse_statuses(text: str) -> list[tuple[str, str, str]]:
         if not words:
             continue
         if len(words) > 3 or len(words) < 2 or words[1] not in STATUSES:
-            raise InvalidInput(
+            raise InvalidInputError(
                 f"invalid --tasks line {number} {line.strip()!r}: use '<task> <status> [<reason>]' with "
                 f"a status of {', '.join(STATUSES)}, e.g. 'test $(tasks.test.status) $(tasks.test.reason)'"
             )
         found.append((words[0], words[1], words[2] if len(words) == 3 else ""))
     if not found:
-        raise InvalidInput("invalid --tasks: no pipeline task given")
+        raise InvalidInputError("invalid --tasks: no pipeline task given")
     return found
 
 
@@ -85,7 +85,7 @@ def _parse_time(value: Any) -> dt.datetime | None:
 
 def format_duration(seconds: float) -> str:
     """42s, 3m04s, 1h02m: short enough for a table column."""
-    whole = int(round(max(seconds, 0)))
+    whole = round(max(seconds, 0))
     if whole < 60:
         return f"{whole}s"
     if whole < 3600:

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from .core import log
-from .core.errors import InvalidInput, StepError
+from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
 from .gitops.git import (
@@ -45,10 +45,10 @@ def validate_message(template: str) -> str:
     try:
         fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
     except ValueError as err:
-        raise InvalidInput(f"invalid --message {template!r}: {err}") from err
+        raise InvalidInputError(f"invalid --message {template!r}: {err}") from err
     unknown = sorted(f for f in fields if f not in MESSAGE_FIELDS)
     if unknown or not template.strip():
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --message {template!r}: unknown field {{{unknown[0] if unknown else ''}}}; "
             f"use {', '.join('{' + f + '}' for f in sorted(MESSAGE_FIELDS))}"
         )
@@ -130,7 +130,7 @@ def tag_commit(
     digest = validate_digest(digest)
     validate_message(message)
     if not author_name.strip() or "@" not in author_email:
-        raise InvalidInput(f"invalid --author-email {author_email!r}: must be an e-mail address")
+        raise InvalidInputError(f"invalid --author-email {author_email!r}: must be an e-mail address")
     check_plain_http(repo_url, bool(basic_auth_dir), allow_plain_http)
 
     with tempfile.TemporaryDirectory(prefix="druppie-tag-commit-") as scratch:

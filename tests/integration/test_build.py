@@ -142,7 +142,7 @@ def test_build_pushes_by_version_and_commit_and_the_registry_serves_that_digest(
 def test_run_instructions_work_with_chroot_isolation(registry, storage, tmp_path):
     image = f"{registry.host}/druppie/with-run"
     app = drone_app(tmp_path / "app", "run-instruction")
-    proc, results, _ = build(
+    proc, _, _ = build(
         tmp_path,
         storage,
         "--image",
@@ -203,7 +203,7 @@ def test_unreachable_registry_is_reported_before_building(storage, tmp_path):
 
 def test_refused_credentials_are_reported_and_never_shown(registry, auth_registry, storage, tmp_path):
     wrong = auth_registry.auth_file(tmp_path / "wrong", password="not-the-password-123")
-    proc, results, _ = build(
+    proc, _, _ = build(
         tmp_path,
         storage,
         "--image",

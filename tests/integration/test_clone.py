@@ -189,7 +189,7 @@ def test_files_are_group_writable_for_later_steps(history, run_step, out):
 
 
 def test_existing_content_is_replaced_and_nothing_outside_is_touched(history, run_step, out, tmp_path):
-    repo, shas = history
+    repo, _ = history
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "precious.txt").write_text("keep me")

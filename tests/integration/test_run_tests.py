@@ -205,7 +205,7 @@ def test_the_example_app_passes_with_coverage_and_leaves_only_its_report(app_run
         f"test: passed={APP_TESTS} failed=0 skipped=0 report=app/.druppie/junit.xml coverage={results['coverage']}\n"
     )
     app = source / "app"
-    report = ET.parse(app / ".druppie" / "junit.xml").getroot()
+    report = ET.parse(app / ".druppie" / "junit.xml").getroot()  # noqa: S314 - the report of our own fixture app
     assert len(list(report.iter("testcase"))) == APP_TESTS
     assert "app: Python project: the project with extra test; test tools: pytest, pytest-cov" in err
     assert f"  passed    {APP_TESTS}\n" in err and "  coverage  " in err
@@ -214,7 +214,7 @@ def test_the_example_app_passes_with_coverage_and_leaves_only_its_report(app_run
 
 
 def test_a_failing_test_fails_the_step_and_names_it(failing_test_run):
-    rc, out, err, results, _ = failing_test_run
+    rc, _out, err, results, _ = failing_test_run
     assert rc == 1
     assert err.splitlines()[-1] == "error: 1 of 6 tests failed: tests.test_fleet::test_the_whole_fleet_is_flying"
     assert results == {"passed": "5", "failed": "1", "skipped": "0", "report": "app/.druppie/junit.xml", "coverage": ""}
@@ -245,7 +245,7 @@ def test_a_broken_pyproject_is_one_line_before_anything_runs(tmp_path, wheelhous
 
 
 def test_an_unsatisfiable_dependency_names_it(unsatisfiable_run, wheelhouse):
-    rc, out, err, results, _ = unsatisfiable_run
+    rc, _out, err, results, _ = unsatisfiable_run
     assert rc == 1 and results == {}
     assert err.splitlines()[-1] == (
         "error: pip could not install the project: No matching distribution found for "
@@ -282,7 +282,7 @@ def test_command_that_writes_junit_where_told(tmp_path):
     app = drone_app(tmp_path / "src" / "app")
     (app / "ci").mkdir()
     (app / "ci" / "run.py").write_text(JUNIT_WRITER)
-    rc, out, err, results, _ = _step(
+    rc, _out, err, results, _ = _step(
         "--context",
         "app",
         "--command",
@@ -300,12 +300,12 @@ def test_command_that_writes_junit_where_told(tmp_path):
 def test_command_without_junit_is_one_test_case_by_exit_code(tmp_path, check, rc, counts):
     app = drone_app(tmp_path / "src" / "app")
     command = f"{sys.executable} -c \"from drone_service.app import route; assert route('/healthz')[0] {check}\""
-    code, out, err, results, _ = _step(
+    code, _out, err, results, _ = _step(
         "--context", "app", "--command", command, source=tmp_path / "src", results=tmp_path / "r"
     )
     assert code == rc, err
     assert (results["passed"], results["failed"]) == counts and set(results) == DECLARED
-    report = ET.parse(app / ".druppie" / "junit.xml").getroot()
+    report = ET.parse(app / ".druppie" / "junit.xml").getroot()  # noqa: S314 - the report of our own fixture app
     (case,) = report.iter("testcase")
     assert case.get("name") == shlex.join(shlex.split(command))
     if rc:

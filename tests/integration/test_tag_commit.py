@@ -15,6 +15,8 @@ IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"
 KUSTOMIZATION = f"{APP}/kustomization.yaml"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
+# Reaches this machine on Linux but is not loopback: a stand-in for an in-cluster server.
+NOT_LOOPBACK = "0.0.0.0"  # noqa: S104 - a host in a URL, nothing binds to it
 
 
 def args(repo, tag="1.0.5", *extra, path=APP, image=IMAGE):
@@ -101,7 +103,9 @@ def test_thirty_apps_at_once_all_land_with_default_options(new_repo, run_step):
     """Many pipelines finishing together: bounded by the deadline, not by a count, none is lost."""
     n = 30
     files = {
-        f"envs/prod/app-{i:02d}/kustomization.yaml": f"resources: []\nimages:\n- name: registry.example/druppie/app-{i:02d}  # app {i}\n  newTag: 0.1.0\n"
+        f"envs/prod/app-{i:02d}/kustomization.yaml": (
+            f"resources: []\nimages:\n- name: registry.example/druppie/app-{i:02d}  # app {i}\n  newTag: 0.1.0\n"
+        )
         for i in range(n)
     }
     repo = new_repo(files)
@@ -143,7 +147,7 @@ def test_rising_tags_for_one_image_end_at_the_highest(druppie_apps, run_step):
         for c in history
     ]
     assert written == sorted(written, key=lambda t: tuple(map(int, t.split(".")))) and len(set(written)) == len(written)
-    for tag, run in zip(tags, runs):
+    for tag, run in zip(tags, runs, strict=True):
         if run.results["changed"] == "true":
             assert written[history.index(run.results["commit"])] == tag
         else:
@@ -290,7 +294,7 @@ def test_bad_input_is_one_clear_line_and_nothing_is_pushed(druppie_apps, run_ste
     run = run_step(*args(druppie_apps), flag, value)
     assert run.returncode == 2
     assert message in run.stderr
-    assert len([l for l in run.stderr.splitlines() if l.startswith(("error:", "Error:"))]) == 1
+    assert len([line for line in run.stderr.splitlines() if line.startswith(("error:", "Error:"))]) == 1
     assert druppie_apps.server.requests == requests_before  # validated before any network call
     assert run.results == {} and len(druppie_apps.log()) == 1
 
@@ -528,7 +532,7 @@ def _workspace(tmp_path, server):
     workspace.mkdir(exist_ok=True)
     port = server.base_url.rsplit(":", 1)[1]
     (workspace / ".git-credentials").write_text(
-        "".join(f"http://{TEST_USER}:{TEST_TOKEN}@{host}:{port}\n" for host in ("127.0.0.1", "0.0.0.0", "localhost"))
+        "".join(f"http://{TEST_USER}:{TEST_TOKEN}@{host}:{port}\n" for host in ("127.0.0.1", NOT_LOOPBACK, "localhost"))
     )
     return workspace
 
@@ -536,7 +540,7 @@ def _workspace(tmp_path, server):
 def test_plain_http_to_a_non_loopback_host_needs_the_opt_in(auth_git_server, new_repo, run_step, tmp_path):
     """0.0.0.0 reaches this machine on Linux but is not loopback: a stand-in for an in-cluster server."""
     repo = new_repo(source_dir=EXAMPLE_APPS, server=auth_git_server)
-    outside = repo.url.replace("127.0.0.1", "0.0.0.0")
+    outside = repo.url.replace("127.0.0.1", NOT_LOOPBACK)
     workspace = _workspace(tmp_path, auth_git_server)
     before = auth_git_server.requests
 
@@ -564,6 +568,6 @@ def test_plain_http_to_a_non_loopback_host_needs_the_opt_in(auth_git_server, new
 
 
 def test_plain_http_without_credentials_is_fine(druppie_apps, run_step):
-    run = run_step(*args(druppie_apps), "--repo-url", druppie_apps.url.replace("127.0.0.1", "0.0.0.0"))
+    run = run_step(*args(druppie_apps), "--repo-url", druppie_apps.url.replace("127.0.0.1", NOT_LOOPBACK))
     assert run.returncode == 0, run.output
     assert "plain http" not in run.stderr

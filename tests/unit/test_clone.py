@@ -5,7 +5,7 @@ import re
 import pytest
 
 from druppie_steps.clone import empty_folder, public_url, target_folder, validate_revision
-from druppie_steps.core.errors import InvalidInput
+from druppie_steps.core.errors import InvalidInputError
 from druppie_steps.core.redact import redact
 from druppie_steps.gitops.git import validate_repo_url
 
@@ -46,7 +46,7 @@ def test_revisions_accepted(revision, expected):
     ],
 )
 def test_revisions_refused_name_the_value(revision):
-    with pytest.raises(InvalidInput, match=re.escape(f"invalid --revision {revision!r}")):
+    with pytest.raises(InvalidInputError, match=re.escape(f"invalid --revision {revision!r}")):
         validate_revision(revision)
 
 
@@ -78,7 +78,7 @@ def test_an_ssh_login_is_not_masked_as_a_secret():
 
 @pytest.mark.parametrize("url", ["-oProxyCommand=x:y", "--upload-pack:x", "ftp://host/app.git", "file:///srv/app.git"])
 def test_urls_refused_name_the_flag(url):
-    with pytest.raises(InvalidInput, match=re.escape(f"invalid --url {url!r}")):
+    with pytest.raises(InvalidInputError, match=re.escape(f"invalid --url {url!r}")):
         validate_repo_url(url, "--url")
 
 
@@ -91,11 +91,11 @@ def test_target_folder_stays_inside_the_workspace(tmp_path):
     assert target_folder(str(tmp_path), "link-in") == tmp_path / "link-in"  # a link that stays inside is fine
     (tmp_path / "link-out").symlink_to("/")
     for bad in ("..", "../x", "/abs", "~/x", "link-out", "link-out/etc"):
-        with pytest.raises(InvalidInput, match=re.escape(f"invalid --subdirectory {bad!r}")):
+        with pytest.raises(InvalidInputError, match=re.escape(f"invalid --subdirectory {bad!r}")):
             target_folder(str(tmp_path), bad)
-    with pytest.raises(InvalidInput, match="missing --output"):
+    with pytest.raises(InvalidInputError, match="missing --output"):
         target_folder("", "")
-    with pytest.raises(InvalidInput, match="refusing to empty the file system root"):
+    with pytest.raises(InvalidInputError, match="refusing to empty the file system root"):
         target_folder("/", "")
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from druppie_steps.core.errors import InvalidInput, StepError
+from druppie_steps.core.errors import InvalidInputError, StepError
 from druppie_steps.gitops.image_edit import plan_image_update, safe_subdir
 from druppie_steps.gitops.imageref import highest_tag, is_older
 
@@ -179,14 +179,14 @@ def test_symlink_out_of_the_repo_is_refused(tmp_path):
     (tmp_path / "outside").mkdir()
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "app").symlink_to(tmp_path / "outside")
-    with pytest.raises(InvalidInput, match=r"^invalid --path 'app': leaves the repository \(through a symlink\)$"):
+    with pytest.raises(InvalidInputError, match=r"^invalid --path 'app': leaves the repository \(through a symlink\)$"):
         plan_image_update(tmp_path / "repo", "app", IMAGE, "1.0.5", None)
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../b", "", "~/x", ".."])
 def test_paths_that_leave_the_repo_are_invalid(bad):
     with pytest.raises(
-        InvalidInput,
+        InvalidInputError,
         match=rf"^invalid --path {bad!r}: must be a folder inside the repository, "
         "e.g. envs/prod/app$",
     ):
@@ -425,7 +425,7 @@ def test_files_without_a_trailing_newline(tmp_path, digest):
 
 def test_digests_in_plain_manifests(tmp_path):
     old = f"image: {IMAGE}:1.0.4@sha256:{'cd' * 32}\n"
-    plan, changed = edit(tmp_path, {"app/a.yaml": old}, digest=DIGEST)
+    _, changed = edit(tmp_path, {"app/a.yaml": old}, digest=DIGEST)
     assert changed["app/a.yaml"] == f"image: {IMAGE}:1.0.5@{DIGEST}\n"
     _, changed = edit(tmp_path / "b", {"app/a.yaml": old}, tag="1.0.4")
     assert changed == {}  # same tag, no digest given: the pinned build stays
@@ -559,7 +559,7 @@ def test_overlapping_splices_are_refused_never_applied():
 
     edit_ = FileEdit(Path("k.yaml"), "a: 1\nb: 2\n", "app/k.yaml", [Splice(8, 9, "3"), Splice(3, 9, "x")])
     with pytest.raises(StepError, match=r"^app/k.yaml:1: two changes overlap"):
-        edit_.new_text
+        _ = edit_.new_text
     edit_.splices = [Splice(3, 4, "x"), Splice(8, 9, "3"), Splice(4, 4, "y"), Splice(4, 4, "z")]
     assert edit_.new_text == "a: xyz\nb: 3\n"  # two inserts at one point keep their order
 

@@ -54,7 +54,7 @@ def byte_pattern(parts) -> re.Pattern:
 def drop_final_newline(parts) -> list:
     """The same file without its trailing line break (the last literal ends with one)."""
     i = max(i for i, (kind, _) in enumerate(parts) if kind == LIT)
-    return parts[:i] + [(LIT, parts[i][1].rstrip("\r\n"))] + parts[i + 1 :]
+    return [*parts[:i], (LIT, parts[i][1].rstrip("\r\n")), *parts[i + 1 :]]
 
 
 quoted = st.sampled_from(["{}", "'{}'", '"{}"'])  # plain, single, double
@@ -118,7 +118,7 @@ def kustomizations(draw):
             + [(INS, ""), (LIT, "}")]
         )
         if mode == "alias":  # one entry reached twice through an alias
-            parts += [(LIT, "x-entry: &e ")] + entry + [(LIT, nl)]
+            parts += [(LIT, "x-entry: &e "), *entry, (LIT, nl)]
             lit("images: [*e, *e]\n")
             index = 0
         else:

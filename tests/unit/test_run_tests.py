@@ -10,25 +10,33 @@ import pytest
 from druppie_steps.apptest import junit, pyenv
 from druppie_steps.apptest.project import ProjectError, detect, lock_constraints, missing_message
 from druppie_steps.cli import main
-from druppie_steps.core.errors import InvalidInput
+from druppie_steps.core.errors import InvalidInputError
 from druppie_steps.run_tests import judge_command, judge_pytest, relative_path
 
 # What pytest 9 writes (xunit2): a pass, a failure, an error in setup, a skip, an xfail, and a
 # collection error, which has a class name but no test name.
-PYTEST_REPORT = """<?xml version="1.0" encoding="utf-8"?>
-<testsuites name="pytest tests"><testsuite name="pytest" errors="2" failures="1" skipped="2" tests="6">
-<testcase classname="tests.test_app" name="test_ok" time="0.001" />
-<testcase classname="tests.test_app" name="test_bad" time="0.001"><failure message="AssertionError: assert 3 == 4&#10;  + where 3 = len(...)">def test_bad():
-&gt;   assert len(FLEET) == 4</failure></testcase>
-<testcase classname="tests.test_app" name="test_fixture" time="0.001"><error message="failed on setup with &quot;OSError: port in use&quot;">...</error></testcase>
-<testcase classname="tests.test_app.TestSlow" name="test_skip" time="0.0"><skipped type="pytest.skip" message="slow">skipped</skipped></testcase>
-<testcase classname="tests.test_app" name="test_xfail" time="0.0"><skipped type="pytest.xfail" message="known bug" /></testcase>
-<testcase classname="tests.test_broken" name="" time="0.0"><error message="collection failure">ImportError: no module named x</error></testcase>
-</testsuite></testsuites>"""
+PYTEST_REPORT = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<testsuites name="pytest tests"><testsuite name="pytest" errors="2" failures="1"'
+    ' skipped="2" tests="6">\n'
+    '<testcase classname="tests.test_app" name="test_ok" time="0.001" />\n'
+    '<testcase classname="tests.test_app" name="test_bad" time="0.001"><failure'
+    ' message="AssertionError: assert 3 == 4&#10;  + where 3 = len(...)">def test_bad():\n'
+    "&gt;   assert len(FLEET) == 4</failure></testcase>\n"
+    '<testcase classname="tests.test_app" name="test_fixture" time="0.001"><error'
+    ' message="failed on setup with &quot;OSError: port in use&quot;">...</error></testcase>\n'
+    '<testcase classname="tests.test_app.TestSlow" name="test_skip" time="0.0"><skipped'
+    ' type="pytest.skip" message="slow">skipped</skipped></testcase>\n'
+    '<testcase classname="tests.test_app" name="test_xfail" time="0.0"><skipped'
+    ' type="pytest.xfail" message="known bug" /></testcase>\n'
+    '<testcase classname="tests.test_broken" name="" time="0.0"><error message="collection'
+    ' failure">ImportError: no module named x</error></testcase>\n'
+    "</testsuite></testsuites>"
+)
 
 
 def _counts(xml: str) -> junit.Counts:
-    return junit.count(ET.fromstring(xml))
+    return junit.count(ET.fromstring(xml))  # noqa: S314 - the test's own literal
 
 
 def test_junit_counts_errors_as_failures_and_xfail_as_skipped():
@@ -335,10 +343,10 @@ def test_the_app_gets_none_of_the_steps_python_settings_or_params():
         }
     )
     assert env == {"PATH": "/bin", "HOME": "/tekton/home"}
-    venv = pyenv.Venv(Path("/tmp/v"), [])
+    venv = pyenv.Venv(Path("/opt/venv"), [])
     assert venv.environment({"PATH": "/bin", "PYTHONPATH": "/x"}) == {
-        "PATH": "/tmp/v/bin:/bin",
-        "VIRTUAL_ENV": "/tmp/v",
+        "PATH": "/opt/venv/bin:/bin",
+        "VIRTUAL_ENV": "/opt/venv",
     }
 
 
@@ -368,7 +376,7 @@ def test_relative_paths(value, expected):
 
 @pytest.mark.parametrize("value", ["/etc", "..", "../x", "a/../../x", "~/x"])
 def test_paths_that_leave_the_workspace(value):
-    with pytest.raises(InvalidInput, match=r"must be a relative path inside the workspace"):
+    with pytest.raises(InvalidInputError, match=r"must be a relative path inside the workspace"):
         relative_path(value, "--context", "apps/x")
 
 
@@ -384,8 +392,8 @@ def test_paths_that_leave_the_workspace(value):
         (["--source", "/no/such/dir"], "error: invalid --source '/no/such/dir': no such folder"),
         (["--report", "."], "error: invalid --report '.': must name a file, e.g. .druppie/junit.xml"),
         (
-            ["--report", "/tmp/x.xml"],
-            "error: invalid --report '/tmp/x.xml': must be a relative path inside the "
+            ["--report", "/srv/x.xml"],
+            "error: invalid --report '/srv/x.xml': must be a relative path inside the "
             "workspace, e.g. .druppie/junit.xml",
         ),
         (["--pytest-args", "-k 'unclosed"], 'error: invalid --pytest-args "-k \'unclosed": No closing quotation'),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from druppie_steps import scan as step
-from druppie_steps.core.errors import InvalidInput, StepError
+from druppie_steps.core.errors import InvalidInputError, StepError
 from druppie_steps.scanners import Finding, ScanOutcome, bandit, gitleaks, ignore, osv, relative, sarif, trivy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -283,14 +283,14 @@ def test_ignore_entry_counts_through_its_expiry_day():
     ],
 )
 def test_malformed_ignore_file_names_file_and_entry(doc, message):
-    with pytest.raises(InvalidInput) as err:
+    with pytest.raises(InvalidInputError) as err:
         ignore.parse(doc)
     assert str(err.value).startswith(".druppie-scan.yaml") and message in str(err.value)
 
 
 def test_ignore_file_that_is_not_yaml_names_its_line(tmp_path):
     (tmp_path / ".druppie-scan.yaml").write_text("ignore:\n  - rule: [B602\n")
-    with pytest.raises(InvalidInput, match=r"^\.druppie-scan\.yaml line \d+: not readable YAML"):
+    with pytest.raises(InvalidInputError, match=r"^\.druppie-scan\.yaml line \d+: not readable YAML"):
         ignore.load(tmp_path)
     assert ignore.load(tmp_path / "nowhere") == []
 
@@ -374,7 +374,7 @@ def test_scanner_selection(value, expected):
     ],
 )
 def test_bad_options_are_one_line_naming_the_value(call, message):
-    with pytest.raises(InvalidInput) as err:
+    with pytest.raises(InvalidInputError) as err:
         call()
     assert message in str(err.value) and "\n" not in str(err.value)
 
@@ -418,14 +418,14 @@ def test_db_age_from_its_stamp_else_its_newest_advisory(tmp_path):
     assert osv.db_updated(stamped) == dt.datetime(2026, 11, 26, 6, tzinfo=dt.UTC)
     assert stamped.age_from == "last-updated"
     (tmp_path / "last-updated").write_text("yesterday")
-    with pytest.raises(InvalidInput, match="holds 'yesterday', not an ISO 8601 time"):
+    with pytest.raises(InvalidInputError, match="holds 'yesterday', not an ISO 8601 time"):
         osv.db_updated(stamped)
 
 
 def test_db_folder_without_a_database_is_refused(tmp_path):
-    with pytest.raises(InvalidInput, match="no advisory database in it; expected <Ecosystem>/all.zip"):
+    with pytest.raises(InvalidInputError, match=r"no advisory database in it; expected <Ecosystem>/all\.zip"):
         osv.find_db(tmp_path)
-    with pytest.raises(InvalidInput, match="not a folder"):
+    with pytest.raises(InvalidInputError, match="not a folder"):
         osv.find_db(tmp_path / "missing")
 
 
@@ -446,5 +446,5 @@ def test_missing_tool_is_a_clear_error(monkeypatch, tmp_path):
     from druppie_steps import scanners
 
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(StepError, match="^gitleaks not found on PATH"):
+    with pytest.raises(StepError, match=r"^gitleaks not found on PATH"):
         scanners.find_tool("gitleaks")

@@ -6,7 +6,7 @@ import pytest
 
 from druppie_steps import summary as s
 from druppie_steps.cli import main
-from druppie_steps.core.errors import InvalidInput
+from druppie_steps.core.errors import InvalidInputError
 
 PR, NS = "drone-service-ci-cd-x7k2q", "ci"
 SHA = "4f0c2a9e1b7d3c5a8f6e2d4b0a9c8e7f6d5c4b3a"
@@ -116,7 +116,7 @@ def test_parse_statuses_as_tekton_substitutes_them():
 
 @pytest.mark.parametrize("text", ["", "clone", "clone Done", "clone $(tasks.clone.status)", "a Failed b c"])
 def test_parse_statuses_refuses_what_tekton_never_writes(text):
-    with pytest.raises(InvalidInput, match="--tasks"):
+    with pytest.raises(InvalidInputError, match="--tasks"):
         s.parse_statuses(text)
 
 
@@ -303,11 +303,11 @@ def test_the_command_writes_results_and_the_table(monkeypatch, tmp_path, capsys)
 
 
 def test_the_command_still_summarises_when_the_api_refuses(monkeypatch, tmp_path, capsys):
-    class Forbidden(Exception):
-        status, reason = 403, "Forbidden"
+    class ForbiddenError(Exception):
+        status, reason = 403, "ForbiddenError"
 
     def refused(*_):
-        raise Forbidden("taskruns.tekton.dev is forbidden: User system:serviceaccount:ci:default cannot list")
+        raise ForbiddenError("taskruns.tekton.dev is forbidden: User system:serviceaccount:ci:default cannot list")
 
     monkeypatch.setattr(s, "fetch_taskruns", refused)
     code = main(
@@ -325,7 +325,7 @@ def test_the_command_still_summarises_when_the_api_refuses(monkeypatch, tmp_path
     )
     assert code == 0
     err = capsys.readouterr().err
-    assert f"warning: cannot list the TaskRuns of {PR} in ci (HTTP 403 Forbidden)" in err
+    assert f"warning: cannot list the TaskRuns of {PR} in ci (HTTP 403 ForbiddenError)" in err
     assert (tmp_path / "status").read_text() == "Failed"
     assert (tmp_path / "failed-task").read_text() == "test"
 

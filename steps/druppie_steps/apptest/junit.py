@@ -87,7 +87,9 @@ def count(root: ET.Element) -> Counts:
 def parse(path: Path) -> Counts:
     """Counts of the JUnit report at ``path``; ReportError when it is not one."""
     try:
-        root = ET.parse(path).getroot()
+        # The report comes from the app's own test run, which already ran its code here; expat (2.4.1+)
+        # bounds entity expansion and ElementTree resolves no external entity.
+        root = ET.parse(path).getroot()  # noqa: S314 - see above: nothing to gain for the app's code
     except ET.ParseError as err:
         raise ReportError(f"not XML ({err})") from err
     if root.tag not in ("testsuites", "testsuite"):

@@ -8,6 +8,7 @@ step never hangs on a child that holds the output pipe open.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import signal
@@ -41,10 +42,8 @@ class Finished:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run(
@@ -80,9 +79,12 @@ def run(
         raise StepError(f"{what}: cannot start {argv[0]}: {err.strerror}") from err
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
+    stdout = proc.stdout
+    if stdout is None:  # cannot be: stdout=PIPE above
+        raise StepError(f"{what}: no output pipe for {argv[0]}")
+
     def pump() -> None:
-        assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
+        for raw in iter(stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             tail.append(line)
             if on_line:

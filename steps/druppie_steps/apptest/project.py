@@ -113,7 +113,7 @@ def dependency_group(groups: dict[str, Any], name: str, where: str, seen: tuple[
     if key is None:
         raise ProjectError(f"{where}: [dependency-groups] includes group {name!r}, which is not defined")
     if key in seen:
-        raise ProjectError(f"{where}: [dependency-groups] {key!r} includes itself ({' -> '.join(seen + (key,))})")
+        raise ProjectError(f"{where}: [dependency-groups] {key!r} includes itself ({' -> '.join((*seen, key))})")
     entries = groups[key]
     if not isinstance(entries, list):
         raise ProjectError(f"{where}: [dependency-groups] {key} must be a list")
@@ -125,7 +125,7 @@ def dependency_group(groups: dict[str, Any], name: str, where: str, seen: tuple[
                     f"{where}: [dependency-groups] {key}: {entry!r} is neither a requirement "
                     'nor {include-group = "name"}'
                 )
-            out += dependency_group(groups, entry["include-group"], where, seen + (key,))
+            out += dependency_group(groups, entry["include-group"], where, (*seen, key))
         else:
             out.append(_requirement(entry, f"{where}: [dependency-groups] {key}"))
     return out

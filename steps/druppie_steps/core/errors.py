@@ -12,7 +12,7 @@ class StepError(Exception):
             self.exit_code = exit_code
 
 
-class InvalidInput(StepError):
+class InvalidInputError(StepError):
     """A parameter has a bad value; nothing was changed anywhere. Exit code 2, like click's usage errors."""
 
     exit_code = 2

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .errors import InvalidInput
+from .errors import InvalidInputError
 
 ENV_PREFIX = "DRUPPIE_"
 
@@ -56,15 +56,15 @@ def workspace_option(flag: str, dest: str, what: str) -> Callable[[Callable[...,
 
 
 def parse_duration(value: str) -> float:
-    """``5m``, ``90s``, ``1h30m``, ``300`` (seconds) as seconds; InvalidInput naming the value otherwise."""
+    """``5m``, ``90s``, ``1h30m``, ``300`` (seconds) as seconds; InvalidInputError naming the value otherwise."""
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         seconds = float(text)
     else:
         parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
         if not parts or "".join(n + u for n, u in parts) != text:
-            raise InvalidInput(f"invalid --timeout {value!r}: use a duration such as 5m, 90s or 1h30m")
+            raise InvalidInputError(f"invalid --timeout {value!r}: use a duration such as 5m, 90s or 1h30m")
         seconds = sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
     if seconds <= 0:
-        raise InvalidInput(f"invalid --timeout {value!r}: must be more than zero")
+        raise InvalidInputError(f"invalid --timeout {value!r}: must be more than zero")
     return seconds

@@ -8,6 +8,7 @@ credentials come from the same docker config file buildah used, and never reach 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import ssl
@@ -56,6 +57,20 @@ def credentials_for(host: str, auth_file: str | None) -> tuple[str, str] | None:
     return None
 
 
+def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> urllib.request.Request:
+    """A request for an http(s) URL, nothing else: a registry's challenge must not make us open a file."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise StepError(f"the registry pointed to {url!r}, which is not an http(s) URL")
+    return urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310 - http(s), checked above
+
+
+def _open(request: urllib.request.Request, timeout: float, context: ssl.SSLContext | None) -> http.client.HTTPResponse:
+    response: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310 - made by _request: http(s) only
+        request, timeout=timeout, context=context
+    )
+    return response
+
+
 def _basic(creds: tuple[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
 
@@ -63,10 +78,10 @@ def _basic(creds: tuple[str, str]) -> str:
 def _bearer_token(challenge: str, creds: tuple[str, str] | None, context: ssl.SSLContext | None) -> str:
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
-    request = urllib.request.Request(f"{params.get('realm', '')}?{query}")
+    request = _request(f"{params.get('realm', '')}?{query}")
     if creds:
         request.add_header("Authorization", _basic(creds))
-    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+    with _open(request, 30, context) as response:
         body = json.load(response)
     return "Bearer " + (body.get("token") or body.get("access_token") or "")
 
@@ -82,11 +97,11 @@ def served_digest(image: str, tag: str, auth_file: str | None = None, tls_verify
         url = f"{scheme}://{host}/v2/{repo}/manifests/{tag}"
         authorization = None
         for _ in range(2):  # the second round answers a 401 challenge
-            request = urllib.request.Request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES})
+            request = _request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES})
             if authorization:
                 request.add_header("Authorization", authorization)
             try:
-                with urllib.request.urlopen(request, timeout=30, context=context) as response:
+                with _open(request, 30, context) as response:
                     digest = response.headers.get("Docker-Content-Digest", "")
                     if not digest:
                         raise StepError(f"registry {host} served no digest for {image}:{tag}")
@@ -117,7 +132,7 @@ def check_access(image: str, auth_file: str | None = None, tls_verify: bool = Tr
     last_error = ""
     for scheme in ["https"] if tls_verify else ["https", "http"]:
         try:
-            urllib.request.urlopen(f"{scheme}://{host}/v2/", timeout=20, context=context).close()
+            _open(_request(f"{scheme}://{host}/v2/"), 20, context).close()
             return scheme
         except urllib.error.HTTPError as err:
             if err.code != 401:
@@ -139,8 +154,8 @@ def check_access(image: str, auth_file: str | None = None, tls_verify: bool = Tr
                 authorization = _bearer_token(scoped, creds, context)
             else:
                 authorization = _basic(creds)
-            request = urllib.request.Request(f"{scheme}://{host}/v2/", headers={"Authorization": authorization})
-            urllib.request.urlopen(request, timeout=20, context=context).close()
+            request = _request(f"{scheme}://{host}/v2/", headers={"Authorization": authorization})
+            _open(request, 20, context).close()
             return scheme
         except urllib.error.HTTPError as err:
             if err.code in (401, 403):

@@ -23,7 +23,7 @@ KINDS = {
 WATCH_WINDOW_SECONDS = 30  # the server ends each watch after this; we then re-check the deadline
 
 
-class Timeout(Exception):
+class WaitTimeoutError(Exception):
     """The deadline passed; carries the last object seen."""
 
     def __init__(self, last: dict | None) -> None:
@@ -99,7 +99,7 @@ class FluxApi:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise Timeout(obj)
+                raise WaitTimeoutError(obj)
             try:
                 stream = watch.Watch().stream(
                     self.custom.list_namespaced_custom_object,
@@ -127,7 +127,7 @@ class FluxApi:
                     if done(verdict):
                         return obj, verdict
                     if time.monotonic() >= deadline:
-                        raise Timeout(obj)
+                        raise WaitTimeoutError(obj)
             except ApiException as err:
                 if err.status == 410:  # resourceVersion too old: re-read and watch from now
                     obj = self.get_retrying(ref, deadline, obj)
@@ -137,7 +137,7 @@ class FluxApi:
                 else:
                     obj, resource_version = self._resume(ref, deadline, obj, f"HTTP {err.status}")
             except Exception as err:
-                if isinstance(err, (StepError, Timeout)):
+                if isinstance(err, (StepError, WaitTimeoutError)):
                     raise
                 obj, resource_version = self._resume(ref, deadline, obj, type(err).__name__)
             else:
@@ -166,12 +166,12 @@ class FluxApi:
                 return call()
             except StepError:
                 raise
-            except Exception as err:  # noqa: BLE001 - connection refused / 5xx while the apiserver restarts
+            except Exception as err:  # connection refused / 5xx while the apiserver restarts
                 if delay == 0.2:
                     self.reconnects += 1
                     log.progress(f"lost the connection to the API server ({type(err).__name__}); resuming")
                 if time.monotonic() + delay >= deadline:
-                    raise Timeout(last)
+                    raise WaitTimeoutError(last) from err
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..core import log
-from ..core.errors import InvalidInput, StepError
+from ..core.errors import InvalidInputError, StepError
 from ..core.redact import redact, register_url_secrets
 
 T = TypeVar("T")
@@ -41,7 +41,7 @@ def validate_repo_url(url: str, flag: str = "--repo-url") -> str:
         return url
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ALLOWED_SCHEMES or not parsed.hostname or not parsed.path.strip("/"):
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid {flag} {redact(url)!r}: use https://host/org/repo.git, ssh://... or git@host:org/repo.git"
         )
     if parsed.scheme != "ssh" or parsed.password:  # an ssh user alone is the login (git@), not a credential
@@ -71,7 +71,7 @@ def check_plain_http(url: str, workspace_credentials: bool, allow_plain_http: bo
     if is_loopback(host):
         return
     if not allow_plain_http:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"refusing to send credentials over plain http:// to {host!r}: use https://, "
             "or pass --allow-plain-http for a git server inside the cluster"
         )
@@ -83,7 +83,7 @@ def check_plain_http(url: str, workspace_credentials: bool, allow_plain_http: bo
 def validate_branch(branch: str) -> str:
     ok = subprocess.run(["git", "check-ref-format", f"refs/heads/{branch}"], capture_output=True).returncode == 0
     if not ok or branch.startswith("-"):
-        raise InvalidInput(f"invalid --branch {branch!r}: not a valid git branch name")
+        raise InvalidInputError(f"invalid --branch {branch!r}: not a valid git branch name")
     return branch
 
 
@@ -156,7 +156,7 @@ def describe_failure(url: str, stderr: str) -> str:
 
 def full_jitter(attempt: int, base: float, cap: float) -> float:
     """Uniform in [0, min(cap, base * 2^attempt)]: exponential, capped, and spread across racing runs."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - timing jitter, not a secret
 
 
 @dataclass
@@ -191,8 +191,8 @@ class TransientRetry:
 
 def _last_line(text: str) -> str:
     """git's own verdict: the first ``fatal:``/``error:`` line, else the last line it printed."""
-    lines = [l.strip() for l in text.strip().splitlines() if l.strip() and not l.startswith("hint:")]
-    verdicts = [l for l in lines if l.startswith(("fatal:", "error:"))]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip() and not line.startswith("hint:")]
+    verdicts = [line for line in lines if line.startswith(("fatal:", "error:"))]
     return (verdicts or lines or ["no output"])[0 if verdicts else -1]
 
 
@@ -320,7 +320,7 @@ class Workspace:
 
     def _push_once(self) -> PushOutcome:
         proc = self.git("push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}", check=False)
-        ref_lines = [l for l in proc.stdout.splitlines() if l[:1] in ("!", " ", "+", "*", "=", "-")]
+        ref_lines = [line for line in proc.stdout.splitlines() if line[:1] in ("!", " ", "+", "*", "=", "-")]
         if proc.returncode == 0:
             return PushOutcome(pushed=True)
         if ref_lines and ref_lines[0].startswith("!"):
@@ -331,7 +331,9 @@ class Workspace:
                 detail,
             )
             # What the server's hooks said (e.g. "main is protected") is the part the user needs.
-            said = [l[7:].strip() for l in proc.stderr.splitlines() if l.startswith("remote:") and l[7:].strip()]
+            said = [
+                line[7:].strip() for line in proc.stderr.splitlines() if line.startswith("remote:") and line[7:].strip()
+            ]
             if said and not moved:
                 detail += ": " + "; ".join(said)
             return PushOutcome(pushed=False, branch_moved=bool(moved), detail=redact(detail))
@@ -383,7 +385,7 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
         auth = Path(basic_auth_dir)
         creds = auth / ".git-credentials"
         if not creds.is_file():
-            raise InvalidInput(f"invalid basic-auth workspace {basic_auth_dir!r}: no .git-credentials file in it")
+            raise InvalidInputError(f"invalid basic-auth workspace {basic_auth_dir!r}: no .git-credentials file in it")
         for line in creds.read_text().splitlines():
             register_url_secrets(line)
         store = scratch / "git-credentials"
@@ -396,7 +398,7 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
     if ssh_dir:
         src = Path(ssh_dir)
         if not src.is_dir():
-            raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: not a folder")
+            raise InvalidInputError(f"invalid ssh-directory workspace {ssh_dir!r}: not a folder")
         dot_ssh = scratch / "ssh"
         shutil.copytree(src, dot_ssh, dirs_exist_ok=True)
         dot_ssh.chmod(0o700)
@@ -408,12 +410,12 @@ def git_environment(scratch: Path, basic_auth_dir: str | None, ssh_dir: str | No
         known = dot_ssh / "known_hosts"
         if not known.is_file():
             # Trusting whatever host answers would let anyone in the middle receive our pushes.
-            raise InvalidInput(
+            raise InvalidInputError(
                 f"invalid ssh-directory workspace {ssh_dir!r}: no known_hosts file in it "
                 "(add the git server's host key, e.g. from ssh-keyscan)"
             )
         if not keys:
-            raise InvalidInput(f"invalid ssh-directory workspace {ssh_dir!r}: no private key (id_*) in it")
+            raise InvalidInputError(f"invalid ssh-directory workspace {ssh_dir!r}: no private key (id_*) in it")
         ssh = [
             "ssh",
             "-o",

@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from ..core.errors import InvalidInput, StepError
+from ..core.errors import InvalidInputError, StepError
 from .imageref import ImageRef, highest_tag, parse_reference
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -329,7 +329,7 @@ def plan_image_update(
     """Work out every splice that sets ``image`` to ``tag``/``digest`` under ``root/subdir``, checked."""
     folder = (root / subdir).resolve()
     if not folder.is_relative_to(root.resolve()):
-        raise InvalidInput(f"invalid --path {subdir!r}: leaves the repository (through a symlink)")
+        raise InvalidInputError(f"invalid --path {subdir!r}: leaves the repository (through a symlink)")
     if not folder.is_dir():
         raise StepError(f"--path {subdir!r} is not a folder in the repository")
     for name in KUSTOMIZATION_NAMES:
@@ -352,7 +352,7 @@ def _plan_kustomization(
     (data,) = _load_all(edit.old_text, label)
     data_entries = data.get("images") if isinstance(data.get("images"), list) else []
     matching: list[tuple[MappingNode, dict]] = []
-    for entry, entry_data in zip(entries, data_entries):
+    for entry, entry_data in zip(entries, data_entries, strict=False):
         if not isinstance(entry, MappingNode) or any(entry is m for m, _ in matching):
             continue  # the same entry reached again through an alias is changed once
         merge = next((k for k, _ in entry.value if k.tag == _MERGE_TAG), None)
@@ -558,5 +558,5 @@ def safe_subdir(value: str) -> str:
     """``--path`` as a clean relative POSIX path that cannot leave the repository."""
     cleaned = posixpath.normpath(value.strip().replace("\\", "/")) if value.strip() else ""
     if not cleaned or value.startswith(("/", "~")) or cleaned == ".." or cleaned.startswith("../") or "\0" in value:
-        raise InvalidInput(f"invalid --path {value!r}: must be a folder inside the repository, e.g. envs/prod/app")
+        raise InvalidInputError(f"invalid --path {value!r}: must be a folder inside the repository, e.g. envs/prod/app")
     return "" if cleaned == "." else cleaned

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import semver
 
-from ..core.errors import InvalidInput
+from ..core.errors import InvalidInputError
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -43,9 +43,11 @@ def parse_reference(text: str) -> ImageRef | None:
 
 def validate_image_name(value: str) -> str:
     if "@" in value or (":" in value.rsplit("/", 1)[-1]):
-        raise InvalidInput(f"invalid --image {value!r}: give the name only, without tag or digest (use --tag/--digest)")
+        raise InvalidInputError(
+            f"invalid --image {value!r}: give the name only, without tag or digest (use --tag/--digest)"
+        )
     if not NAME_RE.match(value) or len(value) > 255:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --image {value!r}: not an image name (lowercase path components, optional registry host[:port])"
         )
     return value
@@ -62,13 +64,13 @@ def normalize_semver(tag: str) -> semver.Version | None:
 
 def validate_tag(value: str, flag: str = "--tag") -> str:
     if not TAG_RE.match(value) or normalize_semver(value) is None:
-        raise InvalidInput(f"invalid {flag} {value!r}: must be a semantic version such as 1.0.5 or v1.0.5")
+        raise InvalidInputError(f"invalid {flag} {value!r}: must be a semantic version such as 1.0.5 or v1.0.5")
     return value
 
 
 def validate_digest(value: str | None) -> str | None:
     if value and not DIGEST_RE.match(value):
-        raise InvalidInput(f"invalid --digest {value!r}: must be sha256: followed by 64 lowercase hex digits")
+        raise InvalidInputError(f"invalid --digest {value!r}: must be sha256: followed by 64 lowercase hex digits")
     return value or None
 
 

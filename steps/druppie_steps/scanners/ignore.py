@@ -17,7 +17,7 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import InvalidInput
+from ..core.errors import InvalidInputError
 from . import Finding
 
 FILENAME = ".druppie-scan.yaml"
@@ -59,7 +59,7 @@ def load(root: Path) -> list[Entry]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         where = getattr(err, "problem_mark", None)
         at = f" line {where.line + 1}" if where is not None else ""
-        raise InvalidInput(f"{FILENAME}{at}: not readable YAML: {getattr(err, 'problem', None) or err}") from err
+        raise InvalidInputError(f"{FILENAME}{at}: not readable YAML: {getattr(err, 'problem', None) or err}") from err
     return parse(doc)
 
 
@@ -67,32 +67,32 @@ def parse(doc: object) -> list[Entry]:
     if doc is None:
         return []
     if not isinstance(doc, dict) or set(doc) - {"ignore"}:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"{FILENAME}: must be a mapping with one key, ignore: a list of entries {{rule, path, reason, expires}}"
         )
     items = doc.get("ignore") or []
     if not isinstance(items, list):
-        raise InvalidInput(f"{FILENAME}: ignore must be a list of entries {{rule, path, reason, expires}}")
+        raise InvalidInputError(f"{FILENAME}: ignore must be a list of entries {{rule, path, reason, expires}}")
     return [_entry(i, item) for i, item in enumerate(items, 1)]
 
 
 def _entry(index: int, item: object) -> Entry:
     label = f"{FILENAME}: entry {index}"
     if not isinstance(item, dict):
-        raise InvalidInput(f"{label}: must be a mapping with rule, path, reason and expires")
+        raise InvalidInputError(f"{label}: must be a mapping with rule, path, reason and expires")
     if isinstance(item.get("rule"), str) and item["rule"].strip():
         label += f" (rule {item['rule'].strip()})"
     unknown = sorted(str(k) for k in set(item) - KEYS)
     if unknown:
-        raise InvalidInput(f"{label}: unknown key {unknown[0]!r}; use rule, path, reason, expires")
+        raise InvalidInputError(f"{label}: unknown key {unknown[0]!r}; use rule, path, reason, expires")
     for key in ("rule", "reason"):
         if not isinstance(item.get(key), str) or not item[key].strip():
-            raise InvalidInput(f"{label}: {key} is required (a non-empty string)")
+            raise InvalidInputError(f"{label}: {key} is required (a non-empty string)")
     path = item.get("path", "*")
     if not isinstance(path, str) or not path.strip():
-        raise InvalidInput(f"{label}: path must be a glob such as src/*.py (leave it out for every file)")
+        raise InvalidInputError(f"{label}: path must be a glob such as src/*.py (leave it out for every file)")
     if "expires" not in item:
-        raise InvalidInput(f"{label}: expires is required (a date YYYY-MM-DD)")
+        raise InvalidInputError(f"{label}: expires is required (a date YYYY-MM-DD)")
     expires = item["expires"]
     if isinstance(expires, dt.datetime):
         expires = expires.date()
@@ -100,9 +100,9 @@ def _entry(index: int, item: object) -> Entry:
         try:
             expires = dt.date.fromisoformat(expires.strip())
         except ValueError:
-            raise InvalidInput(f"{label}: expires {expires!r} is not a date YYYY-MM-DD") from None
+            raise InvalidInputError(f"{label}: expires {expires!r} is not a date YYYY-MM-DD") from None
     if not isinstance(expires, dt.date):
-        raise InvalidInput(f"{label}: expires {expires!r} is not a date YYYY-MM-DD")
+        raise InvalidInputError(f"{label}: expires {expires!r} is not a date YYYY-MM-DD")
     path = path.strip()
     while path.startswith("./"):
         path = path[2:]

@@ -28,7 +28,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import InvalidInput, StepError
+from ..core.errors import InvalidInputError, StepError
 from . import SEVERITIES, SKIP_DIRS, Finding, ScanOutcome, find_tool, last_line, relative, run_tool, version_of
 
 SCANNER, TOOL = "deps", "osv-scanner"
@@ -59,9 +59,9 @@ class AdvisoryDB:
 
 
 def find_db(folder: Path) -> AdvisoryDB:
-    """The ecosystems of a database folder, or InvalidInput naming the folder and the layout wanted."""
+    """The ecosystems of a database folder, or InvalidInputError naming the folder and the layout wanted."""
     if not folder.is_dir():
-        raise InvalidInput(f"invalid --osv-db {str(folder)!r}: not a folder")
+        raise InvalidInputError(f"invalid --osv-db {str(folder)!r}: not a folder")
     ecosystems: dict[str, Path] = {}
     for base in (folder / "osv-scalibr", folder):
         if not base.is_dir():
@@ -72,7 +72,7 @@ def find_db(folder: Path) -> AdvisoryDB:
             elif any(eco.glob("*.json")):
                 ecosystems.setdefault(eco.name, eco)
     if not ecosystems:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --osv-db {str(folder)!r}: no advisory database in it; expected "
             f"<Ecosystem>/all.zip as OSV publishes it (e.g. PyPI/all.zip), or <Ecosystem>/*.json"
         )
@@ -86,7 +86,7 @@ def db_updated(db: AdvisoryDB) -> dt.datetime:
         text = stamp.read_text(encoding="utf-8", errors="replace").strip()
         when = parse_time(text)
         if when is None:
-            raise InvalidInput(
+            raise InvalidInputError(
                 f"invalid --osv-db: {stamp} holds {text[:40]!r}, not an ISO 8601 time such as 2026-11-26T06:00:00Z"
             )
         db.age_from = STAMP
@@ -99,7 +99,7 @@ def db_updated(db: AdvisoryDB) -> dt.datetime:
                 if when and (newest is None or when > newest):
                     newest = when
     if newest is None:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"invalid --osv-db {str(db.source)!r}: no advisory in it has a 'modified' time "
             f"(and there is no {STAMP} file)"
         )
@@ -118,7 +118,7 @@ def _advisory_texts(source: Path):
                 if name.endswith(".json"):
                     yield archive.read(name)
     except (OSError, zipfile.BadZipFile) as err:
-        raise InvalidInput(f"invalid --osv-db: {source} is not a readable zip archive: {err}") from err
+        raise InvalidInputError(f"invalid --osv-db: {source} is not a readable zip archive: {err}") from err
 
 
 def parse_time(text: str) -> dt.datetime | None:
@@ -169,7 +169,7 @@ def scan(root: Path, scratch: Path, db: AdvisoryDB) -> ScanOutcome:
         str(report),
     ]  # the default verbosity names a missing ecosystem
     argv += [f"--experimental-exclude={d}" for d in SKIP_DIRS]
-    proc = run_tool(TOOL, argv + ["."], cwd=root, ok_codes=(0, 1, 127, 128))
+    proc = run_tool(TOOL, [*argv, "."], cwd=root, ok_codes=(0, 1, 127, 128))
     if proc.returncode == 128:  # "No package sources found"
         outcome.skipped = "no lockfile or dependency manifest osv-scanner reads"
         return outcome

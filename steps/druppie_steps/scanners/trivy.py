@@ -55,7 +55,7 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     ]
     for d in SKIP_DIRS:
         argv += ["--skip-dirs", f"**/{d}"]
-    run_tool(TOOL, argv + ["."], cwd=root, env={"TRIVY_NO_PROGRESS": "true"})
+    run_tool(TOOL, [*argv, "."], cwd=root, env={"TRIVY_NO_PROGRESS": "true"})
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
