@@ -37,7 +37,10 @@ class LazyGroup(click.Group):
         if name not in STEPS:
             return None
         module, attr, _ = STEPS[name]
-        return getattr(importlib.import_module(module), attr)
+        command = getattr(importlib.import_module(module), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{attr} is not a click command")
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, STEPS[name][2]) for name in self.list_commands(ctx)]

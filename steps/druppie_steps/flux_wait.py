@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +24,10 @@ from .core import log
 from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.results import summary_line, write_results
+
+if TYPE_CHECKING:
+    from .core.kube import KubeObject
+    from .flux.status import Verdict
 
 REREQUEST_PAUSE_SECONDS = 1.0
 
@@ -154,7 +159,6 @@ def _wait(
         revision_sha,
         same_commit,
         source_moved_past,
-        source_verdict,
         suspended,
     )
     from .flux.watch import FluxApi, FluxObject, WaitTimeoutError
@@ -219,7 +223,7 @@ def _wait(
         while True:
             last["source"], verdict = api.follow(
                 src_ref,
-                lambda o, requested=requested: _say_and(say, src_ref, source_verdict(o, target, requested, contains)),
+                _decide_source(say, src_ref, target, requested, contains),
                 lambda v: v.phase is not Phase.WAITING,
                 deadline,
             )
@@ -278,9 +282,22 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _say_and(say: Callable[[object, str], None], ref: object, verdict):
+def _say_and(say: Callable[[object, str], None], ref: object, verdict: Verdict) -> Verdict:
     from .flux.status import Phase
 
     if verdict.phase is Phase.WAITING:
         say(ref, verdict.message)
     return verdict
+
+
+def _decide_source(
+    say: Callable[[object, str], None],
+    ref: object,
+    target: str,
+    requested: str,
+    contains: Callable[[str], bool | None],
+) -> Callable[[KubeObject], Verdict]:
+    """The source's verdict on each version of it, for the reconcile requested at ``requested``."""
+    from .flux.status import source_verdict
+
+    return lambda obj: _say_and(say, ref, source_verdict(obj, target, requested, contains))

@@ -17,6 +17,7 @@ import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +28,10 @@ from .core.redact import redact
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
 from .scanners import SEVERITIES, Finding, ScanOutcome, rank
+
+if TYPE_CHECKING:
+    from .scanners.ignore import Applied
+    from .scanners.osv import AdvisoryDB
 
 SCANNERS = ("code", "secrets", "deps", "config")
 TOOLS = {"code": "bandit", "secrets": "gitleaks", "deps": "osv-scanner", "config": "trivy"}
@@ -129,7 +134,7 @@ def scan(
     if entries:
         log.info(f"{ignore.FILENAME}: {len(entries)} exception(s)")
 
-    db = None
+    db: AdvisoryDB | None = None
     skipped: dict[str, str] = {}
     if "deps" in selected:
         if osv_db:
@@ -177,7 +182,7 @@ def scan(
         )
 
 
-def _check_db(folder: Path, max_age: float, max_db_age: str):
+def _check_db(folder: Path, max_age: float, max_db_age: str) -> AdvisoryDB:
     from .scanners import osv
 
     db = osv.find_db(folder)
@@ -197,7 +202,7 @@ def _check_db(folder: Path, max_age: float, max_db_age: str):
     return db
 
 
-def _run_one(name: str, root: Path, scratch: Path, db) -> ScanOutcome:
+def _run_one(name: str, root: Path, scratch: Path, db: AdvisoryDB | None) -> ScanOutcome:
     work = scratch / name
     work.mkdir()
     if name == "code":
@@ -211,13 +216,17 @@ def _run_one(name: str, root: Path, scratch: Path, db) -> ScanOutcome:
     if name == "deps":
         from .scanners import osv
 
+        if db is None:  # scan() skips deps without a database
+            raise StepError("deps: no advisory database (--osv-db)")
         return osv.scan(root, work, db)
     from .scanners import trivy
 
     return trivy.scan(root, work)
 
 
-def _run_all(selected: list[str], root: Path, scratch: Path, db, skipped: dict[str, str]) -> list[ScanOutcome]:
+def _run_all(
+    selected: list[str], root: Path, scratch: Path, db: AdvisoryDB | None, skipped: dict[str, str]
+) -> list[ScanOutcome]:
     """The scanners side by side (each is its own process); the first failure, in scanner order, is raised.
 
     Only this thread prints, so progress lines never interleave.
@@ -250,7 +259,7 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _write_report(path: Path, log_doc: dict) -> None:
+def _write_report(path: Path, log_doc: dict[str, Any]) -> None:
     try:
         shared_dir(path.parent)
         tmp = path.with_name(f".{path.name}.tmp")
@@ -260,7 +269,7 @@ def _write_report(path: Path, log_doc: dict) -> None:
         raise StepError(f"cannot write the report {path}: {err.strerror}") from err
 
 
-def _print_table(outcomes: list[ScanOutcome], applied, fail_on: str, report: str) -> None:
+def _print_table(outcomes: list[ScanOutcome], applied: Applied, fail_on: str, report: str) -> None:
     suppressed = {o.scanner: sum(1 for f, _ in applied.suppressed if f.scanner == o.scanner) for o in outcomes}
     header = ["scanner", "tool", *reversed(SEVERITIES), "suppressed"]
     rows = []

@@ -22,6 +22,7 @@ import click
 
 from .core import log
 from .core.errors import InvalidInputError
+from .core.kube import KubeObject
 from .core.options import option, results_dir_option
 from .core.redact import redact
 from .core.results import write_results
@@ -93,13 +94,13 @@ def format_duration(seconds: float) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def duration(taskrun: dict) -> str:
+def duration(taskrun: KubeObject) -> str:
     status = taskrun.get("status") or {}
     start, end = _parse_time(status.get("startTime")), _parse_time(status.get("completionTime"))
     return format_duration((end - start).total_seconds()) if start and end else ""
 
 
-def results_of(taskrun: dict) -> dict[str, str]:
+def results_of(taskrun: KubeObject) -> dict[str, str]:
     """A TaskRun's results (v1 status.results), values as text; a failed TaskRun keeps those written before."""
     out = {}
     for item in (taskrun.get("status") or {}).get("results") or []:
@@ -108,16 +109,16 @@ def results_of(taskrun: dict) -> dict[str, str]:
     return out
 
 
-def condition(taskrun: dict) -> dict:
+def condition(taskrun: KubeObject) -> KubeObject:
     for cond in (taskrun.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Succeeded":
+        if isinstance(cond, dict) and cond.get("type") == "Succeeded":
             return cond
     return {}
 
 
-def latest_per_task(taskruns: list[dict]) -> dict[str, dict]:
+def latest_per_task(taskruns: list[KubeObject]) -> dict[str, KubeObject]:
     """The newest TaskRun of each pipeline task (a retried task has several)."""
-    latest: dict[str, dict] = {}
+    latest: dict[str, KubeObject] = {}
     for run in taskruns:
         meta = run.get("metadata") or {}
         task = (meta.get("labels") or {}).get("tekton.dev/pipelineTask")
@@ -135,7 +136,7 @@ def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def build_rows(statuses: list[tuple[str, str, str]], taskruns: list[dict]) -> list[Row]:
+def build_rows(statuses: list[tuple[str, str, str]], taskruns: list[KubeObject]) -> list[Row]:
     latest = latest_per_task(taskruns)
     rows = []
     for task, status, reason in statuses:
@@ -241,7 +242,9 @@ def summary_text(rows: list[Row], namespace: str) -> str:
     return one_line(text, 1000)
 
 
-def summarise(statuses: list[tuple[str, str, str]], taskruns: list[dict], namespace: str) -> tuple[str, dict[str, str]]:
+def summarise(
+    statuses: list[tuple[str, str, str]], taskruns: list[KubeObject], namespace: str
+) -> tuple[str, dict[str, str]]:
     """The log text (table and verdict) and the four results."""
     rows = build_rows(statuses, taskruns)
     failed = failed_rows(rows)
@@ -257,7 +260,7 @@ def summarise(statuses: list[tuple[str, str, str]], taskruns: list[dict], namesp
     return text, results
 
 
-def fetch_taskruns(namespace: str, pipeline_run: str, kubeconfig: str | None) -> list[dict]:
+def fetch_taskruns(namespace: str, pipeline_run: str, kubeconfig: str | None) -> list[KubeObject]:
     """The PipelineRun's TaskRuns (tekton.dev/v1), by the label Tekton puts on each."""
     from kubernetes import client
 
@@ -267,7 +270,8 @@ def fetch_taskruns(namespace: str, pipeline_run: str, kubeconfig: str | None) ->
     listed = api.list_namespaced_custom_object(
         "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipeline_run}"
     )
-    return list(listed.get("items") or [])
+    items = listed.get("items") if isinstance(listed, dict) else None
+    return [item for item in items or [] if isinstance(item, dict)]
 
 
 def _api_error(err: Exception) -> str:

@@ -127,7 +127,7 @@ def tag_commit(
     subdir = safe_subdir(subdir)
     validate_image_name(image)
     validate_tag(tag)
-    digest = validate_digest(digest)
+    pinned = validate_digest(digest)
     validate_message(message)
     if not author_name.strip() or "@" not in author_email:
         raise InvalidInputError(f"invalid --author-email {author_email!r}: must be an e-mail address")
@@ -142,7 +142,7 @@ def tag_commit(
             subdir,
             image,
             tag,
-            digest,
+            pinned,
             message,
             pipeline_run,
             author_name,

@@ -115,4 +115,5 @@ def command_report(name: str, command: str, exit_code: int, seconds: float, outp
     if failed:
         failure = ET.SubElement(case, "failure", message=f"exit code {exit_code}")
         failure.text = _INVALID_XML.sub("", output_tail)
-    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"

@@ -27,6 +27,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum, auto
 
+from ..core.kube import KubeObject
+
 # Abbreviated or full SHA-1 (7..40 hex), or a full SHA-256 (64 hex): what git and Flux print.
 _SHA = re.compile(r"^(?:[0-9a-f]{7,40}|[0-9a-f]{64})$")
 # RFC3339 / RFC3339Nano (flux CLI, us) and Go's time.String() (the Receiver): date, time, optional
@@ -101,7 +103,7 @@ def instant(stamp: str) -> int | None:
     return seconds * 10**9 + int((fraction or "").ljust(9, "0"))
 
 
-def handled_since(obj: dict, requested_at: str) -> bool:
+def handled_since(obj: KubeObject, requested_at: str) -> bool:
     """Has the controller finished an attempt that started at or after our request ``requested_at``?
 
     ``obj`` must have been read after we wrote ``requested_at``. Another writer may have replaced
@@ -119,11 +121,11 @@ def handled_since(obj: dict, requested_at: str) -> bool:
     return ours is not None and theirs is not None and theirs >= ours
 
 
-def condition(obj: dict, kind: str) -> dict:
+def condition(obj: KubeObject, kind: str) -> KubeObject:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), {})
 
 
-def describe(obj: dict) -> str:
+def describe(obj: KubeObject) -> str:
     """The conditions of an object, one line each, for diagnostics on timeout."""
     conds = (obj.get("status") or {}).get("conditions") or []
     kind = obj.get("kind", "object")
@@ -133,16 +135,16 @@ def describe(obj: dict) -> str:
     return "\n".join(lines)
 
 
-def suspended(obj: dict) -> bool:
+def suspended(obj: KubeObject) -> bool:
     return bool((obj.get("spec") or {}).get("suspend"))
 
 
-def progress_message(obj: dict) -> str:
+def progress_message(obj: KubeObject) -> str:
     """What the controller says it is doing now (Reconciling, else Ready), for the progress log."""
     for kind in ("Reconciling", "Ready"):
         cond = condition(obj, kind)
         if cond.get("status") in ("True", "Unknown") and cond.get("message"):
-            return cond["message"]
+            return str(cond["message"])
     return ""
 
 
@@ -152,7 +154,7 @@ def no_ancestry(_sha: str) -> bool | None:
 
 
 def source_verdict(
-    source: dict, target: str, requested_at: str, contains: Callable[[str], bool | None] = no_ancestry
+    source: KubeObject, target: str, requested_at: str, contains: Callable[[str], bool | None] = no_ancestry
 ) -> Verdict:
     """Has the GitRepository fetched ``target`` (or a descendant) since we asked at ``requested_at``?
 
@@ -212,7 +214,7 @@ def source_moved_past(start_revision: str, fetched_revision: str, behind_seconds
 
 
 def kustomization_verdict(
-    ks: dict,
+    ks: KubeObject,
     target: str,
     requested_at: str,
     contains: Callable[[str], bool | None] = no_ancestry,
@@ -241,7 +243,9 @@ def kustomization_verdict(
         return same_commit(sha, target) or (bool(sha) and contains(sha) is True)
 
     if ready.get("status") == "True" and is_target(applied):
-        return Verdict(Phase.DONE, ready.get("reason", "ReconciliationSucceeded"), ready.get("message", ""), applied)
+        return Verdict(
+            Phase.DONE, ready.get("reason", "ReconciliationSucceeded"), ready.get("message", ""), str(applied)
+        )
     stalled = condition(ks, "Stalled")
     if stalled.get("status") == "True":
         return Verdict(Phase.FAILED, stalled.get("reason", "Stalled"), stalled.get("message", ""), attempted)
@@ -267,6 +271,6 @@ def kustomization_verdict(
     return Verdict(Phase.SUPERSEDED, reason, f"Flux moved on to {attempted}, which {proof} {target[:12]}", attempted)
 
 
-def has_health_checks(ks: dict) -> bool:
+def has_health_checks(ks: KubeObject) -> bool:
     spec = ks.get("spec") or {}
     return bool(spec.get("wait") or spec.get("healthChecks"))

@@ -9,10 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from ..core import log
 from ..core.errors import StepError
+from ..core.kube import KubeObject
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+    from kubernetes.client.exceptions import ApiException
+
+T = TypeVar("T")
+V = TypeVar("V")  # a verdict, whatever the caller decides with
 
 # kind -> (group, version, plural). Only git sources: a commit sha never matches an OCIRepository's
 # or Bucket's digest revision, and the flux-wait RBAC reads nothing else.
@@ -26,7 +34,7 @@ WATCH_WINDOW_SECONDS = 30  # the server ends each watch after this; we then re-c
 class WaitTimeoutError(Exception):
     """The deadline passed; carries the last object seen."""
 
-    def __init__(self, last: dict | None) -> None:
+    def __init__(self, last: KubeObject | None) -> None:
         super().__init__("timeout")
         self.last = last
 
@@ -42,7 +50,7 @@ class FluxObject:
 
 
 class FluxApi:
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: ApiClient) -> None:
         from kubernetes import client
 
         self.custom = client.CustomObjectsApi(api_client)
@@ -53,12 +61,12 @@ class FluxApi:
             raise StepError(f"unsupported source kind {ref.kind!r} (supported: {', '.join(KINDS)})")
         return KINDS[ref.kind]
 
-    def get(self, ref: FluxObject) -> dict | None:
+    def get(self, ref: FluxObject) -> KubeObject | None:
         from kubernetes.client.exceptions import ApiException
 
         group, version, plural = self._coords(ref)
         try:
-            return self.custom.get_namespaced_custom_object(group, version, ref.namespace, plural, ref.name)
+            return _object(self.custom.get_namespaced_custom_object(group, version, ref.namespace, plural, ref.name))
         except ApiException as err:
             if err.status == 404:
                 return None
@@ -73,9 +81,11 @@ class FluxApi:
         group, version, plural = self._coords(ref)
         body = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}}
 
-        def patch() -> dict:
+        def patch() -> KubeObject:
             try:
-                return self.custom.patch_namespaced_custom_object(group, version, ref.namespace, plural, ref.name, body)
+                return _object(
+                    self.custom.patch_namespaced_custom_object(group, version, ref.namespace, plural, ref.name, body)
+                )
             except ApiException as err:
                 if err.status in (401, 403, 404, 422):
                     raise StepError(f"cannot annotate {ref} to request a reconcile: {_api_error(err)}") from err
@@ -84,8 +94,8 @@ class FluxApi:
         self._retrying(patch, deadline, None)
 
     def follow(
-        self, ref: FluxObject, decide: Callable[[dict], Any], done: Callable[[Any], bool], deadline: float
-    ) -> tuple[dict, Any]:
+        self, ref: FluxObject, decide: Callable[[KubeObject], V], done: Callable[[V], bool], deadline: float
+    ) -> tuple[KubeObject, V]:
         """Watch ``ref``; call ``decide`` on every version of it; return when ``done(verdict)``."""
         from kubernetes import watch
         from kubernetes.client.exceptions import ApiException
@@ -146,20 +156,20 @@ class FluxApi:
             if done(verdict):
                 return obj, verdict
 
-    def _resume(self, ref: FluxObject, deadline: float, last: dict, why: str) -> tuple[dict, str]:
+    def _resume(self, ref: FluxObject, deadline: float, last: KubeObject, why: str) -> tuple[KubeObject, str]:
         self.reconnects += 1
         log.progress(f"lost the watch on {ref} ({why}); resuming")
         obj = self.get_retrying(ref, deadline, last)
         return obj, obj["metadata"]["resourceVersion"]
 
-    def get_retrying(self, ref: FluxObject, deadline: float, last: dict | None = None) -> dict:
+    def get_retrying(self, ref: FluxObject, deadline: float, last: KubeObject | None = None) -> KubeObject:
         """Read the object, waiting out an unreachable or restarting apiserver until the deadline."""
         obj = self._retrying(lambda: self.get(ref), deadline, last)
         if obj is None:
             raise StepError(f"{ref} not found")
         return obj
 
-    def _retrying(self, call: Callable[[], Any], deadline: float, last: dict | None) -> Any:
+    def _retrying(self, call: Callable[[], T], deadline: float, last: KubeObject | None) -> T:
         delay = 0.2
         while True:
             try:
@@ -176,10 +186,17 @@ class FluxApi:
                 delay = min(delay * 2, 2.0)
 
 
-def _api_error(err: Any) -> str:
+def _object(value: object) -> KubeObject:
+    """What the API returned, which for a custom object is a JSON object."""
+    if not isinstance(value, dict):
+        raise StepError(f"the API server returned {type(value).__name__}, not an object")
+    return value
+
+
+def _api_error(err: ApiException) -> str:
     import json
 
     try:
-        return json.loads(err.body).get("message", err.reason)
+        return str(json.loads(err.body or "").get("message", err.reason))
     except (TypeError, ValueError, AttributeError):
         return f"HTTP {err.status} {err.reason}"

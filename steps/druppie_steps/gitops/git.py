@@ -122,7 +122,7 @@ def describe_failure(url: str, stderr: str) -> str:
     """Turn git's stderr into one line that says what went wrong with which server."""
     text = redact(stderr)
     safe_url = redact(url)
-    patterns = [
+    patterns: list[tuple[str, Callable[[re.Match[str]], str]]] = [
         (r"returned error: (5\d\d)", lambda m: f"git server error at {safe_url}: HTTP {m[1]}"),
         (
             r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED",

@@ -36,7 +36,7 @@ None when every folder is already there). ``ImagePlan.changed_files``, ``.previo
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -165,7 +165,7 @@ def _load_all(text: str, label: str, what: str = "not valid YAML") -> list[Any]:
 
 def _get(mapping: MappingNode, key: str) -> Node | None:
     for k, v in mapping.value:
-        if isinstance(k, ScalarNode) and k.value == key:
+        if isinstance(k, ScalarNode) and k.value == key and isinstance(v, Node):
             return v
     return None
 
@@ -178,7 +178,7 @@ def _newline(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
-def _image_fields(node: Node):
+def _image_fields(node: Node) -> Iterator[tuple[ScalarNode, ScalarNode]]:
     """(key, value) for every scalar that is the value of an ``image:`` key, anywhere in the document."""
     if isinstance(node, MappingNode):
         for k, v in node.value:
@@ -246,9 +246,9 @@ def _line_end(text: str, index: int) -> int:
 
 def _set_key(edit: FileEdit, mapping: MappingNode, key: str, value: str) -> None:
     """Set ``key: value`` in a mapping: replace the value, or add the key after the last one."""
-    current = _get(mapping, key)
-    if isinstance(current, ScalarNode):
-        _replace_scalar(edit, _key_node(mapping, key), current, value)
+    current, key_node = _get(mapping, key), _key_node(mapping, key)
+    if isinstance(current, ScalarNode) and key_node is not None:
+        _replace_scalar(edit, key_node, current, value)
         return
     label = f"{edit.label}:{mapping.start_mark.line + 1}"
     if current is not None:
@@ -351,7 +351,7 @@ def _plan_kustomization(
     entries = list(images.value) if isinstance(images, SequenceNode) else []
     (data,) = _load_all(edit.old_text, label)
     data_entries = data.get("images") if isinstance(data.get("images"), list) else []
-    matching: list[tuple[MappingNode, dict]] = []
+    matching: list[tuple[MappingNode, dict[str, Any]]] = []
     for entry, entry_data in zip(entries, data_entries, strict=False):
         if not isinstance(entry, MappingNode) or any(entry is m for m, _ in matching):
             continue  # the same entry reached again through an alias is changed once
@@ -361,7 +361,8 @@ def _plan_kustomization(
                 f"{label}:{merge.start_mark.line + 1}: the images entry for {image} uses a merge key "
                 "(<<); set the tag by hand"
             )
-        if any(isinstance(_get(entry, k), ScalarNode) and _get(entry, k).value == image for k in ("name", "newName")):
+        names = [_get(entry, k) for k in ("name", "newName")]
+        if any(isinstance(node, ScalarNode) and node.value == image for node in names):
             matching.append((entry, entry_data))
     plan = ImagePlan([edit], [], [])
     what = f"{image} to {tag}" + (f"@{digest}" if digest else "")
@@ -395,7 +396,7 @@ def _plan_kustomization(
     return plan
 
 
-def _expect_kustomization(data: dict, image: str, tag: str, digest: str | None) -> None:
+def _expect_kustomization(data: dict[str, Any], image: str, tag: str, digest: str | None) -> None:
     """The change `kustomize edit set image` semantics ask for, on the constructed data."""
     entries = [e for e in data.get("images") or [] if _names_image(e, image)]
     if not entries:
@@ -414,7 +415,9 @@ def _kustomization_sets(data: Any, image: str, tag: str, digest: str | None) -> 
     return bool(entries) and all(e.get("newTag") == tag and (not digest or e.get("digest") == digest) for e in entries)
 
 
-def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path], include: Callable[[str], None] | None):
+def _resource_image_uses(
+    root: Path, folder: Path, image: str, seen: set[Path], include: Callable[[str], None] | None
+) -> Iterator[tuple[str, str]]:
     """(file, current tag) for every use of ``image`` in the kustomization's local resources.
 
     A use is an ``image:`` field or an ``images:`` entry of a kustomization further down that
@@ -454,7 +457,7 @@ def _resource_image_uses(root: Path, folder: Path, image: str, seen: set[Path], 
                     for _, value in _data_image_fields(doc):
                         ref = parse_reference(value)
                         if ref and ref.name == image:
-                            yield rel, ref.tag
+                            yield rel, ref.tag or ""
 
 
 def _sequence_indent(top: MappingNode) -> str:
@@ -529,7 +532,7 @@ def _plan_manifests(root: Path, folder: Path, subdir: str, image: str, tag: str,
     return plan
 
 
-def _data_image_fields(data: Any):
+def _data_image_fields(data: Any) -> Iterator[tuple[dict[str, Any], str]]:
     """(mapping, value) for every string under an ``image`` key in constructed data."""
     if isinstance(data, dict):
         for k, v in data.items():

@@ -88,8 +88,8 @@ def highest_tag(tags: list[str]) -> str:
     A tag that is not semver (latest, a commit sha) has no order, so it never hides a semver one
     from the older-tag guard.
     """
-    ordered = [t for t in tags if normalize_semver(t) is not None]
-    return max(ordered, key=normalize_semver) if ordered else next(iter(tags), "")
+    ordered = [(version, t) for t in tags if (version := normalize_semver(t)) is not None]
+    return max(ordered, key=lambda vt: vt[0])[1] if ordered else next(iter(tags), "")
 
 
 def is_older(new: str, current: str) -> bool | None:

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import StepError
 from . import SKIP_DIRS, Finding, ScanOutcome, relative, run_tool, version_of
@@ -74,14 +75,17 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     return outcome
 
 
-def _load(report: Path) -> dict:
+def _load(report: Path) -> dict[str, Any]:
     try:
-        return json.loads(report.read_text(encoding="utf-8"))
+        data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise StepError(f"bandit wrote no readable report ({report.name}): {err}") from err
+    if not isinstance(data, dict):
+        raise StepError(f"bandit wrote no readable report ({report.name}): not a JSON object")
+    return data
 
 
-def parse(data: dict, root: Path) -> tuple[list[Finding], list[str]]:
+def parse(data: dict[str, Any], root: Path) -> tuple[list[Finding], list[str]]:
     findings = []
     for r in data.get("results", []):
         rule = str(r.get("test_id", ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import StepError
 from . import SKIP_DIRS, Finding, ScanOutcome, find_tool, relative, run_tool, version_of
@@ -73,7 +74,7 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     return outcome
 
 
-def parse(data: list[dict], root: Path) -> list[Finding]:
+def parse(data: list[dict[str, Any]], root: Path) -> list[Finding]:
     """Only rule, description, file and line are read: Match, Secret and Line hold the secret itself."""
     findings = []
     for leak in data or []:

@@ -25,8 +25,10 @@ import datetime as dt
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import InvalidInputError, StepError
 from . import SEVERITIES, SKIP_DIRS, Finding, ScanOutcome, find_tool, last_line, relative, run_tool, version_of
@@ -107,7 +109,7 @@ def db_updated(db: AdvisoryDB) -> dt.datetime:
     return newest
 
 
-def _advisory_texts(source: Path):
+def _advisory_texts(source: Path) -> Iterator[bytes]:
     if source.is_dir():
         for path in sorted(source.glob("*.json")):
             yield path.read_bytes()
@@ -189,7 +191,7 @@ def scan(root: Path, scratch: Path, db: AdvisoryDB) -> ScanOutcome:
     return outcome
 
 
-def severity_of(vulns: list[dict], max_score: str) -> str:
+def severity_of(vulns: list[dict[str, Any]], max_score: str) -> str:
     labels = []
     for v in vulns:
         for where in ("database_specific", "ecosystem_specific"):
@@ -215,8 +217,8 @@ def severity_of(vulns: list[dict], max_score: str) -> str:
     )
 
 
-def fixed_versions(vulns: list[dict], name: str) -> list[str]:
-    fixed = set()
+def fixed_versions(vulns: list[dict[str, Any]], name: str) -> list[str]:
+    fixed: set[str] = set()
     for v in vulns:
         for affected in v.get("affected") or []:
             if (affected.get("package") or {}).get("name", "").lower() != name.lower():
@@ -239,10 +241,10 @@ def line_of(path: Path, name: str, version: str) -> int | None:
         if norm in re.sub(r"[-_.]+", "-", text).lower() and not text.lstrip().startswith("#")
     ]
     with_version = [i for i in named if version and version in lines[i - 1]]
-    return (with_version or named or [None])[0]
+    return next(iter(with_version or named), None)
 
 
-def parse(data: dict, root: Path) -> list[Finding]:
+def parse(data: dict[str, Any], root: Path) -> list[Finding]:
     findings = []
     for result in data.get("results") or []:
         source = (result.get("source") or {}).get("path", "")

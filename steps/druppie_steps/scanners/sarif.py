@@ -100,7 +100,7 @@ def build(outcomes: list[ScanOutcome], kept: list[Finding], suppressed: list[tup
     """The SARIF log; ``kept`` and ``suppressed`` are the findings after the ignore file."""
     runs = []
     for outcome in outcomes:
-        mine = [(f, None) for f in kept if f.scanner == outcome.scanner]
+        mine: list[tuple[Finding, Entry | None]] = [(f, None) for f in kept if f.scanner == outcome.scanner]
         mine += [(f, e) for f, e in suppressed if f.scanner == outcome.scanner]
         mine.sort(key=lambda fe: (-rank(fe[0].severity), fe[0].path, fe[0].line or 0, fe[0].rule))
         runs.append(_run(outcome, mine))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import StepError
 from . import SKIP_DIRS, Finding, ScanOutcome, find_tool, relative, run_tool, version_of
@@ -67,7 +68,7 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     return outcome
 
 
-def parse(data: dict, root: Path) -> list[Finding]:
+def parse(data: dict[str, Any], root: Path) -> list[Finding]:
     findings = []
     for result in data.get("Results") or []:
         if result.get("Class") != "config":
