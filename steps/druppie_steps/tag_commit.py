@@ -129,7 +129,9 @@ def tag_commit(
     validate_tag(tag)
     pinned = validate_digest(digest)
     validate_message(message)
-    if not author_name.strip() or "@" not in author_email:
+    if not author_name.strip():
+        raise InvalidInputError(f"invalid --author-name {author_name!r}: must not be empty")
+    if "@" not in author_email:
         raise InvalidInputError(f"invalid --author-email {author_email!r}: must be an e-mail address")
     check_plain_http(repo_url, bool(basic_auth_dir), allow_plain_http)
 

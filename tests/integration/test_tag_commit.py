@@ -284,6 +284,7 @@ def test_missing_branch_is_clear(druppie_apps, run_step):
         ("--branch", "bad..branch", "invalid --branch 'bad..branch'"),
         ("--message", "{app} {secret}", "invalid --message '{app} {secret}': unknown field {secret}"),
         ("--author-email", "nobody", "invalid --author-email 'nobody'"),
+        ("--author-name", " ", "invalid --author-name ' ': must not be empty"),
         ("--max-attempts", "-1", "Invalid value for '--max-attempts'"),
         ("--transient-retries", "-1", "Invalid value for '--transient-retries'"),
         ("--timeout", "soon", "invalid --timeout 'soon'"),
