@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from .core import log
+from .core import log, tools
 from .core.errors import InvalidInputError, StepError
 from .core.options import option, parse_duration, results_dir_option, workspace_option
 from .core.registry import check_access, served_digest
@@ -37,6 +37,11 @@ UNREACHABLE = re.compile(
     r"server gave HTTP response to HTTPS client|tls: |x509: ",
     re.I,
 )
+# Where the programs are: the image, and a developer's machine (buildah from the distribution).
+HINTS = {
+    "buildah": "the druppie-build image carries it; locally, install buildah (apt-get install buildah)",
+    "syft": "the druppie-build image carries it; locally, make setup links it into .venv/bin",
+}
 REFUSED = re.compile(r"unauthorized|authentication required|denied|403 forbidden", re.I)
 
 
@@ -123,7 +128,7 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
     except subprocess.TimeoutExpired as err:
         raise StepError(f"timed out during {what} (raise --timeout)") from err
     except FileNotFoundError as err:
-        raise StepError(f"{cmd[0]} not found: the druppie-build image carries it") from err
+        raise StepError(f"{cmd[0]} not found: {HINTS['buildah']}") from err
     if stream and proc.stderr:
         log.info(proc.stderr.rstrip())
     if proc.returncode != 0:
@@ -223,7 +228,7 @@ def build(
             args += [f"{key}={value}", f"{key.lower()}={value}"]
     if ca_dir:
         env["SSL_CERT_DIR"] = ca_dir
-    buildah = ["buildah", "--storage-driver", env["STORAGE_DRIVER"]]
+    buildah = [tools.require("buildah", HINTS["buildah"]), "--storage-driver", env["STORAGE_DRIVER"]]
     if cache_dir:  # layers of earlier builds make this one fast (`--layers`)
         buildah += ["--root", str(Path(cache_dir) / "buildah-storage")]
     registry_flags = (
@@ -325,16 +330,17 @@ def write_sbom(
             syft_env["DOCKER_CONFIG"] = f"{tmp}/docker"
         shared_dir(target.parent)
         staged = target.with_name(f".{target.name}.tmp")
+        syft = tools.require("syft", HINTS["syft"])
         try:
             proc = subprocess.run(
-                ["syft", "scan", f"registry:{image}@{digest}", "-o", f"{sbom_format}={staged}"],
+                [syft, "scan", f"registry:{image}@{digest}", "-o", f"{sbom_format}={staged}"],
                 env=syft_env,
                 capture_output=True,
                 text=True,
                 timeout=deadline.left("the SBOM"),
             )
         except FileNotFoundError as err:
-            raise StepError("syft not found: the druppie-build image carries it") from err
+            raise StepError(f"{syft} not found: {HINTS['syft']}") from err
         except subprocess.TimeoutExpired as err:
             raise StepError("timed out writing the SBOM (raise --timeout)") from err
         if proc.returncode != 0 or not staged.is_file():

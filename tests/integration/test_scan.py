@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -257,12 +259,56 @@ def test_database_without_the_apps_ecosystem_is_named(run_step, tools_env, fresh
     )
 
 
+def venv_without_tools(dest: Path) -> Path:
+    """A venv with this one's packages but nothing else in its bin (make setup links the tools into .venv/bin)."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    (dest / site.relative_to(sys.prefix)).parent.mkdir(parents=True)
+    (dest / site.relative_to(sys.prefix)).symlink_to(site)
+    (dest / "bin").mkdir()
+    (dest / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", dest / "pyvenv.cfg")
+    return dest / "bin" / "python"
+
+
+def step_with(python: Path, *args: str, path: str) -> subprocess.CompletedProcess[str]:
+    """druppie-step run by ``python``, as .venv/bin/druppie-step runs without an activated venv."""
+    return subprocess.run(
+        [str(python), "-c", "import sys; from druppie_steps.cli import main; sys.exit(main(sys.argv[1:]))", *args],
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_tool_beside_the_interpreter_is_found_without_path(tmp_path):
+    app = drone_app(tmp_path / "app")
+    python = venv_without_tools(tmp_path / "venv")
+    (python.parent / "gitleaks").symlink_to(tool_path("gitleaks"))
+    proc = step_with(python, "scan", "--source", str(app), "--scanners", "secrets", path="/usr/bin:/bin")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"secrets: gitleaks [\d.]+ done, 0 finding\(s\)", proc.stderr), proc.stderr
+
+
 def test_missing_or_crashing_scanner_is_a_clear_error(run_step, tools_env, tmp_path):
     app = drone_app(tmp_path / "app")
-    without = {"PATH": path_with("osv-scanner", base="/usr/bin:/bin")}
-    run = run_step("scan", "--source", str(app), "--scanners", "secrets", env=without)
-    assert run.returncode == 1 and "Traceback" not in run.output
-    assert run.stderr.strip().splitlines()[-1].startswith("error: gitleaks not found on PATH")
+    python = venv_without_tools(tmp_path / "venv")
+    proc = step_with(
+        python,
+        "scan",
+        "--source",
+        str(app),
+        "--scanners",
+        "secrets",
+        path=path_with("osv-scanner", base="/usr/bin:/bin"),
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: gitleaks not found on PATH or in {tmp_path / 'venv' / 'bin'}: the druppie-scan image has it"
+        )
+    )
 
     fake = tmp_path / "bin"
     fake.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import zipfile
 from pathlib import Path
 
@@ -442,9 +443,31 @@ def test_stale_db_fails_past_max_age_and_warns_before(tmp_path, capsys):
     step._check_db(tmp_path, step.parse_age("0"), "0")  # no limit
 
 
-def test_missing_tool_is_a_clear_error(monkeypatch, tmp_path):
+def _program(folder, name):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("#!/bin/sh\nexit 0\n")
+    (folder / name).chmod(0o755)
+    return str(folder / name)
+
+
+def test_find_tool_looks_on_path_then_beside_the_interpreter(monkeypatch, tmp_path):
+    """`.venv/bin/druppie-step` without an activated venv: make setup's links in .venv/bin count."""
     from druppie_steps import scanners
 
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path / "path"))
+    beside = _program(tmp_path / "venv" / "bin", "gitleaks")
+    assert scanners.find_tool("gitleaks") == beside
+    on_path = _program(tmp_path / "path", "gitleaks")
+    assert scanners.find_tool("gitleaks") == on_path  # PATH first, as the images have it
+
+
+def test_missing_tool_is_a_clear_error_naming_where_it_looked(monkeypatch, tmp_path):
+    from druppie_steps import scanners
+
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(StepError, match=r"^gitleaks not found on PATH"):
+    with pytest.raises(StepError) as err:
         scanners.find_tool("gitleaks")
+    assert str(err.value).startswith(f"gitleaks not found on PATH or in {tmp_path / 'venv' / 'bin'}: ")
+    assert "make setup links it into .venv/bin" in str(err.value)

@@ -9,11 +9,11 @@ unreadable report is a StepError with one line naming the tool, never a tracebac
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..core import tools
 from ..core.errors import StepError
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # lowest first: the index is the rank
@@ -76,14 +76,12 @@ def relative(path: str | os.PathLike[str], root: Path) -> str:
 
 
 def find_tool(name: str) -> str:
-    """The tool on PATH, or a clear error."""
-    found = shutil.which(name)
-    if not found:
-        raise StepError(
-            f"{name} not found on PATH: the druppie-scan image has it in /usr/local/bin; locally, "
-            f"hack/cluster-build.sh scanners builds it into $DRUPPIE_CACHE/{name}-<version>/"
-        )
-    return found
+    """The tool on PATH, else beside the interpreter (.venv/bin); a clear error naming both otherwise."""
+    return tools.require(
+        name,
+        "the druppie-scan image has it in /usr/local/bin; locally, make setup links it into .venv/bin "
+        f"(hack/cluster-build.sh scanners builds it into $DRUPPIE_CACHE/{name}-<version>/)",
+    )
 
 
 def run_tool(
