@@ -1,6 +1,8 @@
 """``druppie-step``: one subcommand per step, each imported only when it runs (keeps --help fast)."""
 
 import importlib
+import os
+import traceback
 
 import click
 
@@ -8,6 +10,8 @@ from . import __version__
 from .core.errors import StepError
 from .core.redact import redact
 
+# With this set to 1 (or true), an unexpected error prints its traceback too, redacted like every line.
+DEBUG_ENV = "DRUPPIE_DEBUG"
 # name -> (module, attribute, one-line help). The help is here so that listing the commands
 # imports no step module at all.
 STEPS = {
@@ -51,11 +55,19 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="druppie-step")
 def cli() -> None:
-    """Steps of the Druppie CI/CD catalog. Every option can also be set by its DRUPPIE_* variable."""
+    """Steps of the Druppie CI/CD catalog. Every option can also be set by its DRUPPIE_* variable.
+
+    DRUPPIE_DEBUG=1 prints the traceback of an unexpected error (exit code 3), secrets masked.
+    """
+
+
+def debug_enabled() -> bool:
+    """DRUPPIE_DEBUG is 1, true, yes or on (a Task passes its debug param, "true" or "false")."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a step; a StepError becomes one redacted line on stderr and its exit code."""
+    """Run a step; a StepError becomes one redacted line on stderr and its exit code, anything else exit 3."""
     try:
         cli.main(args=argv, prog_name="druppie-step", standalone_mode=False)
     except StepError as err:
@@ -70,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("error: aborted", err=True)
         return 130
     except Exception as err:  # noqa: BLE001 - the one place that turns surprises into a clear exit
+        if debug_enabled():  # before the line, so that the line stays the last one of the log
+            click.echo(redact(traceback.format_exc().rstrip("\n")), err=True)
         click.echo(redact(f"unexpected error: {type(err).__name__}: {err}"), err=True)
         return 3
     return 0

@@ -6,7 +6,7 @@ import click
 import pytest
 import yaml
 
-from druppie_steps.cli import STEPS, cli
+from druppie_steps.cli import DEBUG_ENV, STEPS, cli
 from hack import catalog
 
 
@@ -42,7 +42,7 @@ def test_task_env_is_exactly_the_step_options(folder, path, doc):
         command = step["command"]
         assert command[0] == "druppie-step" and command[1] in STEPS
         sub = cli.get_command(click.Context(cli), command[1])
-        envvars = {p.envvar for p in sub.params if isinstance(p, click.Option)}
+        envvars = {p.envvar for p in sub.params if isinstance(p, click.Option)} | {DEBUG_ENV}  # cli.main reads it
         env = {e["name"]: e["value"] for e in step["env"] if e["name"].startswith("DRUPPIE_")}
         for name in env:
             assert name in envvars or (name.endswith("_BOUND") and name[:-6] in envvars), name
@@ -53,6 +53,24 @@ def test_task_env_is_exactly_the_step_options(folder, path, doc):
             assert f"$(workspaces.{ws['name']}.path)" in used, ws["name"]
             if ws.get("optional"):  # an unbound optional workspace still has a path: the step must know
                 assert f"$(workspaces.{ws['name']}.bound)" in used, ws["name"]
+
+
+@pytest.mark.parametrize(
+    "folder,path,doc", [r for r in catalog.resources() if r[0] == "tasks"], ids=lambda v: getattr(v, "name", "")
+)
+def test_every_task_passes_its_debug_param_to_every_step(folder, path, doc):
+    """debug: "true" makes an unexpected error print its traceback, in whichever step of the Task it happens."""
+    (param,) = [p for p in doc["spec"]["params"] if p["name"] == "debug"]
+    assert param["type"] == "string" and param["default"] == "false" and "traceback" in param["description"]
+    steps = [
+        s
+        for s in doc["spec"]["steps"]
+        if s.get("command", [""])[0] == "druppie-step" or "druppie-step" in s.get("script", "")
+    ]
+    assert steps
+    for step in steps:
+        env = {e["name"]: e.get("value") for e in step.get("env", [])}
+        assert env.get(DEBUG_ENV) == "$(params.debug)", step["name"]
 
 
 @pytest.mark.parametrize(

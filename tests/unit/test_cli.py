@@ -3,9 +3,10 @@
 import subprocess
 import sys
 
+import click
 import pytest
 
-from druppie_steps.cli import main
+from druppie_steps.cli import DEBUG_ENV, STEPS, main
 from druppie_steps.core.redact import redact, register_secret, register_url_secrets
 
 
@@ -52,3 +53,49 @@ def test_redaction_masks_the_whole_userinfo(url):
 def test_url_secrets_are_masked_outside_urls_too():
     register_url_secrets("https://ghp_tokenAsUser42%2B@host/x.git")
     assert redact("user ghp_tokenAsUser42+ and ghp_tokenAsUser42%2B") == "user *** and ***"
+
+
+# --- an unexpected error: one line, and with DRUPPIE_DEBUG the traceback too, secrets masked ---
+
+TOKEN = "ghp_DebugTokenThatMustNeverLeak99"
+
+
+def _reach_the_server() -> None:
+    raise RuntimeError("cannot reach https://bot:ghp_DebugTokenThatMustNeverLeak99@git.example/apps.git: reset")
+
+
+@click.command("boom")
+def boom() -> None:
+    """A step with a bug."""
+    register_secret(TOKEN)
+    _reach_the_server()
+
+
+ONE_LINE = "unexpected error: RuntimeError: cannot reach https://***@git.example/apps.git: reset"
+
+
+@pytest.fixture
+def buggy_step(monkeypatch):
+    monkeypatch.setitem(STEPS, "boom", ("tests.unit.test_cli", "boom", "A step with a bug."))
+
+
+@pytest.mark.parametrize("debug", [None, "", "0", "false"])
+def test_an_unexpected_error_is_one_redacted_line(buggy_step, monkeypatch, capsys, debug):
+    if debug is None:
+        monkeypatch.delenv(DEBUG_ENV, raising=False)
+    else:
+        monkeypatch.setenv(DEBUG_ENV, debug)
+    assert main(["boom"]) == 3
+    assert capsys.readouterr().err.splitlines() == [ONE_LINE]
+
+
+@pytest.mark.parametrize("debug", ["1", "true", "TRUE", "yes"])
+def test_debug_adds_the_traceback_redacted_like_the_line(buggy_step, monkeypatch, capsys, debug):
+    monkeypatch.setenv(DEBUG_ENV, debug)
+    assert main(["boom"]) == 3
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert lines[-1] == ONE_LINE  # the line stays last, where the log's reader looks
+    assert "in _reach_the_server" in err and 'raise RuntimeError("cannot reach https://***@git.example' in err
+    assert TOKEN not in err and "ghp_" not in err
