@@ -22,7 +22,16 @@ import click
 
 from .core import log, tools
 from .core.errors import InvalidInputError, StepError
-from .core.options import option, parse_duration, results_dir_option, workspace_option
+from .core.options import (
+    Duration,
+    flag_option,
+    option,
+    results_dir_option,
+    source_folder,
+    source_option,
+    timeout_option,
+    workspace_option,
+)
 from .core.registry import check_access, served_digest
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
@@ -138,7 +147,7 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
 
 
 @click.command("build")
-@option("--source", required=True, type=click.Path(file_okay=False), help="The app's source folder (a workspace).")
+@source_option
 @option("--context", "context_dir", default=".", help="Build context, relative to --source.")
 @option(
     "--containerfile",
@@ -153,9 +162,8 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
     help="Source commit sha; its first 7 digits become a second tag (default: the checkout's HEAD).",
 )
 @option("--build-args", default="", help="Build arguments, KEY=VALUE, one per line.")
-@option(
-    "--tls-verify/--no-tls-verify",
-    envvar="DRUPPIE_TLS_VERIFY",
+@flag_option(
+    "--tls-verify",
     default=True,
     help="Verify the registry's TLS certificate (off: test registries, plain HTTP).",
 )
@@ -175,7 +183,7 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
     default="",
     help="Where to write the SBOM, relative to --source (default .druppie/sbom.<format>).",
 )
-@option("--timeout", default="30m", help="Deadline for the whole step, e.g. 30m.")
+@timeout_option("30m")
 @workspace_option("--dockerconfig", "dockerconfig_dir", "Folder with config.json or .dockerconfigjson for the registry")
 @workspace_option("--ca-certs", "ca_dir", "Folder with extra CA certificates (*.crt) for the registry")
 @workspace_option("--cache", "cache_dir", "Folder that keeps buildah's storage (base images, layers) between builds")
@@ -195,19 +203,17 @@ def build(
     isolation: str,
     sbom_format: str,
     sbom_path: str,
-    timeout: str,
+    timeout: Duration,
     dockerconfig_dir: str,
     ca_dir: str,
     cache_dir: str,
     results_dir: str | None,
 ) -> None:
     """Build the app's image with buildah, push it by version and commit tags, write its SBOM."""
-    deadline = Deadline(parse_duration(timeout))
+    deadline = Deadline(timeout.seconds)
     image = validate_image_name(image)
     version = validate_tag(version, "--version")
-    root = Path(source).resolve()
-    if not root.is_dir():
-        raise InvalidInputError(f"invalid --source {source!r}: no such folder")
+    root = source_folder(source).resolve()
     context = (root / context_dir).resolve()
     if not context.is_dir() or not context.is_relative_to(root):
         raise InvalidInputError(f"invalid --context {context_dir!r}: no such folder inside --source")

@@ -34,7 +34,7 @@ import click
 
 from .core import log
 from .core.errors import InvalidInputError, StepError
-from .core.options import option, parse_duration, results_dir_option, workspace_option
+from .core.options import Duration, flag_option, option, results_dir_option, timeout_option, workspace_option
 from .core.redact import redact
 from .core.results import summary_line, write_results
 from .gitops.git import (
@@ -250,7 +250,12 @@ class Fetcher:
 
 
 @click.command("clone")
-@option("--url", required=True, help="Repository to check out (https://, ssh:// or git@host:path).")
+@option(
+    "--repo-url",
+    hidden_aliases=("--url",),
+    required=True,
+    help="Repository to check out (https://, ssh:// or git@host:path).",
+)
 @option(
     "--revision",
     default="main",
@@ -259,23 +264,20 @@ class Fetcher:
 @workspace_option("--output", "output", "Folder to check out into, emptied first")
 @option("--subdirectory", default="", help="Folder inside --output to check out into instead (created if missing).")
 @option("--depth", type=click.IntRange(0, 1_000_000), default=1, help="Commits of history to fetch; 0: all of it.")
-@option(
+@flag_option(
     "--delete-existing",
-    type=click.BOOL,
     default=True,
-    show_default="true",
-    help="Empty the folder first (true), or fail when it is not empty (false).",
+    help="Empty the folder first; with --no-delete-existing, fail when it is not empty.",
 )
-@option("--timeout", default="10m", help="Deadline for the whole step, retries included, e.g. 10m, 90s.")
+@timeout_option("10m")
 @option(
     "--transient-retries",
     type=click.IntRange(0, 20),
     default=4,
     help="Retries of a fetch after a server error (HTTP 5xx, connection reset).",
 )
-@option(
+@flag_option(
     "--allow-plain-http",
-    is_flag=True,
     default=False,
     help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).",
 )
@@ -283,22 +285,22 @@ class Fetcher:
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
 def clone(
-    url: str,
+    repo_url: str,
     revision: str,
     output: str,
     subdirectory: str,
     depth: int,
     delete_existing: bool,
-    timeout: str,
+    timeout: Duration,
     transient_retries: int,
     allow_plain_http: bool,
     basic_auth_dir: str,
     ssh_dir: str,
     results_dir: str | None,
 ) -> None:
-    """Check out REVISION of URL, shallow and detached, into OUTPUT (emptied first)."""
-    retry = TransientRetry(transient_retries, deadline=time.monotonic() + parse_duration(timeout))
-    validate_repo_url(url, "--url")
+    """Check out REVISION of REPO_URL, shallow and detached, into OUTPUT (emptied first)."""
+    retry = TransientRetry(transient_retries, deadline=time.monotonic() + timeout.seconds)
+    url = validate_repo_url(repo_url)
     revision = validate_revision(revision)
     folder = target_folder(output, subdirectory)
     check_plain_http(url, bool(basic_auth_dir), allow_plain_http)

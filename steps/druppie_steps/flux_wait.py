@@ -22,7 +22,7 @@ import click
 
 from .core import log
 from .core.errors import InvalidInputError, StepError
-from .core.options import option, parse_duration, results_dir_option, workspace_option
+from .core.options import Duration, option, results_dir_option, timeout_option, workspace_option
 from .core.results import summary_line, write_results
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def now_stamp() -> str:
 @option(
     "--revision", required=True, help="Commit sha or Flux revision <branch>@sha1:<sha> (tag-commit's revision result)."
 )
-@option("--timeout", default="5m", help="How long to wait in total, e.g. 5m, 90s.")
+@timeout_option("5m")
 @option("--kubeconfig", default="", help="Kubeconfig file; default: in-cluster, then KUBECONFIG.")
 @option(
     "--repo-url", default="", help="GitOps repo URL; lets a newer revision that contains the target count as reached."
@@ -54,7 +54,7 @@ def flux_wait(
     kustomization: str,
     namespace: str,
     revision: str,
-    timeout: str,
+    timeout: Duration,
     kubeconfig: str,
     repo_url: str,
     basic_auth_dir: str,
@@ -68,13 +68,12 @@ def flux_wait(
         target = parse_target(revision)
     except ValueError as err:
         raise InvalidInputError(str(err)) from err
-    seconds = parse_duration(timeout)
     if repo_url:
         from .gitops.git import validate_repo_url
 
         validate_repo_url(repo_url)
     started = time.monotonic()
-    deadline = started + seconds
+    deadline = started + timeout.seconds
     with tempfile.TemporaryDirectory(prefix="druppie-flux-wait-") as scratch:
         contains = Ancestry(repo_url, target, Path(scratch), basic_auth_dir, ssh_dir) if repo_url else no_ancestry
         result = _wait(kustomization, namespace, target, deadline, kubeconfig or None, contains, repo_url)

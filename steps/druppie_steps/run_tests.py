@@ -27,7 +27,16 @@ from .apptest import junit, process, pyenv
 from .apptest.project import detect, missing_message
 from .core import log
 from .core.errors import InvalidInputError, StepError
-from .core.options import option, parse_duration, results_dir_option, workspace_option
+from .core.options import (
+    Duration,
+    flag_option,
+    option,
+    results_dir_option,
+    source_folder,
+    source_option,
+    timeout_option,
+    workspace_option,
+)
 from .core.redact import register_url_secrets
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
@@ -305,7 +314,7 @@ def _log_summary(outcome: Outcome, cov_fail_under: float, shown: str) -> None:
 
 
 @click.command("test")
-@option("--source", default=".", help="The source workspace: the checkout the app is in.")
+@source_option
 @option("--context", default=".", help="The app's folder inside --source, e.g. examples/drone-service.")
 @option(
     "--command",
@@ -324,13 +333,13 @@ def _log_summary(outcome: Outcome, cov_fail_under: float, shown: str) -> None:
 )
 @workspace_option("--pip-cache", "pip_cache", "Folder for pip's cache, kept between runs")
 @option("--index-url", default="", help="Python package index (PEP 503 simple URL) instead of PyPI, e.g. a mirror.")
-@option("--offline", is_flag=True, default=False, help="Use no index: install only from the wheelhouse.")
+@flag_option("--offline", default=False, help="Use no index: install only from the wheelhouse.")
 @option(
     "--wheelhouse",
     default=None,
     help=f"Folder of wheels pip may use (--find-links) [default: {DEFAULT_WHEELHOUSE} if it exists].",
 )
-@option("--timeout", default="30m", help="Deadline for the whole step: install and tests, e.g. 30m, 90s.")
+@timeout_option("30m")
 @results_dir_option
 def run_tests(
     source: str,
@@ -343,14 +352,12 @@ def run_tests(
     index_url: str,
     offline: bool,
     wheelhouse: str | None,
-    timeout: str,
+    timeout: Duration,
     results_dir: str | None,
 ) -> None:
     """Run the app's tests in its own environment; write a JUnit report and the counts as results."""
-    deadline = time.monotonic() + parse_duration(timeout)
-    source_dir = Path(source).absolute()  # the programs run elsewhere: every path they get is absolute
-    if not source_dir.is_dir():
-        raise InvalidInputError(f"invalid --source {source!r}: no such folder")
+    deadline = time.monotonic() + timeout.seconds
+    source_dir = source_folder(source)  # absolute: the programs run elsewhere
     context = relative_path(context, "--context", "apps/drone-service")
     app = source_dir / context
     label = context or "."
@@ -377,7 +384,7 @@ def run_tests(
 
     with tempfile.TemporaryDirectory(prefix="druppie-test-") as scratch:
         if words:
-            outcome = _run_command(words, app, report_path, shown, deadline, timeout)
+            outcome = _run_command(words, app, report_path, shown, deadline, timeout.text)
         else:
             outcome = _run_pytest(
                 source_dir,
@@ -391,7 +398,7 @@ def run_tests(
                 cov_fail_under,
                 settings,
                 deadline,
-                timeout,
+                timeout.text,
             )
     results = outcome.results(shown)
     write_results(results_dir, results)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,16 @@ import click
 
 from .core import log
 from .core.errors import InvalidInputError, StepError
-from .core.options import option, results_dir_option, workspace_option
+from .core.options import (
+    DURATION_OR_NO_LIMIT,
+    Duration,
+    option,
+    results_dir_option,
+    source_folder,
+    source_option,
+    timeout_option,
+    workspace_option,
+)
 from .core.redact import redact
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
@@ -61,19 +70,6 @@ def parse_fail_on(value: str) -> str:
     return level
 
 
-def parse_age(value: str) -> float:
-    """``7d``, ``36h``, ``1d12h``, ``90m`` as seconds; ``0`` means no limit."""
-    text = value.strip().lower()
-    if text in ("0", "none", "off"):
-        return 0.0
-    parts = re.findall(r"(\d+)(d|h|m|s)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise InvalidInputError(
-            f"invalid --max-db-age {value!r}: use a duration such as 7d, 36h or 1d12h (0: no limit)"
-        )
-    return float(sum(int(n) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[u] for n, u in parts))
-
-
 def human_age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86400)
@@ -94,7 +90,7 @@ def counts(findings: list[Finding]) -> dict[str, int]:
 
 
 @click.command("scan")
-@workspace_option("--source", "source", "Folder with the app's source to scan; default: the current folder")
+@source_option
 @option(
     "--scanners",
     default="all",
@@ -109,24 +105,31 @@ def counts(findings: list[Finding]) -> dict[str, int]:
 @workspace_option("--osv-db", "osv_db", "Folder with the OSV advisory database (<Ecosystem>/all.zip) for deps")
 @option(
     "--max-db-age",
+    type=DURATION_OR_NO_LIMIT,
     default="7d",
     help="Fail when the advisory database is older than this (e.g. 7d, 36h; 0: no limit); older than a day warns.",
 )
 @option("--report", default=DEFAULT_REPORT, help="The SARIF file to write, relative to the source folder.")
+@timeout_option("15m")
 @results_dir_option
 def scan(
-    source: str, scanners: str, fail_on: str, osv_db: str, max_db_age: str, report: str, results_dir: str | None
+    source: str,
+    scanners: str,
+    fail_on: str,
+    osv_db: str,
+    max_db_age: Duration,
+    report: str,
+    timeout: Duration,
+    results_dir: str | None,
 ) -> None:
     """Scan the app's source for insecure code, secrets, vulnerable dependencies and misconfiguration."""
     from .scanners import ignore
 
-    root = Path(source or ".").resolve()
-    if not root.is_dir():
-        raise InvalidInputError(f"invalid --source {source!r}: not a folder")
+    deadline = time.monotonic() + timeout.seconds
+    root = source_folder(source).resolve()
     selected = parse_scanners(scanners)
     explicit = selected != list(SCANNERS)
     fail_on = parse_fail_on(fail_on)
-    max_age = parse_age(max_db_age)
     report_path = Path(report) if Path(report).is_absolute() else root / report
     if not report.strip() or report_path.is_dir():
         raise InvalidInputError(f"invalid --report {report!r}: must name a file")
@@ -138,7 +141,7 @@ def scan(
     skipped: dict[str, str] = {}
     if "deps" in selected:
         if osv_db:
-            db = _check_db(Path(osv_db), max_age, max_db_age)
+            db = _check_db(Path(osv_db), max_db_age)
         elif explicit:
             raise InvalidInputError(
                 "--scanners deps needs an advisory database: set --osv-db (the Task's osv-db workspace)"
@@ -148,7 +151,7 @@ def scan(
             log.warn("deps: skipped, no advisory database given (--osv-db); dependencies are not checked")
 
     with tempfile.TemporaryDirectory(prefix="druppie-scan-") as scratch:
-        outcomes = _run_all(selected, root, Path(scratch), db, skipped)
+        outcomes = _run_all(selected, root, Path(scratch), db, skipped, deadline)
 
     findings = [f for o in outcomes for f in o.findings]
     applied = ignore.apply(findings, entries, dt.date.today())
@@ -182,7 +185,7 @@ def scan(
         )
 
 
-def _check_db(folder: Path, max_age: float, max_db_age: str) -> AdvisoryDB:
+def _check_db(folder: Path, max_age: Duration) -> AdvisoryDB:
     from .scanners import osv
 
     db = osv.find_db(folder)
@@ -190,9 +193,9 @@ def _check_db(folder: Path, max_age: float, max_db_age: str) -> AdvisoryDB:
     age = (dt.datetime.now(dt.UTC) - updated).total_seconds()
     stamp = updated.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
     where = f"advisory database {folder} ({db.names}): updated {stamp}, {human_age(age)} ago (from {db.age_from})"
-    if max_age and age > max_age:
+    if max_age.seconds and age > max_age.seconds:
         raise StepError(
-            f"{where}: older than --max-db-age {max_db_age}; refresh it (see the druppie-scan README: "
+            f"{where}: older than --max-db-age {max_age}; refresh it (see the druppie-scan README: "
             f"a CronJob fills the osv-db volume)"
         )
     if age > WARN_DB_AGE_SECONDS:
@@ -202,30 +205,30 @@ def _check_db(folder: Path, max_age: float, max_db_age: str) -> AdvisoryDB:
     return db
 
 
-def _run_one(name: str, root: Path, scratch: Path, db: AdvisoryDB | None) -> ScanOutcome:
+def _run_one(name: str, root: Path, scratch: Path, db: AdvisoryDB | None, deadline: float) -> ScanOutcome:
     work = scratch / name
     work.mkdir()
     if name == "code":
         from .scanners import bandit
 
-        return bandit.scan(root, work)
+        return bandit.scan(root, work, deadline)
     if name == "secrets":
         from .scanners import gitleaks
 
-        return gitleaks.scan(root, work)
+        return gitleaks.scan(root, work, deadline)
     if name == "deps":
         from .scanners import osv
 
         if db is None:  # scan() skips deps without a database
             raise StepError("deps: no advisory database (--osv-db)")
-        return osv.scan(root, work, db)
+        return osv.scan(root, work, db, deadline)
     from .scanners import trivy
 
-    return trivy.scan(root, work)
+    return trivy.scan(root, work, deadline)
 
 
 def _run_all(
-    selected: list[str], root: Path, scratch: Path, db: AdvisoryDB | None, skipped: dict[str, str]
+    selected: list[str], root: Path, scratch: Path, db: AdvisoryDB | None, skipped: dict[str, str], deadline: float
 ) -> list[ScanOutcome]:
     """The scanners side by side (each is its own process); the first failure, in scanner order, is raised.
 
@@ -236,7 +239,7 @@ def _run_all(
     done: dict[str, ScanOutcome] = {}
     errors: dict[str, StepError] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(to_run))) as pool:
-        futures = {pool.submit(_run_one, n, root, scratch, db): n for n in to_run}
+        futures = {pool.submit(_run_one, n, root, scratch, db, deadline): n for n in to_run}
         for future in as_completed(futures):
             name = futures[future]
             try:

@@ -23,7 +23,7 @@ import click
 from .core import log
 from .core.errors import InvalidInputError
 from .core.kube import KubeObject
-from .core.options import option, results_dir_option
+from .core.options import Duration, option, results_dir_option, timeout_option
 from .core.redact import redact
 from .core.results import write_results
 
@@ -260,15 +260,22 @@ def summarise(
     return text, results
 
 
-def fetch_taskruns(namespace: str, pipeline_run: str, kubeconfig: str | None) -> list[KubeObject]:
-    """The PipelineRun's TaskRuns (tekton.dev/v1), by the label Tekton puts on each."""
+def fetch_taskruns(
+    namespace: str, pipeline_run: str, kubeconfig: str | None, timeout_seconds: float = 60.0
+) -> list[KubeObject]:
+    """The PipelineRun's TaskRuns (tekton.dev/v1), by the label Tekton puts on each, within ``timeout_seconds``."""
     from kubernetes import client
 
     from .core.kube import api_client
 
     api = client.CustomObjectsApi(api_client(kubeconfig))
     listed = api.list_namespaced_custom_object(
-        "tekton.dev", "v1", namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={pipeline_run}"
+        "tekton.dev",
+        "v1",
+        namespace,
+        "taskruns",
+        label_selector=f"tekton.dev/pipelineRun={pipeline_run}",
+        _request_timeout=timeout_seconds,
     )
     items = listed.get("items") if isinstance(listed, dict) else None
     return [item for item in items or [] if isinstance(item, dict)]
@@ -291,12 +298,17 @@ def _api_error(err: Exception) -> str:
     help="One line per pipeline task: '<task> $(tasks.<task>.status) $(tasks.<task>.reason)'.",
 )
 @option("--kubeconfig", default="", help="Kubeconfig file; default: in-cluster, then KUBECONFIG.")
+@timeout_option("1m")
 @results_dir_option
-def summary(pipeline_run: str, namespace: str, task_statuses: str, kubeconfig: str, results_dir: str | None) -> None:
-    """Summarise a PipelineRun: a table of its tasks, and results status, failed-task, failed-reason, summary."""
+def summary(
+    pipeline_run: str, namespace: str, task_statuses: str, kubeconfig: str, timeout: Duration, results_dir: str | None
+) -> None:
+    """Summarise a PipelineRun: a table of its tasks, and results status, failed-task, failed-reason, summary.
+
+    Past --timeout without an answer from the API, it summarises from the statuses alone."""
     statuses = parse_statuses(task_statuses)
     try:
-        taskruns = fetch_taskruns(namespace, pipeline_run, kubeconfig or None)
+        taskruns = fetch_taskruns(namespace, pipeline_run, kubeconfig or None, timeout.seconds)
     except Exception as err:  # noqa: BLE001 - the summary must still be written without the API
         log.warn(
             f"cannot list the TaskRuns of {pipeline_run} in {namespace} ({_api_error(err)}): "

@@ -17,7 +17,7 @@ import click
 
 from .core import log
 from .core.errors import InvalidInputError, StepError
-from .core.options import option, parse_duration, results_dir_option, workspace_option
+from .core.options import Duration, flag_option, option, results_dir_option, timeout_option, workspace_option
 from .core.results import summary_line, write_results
 from .gitops.git import (
     TransientRetry,
@@ -77,7 +77,7 @@ def backoff_seconds(attempt: int) -> float:
     help="Commit subject template; fields: {app} {image} {old_tag} {new_tag} {path} {branch}.",
 )
 @option("--pipeline-run", default="", help="PipelineRun name, recorded as a commit trailer.")
-@option("--timeout", default="5m", help="Deadline for the whole step, retries included, e.g. 5m, 90s.")
+@timeout_option("5m")
 @option(
     "--max-attempts",
     type=click.IntRange(0, 10_000),
@@ -90,13 +90,12 @@ def backoff_seconds(attempt: int) -> float:
     default=4,
     help="Retries of a clone, fetch or push after a server error (HTTP 5xx, connection reset).",
 )
-@option(
+@flag_option(
     "--allow-plain-http",
-    is_flag=True,
     default=False,
     help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).",
 )
-@option("--allow-downgrade", is_flag=True, default=False, help="Permit a lower tag than the current one (rollback).")
+@flag_option("--allow-downgrade", default=False, help="Permit a lower tag than the current one (rollback).")
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
@@ -111,7 +110,7 @@ def tag_commit(
     author_email: str,
     message: str,
     pipeline_run: str,
-    timeout: str,
+    timeout: Duration,
     max_attempts: int,
     transient_retries: int,
     allow_plain_http: bool,
@@ -121,7 +120,7 @@ def tag_commit(
     results_dir: str | None,
 ) -> None:
     """Write IMAGE:TAG into the GitOps repo at PATH and push it (retrying races, never downgrading)."""
-    retry = TransientRetry(transient_retries, deadline=time.monotonic() + parse_duration(timeout))
+    retry = TransientRetry(transient_retries, deadline=time.monotonic() + timeout.seconds)
     validate_repo_url(repo_url)
     validate_branch(branch)
     subdir = safe_subdir(subdir)

@@ -97,7 +97,7 @@ def faults(git_server):
 
 
 def clone(run_step, url: str, out: Path, *extra: str, **kw):
-    return run_step("clone", "--url", url, "--output", str(out), *extra, **kw)
+    return run_step("clone", "--repo-url", url, "--output", str(out), *extra, **kw)
 
 
 def checked_out(out: Path) -> dict[str, str]:
@@ -227,7 +227,7 @@ def test_delete_existing_false_refuses_a_non_empty_folder(history, run_step, out
 
     empty = out / "empty"
     empty.mkdir()
-    ok = clone(run_step, repo.url, empty, "--delete-existing", "false")
+    ok = clone(run_step, repo.url, empty, "--no-delete-existing")
     assert ok.returncode == 0, ok.output
     assert checked_out(empty)["a.txt"] == "4\n"
 
@@ -466,17 +466,18 @@ def test_server_down_is_clear(run_step, out):
 @pytest.mark.parametrize(
     "flag,value,message",
     [
-        ("--url", "ftp://example.org/app.git", "invalid --url 'ftp://example.org/app.git'"),
-        ("--url", "--upload-pack=touch:x", "invalid --url '--upload-pack=touch:x'"),
-        ("--url", "-oProxyCommand:x", "invalid --url '-oProxyCommand:x'"),
+        ("--repo-url", "ftp://example.org/app.git", "invalid --repo-url 'ftp://example.org/app.git'"),
+        ("--repo-url", "--upload-pack=touch:x", "invalid --repo-url '--upload-pack=touch:x'"),
+        ("--repo-url", "-oProxyCommand:x", "invalid --repo-url '-oProxyCommand:x'"),
+        ("--url", "ftp://example.org/app.git", "invalid --repo-url 'ftp://example.org/app.git'"),  # the old name
         ("--revision", "main:refs/heads/x", "invalid --revision 'main:refs/heads/x'"),
         ("--revision", "+main", "invalid --revision '+main'"),
         ("--revision", "-main", "invalid --revision '-main'"),
         ("--revision", "main~1", "invalid --revision 'main~1'"),
         ("--revision", "a b", "invalid --revision 'a b'"),
         ("--depth", "-1", "Invalid value for '--depth'"),
-        ("--delete-existing", "maybe", "Invalid value for '--delete-existing'"),
-        ("--timeout", "soon", "invalid --timeout 'soon'"),
+        ("--delete-existing", "maybe", "Option '--delete-existing' does not take a value"),  # a flag now
+        ("--timeout", "soon", 'error: --timeout: "soon" is not a duration (use 90s, 30m, 1.5h or 7d)'),
         ("--output", "", "missing --output"),
     ],
 )

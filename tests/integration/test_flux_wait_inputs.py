@@ -14,8 +14,8 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
         ("--revision", "main@sha1:", "invalid --revision 'main@sha1:'"),
         ("--revision", SHA + "0", f"invalid --revision '{SHA}0'"),
         ("--revision", "main@sha1:abc123", "invalid --revision 'main@sha1:abc123'"),
-        ("--timeout", "5 minutes", "invalid --timeout '5 minutes'"),
-        ("--timeout", "0s", "invalid --timeout '0s': must be more than zero"),
+        ("--timeout", "5 minutes", 'error: --timeout: "5 minutes" is not a duration (use 90s, 30m, 1.5h or 7d)'),
+        ("--timeout", "0s", 'error: --timeout: "0s" must be more than zero (use 90s, 30m, 1.5h or 7d)'),
         ("--repo-url", "ftp://x/y.git", "invalid --repo-url 'ftp://x/y.git'"),
     ],
 )

@@ -287,7 +287,7 @@ def test_missing_branch_is_clear(druppie_apps, run_step):
         ("--author-name", " ", "invalid --author-name ' ': must not be empty"),
         ("--max-attempts", "-1", "Invalid value for '--max-attempts'"),
         ("--transient-retries", "-1", "Invalid value for '--transient-retries'"),
-        ("--timeout", "soon", "invalid --timeout 'soon'"),
+        ("--timeout", "soon", 'error: --timeout: "soon" is not a duration (use 90s, 30m, 1.5h or 7d)'),
     ],
 )
 def test_bad_input_is_one_clear_line_and_nothing_is_pushed(druppie_apps, run_step, flag, value, message):

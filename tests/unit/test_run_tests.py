@@ -409,7 +409,7 @@ def test_paths_that_leave_the_workspace(value):
         ),
         (["--wheelhouse", "/no/wheels"], "error: invalid --wheelhouse '/no/wheels': no such folder"),
         (["--pip-cache", "/no/cache"], "error: invalid --pip-cache '/no/cache': no such folder"),
-        (["--timeout", "soon"], "error: invalid --timeout 'soon': use a duration such as 5m, 90s or 1h30m"),
+        (["--timeout", "soon"], 'error: --timeout: "soon" is not a duration (use 90s, 30m, 1.5h or 7d)'),
     ],
 )
 def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):

@@ -12,6 +12,7 @@ import pytest
 
 from druppie_steps import scan as step
 from druppie_steps.core.errors import InvalidInputError, StepError
+from druppie_steps.core.options import parse_duration
 from druppie_steps.scanners import Finding, ScanOutcome, bandit, gitleaks, ignore, osv, relative, sarif, trivy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,8 +371,8 @@ def test_scanner_selection(value, expected):
         (lambda: step.parse_scanners("code,sast"), "invalid --scanners 'code,sast': unknown scanner 'sast'"),
         (lambda: step.parse_scanners(" , "), "invalid --scanners ' , ': empty"),
         (lambda: step.parse_fail_on("severe"), "invalid --fail-on 'severe': use one of critical, high, medium"),
-        (lambda: step.parse_age("a week"), "invalid --max-db-age 'a week': use a duration such as 7d"),
-        (lambda: step.parse_age("7days"), "invalid --max-db-age '7days'"),
+        (lambda: age("a week"), '--max-db-age: "a week" is not a duration (use 90s, 30m, 1.5h or 7d; 0 for no limit)'),
+        (lambda: age("7days"), '--max-db-age: "7days" is not a duration'),
     ],
 )
 def test_bad_options_are_one_line_naming_the_value(call, message):
@@ -380,8 +381,13 @@ def test_bad_options_are_one_line_naming_the_value(call, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def age(text):
+    return parse_duration(text, "--max-db-age", zero_means_no_limit=True)
+
+
 def test_ages():
-    assert step.parse_age("7d") == 7 * 86400 and step.parse_age("1d12h") == 36 * 3600 and step.parse_age("0") == 0
+    assert age("7d").seconds == 7 * 86400 and age("1d12h").seconds == 36 * 3600 and age("0").seconds == 0
+    assert age("none").seconds == age("off").seconds == 0
     assert step.human_age(3 * 86400 + 4 * 3600 + 5) == "3d 4h" and step.human_age(5 * 3600 + 120) == "5h 2m"
     assert step.human_age(-5) == "0m"
 
@@ -435,12 +441,12 @@ def test_stale_db_fails_past_max_age_and_warns_before(tmp_path, capsys):
     (tmp_path / "PyPI" / "a.json").write_text('{"id": "X", "modified": "2020-01-01T00:00:00Z"}')
     three_days = dt.datetime.now(dt.UTC) - dt.timedelta(days=3, hours=1)
     (tmp_path / "last-updated").write_text(three_days.isoformat())
-    step._check_db(tmp_path, step.parse_age("7d"), "7d")
+    step._check_db(tmp_path, age("7d"))
     err = capsys.readouterr().err
     assert err.startswith("warning: advisory database") and "3d 1h ago (from last-updated): stale" in err
     with pytest.raises(StepError, match=r"3d 1h ago \(from last-updated\): older than --max-db-age 2d"):
-        step._check_db(tmp_path, step.parse_age("2d"), "2d")
-    step._check_db(tmp_path, step.parse_age("0"), "0")  # no limit
+        step._check_db(tmp_path, age("2d"))
+    step._check_db(tmp_path, age("0"))  # no limit
 
 
 def _program(folder, name):

@@ -286,8 +286,8 @@ def test_long_messages_become_one_short_line():
 def test_the_command_writes_results_and_the_table(monkeypatch, tmp_path, capsys):
     calls = []
 
-    def fake_fetch(namespace, pipeline_run, kubeconfig):
-        calls.append((namespace, pipeline_run, kubeconfig))
+    def fake_fetch(namespace, pipeline_run, kubeconfig, timeout_seconds):
+        calls.append((namespace, pipeline_run, kubeconfig, timeout_seconds))
         return [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT]
 
     monkeypatch.setattr(s, "fetch_taskruns", fake_fetch)
@@ -295,7 +295,10 @@ def test_the_command_writes_results_and_the_table(monkeypatch, tmp_path, capsys)
     monkeypatch.setenv("DRUPPIE_NAMESPACE", NS)
     monkeypatch.setenv("DRUPPIE_TASKS", "\n".join(f"{t} Succeeded Succeeded" for t in ALL) + "\n")
     assert main(["summary", "--results-dir", str(tmp_path)]) == 0
-    assert calls == [(NS, PR, None)]
+    assert calls == [(NS, PR, None, 60.0)]  # --timeout 1m bounds the API call
+    monkeypatch.setenv("DRUPPIE_TIMEOUT", "1.5s")
+    assert main(["summary", "--results-dir", str(tmp_path)]) == 0
+    assert calls[-1] == (NS, PR, None, 1.5)
     written = {p.name: p.read_text() for p in tmp_path.iterdir()}
     assert written["status"] == "Succeeded" and written["failed-task"] == "" and written["failed-reason"] == ""
     assert written["summary"].startswith(f"Succeeded: built {IMAGE}@{DIGEST}")
@@ -346,11 +349,12 @@ def test_fetch_lists_the_pipelineruns_taskruns_by_label(monkeypatch):
         def __init__(self, api):
             seen["api"] = api
 
-        def list_namespaced_custom_object(self, group, version, namespace, plural, label_selector):
-            seen["call"] = (group, version, namespace, plural, label_selector)
+        def list_namespaced_custom_object(self, group, version, namespace, plural, label_selector, _request_timeout):
+            seen["call"] = (group, version, namespace, plural, label_selector, _request_timeout)
             return {"items": [CLONE]}
 
     monkeypatch.setattr(client, "CustomObjectsApi", FakeCustomObjectsApi)
     monkeypatch.setattr("druppie_steps.core.kube.api_client", lambda kubeconfig: f"client:{kubeconfig}")
-    assert s.fetch_taskruns(NS, PR, "/k") == [CLONE]
-    assert seen == {"api": "client:/k", "call": ("tekton.dev", "v1", NS, "taskruns", f"tekton.dev/pipelineRun={PR}")}
+    assert s.fetch_taskruns(NS, PR, "/k", 7.0) == [CLONE]
+    selector = f"tekton.dev/pipelineRun={PR}"
+    assert seen == {"api": "client:/k", "call": ("tekton.dev", "v1", NS, "taskruns", selector, 7.0)}

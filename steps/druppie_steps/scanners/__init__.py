@@ -8,8 +8,10 @@ unreadable report is a StepError with one line naming the tool, never a tracebac
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -89,24 +91,28 @@ def run_tool(
     argv: list[str],
     cwd: Path,
     ok_codes: tuple[int, ...] = (0,),
-    timeout: float = 900,
+    deadline: float = math.inf,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a scanner; any exit code outside ``ok_codes`` is a StepError with the tool's last error line."""
+    """Run a scanner, stopped at the step's ``deadline`` (time.monotonic()); any exit code outside
+    ``ok_codes`` is a StepError with the tool's last error line."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise StepError(f"timed out before {tool} ran (raise --timeout)")
     try:
         proc = subprocess.run(
             argv,
             cwd=cwd,
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=None if remaining == math.inf else remaining,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
         )
     except FileNotFoundError as err:
         raise StepError(f"{tool} not found: {argv[0]}") from err
     except subprocess.TimeoutExpired as err:
-        raise StepError(f"{tool} did not finish within {timeout:.0f}s") from err
+        raise StepError(f"timed out during {tool} (raise --timeout)") from err
     except OSError as err:
         raise StepError(f"cannot run {tool} ({argv[0]}): {err.strerror}") from err
     if proc.returncode not in ok_codes:

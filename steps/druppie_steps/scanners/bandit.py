@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 import sys
@@ -32,7 +33,7 @@ def python_files(root: Path) -> bool:
     return False
 
 
-def scan(root: Path, scratch: Path) -> ScanOutcome:
+def scan(root: Path, scratch: Path, deadline: float = math.inf) -> ScanOutcome:
     outcome = ScanOutcome(SCANNER, TOOL)
     if not python_files(root):
         outcome.skipped = "no Python files"
@@ -70,6 +71,7 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
         ],
         cwd=root,
         ok_codes=(0, 1),
+        deadline=deadline,
     )
     outcome.findings, outcome.notes = parse(_load(report), root)
     return outcome

@@ -10,6 +10,7 @@ default rules are used whatever the app carries: a ``.gitleaks.toml``, ``.gitlea
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def config_text() -> str:
     )
 
 
-def scan(root: Path, scratch: Path) -> ScanOutcome:
+def scan(root: Path, scratch: Path, deadline: float = math.inf) -> ScanOutcome:
     outcome = ScanOutcome(SCANNER, TOOL)
     gitleaks = find_tool("gitleaks")
     outcome.version = version_of([gitleaks, "version"], root)
@@ -64,6 +65,7 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
             str(no_ignores),
         ],
         cwd=root,
+        deadline=deadline,
         env={"GITLEAKS_CONFIG": "", "GITLEAKS_CONFIG_TOML": ""},
     )
     try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import zipfile
 from collections.abc import Iterator
@@ -146,7 +147,7 @@ def lay_out(db: AdvisoryDB, scratch: Path) -> Path:
     return root
 
 
-def scan(root: Path, scratch: Path, db: AdvisoryDB) -> ScanOutcome:
+def scan(root: Path, scratch: Path, db: AdvisoryDB, deadline: float = math.inf) -> ScanOutcome:
     outcome = ScanOutcome(SCANNER, TOOL)
     osv = find_tool("osv-scanner")
     outcome.version = version_of([osv, "--version"], root)
@@ -171,7 +172,7 @@ def scan(root: Path, scratch: Path, db: AdvisoryDB) -> ScanOutcome:
         str(report),
     ]  # the default verbosity names a missing ecosystem
     argv += [f"--experimental-exclude={d}" for d in SKIP_DIRS]
-    proc = run_tool(TOOL, [*argv, "."], cwd=root, ok_codes=(0, 1, 127, 128))
+    proc = run_tool(TOOL, [*argv, "."], cwd=root, ok_codes=(0, 1, 127, 128), deadline=deadline)
     if proc.returncode == 128:  # "No package sources found"
         outcome.skipped = "no lockfile or dependency manifest osv-scanner reads"
         return outcome

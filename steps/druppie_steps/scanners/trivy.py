@@ -12,6 +12,7 @@ not read; trivy's inline ``#trivy:ignore:<id>`` comments cannot be switched off 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ MISCONFIG_SCANNERS = "dockerfile,kubernetes,helm"
 SEVERITY = {"CRITICAL": "critical", "HIGH": "high", "MEDIUM": "medium", "LOW": "low", "UNKNOWN": "medium"}
 
 
-def scan(root: Path, scratch: Path) -> ScanOutcome:
+def scan(root: Path, scratch: Path, deadline: float = math.inf) -> ScanOutcome:
     outcome = ScanOutcome(SCANNER, TOOL)
     trivy = find_tool("trivy")
     outcome.version = version_of([trivy, "--version"], root)
@@ -56,7 +57,7 @@ def scan(root: Path, scratch: Path) -> ScanOutcome:
     ]
     for d in SKIP_DIRS:
         argv += ["--skip-dirs", f"**/{d}"]
-    run_tool(TOOL, [*argv, "."], cwd=root, env={"TRIVY_NO_PROGRESS": "true"})
+    run_tool(TOOL, [*argv, "."], cwd=root, deadline=deadline, env={"TRIVY_NO_PROGRESS": "true"})
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
