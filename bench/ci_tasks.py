@@ -62,8 +62,8 @@ def image_sizes(report) -> None:
 
 def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
     from localcluster.toolchain import cache_dir, toolchain
-    from tests.support.apps import drone_app
-    from tests.support.registry import start_registry
+    from testbed.apps import drone_app
+    from testbed.registry import start_registry
 
     tools = toolchain()
     path = os.pathsep.join(
@@ -183,15 +183,15 @@ def _ts(value: str) -> float:
 
 
 def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
-    from localcluster.cluster import LocalCluster
+    from localcluster.cluster import LocalCluster, missing
     from localcluster.gitserver import seed_repo
-    from localcluster.toolchain import binaries, missing_binaries, missing_for_tekton, optional_binaries
+    from localcluster.toolchain import binaries, optional_binaries
 
-    missing = missing_binaries() + missing_for_tekton()
-    if missing:
-        print(f"  TaskRuns skipped: Tekton tier cache incomplete (make cluster-build); missing: {', '.join(missing)}")
+    lacking = missing("cluster") + missing("tekton")
+    if lacking:
+        print(f"  TaskRuns skipped: Tekton tier cache incomplete (make cluster-build); missing: {', '.join(lacking)}")
         return
-    cluster = LocalCluster(tmp / "ci-cluster").up(with_tekton=True)
+    cluster = LocalCluster(tmp / "ci-cluster").up(frozenset({"kubelet", "tekton"}))
     try:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
         subprocess.run(

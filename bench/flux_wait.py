@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_bench(report, step: Path, tmp: Path) -> None:
     from localcluster.cluster import LocalCluster
+    from localcluster.cluster import missing as cache_missing
     from localcluster.gitserver import COMMIT_ENV, run
-    from localcluster.toolchain import binaries, missing_binaries
-    from tests.e2e.conftest import make_flux_app
-    from tests.support.kubewatch import KubectlWatch
+    from localcluster.toolchain import binaries
+    from testbed.fluxapp import make_flux_app
+    from testbed.kubewatch import KubectlWatch
 
-    missing = missing_binaries()
+    missing = cache_missing("cluster")
     flux_cli = binaries()["kubectl"].parents[1] / f"flux-cli-{_toolchain()['FLUX_CLI_VERSION']}" / "flux"
     if missing or not flux_cli.is_file():
         print(f"  skipped: cluster cache incomplete (make cluster-build); missing: {', '.join(missing) or flux_cli}")

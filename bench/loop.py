@@ -40,15 +40,14 @@ def _task_times(cluster, pipelinerun: str) -> dict[str, dict[str, float]]:
 
 
 def run_bench(report, step: Path, tmp: Path) -> None:
-    from localcluster.cluster import LocalCluster, loop_missing
-    from localcluster.loop import Loop
-    from localcluster.toolchain import missing_binaries, missing_for_tekton
+    from localcluster.cluster import LocalCluster, missing
+    from testbed.loop import Loop
 
-    missing = missing_binaries() + missing_for_tekton() + loop_missing()
-    if missing:
-        print(f"  skipped: the loop's cache is incomplete (make cluster-build); missing: {', '.join(missing)}")
+    lacking = missing("cluster") + missing("tekton") + missing("loop")
+    if lacking:
+        print(f"  skipped: the loop's cache is incomplete (make cluster-build); missing: {', '.join(lacking)}")
         return
-    cluster = LocalCluster(tmp / "loop-cluster").up(with_tekton=True)
+    cluster = LocalCluster(tmp / "loop-cluster").up(frozenset({"kubelet", "tekton", "loop"}))
     try:
         loop = Loop(cluster, say=lambda m: None)
         loop.install()
@@ -65,7 +64,7 @@ def run_bench(report, step: Path, tmp: Path) -> None:
             run = loop.finished(name)
             if run["status"]["conditions"][0]["reason"] != "Succeeded":
                 raise SystemExit(f"bench PipelineRun {name} failed: {run['status']['conditions'][0]}")
-            loop.wait("the new response", lambda: loop.service_says() == greeting, 180, interval=0.2)
+            loop.wait("the new response", lambda want=greeting: loop.service_says() == want, 180, interval=0.2)
             serving = time.time()
             if i == 0:
                 continue  # the warm-up: images pulled, Flux settled

@@ -57,7 +57,7 @@ def bench_help() -> None:
     from druppie_steps.cli import STEPS
 
     for step in sorted(STEPS):
-        sub = median_of(15, lambda _: timed([str(STEP), step, "--help"]))
+        sub = median_of(15, lambda _, step=step: timed([str(STEP), step, "--help"]))
         report(
             f"druppie-step {step} --help / python3 -c pass",
             f"{sub / bare:.2f}x ({sub * 1000:.0f} ms)",

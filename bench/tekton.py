@@ -25,15 +25,15 @@ def _ts(value: str) -> float:
 
 
 def run_bench(report, step: Path, tmp: Path) -> None:
-    from localcluster.cluster import LocalCluster
+    from localcluster.cluster import LocalCluster, missing
     from localcluster.gitserver import GitServer
-    from localcluster.toolchain import binaries, missing_binaries, missing_for_tekton, optional_binaries
+    from localcluster.toolchain import binaries, optional_binaries
 
-    missing = missing_binaries() + missing_for_tekton()
-    if missing:
-        print(f"  skipped: Tekton tier cache incomplete (make cluster-build); missing: {', '.join(missing)}")
+    lacking = missing("cluster") + missing("tekton")
+    if lacking:
+        print(f"  skipped: Tekton tier cache incomplete (make cluster-build); missing: {', '.join(lacking)}")
         return
-    cluster = LocalCluster(tmp / "tekton-cluster").up(with_tekton=True)
+    cluster = LocalCluster(tmp / "tekton-cluster").up(frozenset({"kubelet", "tekton"}))
     server = None
     try:
         env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
@@ -44,10 +44,10 @@ def run_bench(report, step: Path, tmp: Path) -> None:
             env={**os.environ, "REGISTRY": cluster.registry},
         )
         kubectl = [str(binaries()["kubectl"])]
-        subprocess.run(kubectl + ["create", "namespace", "ci"], env=env, check=True, capture_output=True)
+        subprocess.run([*kubectl, "create", "namespace", "ci"], env=env, check=True, capture_output=True)
         subprocess.run(
-            kubectl
-            + [
+            [
+                *kubectl,
                 "apply",
                 "-n",
                 "ci",

@@ -18,10 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from localcluster.cluster import LocalCluster, default_state_dir, loop_missing  # noqa: E402
-from localcluster.loop import APP, Loop  # noqa: E402
-from localcluster.process import alive  # noqa: E402
-from localcluster.toolchain import cache_dir, missing_binaries, missing_for_tekton, optional_binaries  # noqa: E402
+from localcluster.cluster import LocalCluster, default_state_dir, missing  # noqa: E402 - after the path is set
+from localcluster.toolchain import cache_dir, optional_binaries  # noqa: E402
+from testbed.loop import APP, Loop  # noqa: E402
 
 GREETINGS = [
     "Drones inspecteren de dijken, ook 's nachts",
@@ -36,10 +35,10 @@ def say(message: str) -> None:
 
 
 def build_missing() -> None:
-    missing = missing_binaries() + missing_for_tekton() + loop_missing()
-    if not missing:
+    lacking = missing("cluster") + missing("tekton") + missing("loop")
+    if not lacking:
         return
-    say(f"the cache lacks {len(missing)} part(s): building them once into {cache_dir()}.")
+    say(f"the cache lacks {len(lacking)} part(s): building them once into {cache_dir()}.")
     say(
         "A cold build of everything (Kubernetes, etcd, Flux, Tekton, Triggers, CoreDNS, Gitea, scanners) "
         "takes about 45-60 min on 2 cores; it happens once, later runs take about 2 min. Progress per component:"
@@ -49,9 +48,9 @@ def build_missing() -> None:
 
 def cluster_up() -> LocalCluster:
     state = default_state_dir()
-    if (state / "state.json").is_file():
+    if LocalCluster.exists(state):
         cluster = LocalCluster.load(state)
-        if alive(cluster.pids.get("kube-apiserver", 0)) and cluster.with_loop:
+        if cluster.running("kube-apiserver") and cluster.with_loop:
             say(f"reusing the running cluster ({state})")
             return cluster
         cluster.down()
@@ -117,7 +116,7 @@ Look around (the cluster stays up; `make cluster-down` stops it):
   export KUBECONFIG={cluster.kubeconfig}
   {optional_binaries()["tkn"]} pr list -n ci
   {optional_binaries()["tkn"]} pr describe {name} -n ci
-  Gitea: {loop.gitea.base_url}  (user druppie-admin, password in {loop.gitea.password_file})
+  Gitea: {loop.gitea.base_url}  (user druppie-admin, password in {cluster.gitea_password_file})
   make demo   # again: the next version rolls out""")
     return 0
 

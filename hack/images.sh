@@ -180,9 +180,8 @@ default_registry() {
   [[ -n ${REGISTRY:-} ]] && { echo "$REGISTRY"; return; }
   .venv/bin/python - <<'PY' 2>/dev/null || true
 from localcluster.cluster import LocalCluster, default_state_dir
-from localcluster.process import alive
 cluster = LocalCluster.load(default_state_dir())
-if alive(cluster.pids.get("registry", 0)):
+if cluster.running("registry"):
     print(cluster.registry)
 PY
 }

@@ -98,7 +98,7 @@ fi
 
 # Linked into .venv/bin, so `druppie-step scan` and `build` run here as they do in the images (the
 # steps look their tools up on PATH; the venv's bin is on it when the venv is active or the step is
-# started as .venv/bin/druppie-step, which puts its own folder first: see druppie_steps.core.tools).
+# started as .venv/bin/druppie-step: the steps look on PATH, then beside their interpreter; core/tools.py).
 for tool in gitleaks:$GITLEAKS_VERSION osv-scanner:$OSV_SCANNER_VERSION trivy:$TRIVY_VERSION syft:$SYFT_VERSION; do
   name=${tool%%:*}; target=$cache/$name-${tool#*:}/$name
   [[ $(readlink ".venv/bin/$name" 2>/dev/null) == "$target" ]] || ln -sfn "$target" ".venv/bin/$name"

@@ -1,18 +1,31 @@
 """The local cluster: a real Kubernetes with real Flux and Tekton, as plain processes on this machine.
 
-One module per component, each started by `LocalCluster.up` in order and stopped by `down`:
+One module per component; each is a ``Component`` (component.py) that sees the cluster only
+through the narrow ``Context`` (context.py). ``cluster.py`` holds the ordered list and the runner:
 
-- ``toolchain``    versions (hack/toolchain.env), the build cache, which binaries are missing
-- ``process``      starting, waiting for and stopping processes (no component knowledge)
-- ``controlplane`` etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-- ``network``      the node's bridge (pods reach the host through it) and kube-proxy (Services)
-- ``node``         a real kubelet on containerd and runc (or kwok's fake nodes)
-- ``registry``     Debian's docker-registry; containerd mirrors registry.example and ghcr.io to it
-- ``gitserver``    git over smart HTTP (druppie-apps for Flux; the tests' git server too)
-- ``flux``         source-controller and kustomize-controller
-- ``tekton``       Tekton Pipelines from its release manifests, images built from the Go module
-- ``ociimage``     FROM-scratch images without a container engine
+- ``bridge``              the node's network bridge; the servers listen on its gateway address
+- ``etcd``                the API server's store
+- ``registry``            Debian's docker-registry; containerd pulls registry.example and ghcr.io from it
+- ``gitserver``           git over smart HTTP: druppie-apps for Flux (and the tests' in-process git server)
+- ``gitea``               Gitea, the forge of the CI/CD loop (its API client: ``gitea_api``)
+- ``apiserver``           kube-apiserver, its certificates, the admin's random token and kubeconfig
+- ``controller_manager``  kube-controller-manager
+- ``scheduler``           kube-scheduler
+- ``flux``                Flux's CRDs, source-controller and kustomize-controller
+- ``containerd``          the node's container runtime (Debian's containerd and runc), the pause image
+- ``kubelet``             a real kubelet, the node ``druppie-node``
+- ``kwok``                kwok's fake node instead (DRUPPIE_NODE_SIDE=kwok)
+- ``kube_proxy``          Services in iptables mode
+- ``tekton``              Tekton Pipelines from its release config, with a non-root shell image
+- ``storage``             local-path-provisioner, the default StorageClass
+- ``dns``                 CoreDNS behind the kube-dns Service
+- ``triggers``            Tekton Triggers from its release config
+
+Shared plumbing: ``release`` (a Go project's release config with ko:// references replaced by
+locally built images), ``ociimage`` (FROM-scratch images without a container engine),
+``process`` (processes and probes), ``toolchain`` (versions and the build cache).
 
 `python -m localcluster up|down|status` (and `make cluster-up` / `cluster-down`), the e2e
-fixtures, the benchmarks and the demo all use `LocalCluster`. Nothing here imports tests/.
+fixtures, the benchmarks and the demo (through testbed/) all use ``LocalCluster``. Nothing here
+imports tests/ or testbed/.
 """

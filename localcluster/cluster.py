@@ -1,293 +1,294 @@
-"""LocalCluster: starts the components in order, records what runs, and stops it all cleanly.
+"""LocalCluster: the ordered list of components, the runner that starts and stops them, and the
+cluster's facts for its users (tests, benchmarks, the demo).
 
-The components know how to start themselves (one module each); this class only holds the
-cluster's shared facts (state folder, ports, host address, running processes) and the order.
+Which components run is data: each names the features it needs (``kubelet`` or ``kwok`` node
+side, ``tekton``, ``loop``), and `up` runs those the cluster has. `up` starts every component
+as soon as the components it ``needs`` are ready, so independent ones start side by side (etcd,
+the registry, the git server and Gitea at once; Tekton, local-path and CoreDNS once the node is
+up); `down` stops the controllers that would recreate pods first, then every component in
+reverse start order. Adding a component is one new file and one line in ``COMPONENTS``.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import subprocess
-import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import controlplane, dns, flux, gitea, network, registry, storage, tekton, triggers
-from .gitserver import seed_repo
-from .node import KWOK_NODE, NODE_NAME, KubeletNode, start_kwok
-from .process import alive, free_port, http_ok, kill, log, tail
-from .toolchain import ROOT, binaries, missing_binaries, missing_for_tekton, node_side
+from . import containerd
+from .apiserver import ApiServer
+from .bridge import Bridge, used_subnet_indexes
+from .component import Component
+from .containerd import Containerd
+from .context import STATE_FILE, ClusterState, Context
+from .controller_manager import ControllerManager
+from .dns import CoreDNS
+from .etcd import Etcd
+from .flux import Flux
+from .gitea import GiteaComponent, client_of
+from .gitea_api import GiteaClient
+from .gitserver import GitServerComponent
+from .kube_proxy import KubeProxy
+from .kubelet import Kubelet
+from .kwok import Kwok
+from .process import kill, log
+from .registry import Registry
+from .scheduler import Scheduler
+from .storage import LocalPath
+from .tekton import Tekton
+from .toolchain import node_side
+from .triggers import Triggers
 
-PORTS = (
-    "etcd",
-    "etcd-peer",
-    "apiserver",
-    "kcm",
-    "scheduler",
-    "kwok",
-    "sc-storage",
-    "sc-metrics",
-    "sc-health",
-    "kc-metrics",
-    "kc-health",
-    "git",
-    "registry",
-    "kubelet",
-    "kubelet-healthz",
-    "proxy-metrics",
-    "proxy-health",
-    "gitea",
+# Every component, in start order (a component starts once what it `needs` is ready).
+COMPONENTS: tuple[Component, ...] = (
+    Bridge(),  # the node's network, whose gateway address the servers below listen on
+    Etcd(),
+    Registry(),
+    GitServerComponent(),  # druppie-apps for Flux
+    GiteaComponent(),  # the forge of the CI/CD loop
+    ApiServer(),
+    ControllerManager(),
+    Scheduler(),
+    Flux(),
+    Containerd(),
+    Kubelet(),
+    Kwok(),
+    KubeProxy(),
+    Tekton(),
+    LocalPath(),
+    CoreDNS(),
+    Triggers(),
 )
+# The optional tiers, each on top of the one before; a tier runs where its cache is built.
+TIERS = ("tekton", "loop")
+TIER_SWITCHES = {"tekton": "DRUPPIE_TEKTON", "loop": "DRUPPIE_LOOP"}  # "0" leaves the tier out
 
 
-def tekton_wanted() -> bool:
-    """Tekton runs where it can (kubelet node, cache built) unless DRUPPIE_TEKTON=0."""
-    return os.environ.get("DRUPPIE_TEKTON", "1") != "0" and not missing_for_tekton()
+def plan(features: frozenset[str]) -> list[Component]:
+    """The components a cluster with ``features`` runs, in start order."""
+    return [c for c in COMPONENTS if c.features <= features]
 
 
-def loop_missing() -> list[str]:
-    """What the CI/CD loop's parts (cluster DNS, Tekton Triggers, the Gitea forge) lack in the cache."""
-    return dns.missing() + triggers.missing() + gitea.missing()
+def missing(tier: str = "cluster") -> list[str]:
+    """What the cache (or the machine) lacks for ``tier``: "cluster", "tekton" or "loop"; empty when it can run.
+
+    For a tier, only what it adds to the tiers below it."""
+    side = frozenset({node_side()})
+    if tier == "cluster":
+        return [m for c in plan(side) for m in c.missing()]
+    if tier not in TIERS:
+        raise ValueError(f"no tier {tier!r}: use cluster, {', '.join(TIERS)}")
+    if node_side() != "kubelet":
+        return ["a kubelet node (DRUPPIE_NODE_SIDE=kubelet)"]
+    below = side | frozenset(TIERS[: TIERS.index(tier)])
+    added = [c for c in plan(below | {tier}) if c not in plan(below)]
+    return [m for c in added for m in c.missing()]
 
 
-def loop_wanted(with_tekton: bool) -> bool:
-    """The loop's parts run with Tekton where their cache is built, unless DRUPPIE_LOOP=0."""
-    return with_tekton and os.environ.get("DRUPPIE_LOOP", "1") != "0" and not loop_missing()
+def wanted_features() -> frozenset[str]:
+    """The node side, and each tier that is built and not switched off (DRUPPIE_TEKTON=0, DRUPPIE_LOOP=0)."""
+    features = {node_side()}
+    for tier in TIERS:
+        if os.environ.get(TIER_SWITCHES[tier], "1") == "0" or missing(tier):
+            break
+        features.add(tier)
+    return frozenset(features)
 
 
-@dataclass
 class LocalCluster:
-    state_dir: Path
-    ports: dict[str, int] = field(default_factory=dict)
-    pids: dict[str, int] = field(default_factory=dict)
-    node_side: str = field(default_factory=node_side)
-    with_tekton: bool = False
-    extra: dict[str, str] = field(default_factory=dict)  # facts to undo at down (e.g. sysctls)
-    with_loop: bool = False  # cluster DNS, Triggers and Gitea (the CI/CD loop of `make demo`)
-
-    def __post_init__(self) -> None:
-        self.node = KubeletNode(self) if self.node_side == "kubelet" else None
-
-    # ---- facts -----------------------------------------------------------------------------
-    @property
-    def host_ip(self) -> str:
-        """Where the API server, git server and registry listen: reachable from pods with a kubelet node."""
-        return network.gateway(self) if self.node else "127.0.0.1"
-
-    @property
-    def node_name(self) -> str:
-        return NODE_NAME if self.node else KWOK_NODE
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.state_dir / "kubeconfig"
-
-    @property
-    def git_root(self) -> Path:
-        return self.state_dir / "git"
-
-    @property
-    def git_url(self) -> str:
-        return f"http://{self.host_ip}:{self.ports['git']}/druppie-apps.git"
-
-    @property
-    def registry(self) -> str:
-        """host:port of the registry; on the bridge address, so build pods push to it too."""
-        return f"{self.host_ip}:{self.ports['registry']}"
-
-    @property
-    def gitea(self) -> gitea.Gitea:
-        """An API client of the cluster's Gitea (the process is the cluster's, not this object's)."""
-        return gitea.Gitea(self.state_dir / "gitea", host=self.host_ip, port=self.ports["gitea"])
-
-    @property
-    def api_url(self) -> str:
-        return f"https://{self.host_ip}:{self.ports['apiserver']}"
-
-    def save(self) -> None:
-        (self.state_dir / "state.json").write_text(
-            json.dumps(
-                {
-                    "ports": self.ports,
-                    "pids": self.pids,
-                    "node_side": self.node_side,
-                    "with_tekton": self.with_tekton,
-                    "extra": self.extra,
-                    "with_loop": self.with_loop,
-                },
-                indent=2,
-            )
-        )
+    def __init__(self, state_dir: Path, state: ClusterState | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.ctx = Context(self.state_dir, state or ClusterState())
 
     @classmethod
     def load(cls, state_dir: Path) -> LocalCluster:
-        data = json.loads((state_dir / "state.json").read_text())
-        return cls(
-            state_dir,
-            data["ports"],
-            data["pids"],
-            data.get("node_side", "kwok"),
-            data.get("with_tekton", False),
-            data.get("extra", {}),
-            data.get("with_loop", False),
-        )
+        return cls(state_dir, ClusterState.load(state_dir))
 
-    # ---- processes ---------------------------------------------------------------------------
-    def spawn(self, name: str, argv: list, env: dict[str, str] | None = None) -> None:
-        logs = self.state_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        with (logs / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen(
-                [str(a) for a in argv],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )  # own group: `down` kills children too
-        self.pids[name] = proc.pid
-        self.save()
+    @classmethod
+    def exists(cls, state_dir: Path) -> bool:
+        return (state_dir / STATE_FILE).is_file()
 
-    def wait_until(self, name: str, check, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
-            if name in self.pids and not alive(self.pids[name]):
-                raise RuntimeError(
-                    f"{name} exited; see {self.state_dir / 'logs' / (name + '.log')}:\n"
-                    + tail(self.state_dir / "logs" / f"{name}.log")
-                )
-            try:
-                if check():
-                    return
-            except Exception as err:  # noqa: BLE001 - not ready yet
-                last = str(err)
-            time.sleep(0.2)
-        raise RuntimeError(
-            f"{name} not ready after {timeout:.0f}s ({last}); log:\n" + tail(self.state_dir / "logs" / f"{name}.log")
-        )
+    # ---- facts ---------------------------------------------------------------------------------
+    @property
+    def features(self) -> frozenset[str]:
+        return self.ctx.features
 
+    @property
+    def with_tekton(self) -> bool:
+        return "tekton" in self.features
+
+    @property
+    def with_loop(self) -> bool:
+        return "loop" in self.features
+
+    @property
+    def node_side(self) -> str:
+        return "kubelet" if "kubelet" in self.features else "kwok"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.ctx.kubeconfig
+
+    @property
+    def host_ip(self) -> str:
+        return self.ctx.host_ip
+
+    @property
+    def node_name(self) -> str:
+        return self.ctx.node_name
+
+    @property
+    def registry(self) -> str:
+        return self.ctx.registry
+
+    @property
+    def api_url(self) -> str:
+        return self.ctx.api_url
+
+    @property
+    def git_root(self) -> Path:
+        """The folder of bare repos the cluster's git server serves."""
+        return GitServerComponent.root(self.ctx)
+
+    def git_repo_url(self, repo: str) -> str:
+        return GitServerComponent.url(self.ctx, repo)
+
+    @property
+    def git_url(self) -> str:
+        return self.git_repo_url("druppie-apps")
+
+    @property
+    def gitea(self) -> GiteaClient:
+        """An API client of the cluster's Gitea, as its admin."""
+        return client_of(GiteaComponent.state_dir(self.ctx), GiteaComponent.base_url(self.ctx))
+
+    @property
+    def gitea_password_file(self) -> Path:
+        return GiteaComponent.state_dir(self.ctx) / "admin-password"
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds from the start of `up` until each component was ready."""
+        return dict(self.ctx.state.timings)
+
+    def running(self, name: str) -> bool:
+        """Is the process ``name`` (a component's, e.g. "kube-apiserver" or "registry") running?"""
+        return self.ctx.running(name)
+
+    def processes(self) -> dict[str, int]:
+        return dict(self.ctx.state.pids)
+
+    # ---- what tests and the demo do with it ----------------------------------------------------
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(binaries()["kubectl"]), "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-        )
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-        return proc
+        return self.ctx.kubectl(*args, input=input, check=check)
 
     def get_json(self, *args: str) -> dict:
-        return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
-
-    def start_apiserver(self) -> None:
-        controlplane.start_apiserver(self)
-
-    def stop_apiserver(self) -> None:
-        controlplane.stop_apiserver(self)
+        return self.ctx.get_json(*args)
 
     def publish_image(self, reference: str) -> None:
-        """Make ``registry.example/<repo>:<tag>`` pullable by the node (a no-op for kwok's fake pods)."""
-        if self.node:
-            self.node.publish(reference)
+        """Make ``registry.example/<repo>:<tag>`` pullable by the node (kwok's fake pods pull nothing)."""
+        if "kubelet" in self.features:
+            containerd.publish_image(self.ctx, reference)
 
-    # ---- up / down ---------------------------------------------------------------------------
-    def up(self, with_tekton: bool | None = None) -> LocalCluster:
+    def stop_apiserver(self) -> None:
+        self.ctx.stop("kube-apiserver")
+
+    def start_apiserver(self) -> None:
+        """(Re)start kube-apiserver on its port; the e2e tests restart it to test resuming watches."""
+        apiserver = next(c for c in COMPONENTS if isinstance(c, ApiServer))
+        apiserver.start(self.ctx)
+        apiserver.ready(self.ctx)
+
+    # ---- up / down -----------------------------------------------------------------------------
+    def up(self, features: frozenset[str] | None = None) -> LocalCluster:
+        """Start the components of ``features`` (default: what is built and not switched off)."""
         started = time.monotonic()
-        missing = missing_binaries()
-        if missing:
+        features = wanted_features() if features is None else features
+        lacking = [m for c in plan(features) for m in c.missing()]
+        if lacking:
             raise RuntimeError(
-                f"cluster cache incomplete, run `make cluster-build` first; missing: {', '.join(missing)}"
+                f"cluster cache incomplete, run `make cluster-build` first; missing: {', '.join(lacking)}"
             )
-        self.with_tekton = tekton_wanted() if with_tekton is None else with_tekton
-        self.with_loop = loop_wanted(self.with_tekton)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        for name in PORTS:
-            self.ports[name] = free_port()
-        self.save()
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        state = self.ctx.state
+        state.features = sorted(features)
+        taken = used_subnet_indexes()
+        state.subnet_index = next(i for i in range(1, 251) if i not in taken)
+        self.ctx.save()
+        log(f"starting {', '.join(c.name for c in plan(features))}")
         try:
-            if self.node:
-                network.create_bridge(self)
-            controlplane.make_certs(self)
-            controlplane.start(self)
-            controlplane.apply_base_objects(self)
-            self._git_server()
-            registry.start(self)
-            log("git server and registry ready")
-            if self.node:
-                self.node.start()
-            else:
-                start_kwok(self)
-            if self.with_tekton:
-                network.start_kube_proxy(self)
-            flux.start(self)
-            if self.with_tekton:
-                refs = tekton.install(self)
-                log("Tekton Pipelines ready (controller and webhook, admission active)")
-                storage.install(self, refs["shell"])
-                log("local-path-provisioner ready (default StorageClass local-path)")
-            if self.with_loop:
-                dns.install(self)
-                log(f"CoreDNS ready (Service kube-dns {dns.CLUSTER_DNS_IP})")
-                triggers.install(self)
-                log("Tekton Triggers ready (controller, webhook, core interceptors)")
-                self.spawn(
-                    "gitea",
-                    [
-                        sys.executable,
-                        "-m",
-                        "localcluster.gitea",
-                        self.state_dir / "gitea",
-                        self.ports["gitea"],
-                        self.host_ip,
-                    ],
-                    env={"PYTHONPATH": str(ROOT)},
-                )
-                self.wait_until(
-                    "gitea",
-                    lambda: self.gitea.token_file.is_file() and http_ok(f"{self.gitea.base_url}/api/v1/version"),
-                )
-                log(f"Gitea ready at {self.gitea.base_url}")
+            self._start_all(plan(features), started)
         except BaseException:
             if os.environ.get("DRUPPIE_KEEP_FAILED") != "1":  # keep it for a look: make cluster-down later
                 self.down()
             raise
-        log(
-            f"ready in {time.monotonic() - started:.1f}s: kubeconfig {self.kubeconfig}, git {self.git_url}, "
-            f"registry {self.registry}"
-        )
+        log(f"ready in {time.monotonic() - started:.1f}s: kubeconfig {self.kubeconfig}, registry {self.registry}")
         return self
 
-    def _git_server(self) -> None:
-        seed_repo(self.git_root / "druppie-apps.git", source_dir=ROOT / "examples" / "druppie-apps")
-        self.spawn(
-            "git-server",
-            [sys.executable, "-m", "localcluster.gitserver", self.git_root, self.ports["git"], self.host_ip],
-            env={"PYTHONPATH": str(ROOT)},
-        )
-        self.wait_until("git-server", lambda: http_ok(f"{self.git_url}/info/refs?service=git-upload-pack"))
+    def _start_all(self, components: list[Component], started: float) -> None:
+        """Start each component once what it needs is ready; independent ones side by side."""
+        names = {c.name for c in components}
+        ready = {c.name: threading.Event() for c in components}
+        failed = threading.Event()
+        lock = threading.Lock()
+
+        def run(component: Component) -> None:
+            for need in component.needs:
+                while need in names and not ready[need].wait(0.05):
+                    if failed.is_set():
+                        return
+            if failed.is_set():
+                return
+            began = time.monotonic()
+            with lock:
+                self.ctx.state.components.append(component.name)
+                self.ctx.save()
+            try:
+                component.start(self.ctx)
+                component.ready(self.ctx)
+            except BaseException:
+                failed.set()
+                raise
+            done = time.monotonic()
+            with lock:
+                self.ctx.state.timings[component.name] = round(done - started, 2)
+                self.ctx.save()
+            log(f"{component.name} ready in {done - began:.1f}s (at {done - started:.1f}s)")
+            ready[component.name].set()
+
+        with ThreadPoolExecutor(max_workers=len(components), thread_name_prefix="component") as pool:
+            futures = [pool.submit(run, c) for c in components]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise RuntimeError(str(errors[0])) from errors[0]
 
     def down(self) -> None:
-        if self.node and alive(self.pids.get("kubelet", 0)) and alive(self.pids.get("kube-apiserver", 0)):
-            # Stop whatever would recreate pods, then let the kubelet tear every pod down properly.
-            for name in ("kube-controller-manager", "kube-scheduler", "source-controller", "kustomize-controller"):
-                kill(self.pids.pop(name, 0))
-            self.node.drain()
-        for name in reversed(list(self.pids)):
-            kill(self.pids[name])
-        self.pids.clear()
-        network.stop_kube_proxy(self)
-        if self.node:
-            self.node.cleanup()
-            network.delete_bridge(self)
-            network.remove_kubelet_chains()
-            network.restore_forwarding()
-        if (self.state_dir / "state.json").exists():
-            self.save()
+        """Stop what runs: the controllers that would recreate pods first, then the rest in reverse
+        start order; then anything left (a process whose component failed to start)."""
+        by_name = {c.name: c for c in COMPONENTS}
+        started = [by_name[n] for n in self.ctx.state.components if n in by_name]
+        for component in [c for c in reversed(started) if c.stops_early] + [
+            c for c in reversed(started) if not c.stops_early
+        ]:
+            try:
+                component.stop(self.ctx)
+            except Exception as err:  # noqa: BLE001 - one component's failure must not keep the others running
+                log(f"stopping {component.name} failed: {err}")
+        for name in list(self.ctx.state.pids):
+            kill(self.ctx.state.pids.pop(name))
+        self.ctx.state.components.clear()
+        if self.exists(self.state_dir):
+            self.ctx.save()
 
 
 def default_state_dir() -> Path:
-    return Path(os.environ.get("DRUPPIE_CLUSTER_DIR", "/tmp/druppie-cluster"))
+    # A fixed, documented place, so `cluster-down` finds what `cluster-up` started; made 0700 by `up`.
+    return Path(os.environ.get("DRUPPIE_CLUSTER_DIR", "/tmp/druppie-cluster"))  # noqa: S108
+
+
+def remove_state(state_dir: Path) -> None:
+    shutil.rmtree(state_dir, ignore_errors=True)

@@ -9,17 +9,13 @@ node's resolver. It listens on 1053 as user 65532 (no capability), the Service m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .ociimage import File, build_layered, push
+from . import release
+from .component import Component
+from .context import CLUSTER_DNS_IP, CLUSTER_DOMAIN, Context
 from .toolchain import cache_dir, toolchain
 
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
-
-CLUSTER_DNS_IP = "10.96.0.10"  # inside controlplane.SERVICE_CIDR, as kubeadm chooses it
-CLUSTER_DOMAIN = "cluster.local"
-MIRROR = "registry.example"
+PLACEHOLDER = "ko://github.com/coredns/coredns"
 COREFILE = f""".:1053 {{
     errors
     ready :8181
@@ -36,10 +32,6 @@ COREFILE = f""".:1053 {{
 
 def binary() -> Path:
     return cache_dir() / f"coredns-{toolchain()['COREDNS_VERSION']}" / "coredns"
-
-
-def missing() -> list[str]:
-    return [] if binary().is_file() else [str(binary())]
 
 
 def manifests(image: str) -> list[dict]:
@@ -129,13 +121,21 @@ def manifests(image: str) -> list[dict]:
     ]
 
 
-def install(cluster: LocalCluster) -> None:
-    import yaml
+class CoreDNS(Component):
+    name = "coredns"
+    needs = ("registry", "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler")
+    features = frozenset({"kubelet", "loop"})
 
-    version = toolchain()["COREDNS_VERSION"]
-    image = build_layered([File("/coredns", binary())], ["/coredns"], user="65532")
-    ref = f"{MIRROR}/coredns/coredns@{push(image, cluster.registry, 'coredns/coredns', version)}"
-    out = cluster.state_dir / "coredns.yaml"
-    out.write_text(yaml.safe_dump_all(manifests(ref), sort_keys=False))
-    cluster.kubectl("apply", "-f", str(out))
-    cluster.kubectl("rollout", "status", "-n", "kube-system", "deployment/coredns", "--timeout=120s")
+    def missing(self) -> list[str]:
+        return [] if binary().is_file() else [str(binary())]
+
+    def start(self, ctx: Context) -> None:
+        refs = release.publish(ctx, "coredns", {PLACEHOLDER: release.Binary(binary(), "/coredns")},
+                               toolchain()["COREDNS_VERSION"])  # fmt: skip
+        release.apply(ctx, self.name, release.resolve(manifests(PLACEHOLDER), refs))
+
+    def ready(self, ctx: Context) -> None:
+        ctx.rollout("kube-system", "coredns")
+
+    def stop(self, ctx: Context) -> None:
+        """Its pod goes with the node."""

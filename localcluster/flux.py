@@ -1,57 +1,51 @@
-"""Flux's source-controller and kustomize-controller as processes, with the CRDs from their modules."""
+"""Flux: its CRDs (source, kustomize, notification), the flux-system namespace, and
+source-controller and kustomize-controller as processes, watching every namespace."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from .component import Component
+from .context import Context
+from .process import http_ok
+from .toolchain import binaries, crd_dirs
 
-from .process import http_ok, log
-from .toolchain import binaries
-
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
+CONTROLLERS = ("source-controller", "kustomize-controller")
 
 
-def start(cluster: LocalCluster) -> None:
-    b, p, d = binaries(), cluster.ports, cluster.state_dir
-    env = {"KUBECONFIG": str(cluster.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
-    (d / "flux-artifacts").mkdir(exist_ok=True)
-    # Each controller gets its own ports: both default to metrics :8080 and health :9440.
-    cluster.spawn(
-        "source-controller",
-        [
-            b["source-controller"],
-            "--storage-path",
-            d / "flux-artifacts",
-            "--storage-addr",
-            f"127.0.0.1:{p['sc-storage']}",
-            "--storage-adv-addr",
-            f"127.0.0.1:{p['sc-storage']}",
-            "--metrics-addr",
-            f"127.0.0.1:{p['sc-metrics']}",
-            "--health-addr",
-            f"127.0.0.1:{p['sc-health']}",
-            "--enable-leader-election=false",
-            "--watch-all-namespaces",
-            "--log-level",
-            "info",
-        ],
-        env,
-    )
-    cluster.spawn(
-        "kustomize-controller",
-        [
-            b["kustomize-controller"],
-            "--metrics-addr",
-            f"127.0.0.1:{p['kc-metrics']}",
-            "--health-addr",
-            f"127.0.0.1:{p['kc-health']}",
-            "--enable-leader-election=false",
-            "--watch-all-namespaces",
-            "--log-level",
-            "info",
-        ],
-        env,
-    )
-    cluster.wait_until("source-controller", lambda: http_ok(f"http://127.0.0.1:{p['sc-health']}/readyz"))
-    cluster.wait_until("kustomize-controller", lambda: http_ok(f"http://127.0.0.1:{p['kc-health']}/readyz"))
-    log("Flux source-controller and kustomize-controller ready")
+class Flux(Component):
+    name = "flux"
+    needs = ("kube-apiserver",)
+    stops_early = True  # its Kustomizations would re-create what the node drains
+
+    def missing(self) -> list[str]:
+        paths = [binaries()[c] for c in CONTROLLERS] + crd_dirs()
+        return [str(p) for p in paths if not p.exists()]
+
+    def start(self, ctx: Context) -> None:
+        ctx.kubectl("create", "namespace", "flux-system", check=False)
+        folders = [arg for folder in crd_dirs() for arg in ("-f", str(folder))]
+        ctx.kubectl("apply", "--server-side", *folders)
+        ctx.kubectl("wait", "--for=condition=Established", "--timeout=60s", *folders)
+        artifacts = ctx.component_dir("flux") / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        env = {"KUBECONFIG": str(ctx.kubeconfig), "RUNTIME_NAMESPACE": "flux-system"}
+        storage = f"127.0.0.1:{ctx.port('sc-storage')}"
+        # Each controller gets its own ports: both default to metrics :8080 and health :9440.
+        ctx.spawn("source-controller", [
+            binaries()["source-controller"], "--storage-path", artifacts, "--storage-addr", storage,
+            "--storage-adv-addr", storage, "--metrics-addr", f"127.0.0.1:{ctx.port('sc-metrics')}",
+            "--health-addr", f"127.0.0.1:{ctx.port('sc-health')}", "--enable-leader-election=false",
+            "--watch-all-namespaces", "--log-level", "info",
+        ], env)  # fmt: skip
+        ctx.spawn("kustomize-controller", [
+            binaries()["kustomize-controller"], "--metrics-addr", f"127.0.0.1:{ctx.port('kc-metrics')}",
+            "--health-addr", f"127.0.0.1:{ctx.port('kc-health')}", "--enable-leader-election=false",
+            "--watch-all-namespaces", "--log-level", "info",
+        ], env)  # fmt: skip
+
+    def ready(self, ctx: Context) -> None:
+        for controller, port in (("source-controller", "sc-health"), ("kustomize-controller", "kc-health")):
+            ctx.wait_until(controller, lambda p=port: http_ok(f"http://127.0.0.1:{ctx.port(p)}/readyz"))
+
+    def stop(self, ctx: Context) -> None:
+        for controller in CONTROLLERS:
+            ctx.stop(controller)

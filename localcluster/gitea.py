@@ -7,10 +7,9 @@ them, and its push webhook is what the EventListener's github interceptor accept
 plus its ``templates/ options/ public/``; no frontend build, so the web UI lacks CSS/JS while the
 API and git over HTTP work):
 
-    with Gitea(tmp_path / "gitea") as forge:
+    with GiteaServer(tmp_path / "gitea") as server:
+        forge = server.client()  # gitea_api.GiteaClient, as the admin
         url = forge.create_repo("druppie-apps", files={"README.md": "hi\\n"})
-        forge.add_webhook("druppie-apps", "http://10.88.0.1:8080/", secret="s3cret")
-        sha = forge.commit_file("druppie-apps", "README.md", "bye\\n", "a real push event")
 
 ``python -m localcluster.gitea STATE_DIR PORT HOST`` runs it in the foreground (as the cluster
 spawns its components), printing the URL and the path of the admin token file.
@@ -28,8 +27,8 @@ What start() does, and why
      reads ``[webhook] ALLOWED_HOST_LIST`` and falls back to this value; in 1.27 the ``[webhook]``
      key is deprecated (an ERROR "Deprecation: ... removed in v28.0.0" at every start, see
      modules/setting/webhook.go), so only ``[security]`` is set.
-   - ``[database] DB_TYPE = sqlite3`` in STATE_DIR, WAL journal (the CLI and ``hook_deliveries``
-     read it while the server runs).
+   - ``[database] DB_TYPE = sqlite3`` in STATE_DIR, WAL journal (the CLI and the tests' webhook
+     history reader read it while the server runs).
    - ``[server]``: ``ROOT_URL = http://HOST:PORT/`` (decides the clone URLs in API answers and
      webhook payloads: give a HOST pods can reach), ``LOCAL_ROOT_URL`` the same (git hooks call the
      internal API through it; the default ``localhost`` is wrong when HOST is a bridge address),
@@ -65,28 +64,20 @@ gain little on an empty database (~0.05 s against Gitea's defaults for indexer, 
 Actions and packages); they are kept for quiet and for no outgoing calls. ``start_seconds`` and
 ``timings`` hold the measurement of a run.
 
-Gitea processes pushes in a queue: right after ``git push`` its API may still call a new repo
-empty (and its branch API then answers 500), so ``push`` and ``create_repo`` return only once the
-branch shows the pushed commit. The contents API (``commit_file``) is synchronous.
-
-Webhook deliveries: the API has no endpoint for a hook's history (the web UI shows it from the
-``hook_task`` table), so ``hook_deliveries`` reads that table from the SQLite file, read-only.
+The API client (repos, users, tokens, webhooks) is ``gitea_api.GiteaClient``; the component that
+runs Gitea in the cluster is ``GiteaComponent`` below.
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import contextlib
 import os
 import pwd
 import re
 import secrets
-import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -94,12 +85,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .process import free_port, kill
-from .toolchain import cache_dir, toolchain
+from .component import Component
+from .context import Context
+from .gitea_api import ADMIN, GiteaClient, GiteaError
+from .process import free_port, http_ok, http_request, kill
+from .toolchain import ROOT, cache_dir, toolchain
 
-ADMIN = "druppie-admin"  # "admin" itself is a name Gitea reserves
 ADMIN_EMAIL = "druppie-admin@druppie.local"
-COMMITTER = {"name": "druppie", "email": "druppie@druppie.local"}
 
 
 def gitea_dir() -> Path:
@@ -119,14 +111,7 @@ def missing() -> list[str]:
     return [f"{folder} (hack/cluster-build.sh gitea)"]
 
 
-class GiteaError(RuntimeError):
-    def __init__(self, method: str, path: str, status: int, body: str) -> None:
-        super().__init__(f"{method} {path}: HTTP {status}: {body[:300]}")
-        self.status = status
-        self.body = body
-
-
-class Gitea:
+class GiteaServer:
     """A Gitea serving ``http://host:port/`` with its state (SQLite, repos, logs) in ``state_dir``."""
 
     def __init__(self, state_dir: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -138,11 +123,6 @@ class Gitea:
         self.start_seconds: float | None = None
         self.timings: dict[str, float] = {}
         self.token = ""
-        self._passwords: dict[str, str] = {}
-        self._tokens: dict[str, str] = {}
-        # A client of a Gitea another process started (the cluster's): its admin token is on disk.
-        if self.token_file.is_file():
-            self.token = self._tokens[ADMIN] = self.token_file.read_text().strip()
 
     # ---- paths and facts ------------------------------------------------------------------------
     @property
@@ -174,13 +154,17 @@ class Gitea:
         return ADMIN
 
     # ---- lifecycle ------------------------------------------------------------------------------
-    def __enter__(self) -> Gitea:
+    def client(self) -> GiteaClient:
+        """An API client as the admin (token and password from their 0600 files)."""
+        return client_of(self.state_dir, self.base_url)
+
+    def __enter__(self) -> GiteaServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 60) -> Gitea:
+    def start(self, timeout: float = 60) -> GiteaServer:
         if missing():
             raise RuntimeError(f"Gitea not built: {', '.join(missing())}")
         started = time.monotonic()
@@ -262,8 +246,6 @@ class Gitea:
         except BaseException:
             self.stop()
             raise
-        self._passwords[ADMIN] = self.password_file.read_text().strip()
-        self._tokens[ADMIN] = self.token
         self.start_seconds = time.monotonic() - started
         return self
 
@@ -278,10 +260,8 @@ class Gitea:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired, ChildProcessError):
             self.proc.wait(5)
-        except (subprocess.TimeoutExpired, ChildProcessError):
-            pass
         self.proc = None
 
     def running(self) -> bool:
@@ -294,7 +274,7 @@ class Gitea:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"gitea web exited; log: {self.state_dir / 'log'}\n{self._log_tail()}")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/api/v1/version", timeout=2) as resp:
+                with http_request(f"{self.base_url}/api/v1/version", timeout=2) as resp:
                     if resp.status == 200:
                         return
             except (OSError, urllib.error.URLError) as err:
@@ -314,7 +294,7 @@ class Gitea:
         if not token:
             return False
         try:
-            self.api("GET", "/user", token=token)
+            self.client().api("GET", "/user", token=token)
             return True
         except GiteaError:
             return False
@@ -414,268 +394,7 @@ class Gitea:
         with os.fdopen(fd, "w") as f:
             f.write("".join(lines))
 
-    # ---- HTTP API -------------------------------------------------------------------------------
-    def api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        token: str | None = None,
-        basic: tuple[str, str] | None = None,
-        raw: bool = False,
-    ) -> Any:
-        """Call ``/api/v1{path}`` as the admin (or ``token``, or ``basic`` user and password)."""
-        headers = {"Accept": "application/json"}
-        if basic:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
-        elif token if token is not None else self.token:  # token="": anonymous
-            headers["Authorization"] = f"token {token if token is not None else self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(f"{self.base_url}/api/v1{path}", data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                content = resp.read()
-        except urllib.error.HTTPError as err:
-            raise GiteaError(method, path, err.code, err.read().decode(errors="replace")) from None
-        if raw:
-            return content
-        return json.loads(content) if content.strip() else None
 
-    def version(self) -> str:
-        return self.api("GET", "/version")["version"]
-
-    def _full(self, repo: str) -> tuple[str, str]:
-        owner, _, name = repo.rpartition("/")
-        return owner or ADMIN, name.removesuffix(".git")
-
-    def _repo_path(self, repo: str) -> str:
-        owner, name = self._full(repo)
-        return f"/repos/{urllib.parse.quote(owner)}/{urllib.parse.quote(name)}"
-
-    # users and tokens
-    def create_user(self, name: str, password: str, email: str | None = None) -> dict:
-        """A second identity (e.g. the CI bot whose pushes the trigger must ignore); not an admin."""
-        user = self.api(
-            "POST",
-            "/admin/users",
-            {
-                "username": name,
-                "email": email or f"{name}@druppie.local",
-                "password": password,
-                "must_change_password": False,
-                "send_notify": False,
-            },
-        )
-        self._passwords[name] = password
-        return user
-
-    def token_for(self, user: str, password: str | None = None, scopes: tuple[str, ...] = ("all",)) -> str:
-        """A new API token for ``user`` (made with the user's own password, as Gitea demands)."""
-        if user in self._tokens and password is None:
-            return self._tokens[user]
-        password = password or self._passwords[user]
-        made = self.api(
-            "POST",
-            f"/users/{urllib.parse.quote(user)}/tokens",
-            {"name": f"druppie-{secrets.token_hex(4)}", "scopes": list(scopes)},
-            basic=(user, password),
-        )
-        self._tokens[user] = made["sha1"]
-        return made["sha1"]
-
-    # repositories
-    def repo(self, repo: str) -> dict:
-        return self.api("GET", self._repo_path(repo))
-
-    def create_repo(
-        self,
-        name: str,
-        source_dir: Path | None = None,
-        files: dict[str, str] | None = None,
-        private: bool = False,
-        branch: str = "main",
-    ) -> str:
-        """A new repo of the admin; with content, one commit pushed over HTTP. Returns its clone URL."""
-        self.api(
-            "POST", "/user/repos", {"name": name, "private": private, "auto_init": False, "default_branch": branch}
-        )
-        if source_dir or files:
-            with tempfile.TemporaryDirectory(prefix="druppie-gitea-seed-") as tmp:
-                work = Path(tmp)
-                if source_dir:
-                    shutil.copytree(source_dir, work, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git"))
-                for rel, content in (files or {}).items():
-                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
-                    (work / rel).write_text(content, newline="")
-                self._git(work, "init", "--quiet", f"--initial-branch={branch}")
-                self._git(work, "add", "-A")
-                self._git(work, "commit", "--quiet", "-m", "seed")
-                self.push(name, work, branch)
-        return self.clone_url(name)
-
-    def clone_url(self, repo: str, with_credentials: bool = False, user: str | None = None) -> str:
-        owner, name = self._full(repo)
-        auth = ""
-        if with_credentials:
-            who = user or ADMIN
-            auth = f"{urllib.parse.quote(who)}:{urllib.parse.quote(self.token_for(who))}@"
-        return f"http://{auth}{self.host}:{self.port}/{owner}/{name}.git"
-
-    def url(self, name: str) -> str:  # the GitServer spelling
-        return self.clone_url(name)
-
-    def push(
-        self, repo: str, workdir: Path, branch: str = "main", user: str | None = None, force: bool = False
-    ) -> None:
-        """Push ``branch`` of the clone ``workdir`` to ``repo`` as ``user`` (default the admin)."""
-        args = ["push", "--quiet", *(["--force"] if force else []), self.clone_url(repo), f"{branch}:{branch}"]
-        self._git(Path(workdir), *args, token=self.token_for(user or ADMIN))
-        self.wait_for_head(repo, self._git(Path(workdir), "rev-parse", branch).strip(), branch)
-
-    def wait_for_head(self, repo: str, sha: str, branch: str = "main", timeout: float = 30) -> None:
-        """Wait until Gitea has processed a push of ``sha``: it handles pushes in a queue, so right
-        after ``git push`` its API may still call the repo empty or show the old head."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                # Empty first: while Gitea still calls the repo empty, its branch API panics (500).
-                if not self.repo(repo)["empty"] and self.head(repo, branch) == sha:
-                    return
-            except GiteaError as err:
-                if err.status not in (404, 409):
-                    raise
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{repo}: {branch} not at {sha} after {timeout:.0f}s")
-            time.sleep(0.05)
-
-    def git_env(self, token: str | None = None) -> dict[str, str]:
-        """Environment for git commands against this forge: the token as a header, not in argv or URLs."""
-        return _git_env(token or self.token)
-
-    def _git(self, work: Path, *args: str, token: str | None = None) -> str:
-        env = {
-            **os.environ,
-            **_git_env(token),
-            "GIT_AUTHOR_NAME": COMMITTER["name"],
-            "GIT_AUTHOR_EMAIL": COMMITTER["email"],
-            "GIT_COMMITTER_NAME": COMMITTER["name"],
-            "GIT_COMMITTER_EMAIL": COMMITTER["email"],
-        }
-        proc = subprocess.run(["git", *args], cwd=work, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"git {args[0]} failed: {proc.stderr.strip()[-500:]}")
-        return proc.stdout
-
-    def commit_file(
-        self, repo: str, path: str, content: str, message: str, branch: str = "main", user: str | None = None
-    ) -> str:
-        """Create or update ``path`` through the contents API (a real push event); returns the commit sha."""
-        base = f"{self._repo_path(repo)}/contents/{urllib.parse.quote(path)}"
-        token = self.token_for(user or ADMIN)
-        body: dict[str, Any] = {
-            "content": base64.b64encode(content.encode()).decode(),
-            "message": message,
-            "branch": branch,
-        }
-        try:
-            existing = self.api("GET", f"{base}?ref={urllib.parse.quote(branch)}", token=token)
-            body["sha"] = existing["sha"]
-        except GiteaError as err:
-            if err.status != 404:
-                raise
-        answer = self.api("PUT", base, body, token=token)
-        return answer["commit"]["sha"]
-
-    def head(self, repo: str, branch: str = "main") -> str:
-        return self.api("GET", f"{self._repo_path(repo)}/branches/{urllib.parse.quote(branch)}")["commit"]["id"]
-
-    def read_file(self, repo: str, path: str, ref: str = "main") -> str:
-        raw = self.api(
-            "GET", f"{self._repo_path(repo)}/raw/{urllib.parse.quote(path)}?ref={urllib.parse.quote(ref)}", raw=True
-        )
-        return raw.decode()
-
-    def log(self, repo: str, ref: str = "main") -> list[str]:
-        """``sha subject`` of the commits of ``ref``, newest first (as GitServer.log)."""
-        commits = self.api(
-            "GET",
-            f"{self._repo_path(repo)}/commits?sha={urllib.parse.quote(ref)}"
-            "&stat=false&verification=false&files=false&limit=50",
-        )
-        return [f"{c['sha']} {c['commit']['message'].splitlines()[0]}" for c in commits]
-
-    def add_collaborator(self, repo: str, user: str, permission: str = "write") -> None:
-        self.api("PUT", f"{self._repo_path(repo)}/collaborators/{urllib.parse.quote(user)}", {"permission": permission})
-
-    # webhooks
-    def add_webhook(
-        self, repo: str, url: str, secret: str, events: tuple[str, ...] = ("push",), branch_filter: str = "*"
-    ) -> dict:
-        return self.api(
-            "POST",
-            f"{self._repo_path(repo)}/hooks",
-            {
-                "type": "gitea",
-                "active": True,
-                "events": list(events),
-                "branch_filter": branch_filter,
-                "config": {"url": url, "content_type": "json", "secret": secret},
-            },
-        )
-
-    def hooks(self, repo: str) -> list[dict]:
-        return self.api("GET", f"{self._repo_path(repo)}/hooks")
-
-    def test_hook(self, repo: str, hook_id: int) -> None:
-        """Make Gitea deliver a push event of the latest commit to the hook now."""
-        self.api("POST", f"{self._repo_path(repo)}/hooks/{hook_id}/tests")
-
-    def hook_deliveries(self, repo: str, hook_id: int) -> list[dict]:
-        """The hook's deliveries, oldest first: event, delivered, succeeded, request and response.
-
-        Read from the ``hook_task`` table (the API has no endpoint for them). A delivery is queued
-        first, then attempted; ``delivered`` is True once the attempt is over (answered or failed,
-        ``response`` then holds the status or the error). The request headers are those sent
-        (an Authorization header masked by Gitea); the body is the exact bytes signed.
-        """
-        self.api("GET", f"{self._repo_path(repo)}/hooks/{hook_id}")  # 404 for another repo's hook
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10) as db:
-            rows = db.execute(
-                "SELECT id, uuid, event_type, delivered, is_succeed, request_content, "
-                "response_content FROM hook_task WHERE hook_id = ? ORDER BY id",
-                (hook_id,),
-            ).fetchall()
-        return [
-            {
-                "id": r[0],
-                "uuid": r[1],
-                "event": r[2],
-                "delivered": bool(r[3]),
-                "succeeded": bool(r[4]),
-                "request": json.loads(r[5]) if r[5] else None,
-                "response": json.loads(r[6]) if r[6] else None,
-            }
-            for r in rows
-        ]
-
-    def wait_for_deliveries(self, repo: str, hook_id: int, count: int = 1, timeout: float = 30) -> list[dict]:
-        """The hook's deliveries once at least ``count`` of them are over (succeeded or not)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            done = [d for d in self.hook_deliveries(repo, hook_id) if d["delivered"]]
-            if len(done) >= count:
-                return done
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"{repo}: hook {hook_id} has {len(done)} deliveries, not {count}, after {timeout:.0f}s"
-                )
-            time.sleep(0.1)
-
-
-# Cron jobs Gitea enables by default (app.example.ini), all switched off.
 CRON_JOBS = (
     "archive_cleanup",
     "update_mirrors",
@@ -695,19 +414,6 @@ CRON_JOBS = (
 )
 
 
-def _git_env(token: str | None) -> dict[str, str]:
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
-    if token:
-        env.update(
-            {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": "http.extraHeader",
-                "GIT_CONFIG_VALUE_0": f"Authorization: token {token}",
-            }
-        )
-    return env
-
-
 def _write_secret(path: Path, value: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -715,11 +421,46 @@ def _write_secret(path: Path, value: str) -> None:
     os.chmod(path, 0o600)  # an existing file keeps its mode on open
 
 
+def client_of(state_dir: Path, base_url: str) -> GiteaClient:
+    """A client of the Gitea whose state is ``state_dir`` (started by this or another process)."""
+    token = (state_dir / "admin-token").read_text().strip()
+    password_file = state_dir / "admin-password"
+    return GiteaClient(base_url, token, password_file.read_text().strip() if password_file.is_file() else "")
+
+
+class GiteaComponent(Component):
+    """The cluster's forge, in a process of its own (``python -m localcluster.gitea``), on the host address."""
+
+    name = "gitea"
+    needs = ("bridge",)
+    features = frozenset({"loop"})
+
+    def missing(self) -> list[str]:
+        return missing()
+
+    @staticmethod
+    def state_dir(ctx: Context) -> Path:
+        return ctx.component_dir("gitea")
+
+    @staticmethod
+    def base_url(ctx: Context) -> str:
+        return f"http://{ctx.host_ip}:{ctx.port('gitea')}"
+
+    def start(self, ctx: Context) -> None:
+        ctx.spawn(self.name, [sys.executable, "-m", "localcluster.gitea", self.state_dir(ctx), ctx.port("gitea"),
+                              ctx.host_ip], env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+
+    def ready(self, ctx: Context) -> None:
+        token = self.state_dir(ctx) / "admin-token"
+        url = f"{self.base_url(ctx)}/api/v1/version"
+        ctx.wait_until(self.name, lambda: token.is_file() and http_ok(url), interval=0.05)
+
+
 def main(argv: list[str]) -> int:
     if not argv or len(argv) > 3:
         print("usage: python -m localcluster.gitea STATE_DIR [PORT [HOST]]", file=sys.stderr)
         return 2
-    forge = Gitea(
+    forge = GiteaServer(
         Path(argv[0]),
         host=argv[2] if len(argv) > 2 else "127.0.0.1",
         port=int(argv[1]) if len(argv) > 1 and argv[1] != "0" else None,
@@ -734,11 +475,12 @@ def main(argv: list[str]) -> int:
     try:
         forge.start()
         print(
-            f"{forge.base_url} Gitea {forge.version()} ready in {forge.start_seconds:.1f}s; "
+            f"{forge.base_url} Gitea {forge.client().version()} ready in {forge.start_seconds:.1f}s; "
             f"admin {ADMIN}, token in {forge.token_file}",
             flush=True,
         )
-        assert forge.proc is not None
+        if forge.proc is None:
+            raise RuntimeError("gitea web did not start")
         return forge.proc.wait()
     finally:
         forge.stop()

@@ -1,14 +1,15 @@
-"""A git server speaking smart HTTP: ``git http-backend`` behind a small threaded HTTP server.
+"""A git server speaking smart HTTP: ``git http-backend`` behind a small threaded HTTP server, and
+the cluster component serving druppie-apps with it.
 
 The same protocol GitHub, GitLab and Gitea speak, with the features the steps rely on switched
 on (partial clone filters, protocol v2, push over HTTP), optional basic auth so credentials can
-be tested, a switch that makes every request fail with an HTTP status (server-error tests), and
-fault injection for the next N requests (transient-error tests):
+be tested, and counters of requests and bytes sent (tests check that clones stay small):
 
     with GitServer(root) as server:
         url = server.create_repo("druppie-apps", {"envs/prod/app/kustomization.yaml": "..."})
-        server.fail_next(2, 503, "git-upload-pack")  # the next 2 fetch requests answer 503
-        server.reset_next(1, "git-receive-pack")      # the next push request: connection reset
+
+Tests inject faults through a subclass (tests/support/gitfaults.py) that overrides ``intercept``.
+``python -m localcluster.gitserver ROOT [PORT [HOST]]`` serves a folder of bare repos in the foreground.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-import socket
-import struct
 import subprocess
+import sys
 import tempfile
 import threading
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .component import Component
+from .context import Context
+from .process import http_ok
+from .toolchain import ROOT
 
 # Server-side git config, passed to http-backend through GIT_CONFIG_* variables.
 SERVER_CONFIG = {
@@ -33,15 +37,6 @@ SERVER_CONFIG = {
     "receive.denyNonFastForwards": "true",
     "core.logAllRefUpdates": "false",
 }
-
-
-@dataclass
-class Fault:
-    """Answer the next ``count`` requests whose path contains ``path`` with ``status``, or reset them (0)."""
-
-    count: int
-    status: int
-    path: str = ""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,20 +80,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         git = self.server.git
-        git.requests += 1
-        git.request_log.append(f"{self.command} {self.path}")
-        if git.fail_status and git.fail_path in self.path:
-            self.send_error(git.fail_status, "injected failure")
-            return
-        fault = git.take_fault(self.path)
-        if fault and fault.status:
-            self.send_error(fault.status, "injected failure")
-            return
-        if fault:
-            # SO_LINGER 0: close sends a TCP RST, what the client sees as "connection reset by peer".
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+        with git.lock:
+            git.requests += 1
+            git.request_log.append(f"{self.command} {self.path}")
+        if git.intercept(self):
             return
         user = self._authorized()
         if user is None:
@@ -136,7 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
         writer = threading.Thread(target=self._feed, args=(proc, body), daemon=True)
         writer.start()
-        assert proc.stdout is not None
+        if proc.stdout is None:
+            raise RuntimeError("git http-backend has no stdout")
         status, headers = 200, []
         while True:  # CGI response headers
             line = proc.stdout.readline().decode("latin-1").rstrip("\r\n")
@@ -163,7 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
     @staticmethod
     def _feed(proc: subprocess.Popen, body: bytes) -> None:
         try:
-            assert proc.stdin is not None
+            if proc.stdin is None:
+                return
             proc.stdin.write(body)
             proc.stdin.close()
         except BrokenPipeError:
@@ -190,12 +177,9 @@ class GitServer:
         self.root = Path(root or self._tmp.name)  # type: ignore[union-attr]
         self.root.mkdir(parents=True, exist_ok=True)
         self.credentials = credentials
-        self.fail_status = 0  # set to e.g. 500 to make requests fail...
-        self.fail_path = ""  # ...those whose path contains this (e.g. "git-receive-pack": pushes only)
+        self.lock = threading.Lock()
         self.requests = 0
         self.request_log: list[str] = []  # "GET /repo.git/info/refs?...", in order
-        self.faults: list[Fault] = []
-        self._faults_lock = threading.Lock()
         self.bytes_sent = 0  # response bytes, to check that clones stay small
         self._httpd = _Server((host, port), _Handler)
         self._httpd.git = self
@@ -210,28 +194,9 @@ class GitServer:
         auth = f"{user}:{password}@" if user else ""
         return f"{self.base_url.replace('http://', 'http://' + auth)}/{name}.git"
 
-    def fail_next(self, count: int, status: int, path: str = "") -> Fault:
-        """The next ``count`` requests whose path contains ``path`` get HTTP ``status``."""
-        fault = Fault(count, status, path)
-        with self._faults_lock:
-            self.faults.append(fault)
-        return fault
-
-    def reset_next(self, count: int, path: str = "") -> Fault:
-        """The next ``count`` requests whose path contains ``path`` have their connection reset."""
-        return self.fail_next(count, 0, path)
-
-    def clear_faults(self) -> None:
-        with self._faults_lock:
-            self.faults.clear()
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self._faults_lock:
-            for fault in self.faults:
-                if fault.count > 0 and fault.path in path:
-                    fault.count -= 1
-                    return fault
-        return None
+    def intercept(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Answer a request before git sees it (True: answered). Here never; tests override it."""
+        return False
 
     def requests_to(self, path_part: str) -> int:
         return sum(path_part in r for r in self.request_log)
@@ -306,15 +271,37 @@ def run(*cmd: str, cwd: Path | None = None, env: dict[str, str] | None = None) -
     return subprocess.run(cmd, cwd=cwd, env=full_env, text=True, capture_output=True, check=True)
 
 
-if __name__ == "__main__":  # serve a folder of bare repos: python -m localcluster.gitserver ROOT [PORT [HOST]]
-    import sys
-    import time
+class GitServerComponent(Component):
+    """The cluster's git server, serving druppie-apps (seeded from examples/) and the tests' repos."""
 
-    server = GitServer(
-        Path(sys.argv[1]),
-        port=int(sys.argv[2]) if len(sys.argv) > 2 else 0,
-        host=sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1",
-    ).start()
+    name = "git-server"
+    needs = ("bridge",)
+
+    @staticmethod
+    def root(ctx: Context) -> Path:
+        return ctx.component_dir("git")
+
+    @staticmethod
+    def url(ctx: Context, repo: str = "druppie-apps") -> str:
+        return f"http://{ctx.host_ip}:{ctx.port('git')}/{repo}.git"
+
+    def start(self, ctx: Context) -> None:
+        seed_repo(self.root(ctx) / "druppie-apps.git", source_dir=ROOT / "examples" / "druppie-apps")
+        ctx.spawn(self.name, [sys.executable, "-m", "localcluster.gitserver", self.root(ctx), ctx.port("git"),
+                              ctx.host_ip], env={"PYTHONPATH": str(ROOT)})  # fmt: skip
+
+    def ready(self, ctx: Context) -> None:
+        ctx.wait_until(self.name, lambda: http_ok(f"{self.url(ctx)}/info/refs?service=git-upload-pack"), interval=0.05)
+
+
+def main(argv: list[str]) -> int:
+    """Serve a folder of bare repos in the foreground: ROOT [PORT [HOST]]."""
+    server = GitServer(Path(argv[0]), port=int(argv[1]) if len(argv) > 1 else 0,
+                       host=argv[2] if len(argv) > 2 else "127.0.0.1").start()  # fmt: skip
     print(server.base_url, flush=True)
-    while True:
-        time.sleep(3600)
+    threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -15,9 +15,10 @@ import json
 import subprocess
 import tarfile
 import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .process import http_request
 
 PAUSE_C = r"""
 #include <signal.h>
@@ -156,31 +157,47 @@ def push(image: Image, registry: str, repository: str, tag: str) -> str:
     """Push to a distribution (v2) registry over plain HTTP; returns the manifest digest."""
     base = f"http://{registry}/v2/{repository}"
     for blob in (image.layer, image.config):
-        head = urllib.request.Request(f"{base}/blobs/{_digest(blob)}", method="HEAD")
         try:
-            urllib.request.urlopen(head, timeout=10)
-            continue  # already there
+            with http_request(f"{base}/blobs/{_digest(blob)}", method="HEAD"):
+                continue  # already there
         except urllib.error.HTTPError:
             pass
-        start = urllib.request.urlopen(
-            urllib.request.Request(f"{base}/blobs/uploads/", method="POST", data=b""), timeout=10
-        )
-        location = start.headers["Location"]
+        with http_request(f"{base}/blobs/uploads/", method="POST", data=b"") as start:
+            location = start.headers["Location"]
         location = location if location.startswith("http") else f"http://{registry}{location}"
         sep = "&" if "?" in location else "?"
-        urllib.request.urlopen(
-            urllib.request.Request(
-                f"{location}{sep}digest={_digest(blob)}",
-                data=blob,
-                method="PUT",
-                headers={"Content-Type": "application/octet-stream"},
-            ),
-            timeout=120,
-        )
-    urllib.request.urlopen(
-        urllib.request.Request(
-            f"{base}/manifests/{tag}", data=image.manifest, method="PUT", headers={"Content-Type": MANIFEST_TYPE}
-        ),
-        timeout=10,
-    )
+        headers = {"Content-Type": "application/octet-stream"}
+        with http_request(f"{location}{sep}digest={_digest(blob)}", "PUT", blob, headers, timeout=120):
+            pass
+    with http_request(f"{base}/manifests/{tag}", "PUT", image.manifest, {"Content-Type": MANIFEST_TYPE}):
+        pass
     return image.digest
+
+
+BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static
+# The applets a shell image needs for `script:` steps, Tekton's place-scripts init container and
+# local-path-provisioner's helper pods.
+SHELL_APPLETS = (
+    "sh",
+    "cat",
+    "chmod",
+    "touch",
+    "cp",
+    "mkdir",
+    "ls",
+    "echo",
+    "printf",
+    "env",
+    "rm",
+    "mv",
+    "test",
+    "[",
+    "id",
+)
+
+
+def busybox_image(user: str = "") -> Image:
+    """A shell image of Debian's static busybox; ``user`` "65532" makes it non-root, like the
+    chainguard busybox Tekton uses by default (so `script:` steps pass Pod Security "restricted")."""
+    files = [File("/bin/busybox", BUSYBOX)] + [File(f"/bin/{a}", link="busybox") for a in SHELL_APPLETS]
+    return build_layered(files, ["/bin/sh"], user=user, env=["PATH=/bin"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -54,11 +55,21 @@ def kill(pid: int, timeout: float = 10) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def http_request(url: str, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None,
+                 timeout: float = 10, context: ssl.SSLContext | None = None) -> http.client.HTTPResponse:  # fmt: skip
+    """One HTTP request to an http(s) URL only (the cluster's own servers, never file: or a custom
+    scheme); raises urllib.error.HTTPError for an error status. Use it as a context manager."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310 - checked
+    return urllib.request.urlopen(request, timeout=timeout, context=context)  # noqa: S310 - scheme checked above
+
+
 def http_ok(url: str, token: str | None = None) -> bool:
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # readiness probe only
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with http_request(url, headers=headers, timeout=2, context=ctx) as resp:
         return resp.status == 200
 
 

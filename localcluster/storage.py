@@ -2,60 +2,46 @@
 
 Tekton workspaces from a ``volumeClaimTemplate`` (what a PipelineRun started by a trigger uses)
 need a StorageClass that provisions. The provisioner runs from its release manifest
-(``deploy/local-path-storage.yaml`` in its Go module), with three settings of this cluster: its
-binary as a FROM-scratch image from the cluster registry, the busybox image for its helper pods,
-and volumes under the cluster's state folder, so ``cluster-down`` leaves nothing behind.
+(``deploy/local-path-storage.yaml`` in its Go module) with this cluster's settings: its binary as
+an image from the cluster registry, a root busybox for its helper pods (they create and remove
+volume folders owned by root), volumes under the cluster's state folder (so `cluster-down` leaves
+nothing behind), and the class marked default.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
-from .ociimage import File, build_layered, push
+from . import release
+from .component import Component
+from .context import Context
+from .ociimage import busybox_image, push
 from .toolchain import cache_dir, toolchain
 
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
-
-MIRROR = "registry.example"
+PLACEHOLDER = "ko://local-path-provisioner"
 
 
 def release_dir() -> Path:
     return cache_dir() / f"local-path-provisioner-{toolchain()['LOCAL_PATH_VERSION']}"
 
 
-def missing() -> list[str]:
-    binary = release_dir() / "local-path-provisioner"
-    return [] if binary.is_file() else [str(binary)]
-
-
-def volumes_dir(cluster: LocalCluster) -> Path:
-    return cluster.state_dir / "local-path"
-
-
-def manifests(cluster: LocalCluster, shell_image: str) -> list[dict]:
-    binary = release_dir() / "local-path-provisioner"
-    image = build_layered(
-        [File("/usr/bin/local-path-provisioner", binary)], ["/usr/bin/local-path-provisioner"], env=["PATH=/usr/bin"]
-    )
-    version = toolchain()["LOCAL_PATH_VERSION"]
-    ref = f"{MIRROR}/rancher/local-path-provisioner@{push(image, cluster.registry, 'rancher/local-path-provisioner', version)}"
+def manifests(volumes: Path, helper_image: str) -> list[dict]:
+    """The release manifest with this cluster's settings; the provisioner's image as a placeholder."""
     docs = [d for d in yaml.safe_load_all((release_dir() / "local-path-storage.yaml").read_text()) if d]
     changed = 0
     for doc in docs:
         if doc["kind"] == "Deployment":
-            doc["spec"]["template"]["spec"]["containers"][0]["image"] = ref
+            doc["spec"]["template"]["spec"]["containers"][0]["image"] = PLACEHOLDER
             changed += 1
         elif doc["kind"] == "ConfigMap":
             config = json.loads(doc["data"]["config.json"])
-            config["nodePathMap"][0]["paths"] = [str(volumes_dir(cluster))]
+            config["nodePathMap"][0]["paths"] = [str(volumes)]
             doc["data"]["config.json"] = json.dumps(config)
             helper = yaml.safe_load(doc["data"]["helperPod.yaml"])
-            helper["spec"]["containers"][0]["image"] = shell_image
+            helper["spec"]["containers"][0]["image"] = helper_image
             doc["data"]["helperPod.yaml"] = yaml.safe_dump(helper)
             changed += 1
         elif doc["kind"] == "StorageClass":
@@ -67,11 +53,27 @@ def manifests(cluster: LocalCluster, shell_image: str) -> list[dict]:
     return docs
 
 
-def install(cluster: LocalCluster, shell_image: str) -> None:
-    volumes_dir(cluster).mkdir(parents=True, exist_ok=True)
-    out = cluster.state_dir / "local-path-storage.yaml"
-    out.write_text(yaml.safe_dump_all(manifests(cluster, shell_image), sort_keys=False))
-    cluster.kubectl("apply", "-f", str(out))
-    cluster.kubectl(
-        "rollout", "status", "-n", "local-path-storage", "deployment/local-path-provisioner", "--timeout=120s"
-    )
+class LocalPath(Component):
+    name = "local-path"
+    needs = ("registry", "kubelet", "kube-controller-manager", "kube-scheduler")
+    features = frozenset({"kubelet", "tekton"})
+
+    def missing(self) -> list[str]:
+        binary = release_dir() / "local-path-provisioner"
+        return [] if binary.is_file() else [str(binary)]
+
+    def start(self, ctx: Context) -> None:
+        volumes = ctx.component_dir("local-path") / "volumes"
+        volumes.mkdir(exist_ok=True)
+        helper = f"{release.MIRROR}/druppie/busybox@{push(busybox_image(), ctx.registry, 'druppie/busybox', 'root')}"
+        binary = release.Binary(
+            release_dir() / "local-path-provisioner", "/usr/bin/local-path-provisioner", user="", env=("PATH=/usr/bin",)
+        )
+        refs = release.publish(ctx, "rancher", {PLACEHOLDER: binary}, toolchain()["LOCAL_PATH_VERSION"])
+        release.apply(ctx, self.name, release.resolve(manifests(volumes, helper), refs))
+
+    def ready(self, ctx: Context) -> None:
+        ctx.rollout("local-path-storage", "local-path-provisioner")
+
+    def stop(self, ctx: Context) -> None:
+        """Its pod goes with the node; the volumes with the state folder."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,30 +68,3 @@ def node_side() -> str:
     if side not in NODE_SIDES:
         raise RuntimeError(f"DRUPPIE_NODE_SIDE={side!r}: use one of {', '.join(NODE_SIDES)}")
     return side
-
-
-def missing_binaries() -> list[str]:
-    """What the cache (and, for the kubelet, the machine) lacks; empty when the e2e tier can run."""
-    missing = [name for name, path in binaries().items() if not path.is_file()]
-    if node_side() == "kubelet":
-        missing += [tool for tool in ("containerd", "ctr", "runc", "gcc") if not shutil.which(tool)]
-        missing += [] if Path("/usr/lib/cni/bridge").is_file() else ["containernetworking-plugins (Debian package)"]
-    if not (binaries()["kwok"].parent / "stages.yaml").is_file():
-        missing.append("kwok stages.yaml")
-    missing += [str(d) for d in crd_dirs() if not d.is_dir()]
-    if not shutil.which("docker-registry"):
-        missing.append("docker-registry (Debian package)")
-    return missing
-
-
-def missing_for_tekton() -> list[str]:
-    """What the Tekton tier lacks beyond the cluster itself (kubelet node side only)."""
-    from . import storage, tekton
-
-    if node_side() != "kubelet":
-        return ["a kubelet node (DRUPPIE_NODE_SIDE=kubelet)"]
-    return (
-        [name for name, path in optional_binaries().items() if not path.is_file()]
-        + tekton.missing()
-        + storage.missing()
-    )

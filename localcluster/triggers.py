@@ -9,21 +9,15 @@ interceptors (github, cel, ...) serve HTTPS with their own certificates. Nothing
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import yaml
-
-from .ociimage import File, build_layered, push
+from . import release
+from .component import Component
+from .context import Context
 from .toolchain import cache_dir, toolchain
-
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
 
 COMMANDS = ("controller", "webhook", "eventlistenersink", "interceptors")
 KO_PREFIX = "ko://github.com/tektoncd/triggers/cmd/"
-MIRROR = "registry.example"
 DEPLOYMENTS = ("tekton-triggers-controller", "tekton-triggers-webhook", "tekton-triggers-core-interceptors")
 
 
@@ -31,45 +25,21 @@ def release_dir() -> Path:
     return cache_dir() / f"tekton-triggers-{toolchain()['TEKTON_TRIGGERS_VERSION']}"
 
 
-def missing() -> list[str]:
-    return [str(release_dir() / "bin" / c) for c in COMMANDS if not (release_dir() / "bin" / c).is_file()]
+class Triggers(Component):
+    name = "triggers"
+    needs = ("tekton",)  # its Deployments live in Tekton's namespace
+    features = frozenset({"kubelet", "tekton", "loop"})
 
+    def missing(self) -> list[str]:
+        return [str(release_dir() / "bin" / c) for c in COMMANDS if not (release_dir() / "bin" / c).is_file()]
 
-def publish_images(registry: str) -> dict[str, str]:
-    version = toolchain()["TEKTON_TRIGGERS_VERSION"]
-    refs = {}
-    for cmd in COMMANDS:
-        image = build_layered([File(f"/ko-app/{cmd}", release_dir() / "bin" / cmd)], [f"/ko-app/{cmd}"], user="65532")
-        refs[KO_PREFIX + cmd] = (
-            f"{MIRROR}/tektoncd/triggers/{cmd}@{push(image, registry, f'tektoncd/triggers/{cmd}', version)}"
-        )
-    return refs
+    def start(self, ctx: Context) -> None:
+        images = {KO_PREFIX + c: release.Binary(release_dir() / "bin" / c, f"/ko-app/{c}") for c in COMMANDS}
+        refs = release.publish(ctx, "tektoncd/triggers", images, toolchain()["TEKTON_TRIGGERS_VERSION"])
+        release.apply(ctx, self.name, release.resolve(release.load_config(release_dir() / "config"), refs))
 
+    def ready(self, ctx: Context) -> None:
+        ctx.rollout("tekton-pipelines", *DEPLOYMENTS)
 
-def release_manifests(refs: dict[str, str]) -> list[dict]:
-    docs = []
-    for path in sorted((release_dir() / "config").rglob("*.yaml")):
-        text = path.read_text()
-        for ko, ref in refs.items():
-            text = text.replace(ko, ref)
-        docs += [d for d in yaml.safe_load_all(text) if d]
-    unresolved = [d["metadata"]["name"] for d in docs if KO_PREFIX in json.dumps(d)]
-    if unresolved:
-        raise RuntimeError(f"unresolved ko:// images in {', '.join(unresolved)}")
-    return docs
-
-
-def install(cluster: LocalCluster) -> None:
-    docs = release_manifests(publish_images(cluster.registry))
-    # The CRDs first: the release also holds objects of its own kinds (the core ClusterInterceptors).
-    crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
-    first, rest = cluster.state_dir / "tekton-triggers-crds.yaml", cluster.state_dir / "tekton-triggers-release.yaml"
-    first.write_text(yaml.safe_dump_all(crds, sort_keys=False))
-    rest.write_text(yaml.safe_dump_all([d for d in docs if d not in crds], sort_keys=False))
-    cluster.kubectl("apply", "--server-side", "-f", str(first))
-    cluster.kubectl(
-        "wait", "--for", "condition=Established", "--timeout=60s", *[f"crd/{d['metadata']['name']}" for d in crds]
-    )
-    cluster.kubectl("apply", "--server-side", "-f", str(rest))
-    for deployment in DEPLOYMENTS:
-        cluster.kubectl("rollout", "status", "-n", "tekton-pipelines", f"deployment/{deployment}", "--timeout=180s")
+    def stop(self, ctx: Context) -> None:
+        """Its pods go with the node."""

@@ -5,49 +5,30 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from localcluster.gitserver import GitServer
+from tests.support.gitfaults import FaultyGitServer
+from tests.support.paths import EXAMPLE_APPS, STEP, TEST_TOKEN, TEST_USER
+from tests.support.repos import Repo
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE_APPS = REPO_ROOT / "examples" / "druppie-apps"
-STEP = Path(sys.executable).parent / "druppie-step"
 _names = itertools.count()
-
-TEST_USER, TEST_TOKEN = "ci-bot", "ghp_S3cr3tT0kenThatMustNeverLeak42"
 
 
 @pytest.fixture(scope="session")
 def git_server():
-    with GitServer() as server:
+    with FaultyGitServer() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def auth_git_server():
     """A git server that demands basic auth (user ci-bot, a GitHub-style token as password)."""
-    with GitServer(credentials=(TEST_USER, TEST_TOKEN)) as server:
+    with FaultyGitServer(credentials=(TEST_USER, TEST_TOKEN)) as server:
         yield server
-
-
-@dataclass
-class Repo:
-    server: GitServer
-    name: str
-    url: str
-
-    def read(self, path: str) -> str:
-        return self.server.read_file(self.name, path)
-
-    def log(self) -> list[str]:
-        return self.server.log(self.name)
-
-    def head(self) -> str:
-        return self.server.log(self.name, fmt="%H")[0]
 
 
 @pytest.fixture

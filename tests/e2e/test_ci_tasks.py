@@ -12,30 +12,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.request
 
 import pytest
 
 from localcluster.gitserver import seed_repo
+from localcluster.process import http_request
 from localcluster.toolchain import ROOT
-from tests.e2e.conftest import README, _started, wait_for
-from tests.support.apps import drone_app
-from tests.support.readme import block_with
+from testbed.apps import drone_app
+from tests.support.e2e import BASE_REPO, ci_commands, offline_base, started, wait_for
 
 GITHUB_APP = "https://github.com/waterschap/drone-service.git"
 IMAGE = "registry.example/druppie/drone-service"
-BASE_REPO = "druppie/python:3.11-bookworm"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
-
-
-def ci_commands() -> dict[str, str]:
-    """The README block's commands by what they start (the PVC, each task, the Secret)."""
-    found = {}
-    for command in block_with(README, "tkn task start druppie-git-clone"):
-        words = command.split()
-        key = words[3] if words[:3] == ["tkn", "task", "start"] else " ".join(words[:3])
-        found[key] = command
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +42,7 @@ def ci(cluster, tekton, tmp_path_factory):
             "push",
             "--quiet",
             "--tls-verify=false",
-            _offline_base(),
+            offline_base(),
             f"docker://{cluster.registry}/{BASE_REPO}",
         ],
         check=True,
@@ -63,17 +51,6 @@ def ci(cluster, tekton, tmp_path_factory):
     tekton.run(commands["kubectl apply -n"])
     tekton.run(commands["kubectl create secret"])
     return commands
-
-
-def _offline_base() -> str:
-    """The debootstrap base `make images` made (hack/images.sh keeps it in local storage)."""
-    out = subprocess.run(
-        ["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return next(i for i in out if "druppie/bookworm-python3:" in i)
 
 
 def start(
@@ -89,7 +66,7 @@ def start(
         },
         check=False,
     )
-    name = _started(out.stdout, "TaskRun")
+    name = started(out.stdout, "TaskRun")
     run = tekton.taskrun(name)
     logs = tekton.tkn("taskrun", "logs", name, "-n", "ci").stdout
     if check:
@@ -202,7 +179,7 @@ def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, clust
 
 def _get(url: str) -> str | None:
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with http_request(url, timeout=3) as response:
             return response.read().decode()
     except OSError:
         return None

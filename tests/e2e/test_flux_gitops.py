@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 
 from localcluster.gitserver import run
-from tests.conftest import STEP
-from tests.e2e.conftest import condition, make_flux_app, wait_for
+from testbed.fluxapp import FLUX_DIR, condition, make_flux_app
+from tests.support.e2e import wait_for
+from tests.support.paths import STEP
 
 IMAGE = "registry.example/druppie/drone-service"
 
@@ -102,8 +103,6 @@ def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flu
 def test_the_whole_shipped_flux_setup_is_accepted_by_the_api_server(cluster):
     """`kubectl apply -k flux/druppie-apps` as a user runs it, validated server-side against the real CRD
     schemas (the Receiver's from notification-controller's published API types)."""
-    from tests.e2e.conftest import FLUX_DIR
-
     cluster.kubectl("create", "namespace", "ci", check=False)
     out = cluster.kubectl("apply", "-k", str(FLUX_DIR), "--dry-run=server").stdout
     for line in (

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 from localcluster.gitserver import COMMIT_ENV, run
-from tests.conftest import STEP
-from tests.e2e.conftest import condition, wait_for
-from tests.support.kubewatch import KubectlWatch
+from testbed.fluxapp import condition
+from testbed.kubewatch import KubectlWatch
+from tests.support.e2e import wait_for
+from tests.support.paths import STEP
 
 IMAGE = "registry.example/druppie/drone-service"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flux-status"
@@ -376,7 +377,7 @@ def test_parallel_waits_for_consecutive_commits(flux_app):
         start_wait(flux_app, newer, "--repo-url", flux_app.repo_url),
     ]
     results = [wait.communicate(timeout=150) for wait in waits]
-    for wait, (out, err) in zip(waits, results):
+    for wait, (out, err) in zip(waits, results, strict=True):
         assert wait.returncode == 0, err
         assert f"applied-revision={newer}" in out  # the older one's commit is contained in the newer
     assert (

@@ -1,6 +1,6 @@
 """The whole loop on the local cluster: a push to the app's repository in Gitea starts druppie-ci-cd
 through Gitea's webhook and the EventListener, and ends with Flux running the new image, serving
-the changed response. Set up by localcluster.loop exactly as `make demo` does (its docstring lists
+the changed response. Set up by testbed.loop exactly as `make demo` does (its docstring lists
 what differs from a real install).
 """
 
@@ -18,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localcluster.loop import APP, BASE_REPO, BOT, Loop
-from localcluster.readme import block_with
+from localcluster.process import http_request
 from localcluster.toolchain import ROOT
+from testbed.loop import APP, BASE_REPO, BOT, Loop
+from testbed.readme import block_with
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +29,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def loop(cluster):
     if not cluster.with_loop:  # .ci/run says so up front, in one line
-        from localcluster.cluster import loop_missing
+        from localcluster.cluster import missing
 
-        pytest.skip(f"the loop's parts are not in the cache (make cluster-build); missing: {', '.join(loop_missing())}")
+        pytest.skip(
+            f"the loop's parts are not in the cache (make cluster-build); missing: {', '.join(missing('loop'))}"
+        )
     lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
     if not lp.installed:
         # Another module's tekton fixture may have left a namespace ci behind: start clean.
@@ -83,9 +86,8 @@ def _deliver(loop, cluster, body: dict, signature: str | None, event: str = "pus
     headers = {"Content-Type": "application/json", "X-GitHub-Event": event, "X-Gitea-Event": event}
     if signature is not None:
         headers["X-Hub-Signature-256"] = signature
-    request = urllib.request.Request(f"http://{ip}:8080", data=data, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with http_request(f"http://{ip}:8080", "POST", data, headers) as response:
             return response.status
     except urllib.error.HTTPError as err:
         return err.code
@@ -110,7 +112,7 @@ def _body(
 
 @pytest.mark.parametrize("case", ["unsigned", "wrongly-signed", "other-branch", "tag-commit-made", "other-event"])
 def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
-    after = hashlib.sha1(case.encode()).hexdigest()
+    after = hashlib.sha1(case.encode(), usedforsecurity=False).hexdigest()  # a made-up commit id
     body = _body(loop, after)
     signature = _sign(loop, body)
     event = "push"

@@ -53,10 +53,9 @@ import yaml
 
 from localcluster.gitserver import COMMIT_ENV, GitServer, run, seed_repo
 from localcluster.toolchain import ROOT
-from tests.conftest import EXAMPLE_APPS
-from tests.e2e.conftest import FluxApp, load_flux, wait_for
-from tests.e2e.test_ci_tasks import BASE_REPO, _offline_base, ci_commands
-from tests.support.apps import drone_app
+from testbed.apps import drone_app
+from testbed.fluxapp import EXAMPLE_APPS, FluxApp, load_flux
+from tests.support.e2e import BASE_REPO, ci_commands, offline_base, wait_for
 
 SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipelines/*/*/samples/*.yaml"))
 RUN_TIMEOUT = 300  # seconds for one run to finish once its test waits for it
@@ -374,7 +373,7 @@ class FluxTurns:
         return ("gitrepository", self.app.name), ("kustomization", self.app.kustomization)
 
     def take(self, s: Started) -> None:
-        if self.saved is None:  # e.g. the loop's (localcluster/loop.py), pointed at Gitea
+        if self.saved is None:  # e.g. the loop's (testbed/loop.py), pointed at Gitea
             self.saved = {}
             for kind, name in self.objects():
                 proc = self.ctx.cluster.kubectl("get", kind, "-n", "flux-system", name, "-o", "json", check=False)
@@ -426,7 +425,7 @@ class Ctx:
 
     @property
     def anonymous(self) -> str:
-        return f"http://{self.cluster.host_ip}:{self.cluster.ports['git']}/"
+        return self.cluster.git_repo_url("x").removesuffix("x.git")
 
     @property
     def authority(self) -> str:
@@ -574,7 +573,7 @@ def samples(request, cluster, tekton, tmp_path_factory):
             "push",
             "--quiet",
             "--tls-verify=false",
-            _offline_base(),
+            offline_base(),
             f"docker://{cluster.registry}/{BASE_REPO}",
         ],
         check=True,

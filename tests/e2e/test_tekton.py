@@ -1,6 +1,6 @@
 """The catalog on a real Tekton Pipelines in the local cluster, installed and started as README.md says.
 
-The commands come from README.md's own bash blocks (tests/support/readme.py). Two substitutions
+The commands come from README.md's own bash blocks (testbed/readme.py). Two substitutions
 stand for what differs here: the GitOps repository is the cluster's git server instead of
 github.com (reached over plain http inside the cluster, hence `allow-plain-http=true`), and
 `kubectl`/`tkn` are the cache's binaries pointed at the cluster's kubeconfig.
@@ -17,9 +17,9 @@ import yaml
 
 from localcluster.gitserver import GitServer
 from localcluster.toolchain import ROOT
-from tests.conftest import EXAMPLE_APPS
-from tests.e2e.conftest import README, Tekton, _started, make_flux_app, wait_for
-from tests.support.readme import block_with
+from testbed.fluxapp import EXAMPLE_APPS, make_flux_app
+from testbed.readme import block_with
+from tests.support.e2e import README, Tekton, started, wait_for
 
 GITHUB_APPS = "https://github.com/waterschap/druppie-apps.git"
 IMAGE = "registry.example/druppie/drone-service"
@@ -45,7 +45,7 @@ def test_tag_commit_taskrun_pushes_from_a_pod_with_basic_auth(tekton, auth_git):
     repo = auth_git.create_repo("druppie-apps", source_dir=EXAMPLE_APPS)
     _, start = block_with(README, "tkn task start druppie-tag-commit")
     out = tekton.run(start, ["-p", "allow-plain-http=true"], {GITHUB_APPS: repo}).stdout
-    run = tekton.taskrun(_started(out, "TaskRun"))
+    run = tekton.taskrun(started(out, "TaskRun"))
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
     results = tekton.results(run)
     head = auth_git.log("druppie-apps", fmt="%H")[0]
@@ -68,7 +68,7 @@ def test_tag_commit_with_bad_params_fails_with_the_steps_message_and_pushes_noth
         {GITHUB_APPS: auth_git.url("bad-params"), "tag=1.0.5": "tag=not-a-version"},
         check=False,
     )
-    name = _started(out.stdout, "TaskRun")
+    name = started(out.stdout, "TaskRun")
     run = tekton.taskrun(name)
     assert run["status"]["conditions"][0]["status"] == "False"
     logs = tekton.tkn("taskrun", "logs", name, "-n", "ci").stdout
@@ -136,7 +136,7 @@ def _promote(tekton, app, tag: str) -> tuple[str, dict]:
         },
         check=False,
     ).stdout
-    name = _started(out, "PipelineRun")
+    name = started(out, "PipelineRun")
     return name, tekton.finished("pipelinerun", name)
 
 
@@ -177,7 +177,7 @@ def test_flux_wait_taskrun_under_its_service_account(tekton, cluster):
         f"revision={revision}",
         "--showlog",
     ).stdout
-    run = tekton.taskrun(_started(out, "TaskRun"))
+    run = tekton.taskrun(started(out, "TaskRun"))
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
     assert tekton.results(run)["applied-revision"] == revision
     assert f"applied {revision} and Ready" in out
@@ -236,8 +236,48 @@ def test_released_task_pins_the_step_image_by_digest_and_runs(tekton, cluster, a
         ["-p", "allow-plain-http=true"],
         {GITHUB_APPS: repo, "start druppie-tag-commit": "start druppie-tag-commit-released"},
     ).stdout
-    run = tekton.taskrun(_started(out, "TaskRun"))
+    run = tekton.taskrun(started(out, "TaskRun"))
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
     pod = cluster.get_json("pod", "-n", "ci", run["status"]["podName"])
     step = next(c for c in pod["status"]["containerStatuses"] if c["name"] == "step-tag-commit")
     assert step["imageID"].endswith(entry["digest"])
+
+
+def test_a_script_step_runs_in_a_namespace_that_enforces_pod_security_restricted(cluster):
+    """Tekton writes a `script:` into the pod with its shell image (the place-scripts init
+    container). Tekton's default shell image runs as a non-root user; so must the local one, or
+    every Task with a script fails here with CreateContainerConfigError ("container has
+    runAsNonRoot and image will run as root")."""
+    if not cluster.with_tekton:
+        pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
+    namespace = f"restricted-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    restricted = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                  "seccompProfile": {"type": "RuntimeDefault"}}  # fmt: skip
+    run = {
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "script", "namespace": namespace},
+        "spec": {"taskSpec": {
+            "results": [{"name": "greeting"}],
+            "stepTemplate": {"securityContext": restricted},
+            "steps": [{"name": "greet", "image": "registry.example/druppie/busybox:nonroot",
+                       "script": '#!/bin/sh\nset -e\nprintf "hallo from uid %s" "$(id -u)" '
+                                 '> "$(results.greeting.path)"\n'}],
+        }},
+    }  # fmt: skip
+    try:
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(run))
+
+        def finished() -> dict | None:
+            tr = cluster.get_json("taskrun", "-n", namespace, "script")
+            return tr if tr.get("status", {}).get("completionTime") else None
+
+        done = wait_for("the TaskRun with a script step", finished, timeout=120, interval=1)
+        condition = done["status"]["conditions"][0]
+        assert condition["reason"] == "Succeeded", condition
+        assert {r["name"]: r["value"] for r in done["status"]["results"]} == {"greeting": "hallo from uid 65532"}
+        pod = cluster.get_json("pod", "-n", namespace, done["status"]["podName"])
+        place_scripts = next(c for c in pod["spec"]["initContainers"] if c["name"] == "place-scripts")
+        assert place_scripts["image"].startswith("registry.example/druppie/busybox@sha256:")
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

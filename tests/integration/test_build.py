@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from localcluster.toolchain import cache_dir, toolchain
-from tests.conftest import STEP
-from tests.support.apps import drone_app
-from tests.support.registry import push_busybox_base, start_registry
+from testbed.apps import drone_app
+from testbed.registry import push_busybox_base, start_registry
+from tests.support.paths import STEP
 
 IMAGE_REPO = "druppie/drone-service"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

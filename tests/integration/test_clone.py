@@ -14,8 +14,9 @@ import yaml
 
 from hack import catalog
 from localcluster.gitserver import COMMIT_ENV, run
-from tests.conftest import STEP, TEST_TOKEN, TEST_USER, Repo
-from tests.integration.test_task_contract import tekton_env
+from tests.support.paths import STEP, TEST_TOKEN, TEST_USER
+from tests.support.repos import Repo
+from tests.support.tekton_env import tekton_env
 
 TASK = catalog.ROOT / "tasks/druppie-git-clone/0.1/druppie-git-clone.yaml"
 DATES = [1_700_000_000 + 3600 * i for i in range(5)]  # committer dates of the commits, oldest first

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from localcluster.gitea import ADMIN, Gitea, GiteaError, missing
-from localcluster.process import free_port, kill
+from localcluster.gitea import GiteaServer, client_of, missing
+from localcluster.gitea_api import ADMIN, GiteaClient, GiteaError
+from localcluster.process import free_port, http_request, kill
 from localcluster.toolchain import ROOT
+from tests.support import gitea_hooks
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=f"not built yet: {', '.join(missing())}")
 
@@ -34,10 +36,16 @@ BOT, BOT_PASSWORD = "ci-bot", "ci-bot-Passw0rd-long"
 
 
 @pytest.fixture(scope="module")
-def forge(tmp_path_factory):
-    with Gitea(tmp_path_factory.mktemp("gitea")) as gitea:
-        print(f"Gitea {gitea.version()} started in {gitea.start_seconds:.2f}s {gitea.timings}", file=sys.stderr)
+def server(tmp_path_factory):
+    with GiteaServer(tmp_path_factory.mktemp("gitea")) as gitea:
+        print(f"Gitea started in {gitea.start_seconds:.2f}s {gitea.timings}", file=sys.stderr)
         yield gitea
+
+
+@pytest.fixture(scope="module")
+def forge(server):
+    """An API client as the admin."""
+    return server.client()
 
 
 class Receiver:
@@ -161,7 +169,7 @@ def test_contents_api_commit_advances_the_head(forge):
     assert [line.split(" ", 1)[1] for line in forge.log("contents")] == ["add a file", "bump to v2", "seed"]
 
 
-def test_push_webhook_is_signed_json_with_the_trigger_fields(forge, receiver):
+def test_push_webhook_is_signed_json_with_the_trigger_fields(forge, server, receiver):
     forge.create_repo("hooked", files={"app.yaml": "tag: v1\n"})
     hook = forge.add_webhook("hooked", receiver.url, SECRET)
     assert [(h["id"], h["type"], h["events"], h["config"]["content_type"]) for h in forge.hooks("hooked")] == [
@@ -184,7 +192,7 @@ def test_push_webhook_is_signed_json_with_the_trigger_fields(forge, receiver):
     assert [c["id"] for c in payload["commits"]] == [sha] and payload["head_commit"]["message"].strip() == "bump"
 
     # Gitea's own record of it: delivered, answered 200, the same signature.
-    [last] = forge.wait_for_deliveries("hooked", hook["id"])
+    [last] = gitea_hooks.wait_for_deliveries(forge, server.db_path, "hooked", hook["id"])
     assert (last["event"], last["delivered"], last["succeeded"], last["response"]["status"]) == (
         "push",
         True,
@@ -194,7 +202,7 @@ def test_push_webhook_is_signed_json_with_the_trigger_fields(forge, receiver):
     assert last["request"]["headers"]["X-Hub-Signature-256"] == f"sha256={expected}"
     assert last["request"]["body"].encode() == body and last["uuid"] == headers["X-GitHub-Delivery"]
     with pytest.raises(GiteaError) as other:
-        forge.hook_deliveries("contents", hook["id"])
+        gitea_hooks.deliveries(forge, server.db_path, "contents", hook["id"])
     assert other.value.status == 404
 
 
@@ -206,7 +214,7 @@ def test_a_git_push_by_a_second_user_names_that_user_as_pusher(forge, receiver, 
     forge.add_collaborator("shared", BOT)
     sha = _push_change(forge, tmp_path / "work", "tag: v2\n")
 
-    headers, payload, body = receiver.wait_for(sha)
+    headers, payload, _body = receiver.wait_for(sha)
     assert headers["X-GitHub-Event"] == "push"
     assert payload["pusher"]["login"] == payload["sender"]["login"] == BOT
     assert payload["commits"][0]["author"]["email"] == "druppie@druppie.local"
@@ -216,7 +224,7 @@ def test_a_git_push_by_a_second_user_names_that_user_as_pusher(forge, receiver, 
     assert receiver.wait_for(via_api)[1]["pusher"]["login"] == BOT
 
 
-def _push_change(forge: Gitea, work: Path, content: str) -> str:
+def _push_change(forge: GiteaClient, work: Path, content: str) -> str:
     git("clone", forge.clone_url("shared"), str(work))
     (work / "app.yaml").write_text(content)
     git("-c", "user.name=druppie", "-c", "user.email=druppie@druppie.local", "commit", "-qam", "bot change", cwd=work)
@@ -235,7 +243,7 @@ def test_a_wrong_token_is_refused(forge, tmp_path):
     refs = f"{forge.clone_url('locked')}/info/refs?service=git-upload-pack"
     for auth in ("token " + "0" * 40, "Basic " + base64.b64encode(f"{ADMIN}:{'0' * 40}".encode()).decode()):
         with pytest.raises(urllib.error.HTTPError) as git_refused:
-            urllib.request.urlopen(urllib.request.Request(refs, headers={"Authorization": auth}), timeout=10)
+            http_request(refs, headers={"Authorization": auth})
         assert git_refused.value.code == 401, auth
     wrong = forge.clone_url("locked", with_credentials=True).replace(forge.token, "0" * 40)
     clone = git("clone", wrong, str(tmp_path / "c"), check=False)
@@ -244,26 +252,27 @@ def test_a_wrong_token_is_refused(forge, tmp_path):
     assert forge.api("GET", "/user")["login"] == ADMIN and forge.api("GET", "/user")["is_admin"]
 
 
-def test_secrets_are_files_of_mode_0600_and_never_logged(forge):
-    for path in (forge.token_file, forge.password_file, forge.app_ini):
+def test_secrets_are_files_of_mode_0600_and_never_logged(server, forge):
+    for path in (server.token_file, server.password_file, server.app_ini):
         assert (path.stat().st_mode & 0o777) == 0o600, path
-    token = forge.token_file.read_text().strip()
+    token = server.token_file.read_text().strip()
     assert token == forge.token and len(token) == 40
-    password = forge.password_file.read_text().strip()
+    password = server.password_file.read_text().strip()
     assert len(password) == 24 and forge.api("GET", "/user", basic=(ADMIN, password))["login"] == ADMIN
-    for log in (forge.state_dir / "log").iterdir():
+    for log in (server.state_dir / "log").iterdir():
         assert token not in log.read_text(errors="replace") and password not in log.read_text(errors="replace"), log
 
 
 def test_restart_keeps_repos_and_token_and_stop_leaves_no_process(tmp_path):
     state = tmp_path / "forge"
-    with Gitea(state) as first:
-        first.create_repo("kept", files={"f": "1\n"})
-        token, head = first.token, first.head("kept")
+    with GiteaServer(state) as first:
+        first.client().create_repo("kept", files={"f": "1\n"})
+        token, head = first.token, first.client().head("kept")
     assert gitea_processes(state) == []
-    with Gitea(state) as second:  # another port, same state
-        assert second.token == token and second.head("kept") == head
-        assert second.repo("kept")["clone_url"] == second.clone_url("kept")
+    with GiteaServer(state) as second:  # another port, same state
+        forge = second.client()
+        assert second.token == forge.token == token and forge.head("kept") == head
+        assert forge.repo("kept")["clone_url"] == forge.clone_url("kept")
         pid = second.proc.pid
     assert gitea_processes(state) == [] and not Path(f"/proc/{pid}").exists()
 
@@ -285,9 +294,8 @@ def test_foreground_runner_as_the_cluster_spawns_it(tmp_path):
         assert str(state / "admin-token") in line
         token = (state / "admin-token").read_text().strip()
         assert token not in line
-        client = Gitea(state, port=port)
-        client.token = token
-        assert client.api("GET", "/user")["login"] == ADMIN
+        client = client_of(state, f"http://127.0.0.1:{port}")
+        assert client.token == token and client.api("GET", "/user")["login"] == ADMIN
     finally:
         kill(proc.pid)  # SIGTERM to the group, as LocalCluster.down does
         proc.wait(10)

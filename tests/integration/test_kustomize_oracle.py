@@ -16,8 +16,8 @@ import yaml
 
 from druppie_steps.gitops.image_edit import KUSTOMIZATION_NAMES
 from localcluster.gitserver import run
-from tests.conftest import EXAMPLE_APPS, REPO_ROOT
 from tests.support import kustomize
+from tests.support.paths import EXAMPLE_APPS, REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "kustomize"
 IMAGE = "registry.example/druppie/app"

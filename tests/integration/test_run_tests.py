@@ -24,9 +24,9 @@ from typing import NamedTuple
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, STEP, TEST_TOKEN, TEST_USER
-from tests.integration.test_task_contract import tekton_env
-from tests.support.apps import APP, drone_app
+from testbed.apps import APP, drone_app
+from tests.support.paths import REPO_ROOT, STEP, TEST_TOKEN, TEST_USER
+from tests.support.tekton_env import tekton_env
 
 TASK = REPO_ROOT / "tasks/druppie-test/0.1/druppie-test.yaml"
 PINS = REPO_ROOT / "steps/requirements-test-tools.txt"

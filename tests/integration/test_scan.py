@@ -17,11 +17,11 @@ import pytest
 import yaml
 
 from hack import catalog
-from tests.conftest import STEP
-from tests.integration.test_task_contract import tekton_env
-from tests.support.apps import drone_app
+from testbed.apps import drone_app
+from tests.support.paths import STEP
+from tests.support.sarif import assert_sarif_shape
+from tests.support.tekton_env import tekton_env
 from tests.support.tools import path_with, tool_path
-from tests.unit.test_scan import assert_sarif_shape
 
 OSV_DB = catalog.ROOT / "tests" / "fixtures" / "osv-db"
 TASK = catalog.ROOT / "tasks/druppie-scan/0.1/druppie-scan.yaml"

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from localcluster.gitserver import GitServer
-from tests.conftest import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
+from tests.support.gitfaults import FaultyGitServer
+from tests.support.paths import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
 
 IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"
@@ -338,7 +338,7 @@ def test_clone_cost_does_not_follow_repo_size(new_repo, run_step, git_server):
 
 
 def test_basic_auth_workspace_and_token_never_printed(auth_git_server, new_repo, run_step, tmp_path):
-    from tests.conftest import EXAMPLE_APPS
+    from tests.support.paths import EXAMPLE_APPS
 
     repo = new_repo(source_dir=EXAMPLE_APPS, server=auth_git_server)
     workspace = tmp_path / "basic-auth"
@@ -435,7 +435,7 @@ def test_push_declined_by_a_server_hook_is_not_retried(druppie_apps, run_step):
 @pytest.fixture(scope="module")
 def token_user_server():
     """A git server that takes a token as the user name with no password, as GitHub does."""
-    with GitServer(credentials=(TEST_TOKEN, "")) as server:
+    with FaultyGitServer(credentials=(TEST_TOKEN, "")) as server:
         yield server
 
 

@@ -1,36 +1,15 @@
 """Run each Task's step the way Tekton would: its env with params substituted, nothing else."""
 
 import os
-import re
 import subprocess
 
 import yaml
 
 from hack import catalog
-from tests.conftest import STEP
+from tests.support.paths import STEP
+from tests.support.tekton_env import tekton_env
 
 TASK = catalog.ROOT / "tasks/druppie-tag-commit/0.1/druppie-tag-commit.yaml"
-
-
-def tekton_env(task: dict, params: dict[str, str], workspaces: dict[str, str], results_dir: str) -> dict[str, str]:
-    """Substitute $(params.x) (defaults included) and $(workspaces.x.*) as the Tekton controller does."""
-    values = {p["name"]: p.get("default") for p in task["spec"]["params"]} | params
-    missing = [k for k, v in values.items() if v is None]
-    assert not missing, f"required params not given: {missing}"
-    env = {}
-    for e in task["spec"]["steps"][0]["env"]:
-
-        def sub(m: re.Match) -> str:
-            kind, name, attr = m[1], m[2], m[3]
-            if kind == "params":
-                return values[name]
-            if attr == "bound":
-                return "true" if name in workspaces else "false"
-            return workspaces.get(name, "")
-
-        env[e["name"]] = re.sub(r"\$\((params|workspaces)\.([\w-]+)(?:\.(\w+))?\)", sub, e["value"])
-    env["DRUPPIE_RESULTS_DIR"] = results_dir
-    return env
 
 
 def test_tag_commit_task_env_runs_the_step(druppie_apps, tmp_path):

@@ -40,4 +40,4 @@ def tool_path(name: str) -> Path:
 def path_with(*names: str, base: str | None = None) -> str:
     """A PATH with the cached tools first, then this Python's bin (bandit), then ``base`` (default: PATH)."""
     dirs = [str(tool_path(n).parent) for n in names] + [str(Path(sys.executable).parent)]
-    return os.pathsep.join(dirs + [base if base is not None else os.environ.get("PATH", "")])
+    return os.pathsep.join([*dirs, base if base is not None else os.environ.get("PATH", "")])

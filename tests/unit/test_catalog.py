@@ -140,7 +140,7 @@ def test_the_step_image_version_has_one_source(tmp_path):
 
 def test_task_and_pipeline_readmes_show_the_tested_commands():
     """A tkn command in a task or pipeline README is one the e2e tier runs from README.md."""
-    from tests.support.readme import bash_blocks
+    from testbed.readme import bash_blocks
 
     tested = {c for block in bash_blocks(catalog.ROOT / "README.md") for c in block if c.startswith("tkn ")}
     shown = {

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from hack import catalog
-from tests.support.readme import bash_blocks
-from tests.unit.test_least_privilege import TASK_ACCOUNTS
+from testbed.readme import bash_blocks
+from tests.support.catalog import TASK_ACCOUNTS
 
 ROOT = catalog.ROOT
 FOLDER = ROOT / "pipelines/druppie-ci-cd/0.1"

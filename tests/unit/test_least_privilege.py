@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from hack import catalog
+from tests.support.catalog import TASK_ACCOUNTS
 
 ROOT = catalog.ROOT
 SAMPLES = sorted(ROOT.glob("*/*/*/samples/*.yaml"))
@@ -69,18 +70,6 @@ def test_tag_commit_service_account_gets_no_api_token():
     (sa,) = _docs(ROOT / "tasks/druppie-tag-commit/0.1/rbac.yaml")
     assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {"name": "druppie-tag-commit", "namespace": "ci"}
     assert sa["automountServiceAccountToken"] is False
-
-
-# The ServiceAccount each pipeline task of ours must run under.
-TASK_ACCOUNTS = {
-    "druppie-tag-commit": "druppie-tag-commit",
-    "druppie-flux-reconcile-wait": "druppie-flux-wait",
-    "druppie-git-clone": "druppie-git-clone",
-    "druppie-test": "druppie-test",
-    "druppie-scan": "druppie-scan",
-    "druppie-build": "druppie-build",
-    "druppie-summary": "druppie-summary",
-}
 
 
 def _pipelines() -> dict[str, dict]:

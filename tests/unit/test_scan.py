@@ -14,6 +14,7 @@ from druppie_steps import scan as step
 from druppie_steps.core.errors import InvalidInputError, StepError
 from druppie_steps.core.options import parse_duration
 from druppie_steps.scanners import Finding, ScanOutcome, bandit, gitleaks, ignore, osv, relative, sarif, trivy
+from tests.support.sarif import assert_sarif_shape
 
 ROOT = Path(__file__).resolve().parents[2]
 OSV_DB = ROOT / "tests" / "fixtures" / "osv-db"
@@ -324,22 +325,6 @@ def test_sarif_has_one_run_per_scanner_with_rules_results_and_suppressions():
         and "no lockfile" in deps["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
     )
     assert_sarif_shape(doc)
-
-
-def assert_sarif_shape(doc: dict) -> None:
-    """The keys SARIF 2.1.0 requires (and GitHub code scanning reads), on every level."""
-    assert set(doc) >= {"$schema", "version", "runs"} and doc["version"] == "2.1.0"
-    for run in doc["runs"]:
-        driver = run["tool"]["driver"]
-        assert driver["name"] and isinstance(driver["rules"], list)
-        ids = [r["id"] for r in driver["rules"]]
-        for result in run["results"]:
-            assert result["message"]["text"] and result["level"] in ("error", "warning", "note", "none")
-            assert ids[result["ruleIndex"]] == result["ruleId"]
-            for loc in result["locations"]:
-                uri = loc["physicalLocation"]["artifactLocation"]["uri"]
-                assert not uri.startswith("/") and "://" not in uri
-                assert loc["physicalLocation"].get("region", {"startLine": 1})["startLine"] >= 1
 
 
 # --- options and the verdict ---

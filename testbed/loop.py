@@ -24,16 +24,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
-from .process import log
-from .readme import block_with
-from .toolchain import ROOT, binaries, optional_binaries
+from localcluster.cluster import LocalCluster
+from localcluster.gitea_api import GiteaError
+from localcluster.process import http_request, log
+from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
-if TYPE_CHECKING:
-    from .cluster import LocalCluster
+from .readme import block_with
+from .wait import wait_for
 
 APP = "drone-service"
 BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
@@ -137,7 +137,8 @@ class Loop:
                 kustomization.write_text(
                     kustomization.read_text().replace(
                         "  - name: registry.example/druppie/drone-service\n",
-                        f"  - name: registry.example/druppie/drone-service\n    newName: {self.image}  # local registry\n",
+                        "  - name: registry.example/druppie/drone-service\n"
+                        f"    newName: {self.image}  # local registry\n",
                     )
                 )
                 self.gitea.create_repo("druppie-apps", source_dir=apps)
@@ -248,8 +249,6 @@ class Loop:
         (self.state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def build_on_host(self, version: str) -> None:
-        from .toolchain import cache_dir, toolchain
-
         path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["cp", "-r", str(ROOT / "examples" / APP), f"{tmp}/app"], check=True)
@@ -300,9 +299,7 @@ class Loop:
     def service_says(self) -> str | None:
         ip = self.cluster.get_json("service", "-n", NAMESPACE, APP)["spec"]["clusterIP"]
         try:
-            import urllib.request
-
-            with urllib.request.urlopen(f"http://{ip}/", timeout=3) as response:
+            with http_request(f"http://{ip}/", timeout=3) as response:
                 return json.loads(response.read())["message"]
         except (OSError, ValueError, KeyError):
             return None
@@ -314,8 +311,6 @@ class Loop:
 
     # ---- helpers -----------------------------------------------------------------------------
     def _has_repo(self, name: str) -> bool:
-        from .gitea import GiteaError
-
         try:
             self.gitea.repo(name)
             return True
@@ -334,11 +329,5 @@ class Loop:
         return status.get("availableReplicas", 0) >= 1
 
     @staticmethod
-    def wait(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = check()
-            if result:
-                return result
-            time.sleep(interval)
-        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+    def wait(what: str, check: Callable[[], object], timeout: float, interval: float = 1.0) -> object:
+        return wait_for(what, check, timeout, interval)

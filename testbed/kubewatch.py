@@ -10,11 +10,12 @@ import subprocess
 import threading
 import time
 
+from localcluster.cluster import LocalCluster
+from localcluster.toolchain import binaries
+
 
 class KubectlWatch:
-    def __init__(self, cluster, resource: str, namespace: str, name: str) -> None:
-        from localcluster.toolchain import binaries
-
+    def __init__(self, cluster: LocalCluster, resource: str, namespace: str, name: str) -> None:
         self.events: list[tuple[float, dict]] = []
         self.proc = subprocess.Popen(
             [
@@ -38,7 +39,8 @@ class KubectlWatch:
 
     def _read(self) -> None:
         decoder, buf = json.JSONDecoder(), ""
-        assert self.proc.stdout is not None
+        if self.proc.stdout is None:
+            return
         for line in self.proc.stdout:
             buf += line
             try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import bcrypt
 
 from localcluster.ociimage import File, build_layered, push
+from localcluster.process import http_request
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "echo", "cat", "ls", "touch", "mkdir", "id", "true", "env")
@@ -68,7 +69,7 @@ def start_registry(root: Path, user: str = "", password: str = "") -> Registry:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).close()
+            http_request(f"http://127.0.0.1:{port}/v2/", timeout=2).close()
             break
         except urllib.error.HTTPError:
             break  # 401: up, and asking for credentials

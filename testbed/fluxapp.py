@@ -1,0 +1,89 @@
+"""An isolated Flux app on the local cluster: a copy of druppie-apps on the cluster's git server,
+its own namespace, GitRepository and Kustomization, from the shipped flux/ manifests."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import yaml
+
+from localcluster.cluster import LocalCluster
+from localcluster.gitserver import seed_repo
+from localcluster.toolchain import ROOT
+
+from .wait import wait_for
+
+FLUX_DIR = ROOT / "flux" / "druppie-apps"
+EXAMPLE_APPS = ROOT / "examples" / "druppie-apps"
+
+
+def load_flux(name: str) -> dict:
+    return yaml.safe_load((FLUX_DIR / name).read_text())
+
+
+def condition(obj: dict, kind: str) -> dict:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+@dataclass
+class FluxApp:
+    """A druppie-apps copy with its own GitRepository, Kustomization and target namespace."""
+
+    cluster: LocalCluster
+    name: str
+    namespace: str
+    kustomization: str
+
+    @property
+    def repo_url(self) -> str:
+        return self.cluster.git_repo_url(self.name)
+
+    def ks(self) -> dict:
+        return self.cluster.get_json("kustomization", "-n", "flux-system", self.kustomization)
+
+    def gitrepo(self) -> dict:
+        return self.cluster.get_json("gitrepository", "-n", "flux-system", self.name)
+
+    def deployment(self) -> dict:
+        return self.cluster.get_json("deployment", "-n", self.namespace, "drone-service")
+
+    def image(self) -> str:
+        return self.deployment()["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def request_reconcile(self) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 10**9:09d}Z"
+        patch = json.dumps({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
+        self.cluster.kubectl("annotate", "--overwrite", "-n", "flux-system", "gitrepository", self.name,
+                             f"reconcile.fluxcd.io/requestedAt={stamp}")  # fmt: skip
+        self.cluster.kubectl("patch", "-n", "flux-system", "kustomization", self.kustomization, "--type=merge",
+                             "-p", patch)  # fmt: skip
+
+    def wait_ready(self, revision: str | None = None, timeout: float = 90) -> dict:
+        def ready() -> dict | None:
+            ks = self.ks()
+            cond = condition(ks, "Ready")
+            applied = ks.get("status", {}).get("lastAppliedRevision", "")
+            ok = cond.get("status") == "True" and bool(applied) and (revision is None or applied.endswith(revision))
+            return ks if ok else None
+
+        return wait_for(f"Kustomization {self.kustomization} Ready at {revision or 'any revision'}", ready, timeout)
+
+
+def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomization: str, git_interval: str,
+                  ks_interval: str) -> FluxApp:  # fmt: skip
+    """Apply the shipped flux/ manifests, pointed at the local git server, with shorter intervals."""
+    app = FluxApp(cluster, name, namespace, kustomization)
+    cluster.publish_image("registry.example/druppie/drone-service:1.0.4")  # the tag the example deploys
+    seed_repo(cluster.git_root / f"{name}.git", source_dir=EXAMPLE_APPS)
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    repo = load_flux("gitrepository.yaml")
+    repo["metadata"]["name"] = name
+    repo["spec"].update(url=app.repo_url, interval=git_interval)
+    ks = load_flux("kustomization-drone-service-prod.yaml")
+    ks["metadata"]["name"] = kustomization
+    ks["spec"].update(targetNamespace=namespace, interval=ks_interval, retryInterval="5s")
+    ks["spec"]["sourceRef"]["name"] = name
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]}))
+    return app
