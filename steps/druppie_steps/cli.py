@@ -32,24 +32,39 @@ STEPS = {
     ),
 }
 
+# Servers of the catalog (a Deployment runs them), not steps of a Task: the steps' conventions
+# (--timeout, results) do not apply.
+SERVICES = {
+    "webhook-gate": (
+        "druppie_steps.webhook_gate",
+        "webhook_gate",
+        "Serve the EventListener's interceptor: which pushes may start a run.",
+    ),
+}
+
+
+def commands() -> dict[str, tuple[str, str, str]]:
+    return {**STEPS, **SERVICES}
+
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(STEPS)
+        return sorted(commands())
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in STEPS:
+        if name not in commands():
             return None
-        module, attr, _ = STEPS[name]
+        module, attr, _ = commands()[name]
         command = getattr(importlib.import_module(module), attr)
         if not isinstance(command, click.Command):
             raise TypeError(f"{module}.{attr} is not a click command")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, STEPS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Steps"):
-            formatter.write_dl(rows)
+            formatter.write_dl([(name, STEPS[name][2]) for name in sorted(STEPS)])
+        with formatter.section("Services"):
+            formatter.write_dl([(name, SERVICES[name][2]) for name in sorted(SERVICES)])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
