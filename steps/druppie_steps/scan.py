@@ -4,9 +4,10 @@ Four scanners, each a real tool (steps/druppie_steps/scanners/, one module per t
 secrets (gitleaks), deps (osv-scanner on a local OSV database, offline) and config (trivy's
 misconfiguration checks on Containerfiles and Kubernetes manifests, with its built-in checks,
 offline). Their findings are normalised (rule, severity, path, line, message), filtered through the
-app's ``.druppie-scan.yaml`` (each exception with a reason and an expiry date), written as one
-SARIF 2.1.0 file and summed up in a short table. The step fails when a finding that counts is at
-or above ``--fail-on``.
+app's ``.druppie-scan.yaml`` (each exception with a reason and an expiry date no further ahead
+than ``--max-suppression-age``; one that matches everything is refused), written as one SARIF
+2.1.0 file into ``--output`` and summed up in a short table. The step fails when a finding that
+counts is at or above ``--fail-on``. It only reads ``--source``: the Task mounts it read-only.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ import click
 from .core import log
 from .core.errors import InvalidInputError, StepError
 from .core.options import (
+    DURATION,
     DURATION_OR_NO_LIMIT,
     Duration,
     option,
+    output_folder,
+    output_option,
     results_dir_option,
     source_folder,
     source_option,
@@ -109,7 +113,15 @@ def counts(findings: list[Finding]) -> dict[str, int]:
     default="7d",
     help="Fail when the advisory database is older than this (e.g. 7d, 36h; 0: no limit); older than a day warns.",
 )
-@option("--report", default=DEFAULT_REPORT, help="The SARIF file to write, relative to the source folder.")
+@option(
+    "--max-suppression-age",
+    type=DURATION,
+    default="90d",
+    help=".druppie-scan.yaml may not suppress a finding for longer than this from today: an entry that "
+    "expires later fails the scan (e.g. 90d, 30d).",
+)
+@output_option
+@option("--report", default=DEFAULT_REPORT, help="The SARIF file to write, relative to --output.")
 @timeout_option("15m")
 @results_dir_option
 def scan(
@@ -118,6 +130,8 @@ def scan(
     fail_on: str,
     osv_db: str,
     max_db_age: Duration,
+    max_suppression_age: Duration,
+    output: str,
     report: str,
     timeout: Duration,
     results_dir: str | None,
@@ -127,15 +141,21 @@ def scan(
 
     deadline = time.monotonic() + timeout.seconds
     root = source_folder(source).resolve()
+    out = output_folder(output)
     selected = parse_scanners(scanners)
     explicit = selected != list(SCANNERS)
     fail_on = parse_fail_on(fail_on)
-    report_path = Path(report) if Path(report).is_absolute() else root / report
+    report_path = Path(report) if Path(report).is_absolute() else out / report
     if not report.strip() or report_path.is_dir():
         raise InvalidInputError(f"invalid --report {report!r}: must name a file")
-    entries = ignore.load(root)
+    today = dt.date.today()
+    limit = ignore.Limit(
+        (dt.datetime.combine(today, dt.time()) + dt.timedelta(seconds=max_suppression_age.seconds)).date(),
+        f"--max-suppression-age {max_suppression_age}",
+    )
+    entries = ignore.load(root, limit)
     if entries:
-        log.info(f"{ignore.FILENAME}: {len(entries)} exception(s)")
+        log.info(f"{ignore.FILENAME}: {len(entries)} exception(s), none expiring after {limit.latest.isoformat()}")
 
     db: AdvisoryDB | None = None
     skipped: dict[str, str] = {}
@@ -154,7 +174,7 @@ def scan(
         outcomes = _run_all(selected, root, Path(scratch), db, skipped, deadline)
 
     findings = [f for o in outcomes for f in o.findings]
-    applied = ignore.apply(findings, entries, dt.date.today())
+    applied = ignore.apply(findings, entries, today)
     for entry in applied.expired:
         log.warn(
             f"{ignore.FILENAME} {entry.describe()} expired on {entry.expires.isoformat()}: it no longer "
@@ -168,13 +188,15 @@ def scan(
 
     from .scanners import sarif
 
-    _write_report(report_path, sarif.build(outcomes, applied.kept, applied.suppressed))
-    _print_table(outcomes, applied, fail_on, _shown(report_path, root))
+    _write_report(report_path, sarif.build(outcomes, applied.kept, applied.suppressed, applied.active))
+    _print_table(outcomes, applied, fail_on, _shown(report_path, out))
 
     results = {s: str(n) for s, n in counts(applied.kept).items()}
-    results["report"] = _shown(report_path, root)
+    results["report"] = _shown(report_path, out)
+    results["suppressed"] = str(len(applied.suppressed))
+    results["suppressions"] = ignore.summary(applied)
     write_results(results_dir, results)
-    click.echo(summary_line("scan", results))
+    click.echo(summary_line("scan", {k: v for k, v in results.items() if k != "suppressions"}))
     failing = fails(applied.kept, fail_on)
     if failing:
         rules = sorted({f.rule for f in failing}, key=lambda r: min(-rank(f.severity) for f in failing if f.rule == r))

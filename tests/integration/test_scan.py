@@ -22,6 +22,7 @@ from tests.support.paths import STEP
 from tests.support.sarif import assert_sarif_shape
 from tests.support.tekton_env import tekton_env
 from tests.support.tools import path_with, tool_path
+from tests.support.trees import changes, snapshot
 
 OSV_DB = catalog.ROOT / "tests" / "fixtures" / "osv-db"
 TASK = catalog.ROOT / "tasks/druppie-scan/0.1/druppie-scan.yaml"
@@ -45,8 +46,14 @@ ALL = "all" if HAVE_TRIVY else "code,secrets,deps"
 
 
 @pytest.fixture
-def tools_env():
-    return {"PATH": path_with(*GO_TOOLS)}
+def out(tmp_path):
+    """Where the report goes (--output): never the app's source, and never the current folder of the tests."""
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def tools_env(out):
+    return {"PATH": path_with(*GO_TOOLS), "DRUPPIE_OUTPUT": str(out)}
 
 
 @pytest.fixture
@@ -61,15 +68,15 @@ def stamped_db(dest: Path, age: dt.timedelta) -> Path:
     return dest
 
 
-def sarif_of(app: Path) -> dict:
-    return json.loads((app / ".druppie" / "scan.sarif").read_text())
+def sarif_of(out: Path) -> dict:
+    return json.loads((out / ".druppie" / "scan.sarif").read_text())
 
 
 def results_in(doc: dict) -> dict[str, list[dict]]:
     return {run["tool"]["driver"]["name"]: run["results"] for run in doc["runs"]}
 
 
-def test_example_app_scans_clean(run_step, tools_env, fresh_db, tmp_path):
+def test_example_app_scans_clean(run_step, tools_env, fresh_db, tmp_path, out):
     app = drone_app(tmp_path / "app")
     run = run_step("scan", "--source", str(app), "--scanners", ALL, "--osv-db", str(fresh_db), env=tools_env)
     assert run.returncode == 0, run.output
@@ -80,11 +87,13 @@ def test_example_app_scans_clean(run_step, tools_env, fresh_db, tmp_path):
         "low": run.results["low"],
         "info": "0",
         "report": ".druppie/scan.sarif",
+        "suppressed": "0",
+        "suppressions": "",
     }
     assert int(run.results["low"]) >= 8  # bandit's asserts in tests (B101), and trivy's HEALTHCHECK note
     assert "deps     osv-scanner 2.6.0  skipped: no lockfile or dependency manifest osv-scanner reads" in run.stderr
     assert "B104  drone_service/app.py:56" in run.stderr  # medium: listed, does not fail at high
-    doc = sarif_of(app)
+    doc = sarif_of(out)
     assert_sarif_shape(doc)
     assert [r["tool"]["driver"]["name"] for r in doc["runs"]] == ["bandit", "gitleaks", "osv-scanner"] + (
         ["trivy"] if HAVE_TRIVY else []
@@ -126,14 +135,14 @@ VARIANTS = [
 
 @pytest.mark.parametrize("variant,scanners,expected,summary", VARIANTS, ids=lambda v: v if isinstance(v, str) else "")
 def test_variant_fails_for_its_planted_problem(
-    run_step, tools_env, fresh_db, tmp_path, variant, scanners, expected, summary
+    run_step, tools_env, fresh_db, tmp_path, out, variant, scanners, expected, summary
 ):
     app = drone_app(tmp_path / "app", variant)
     run = run_step("scan", "--source", str(app), "--scanners", scanners, "--osv-db", str(fresh_db), env=tools_env)
     assert run.returncode == 1, run.output
     error = run.stderr.strip().splitlines()[-1]
     assert error.startswith("error: ") and "at or above --fail-on high" in error and summary in error, error
-    sarif_text = (app / ".druppie" / "scan.sarif").read_text()
+    sarif_text = (out / ".druppie" / "scan.sarif").read_text()
     found = [
         (r["ruleId"], r["properties"]["severity"], r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"])
         for run_ in json.loads(sarif_text)["runs"]
@@ -148,39 +157,39 @@ def test_variant_fails_for_its_planted_problem(
         assert secret not in run.output and secret not in sarif_text and secret not in "".join(run.results.values())
 
 
-def test_secret_is_masked_in_bandits_message_too(run_step, tools_env, tmp_path):
+def test_secret_is_masked_in_bandits_message_too(run_step, tools_env, tmp_path, out):
     app = drone_app(tmp_path / "app", "planted-secret")
     run = run_step("scan", "--source", str(app), "--scanners", "code", "--fail-on", "low", env=tools_env)
     assert run.returncode == 1
-    b105 = [r for r in results_in(sarif_of(app))["bandit"] if r["ruleId"] == "B105"]
+    b105 = [r for r in results_in(sarif_of(out))["bandit"] if r["ruleId"] == "B105"]
     assert [r["message"]["text"] for r in b105] == ["Possible hardcoded password (value not shown) (confidence medium)"]
 
 
-def ignore_file(app: Path, expires: dt.date) -> None:
+def ignore_file(app: Path, expires: dt.date, rule: str = "B602", path: str = "drone_service/diagnostics.py") -> None:
     (app / ".druppie-scan.yaml").write_text(
         yaml.safe_dump(
             {
                 "ignore": [
-                    {
-                        "rule": "B602",
-                        "path": "drone_service/diagnostics.py",
-                        "reason": "only our own fixed hosts reach it",
-                        "expires": expires,
-                    }
+                    {"rule": rule, "path": path, "reason": "only our own fixed hosts reach it", "expires": expires}
                 ]
             }
         )
     )
 
 
-def test_ignore_file_suppresses_until_its_entry_expires(run_step, tools_env, tmp_path):
+def test_ignore_file_suppresses_until_its_entry_expires(run_step, tools_env, tmp_path, out):
     app = drone_app(tmp_path / "app", "insecure-code")
-    ignore_file(app, dt.date.today() + dt.timedelta(days=30))
+    until = dt.date.today() + dt.timedelta(days=30)
+    ignore_file(app, until)
     run = run_step("scan", "--source", str(app), "--scanners", "code", env=tools_env)
     assert run.returncode == 0, run.output
     assert run.results["high"] == "0"
-    [b602] = [r for r in results_in(sarif_of(app))["bandit"] if r["ruleId"] == "B602"]
+    assert run.results["suppressed"] == "1"
+    assert run.results["suppressions"] == f"B602 drone_service/diagnostics.py until {until.isoformat()} (1 finding)"
+    [b602] = [r for r in results_in(sarif_of(out))["bandit"] if r["ruleId"] == "B602"]
     assert b602["suppressions"][0]["justification"].startswith("only our own fixed hosts reach it")
+    assert b602["suppressions"][0]["properties"]["expires"] == until.isoformat()
+    assert [e["rule"] for e in sarif_of(out)["properties"]["suppressions"]] == ["B602"]
     assert re.search(r"\n  code +bandit 1\.9\.4 +0 +0 +3 +\d+ +0 +1\n", run.stderr), run.stderr  # suppressed: 1
     assert "HIGH     code    B602  drone_service/diagnostics.py:11  entry 1, until " in run.stderr
 
@@ -193,9 +202,58 @@ def test_ignore_file_suppresses_until_its_entry_expires(run_step, tools_env, tmp
     )
 
 
+@pytest.mark.parametrize(
+    "rule,path,expires,why",
+    [
+        ("*", "drone_service/diagnostics.py", 30, "rule '*' matches every rule; name the rule"),
+        ("B602", "**", 30, "path '**' matches every file; name the file or folder"),
+        ("B*", "drone_service/diagnostics.py", 30, "rule 'B*' matches a whole family of rules"),
+        ("B602", "drone_service/diagnostics.py", 91, "is later than"),
+    ],
+)
+def test_an_exception_that_would_switch_the_scan_off_fails_it(
+    run_step, tools_env, tmp_path, out, rule, path, expires, why
+):
+    """The review's case: rule "*" until 2099 made a failing HIGH exit 0. Each half is refused alone."""
+    app = drone_app(tmp_path / "app", "insecure-code")
+    ignore_file(app, dt.date.today() + dt.timedelta(days=expires), rule, path)
+    run = run_step("scan", "--source", str(app), "--scanners", "code", env=tools_env)
+    assert run.returncode == 2, run.output
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"error: .druppie-scan.yaml: entry 1 (rule {rule}): ") and why in line, line
+    assert run.results == {} and not out.exists()
+
+
+def test_scanning_writes_nothing_into_the_source(run_step, tools_env, fresh_db, tmp_path, out):
+    """The source is only read (the Task mounts it read-only): no report, cache or bytecode lands in it."""
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    shutil.copytree(catalog.ROOT / "tests/fixtures/drone-variants/misconfigured", app, dirs_exist_ok=True)
+    before = snapshot(app)
+    run = run_step("scan", "--source", str(app), "--scanners", ALL, "--osv-db", str(fresh_db), env=tools_env)
+    assert run.returncode == 1, run.output
+    assert changes(before, snapshot(app)) == []
+    assert (out / ".druppie" / "scan.sarif").is_file()
+
+
+def test_an_apps_own_bandit_module_does_not_replace_bandit(run_step, tools_env, tmp_path, out):
+    """bandit runs as python -m bandit in the app's folder; the app's bandit.py must not be the one that runs."""
+    app = drone_app(tmp_path / "app", "insecure-code")
+    (app / "bandit.py").write_text(
+        "import json, sys\n"
+        "out = sys.argv[sys.argv.index('-o') + 1] if '-o' in sys.argv else None\n"
+        "if out:\n    open(out, 'w').write(json.dumps({'results': [], 'errors': []}))\n"
+        "print('bandit 9.9.9')\n"
+    )
+    run = run_step("scan", "--source", str(app), "--scanners", "code", env=tools_env)
+    assert run.returncode == 1, run.output
+    assert "B602" in run.stderr and "bandit 9.9.9" not in run.stderr and "code: bandit 1.9.4 done" in run.stderr
+
+
 def test_malformed_ignore_file_is_one_line_naming_file_and_entry(run_step, tools_env, tmp_path):
     app = drone_app(tmp_path / "app")
-    (app / ".druppie-scan.yaml").write_text("ignore:\n  - rule: B101\n    reason: tests\n    expires: 2027-02-30\n")
+    (app / ".druppie-scan.yaml").write_text(
+        "ignore:\n  - rule: B101\n    path: tests/*\n    reason: tests\n    expires: 2027-02-30\n"
+    )
     run = run_step("scan", "--source", str(app), env=tools_env)
     assert run.returncode == 2
     assert run.stderr.strip() == (
@@ -271,10 +329,12 @@ def venv_without_tools(dest: Path) -> Path:
 
 
 def step_with(python: Path, *args: str, path: str) -> subprocess.CompletedProcess[str]:
-    """druppie-step run by ``python``, as .venv/bin/druppie-step runs without an activated venv."""
+    """druppie-step run by ``python``, as .venv/bin/druppie-step runs without an activated venv (the
+    report into a folder of its own)."""
+    out = python.parent.parent.parent / "out"
     return subprocess.run(
         [str(python), "-c", "import sys; from druppie_steps.cli import main; sys.exit(main(sys.argv[1:]))", *args],
-        env={**os.environ, "PATH": path},
+        env={**os.environ, "PATH": path, "DRUPPIE_OUTPUT": str(out)},
         capture_output=True,
         text=True,
     )
@@ -314,7 +374,9 @@ def test_missing_or_crashing_scanner_is_a_clear_error(run_step, tools_env, tmp_p
     fake.mkdir()
     (fake / "gitleaks").write_text("#!/bin/sh\necho 'FTL unable to load config: boom' >&2\nexit 2\n")
     (fake / "gitleaks").chmod(0o755)
-    run = run_step("scan", "--source", str(app), "--scanners", "secrets", env={"PATH": f"{fake}:{tools_env['PATH']}"})
+    run = run_step(
+        "scan", "--source", str(app), "--scanners", "secrets", env={**tools_env, "PATH": f"{fake}:{tools_env['PATH']}"}
+    )
     assert run.returncode == 1 and "Traceback" not in run.output
     assert run.stderr.strip().splitlines()[-1] == "error: gitleaks failed (exit 2): FTL unable to load config: boom"
 
@@ -343,6 +405,8 @@ def test_every_scanner_works_without_network(tools_env, fresh_db, tmp_path):
             ALL,
             "--osv-db",
             str(fresh_db),
+            "--output",
+            str(tmp_path / "out"),
             "--results-dir",
             str(tmp_path / "results"),
         ],
@@ -359,24 +423,40 @@ def test_every_scanner_works_without_network(tools_env, fresh_db, tmp_path):
 
 def test_task_env_runs_the_step_and_writes_the_declared_results(tools_env, fresh_db, tmp_path):
     task = yaml.safe_load(TASK.read_text())
+    [step] = task["spec"]["steps"]
+    assert [w.get("readOnly") for w in task["spec"]["workspaces"] if w["name"] == "source"] == [True]
     app = drone_app(tmp_path / "source")
+    reports = tmp_path / "reports"
+    before = snapshot(app)
     env = tekton_env(
         task,
         {} if HAVE_TRIVY else {"scanners": ALL},
-        {"source": str(app), "osv-db": str(fresh_db)},
+        {"source": str(app), "osv-db": str(fresh_db), "reports": str(reports)},
         str(tmp_path / "results"),
     )
     env["HOME"] = str(tmp_path)
     proc = subprocess.run(
-        [str(STEP), *task["spec"]["steps"][0]["command"][1:]], capture_output=True, text=True, env={**tools_env, **env}
+        [str(STEP), *step["command"][1:]], capture_output=True, text=True, env={"PATH": tools_env["PATH"], **env}
     )
     assert proc.returncode == 0, proc.stderr
     results = {p.name: p.read_text() for p in (tmp_path / "results").iterdir()}
     assert set(results) == {r["name"] for r in task["spec"]["results"]}
-    assert results["report"] == ".druppie/scan.sarif" and (app / results["report"]).is_file()
+    assert results["report"] == ".druppie/scan.sarif" and (reports / results["report"]).is_file()
     assert proc.stdout.startswith("scan: critical=0 high=0 medium=3")
+    assert changes(before, snapshot(app)) == []
 
-    if HAVE_TRIVY:  # an unbound osv-db workspace: deps (selected by default) is skipped, not run on an empty path
-        env = tekton_env(task, {}, {"source": str(app)}, str(tmp_path / "r2"))
-        proc = subprocess.run([str(STEP), "scan"], capture_output=True, text=True, env={**tools_env, **env})
-        assert proc.returncode == 0 and "skipped: no advisory database" in proc.stderr
+    # Unbound osv-db and reports workspaces: deps (selected by default) is skipped, not run on an empty
+    # path; the report goes to the step's working folder (the Task's emptyDir), not the source.
+    pod_dir = tmp_path / "in-pod"
+    pod_dir.mkdir()
+    env = tekton_env(
+        task, {} if HAVE_TRIVY else {"scanners": "code,secrets"}, {"source": str(app)}, str(tmp_path / "r2")
+    )
+    assert step["workingDir"] == next(m["mountPath"] for m in step["volumeMounts"] if m["name"] == "reports-in-pod")
+    proc = subprocess.run(
+        [str(STEP), "scan"], capture_output=True, text=True, env={"PATH": tools_env["PATH"], **env}, cwd=pod_dir
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (pod_dir / ".druppie" / "scan.sarif").is_file() and changes(before, snapshot(app)) == []
+    if HAVE_TRIVY:
+        assert "skipped: no advisory database" in proc.stderr

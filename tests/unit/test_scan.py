@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from druppie_steps import scan as step
+from druppie_steps.cli import main
 from druppie_steps.core.errors import InvalidInputError, StepError
 from druppie_steps.core.options import parse_duration
 from druppie_steps.scanners import Finding, ScanOutcome, bandit, gitleaks, ignore, osv, relative, sarif, trivy
@@ -235,9 +236,9 @@ def test_ignore_entries_suppress_by_rule_alias_and_path_until_they_expire():
         {
             "ignore": [
                 {"rule": "B602", "path": "tools/*", "reason": "fixed command", "expires": dt.date(2026, 11, 26)},
-                {"rule": "CVE-2020-14343", "reason": "not reachable", "expires": "2026-12-31"},
+                {"rule": "CVE-2020-14343", "path": "app/*", "reason": "not reachable", "expires": "2026-12-31"},
                 {"rule": "github-pat", "path": "x.py", "reason": "old", "expires": dt.date(2026, 11, 25)},
-                {"rule": "DS-*", "path": "nothing/*", "reason": "unused", "expires": dt.date(2027, 1, 1)},
+                {"rule": "DS-0*", "path": "nothing/*", "reason": "unused", "expires": dt.date(2027, 1, 1)},
             ]
         }
     )
@@ -253,7 +254,7 @@ def test_ignore_entries_suppress_by_rule_alias_and_path_until_they_expire():
 
 
 def test_ignore_entry_counts_through_its_expiry_day():
-    [entry] = ignore.parse({"ignore": [{"rule": "B1*", "reason": "r", "expires": "2026-11-26"}]})
+    [entry] = ignore.parse({"ignore": [{"rule": "B1*", "path": "app/*.py", "reason": "r", "expires": "2026-11-26"}]})
     assert ignore.apply([finding(rule="B101")], [entry], dt.date(2026, 11, 26)).kept == []
     assert len(ignore.apply([finding(rule="B101")], [entry], dt.date(2026, 11, 27)).kept) == 1
 
@@ -267,16 +268,16 @@ def test_ignore_entry_counts_through_its_expiry_day():
             {"ignore": [{"rule": "B602", "path": "a", "expires": "2026-12-31"}]},
             "entry 1 (rule B602): reason is required",
         ),
-        ({"ignore": [{"rule": "B602", "reason": "r"}]}, "entry 1 (rule B602): expires is required"),
+        ({"ignore": [{"rule": "B602", "path": "a", "reason": "r"}]}, "entry 1 (rule B602): expires is required"),
         (
-            {"ignore": [{"rule": "B602", "reason": "r", "expires": "2026-13-01"}]},
+            {"ignore": [{"rule": "B602", "path": "a", "reason": "r", "expires": "2026-13-01"}]},
             "entry 1 (rule B602): expires '2026-13-01' is not a date YYYY-MM-DD",
         ),
         (
             {
                 "ignore": [
-                    {"rule": "B1", "reason": "r", "expires": "2026-12-31"},
-                    {"rule": "B602", "reason": "r", "expiry": "2026-12-31"},
+                    {"rule": "B1", "path": "a", "reason": "r", "expires": "2026-12-31"},
+                    {"rule": "B602", "path": "a", "reason": "r", "expiry": "2026-12-31"},
                 ]
             },
             "entry 2 (rule B602): unknown key 'expiry'",
@@ -291,6 +292,107 @@ def test_malformed_ignore_file_names_file_and_entry(doc, message):
     assert str(err.value).startswith(".druppie-scan.yaml") and message in str(err.value)
 
 
+def entry(rule="B602", path="tools/*.py", expires="2026-12-31", **more) -> dict:
+    return {"rule": rule, "path": path, "reason": "a reason", "expires": expires, **more}
+
+
+# Every glob that matches every rule id or every path has no letter or digit outside a bracket
+# expression; regex-minded ways to say "all" have none either.
+EVERYTHING = ["*", "**", "?*", "*?", "*/*", "**/*", "./*", ".*", ".+", "^.*$", "*.*", "[A-Z]*", "[!x]*", "*-*", "*_*"]
+
+
+@pytest.mark.parametrize("rule", EVERYTHING)
+def test_a_rule_that_matches_every_rule_is_refused(rule):
+    with pytest.raises(InvalidInputError) as err:
+        ignore.parse({"ignore": [entry(), entry(rule=rule)]})
+    assert str(err.value) == (
+        f".druppie-scan.yaml: entry 2 (rule {rule}): rule {rule!r} matches every rule; "
+        "name the rule (B602, CVE-2024-35195, github-pat)"
+    )
+
+
+@pytest.mark.parametrize("path", [*EVERYTHING, "", "  "])
+def test_a_path_that_matches_every_file_is_refused(path):
+    with pytest.raises(InvalidInputError) as err:
+        ignore.parse({"ignore": [entry(path=path)]})
+    assert str(err.value) == (
+        f".druppie-scan.yaml: entry 1 (rule B602): path {path!r} matches every file; "
+        "name the file or folder (src/app.py, tools/*.py)"
+    )
+
+
+@pytest.mark.parametrize("rule", ["B*", "B?02", "CVE-*", "GHSA-*", "KSV*", "generic-*", "DS-?", "*602"])
+def test_a_rule_that_matches_a_whole_family_is_refused(rule):
+    with pytest.raises(InvalidInputError, match=r"matches a whole family of rules; a wildcard must come after the id"):
+        ignore.parse({"ignore": [entry(rule=rule)]})
+
+
+@pytest.mark.parametrize("rule", ["B602", "B60?", "B6*", "CVE-2024-3*", "DS-0*", "github-pat", "AVD-DS-0002"])
+def test_a_named_rule_or_a_wildcard_after_its_number_is_accepted(rule):
+    assert [e.rule for e in ignore.parse({"ignore": [entry(rule=rule)]})] == [rule]
+
+
+@pytest.mark.parametrize("path", ["tools/*.py", "*.py", "requirements.txt", "src/[ab]pp.py", "./x.py", "deploy/*"])
+def test_a_path_naming_files_is_accepted(path):
+    assert len(ignore.parse({"ignore": [entry(path=path)]})) == 1
+
+
+def test_the_path_is_required_since_leaving_it_out_meant_every_file():
+    item = entry()
+    del item["path"]
+    with pytest.raises(InvalidInputError) as err:
+        ignore.parse({"ignore": [item]})
+    assert str(err.value) == (
+        ".druppie-scan.yaml: entry 1 (rule B602): path is required (a glob such as src/*.py, or the file's own path)"
+    )
+
+
+def test_what_once_switched_the_scan_off_is_refused_twice_over():
+    """The review's case: rule "*" until 2099 turned a failing HIGH into exit 0."""
+    doc = {"ignore": [{"rule": "*", "reason": "x", "expires": "2099-12-31"}]}
+    with pytest.raises(InvalidInputError, match="path is required"):
+        ignore.parse(doc)
+    with pytest.raises(InvalidInputError, match=r"rule '\*' matches every rule"):
+        ignore.parse({"ignore": [entry(rule="*", expires="2099-12-31")]})
+    limit = ignore.Limit(dt.date(2027, 2, 24), "--max-suppression-age 90d")
+    with pytest.raises(InvalidInputError) as err:
+        ignore.parse({"ignore": [entry(expires="2099-12-31")]}, limit)
+    assert str(err.value) == (
+        ".druppie-scan.yaml: entry 1 (rule B602): expires 2099-12-31 is later than 2027-02-24 "
+        "(--max-suppression-age 90d from today); set an earlier date and renew the exception when it is due"
+    )
+
+
+def test_an_expiry_up_to_the_limit_is_accepted_and_one_day_more_is_not():
+    limit = ignore.Limit(dt.date(2027, 2, 24), "--max-suppression-age 90d")
+    assert len(ignore.parse({"ignore": [entry(expires="2027-02-24")]}, limit)) == 1
+    with pytest.raises(InvalidInputError, match="expires 2027-02-25 is later than 2027-02-24"):
+        ignore.parse({"ignore": [entry(expires="2027-02-24"), entry(expires="2027-02-25")]}, limit)
+
+
+def test_the_active_entries_in_one_line_for_a_result():
+    entries = ignore.parse(
+        {
+            "ignore": [
+                entry(rule="B602", path="tools/*.py", expires="2026-12-31"),
+                entry(rule="B101", path="tests/*", expires="2026-12-01"),
+                entry(rule="B105", path="old.py", expires="2026-11-01"),  # expired: not active
+            ]
+        }
+    )
+    findings = [finding(path="tools/a.py"), finding(path="tools/b.py")]
+    applied = ignore.apply(findings, entries, TODAY)
+    assert [e.index for e in applied.active] == [1, 2]
+    assert ignore.summary(applied) == (
+        "B602 tools/*.py until 2026-12-31 (2 findings); B101 tests/* until 2026-12-01 (0 findings)"
+    )
+    assert ignore.summary(applied, limit=85) == (
+        "B602 tools/*.py until 2026-12-31 (2 findings); ... and 1 more (see the report)"
+    )
+    assert ignore.summary(applied, limit=40) == "... and 2 more (see the report)"
+    assert ignore.summary(ignore.apply(findings, [], TODAY)) == ""
+
+
 def test_ignore_file_that_is_not_yaml_names_its_line(tmp_path):
     (tmp_path / ".druppie-scan.yaml").write_text("ignore:\n  - rule: [B602\n")
     with pytest.raises(InvalidInputError, match=r"^\.druppie-scan\.yaml line \d+: not readable YAML"):
@@ -298,11 +400,46 @@ def test_ignore_file_that_is_not_yaml_names_its_line(tmp_path):
     assert ignore.load(tmp_path / "nowhere") == []
 
 
+def scan_with_ignore_file(tmp_path, capsys, expires: dt.date, *args: str) -> tuple[int, str, Path, Path]:
+    app, out, results = tmp_path / "app", tmp_path / "out", tmp_path / "results"
+    app.mkdir(parents=True)
+    (app / "x.py").write_text("import subprocess\nsubprocess.call('ls', shell=True)\n")
+    (app / ".druppie-scan.yaml").write_text(
+        f"ignore:\n  - rule: B602\n    path: x.py\n    reason: fixed command\n    expires: {expires.isoformat()}\n"
+    )
+    code = main(["scan", "--source", str(app), "--output", str(out), "--results-dir", str(results), *args])
+    return code, capsys.readouterr().err, out, results
+
+
+def test_an_exception_expiring_past_max_suppression_age_fails_before_scanning(tmp_path, capsys):
+    far = dt.date.today() + dt.timedelta(days=91)
+    code, err, out, results = scan_with_ignore_file(tmp_path, capsys, far, "--scanners", "code")
+    limit = (dt.date.today() + dt.timedelta(days=90)).isoformat()
+    assert code == 2
+    assert err.splitlines() == [
+        f"error: .druppie-scan.yaml: entry 1 (rule B602): expires {far.isoformat()} is later than {limit} "
+        "(--max-suppression-age 90d from today); set an earlier date and renew the exception when it is due"
+    ]
+    assert not out.exists() and not results.exists()  # nothing scanned, nothing written
+
+    code, err, _, _ = scan_with_ignore_file(
+        tmp_path / "b", capsys, dt.date.today() + dt.timedelta(days=20), "--max-suppression-age", "2w"
+    )
+    assert (code, err.splitlines()) == (
+        2,
+        ['error: --max-suppression-age: "2w" is not a duration (use 90s, 30m, 1.5h or 7d)'],
+    )
+    code, err, _, _ = scan_with_ignore_file(
+        tmp_path / "c", capsys, dt.date.today() + dt.timedelta(days=20), "--max-suppression-age", "14d"
+    )
+    assert code == 2 and "is later than" in err and "(--max-suppression-age 14d from today)" in err
+
+
 # --- SARIF ---
 
 
 def test_sarif_has_one_run_per_scanner_with_rules_results_and_suppressions():
-    entry = ignore.parse({"ignore": [{"rule": "B101", "reason": "tests", "expires": "2027-01-01"}]})[0]
+    entry = ignore.parse({"ignore": [{"rule": "B101", "path": "app/*", "reason": "tests", "expires": "2027-01-01"}]})[0]
     outcomes = [ScanOutcome("code", "bandit", "1.9.4"), ScanOutcome("deps", "osv-scanner", skipped="no lockfile")]
     kept = [finding(rule="B602", path="a b/x.py"), finding(rule="B602", severity="low", line=None)]
     suppressed = [(finding(rule="B101", severity="low"), entry)]
@@ -320,10 +457,35 @@ def test_sarif_has_one_run_per_scanner_with_rules_results_and_suppressions():
     }
     assert "region" not in second["locations"][0]["physicalLocation"]
     assert third["suppressions"][0]["kind"] == "external" and "tests" in third["suppressions"][0]["justification"]
+    assert third["suppressions"][0]["properties"] == {
+        "entry": 1,
+        "rule": "B101",
+        "path": "app/*",
+        "expires": "2027-01-01",
+    }
     assert (
         deps["results"] == []
         and "no lockfile" in deps["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
     )
+    assert_sarif_shape(doc)
+
+
+def test_sarif_lists_every_active_exception_with_what_it_suppressed():
+    used, unused = ignore.parse(
+        {"ignore": [entry(rule="B101", path="app/*"), entry(rule="CVE-2024-1*", path="requirements.txt")]}
+    )
+    doc = sarif.build([ScanOutcome("code", "bandit")], [], [(finding(rule="B101"), used)], [used, unused])
+    assert doc["properties"]["suppressions"] == [
+        {"entry": 1, "rule": "B101", "path": "app/*", "expires": "2026-12-31", "reason": "a reason", "suppressed": 1},
+        {
+            "entry": 2,
+            "rule": "CVE-2024-1*",
+            "path": "requirements.txt",
+            "expires": "2026-12-31",
+            "reason": "a reason",
+            "suppressed": 0,
+        },
+    ]
     assert_sarif_shape(doc)
 
 

@@ -15,6 +15,9 @@ The conventions every step's command line follows (tests/unit/test_cli_conventio
   waits included (``timeout_option``; each step has its own default).
 - **--source**, in every step that reads the app's source (test, scan, build): default ``.``, and
   the same checks and words for a folder that is missing or not a folder (``source_folder``).
+- **--output**, in every step that writes files for people (test, scan, build): the folder its
+  reports go to (default ``.``; the Tasks' optional ``reports`` workspace), never the app's source,
+  which test and scan only read (``output_option``, ``output_folder``).
 - **Booleans are flags**, ``--x/--no-x`` (``flag_option``), never ``--x true``; from the
   environment they read ``true``/``false`` (also ``1``/``0``, ``yes``/``no``) as Tekton passes them.
 - **A git repository is ``--repo-url``** in every step that takes one (clone, tag-commit,
@@ -128,6 +131,37 @@ def source_folder(value: str) -> Path:
         raise InvalidInputError(f"invalid --source {value!r}: no such folder")
     if not path.is_dir():
         raise InvalidInputError(f"invalid --source {value!r}: not a folder")
+    return path
+
+
+# ---- where reports go ----------------------------------------------------------------------
+
+
+def _output_unless_unbound(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An unbound reports workspace (``DRUPPIE_OUTPUT_BOUND=false``) is the default, the current folder."""
+    if (
+        os.environ.get(env_name("--output") + "_BOUND", "true").lower() == "false"
+        and ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.ENVIRONMENT
+    ):
+        return "."
+    return value
+
+
+output_option = option(
+    "--output",
+    default=".",
+    callback=_output_unless_unbound,
+    help="Folder for the reports (the Task's reports workspace); report paths are relative to it. "
+    "Not the source: the app's source is only read.",
+)
+
+
+def output_folder(value: str) -> Path:
+    """``--output`` as an absolute path ("" is the current folder); InvalidInputError when it exists
+    but is not a folder. It is created when a report is written."""
+    path = Path(value or ".").absolute()
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError(f"invalid --output {value!r}: not a folder")
     return path
 
 

@@ -38,14 +38,16 @@ def scan(root: Path, scratch: Path, deadline: float = math.inf) -> ScanOutcome:
     if not python_files(root):
         outcome.skipped = "no Python files"
         return outcome
-    # bandit runs as ``python -m bandit`` with this Python: it is installed beside druppie-step (the
-    # venv, or the image's PYTHONPATH), where its console script may not be on PATH.
+    # bandit runs as ``python -P -m bandit`` with this Python: it is installed beside druppie-step (the
+    # venv, or the image's PYTHONPATH), where its console script may not be on PATH. -P keeps the
+    # current folder, the app, off sys.path: a bandit.py or bandit/ in the app would otherwise run
+    # instead of bandit (and decide what it reports).
     if importlib.util.find_spec("bandit") is None:
         raise StepError(
             "bandit is not installed beside druppie-step: the druppie-scan image has it; "
             "locally, make setup installs it (steps/requirements-scan.txt)"
         )
-    bandit = [sys.executable, "-m", "bandit"]
+    bandit = [sys.executable, "-P", "-m", "bandit"]
     outcome.version = version_of([*bandit, "--version"], root)
     report = scratch / "bandit.json"
     no_ini = scratch / "bandit.ini"
@@ -72,6 +74,7 @@ def scan(root: Path, scratch: Path, deadline: float = math.inf) -> ScanOutcome:
         cwd=root,
         ok_codes=(0, 1),
         deadline=deadline,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},  # the source is only read
     )
     outcome.findings, outcome.notes = parse(_load(report), root)
     return outcome

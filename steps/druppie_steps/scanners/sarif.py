@@ -1,7 +1,10 @@
 """Every scanner's findings as one SARIF 2.1.0 log: one run per scanner, locations from the source root.
 
 Suppressed findings stay in the log with a ``suppressions`` entry (kind external, the reason from
-.druppie-scan.yaml), as SARIF consumers such as GitHub code scanning expect. A skipped scanner
+.druppie-scan.yaml, the entry's number, patterns and expiry in its properties), as SARIF consumers
+such as GitHub code scanning expect; the log's own ``properties.suppressions`` lists every active
+entry of .druppie-scan.yaml with the number of findings it suppressed, so an exception that hides
+nothing (yet) is visible too. A skipped scanner
 has a run without results and a notification saying why. No code snippets are copied in: a
 finding is its rule, place and message, so a secret in the scanned code cannot reach the report.
 """
@@ -33,6 +36,10 @@ def _location(finding: Finding) -> dict[str, Any]:
     if finding.line and finding.line >= 1:
         physical["region"] = {"startLine": int(finding.line)}
     return {"physicalLocation": physical}
+
+
+def _entry_properties(entry: Entry) -> dict[str, Any]:
+    return {"entry": entry.index, "rule": entry.rule, "path": entry.path, "expires": entry.expires.isoformat()}
 
 
 def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> dict[str, Any]:
@@ -68,6 +75,7 @@ def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> 
                     "status": "accepted",
                     "justification": f"{entry.reason} (.druppie-scan.yaml entry {entry.index}, "
                     f"expires {entry.expires.isoformat()})",
+                    "properties": _entry_properties(entry),
                 }
             ]
         results.append(result)
@@ -96,12 +104,22 @@ def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> 
     }
 
 
-def build(outcomes: list[ScanOutcome], kept: list[Finding], suppressed: list[tuple[Finding, Entry]]) -> dict[str, Any]:
-    """The SARIF log; ``kept`` and ``suppressed`` are the findings after the ignore file."""
+def build(
+    outcomes: list[ScanOutcome],
+    kept: list[Finding],
+    suppressed: list[tuple[Finding, Entry]],
+    active: list[Entry] | None = None,
+) -> dict[str, Any]:
+    """The SARIF log; ``kept`` and ``suppressed`` are the findings after the ignore file, ``active``
+    the ignore file's live entries (listed in the log's properties)."""
     runs = []
     for outcome in outcomes:
         mine: list[tuple[Finding, Entry | None]] = [(f, None) for f in kept if f.scanner == outcome.scanner]
         mine += [(f, e) for f, e in suppressed if f.scanner == outcome.scanner]
         mine.sort(key=lambda fe: (-rank(fe[0].severity), fe[0].path, fe[0].line or 0, fe[0].rule))
         runs.append(_run(outcome, mine))
-    return {"$schema": SCHEMA, "version": VERSION, "runs": runs}
+    entries = [
+        _entry_properties(e) | {"reason": e.reason, "suppressed": sum(1 for _, s in suppressed if s.index == e.index)}
+        for e in active or []
+    ]
+    return {"$schema": SCHEMA, "version": VERSION, "runs": runs, "properties": {"suppressions": entries}}
