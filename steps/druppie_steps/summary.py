@@ -32,7 +32,7 @@ KEY_RESULTS = {
     "druppie-git-clone": ("commit", "url"),
     "git-clone": ("commit", "url"),
     "druppie-test": ("passed", "failed", "skipped", "coverage"),
-    "druppie-scan": ("critical", "high", "medium", "low"),
+    "druppie-scan": ("critical", "high", "medium", "low", "suppressed"),
     "druppie-build": ("IMAGE_URL", "IMAGE_DIGEST"),
     "druppie-tag-commit": ("commit", "changed", "previous-tag"),
     "druppie-flux-reconcile-wait": ("applied-revision", "reason"),
@@ -209,6 +209,15 @@ def _result(rows: list[Row], task_ref: str, name: str) -> str:
     return next((r.results[name] for r in rows if r.task_ref == task_ref and r.results.get(name)), "")
 
 
+def suppressions(rows: list[Row]) -> list[str]:
+    """``<task> suppressions: <the scan's active exceptions>`` for every scan that had any."""
+    return [
+        f"{r.task} suppressions: {r.results['suppressions']}"
+        for r in rows
+        if r.task_ref == "druppie-scan" and r.results.get("suppressions")
+    ]
+
+
 def summary_text(rows: list[Row], namespace: str) -> str:
     """The one line: on success what was built and deployed, on failure where it stopped and why."""
     status = overall_status(rows)
@@ -229,8 +238,10 @@ def summary_text(rows: list[Row], namespace: str) -> str:
             said.append(f"GitOps commit {gitops[:12]}")
     if applied:
         said.append(f"Flux applied {short(applied)}")
+    # Exceptions the app made to its own scan are part of what happened, whatever the outcome.
+    excepted = "".join(f"; {line}" for line in suppressions(rows))
     if status == "Succeeded":
-        return one_line(f"Succeeded: {', '.join(said) or 'every task succeeded'}", 1000)
+        return one_line(f"Succeeded: {', '.join(said) or 'every task succeeded'}{excepted}", 1000)
     failed = failed_rows(rows)
     not_run = [r.task for r in rows if r.status == "None"]
     where = ", ".join(f"{r.task} ({r.reason or 'Failed'})" for r in failed) or "no task failed, but not every task ran"
@@ -239,7 +250,7 @@ def summary_text(rows: list[Row], namespace: str) -> str:
         text += f"; {', '.join(said)}"
     if not_run:
         text += f"; not run: {', '.join(not_run)}"
-    return one_line(text, 1000)
+    return one_line(text + excepted, 1000)
 
 
 def summarise(
@@ -254,7 +265,10 @@ def summarise(
         "failed-reason": one_line("; ".join(f"{r.task}: {failure_reason(r, namespace)}" for r in failed), 1500),
         "summary": summary_text(rows, namespace),
     }
-    text = table(rows) + "\n\n" + results["summary"]
+    text = table(rows) + "\n"
+    for line in suppressions(rows):
+        text += f"\n{line}"
+    text += "\n" + results["summary"]
     for row in failed:
         text += f"\n{row.task} failed: {failure_reason(row, namespace)}"
     return text, results

@@ -223,6 +223,41 @@ def test_a_timeout_shows_tektons_reason_in_the_status_column():
     )
 
 
+def test_the_scans_active_suppressions_are_listed_in_the_log_and_the_summary():
+    """What the app excepted from its own scan is part of what happened, succeeded or not."""
+    excepted = (
+        "B602 tools/*.py until 2026-12-31 (2 findings); CVE-2024-35195 requirements.txt until 2027-01-15 (0 findings)"
+    )
+    scan = taskrun(
+        "scan",
+        results={
+            "critical": "0",
+            "high": "0",
+            "medium": "1",
+            "low": "0",
+            "info": "0",
+            "report": ".druppie/scan.sarif",
+            "suppressed": "2",
+            "suppressions": excepted,
+        },
+    )
+    text, results = s.summarise(statuses(), [CLONE, TEST_OK, scan, BUILD, TAG, WAIT], NS)
+    lines = text.splitlines()
+    assert lines[3].split()[3:] == ["critical=0", "high=0", "medium=1", "low=0", "suppressed=2"]
+    assert lines[7:] == ["", f"scan suppressions: {excepted}", results["summary"]]
+    assert results["summary"].endswith(f"Flux applied main@sha1:{APPS_SHA[:12]}; scan suppressions: {excepted}")
+
+    failed = taskrun("build", "Failed", message='"step-build" exited with code 1')
+    given = statuses(build="Failed Failed", tag_commit="None", flux_wait="None")
+    _, results = s.summarise(given, [CLONE, TEST_OK, scan, failed], NS)
+    assert results["summary"] == (
+        f"Failed at build (Failed); not run: tag-commit, flux-wait; scan suppressions: {excepted}"
+    )
+    # A scan with none says nothing about them.
+    _, results = s.summarise(statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT], NS)
+    assert "suppressions" not in results["summary"]
+
+
 def test_a_tag_that_was_already_there_or_newer_says_nothing_was_deployed():
     tag = taskrun(
         "tag-commit",
