@@ -28,7 +28,7 @@ from .gitops.git import (
     validate_branch,
     validate_repo_url,
 )
-from .gitops.image_edit import plan_image_update, safe_subdir
+from .gitops.image_edit import ENVS, check_inside, plan_image_update, validate_path
 from .gitops.imageref import is_older, validate_digest, validate_image_name, validate_tag
 
 DEFAULT_MESSAGE = "{app}: deploy {image}:{new_tag} (was {old_tag})"
@@ -64,7 +64,10 @@ def backoff_seconds(attempt: int) -> float:
 @option("--repo-url", required=True, help="GitOps repository (https://, ssh:// or git@host:path).")
 @option("--branch", default="main", help="Branch Flux follows.")
 @option(
-    "--path", "subdir", required=True, help="Folder in the repo that deploys the app, e.g. envs/prod/drone-service."
+    "--path",
+    "subdir",
+    required=True,
+    help="Folder in the repo that deploys the app, under envs/, e.g. envs/prod/drone-service.",
 )
 @option("--image", required=True, help="Image name as written in the manifests, without tag.")
 @option("--tag", required=True, help="New image tag, a semantic version (1.0.5 or v1.0.5).")
@@ -96,6 +99,11 @@ def backoff_seconds(attempt: int) -> float:
     help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).",
 )
 @flag_option("--allow-downgrade", default=False, help="Permit a lower tag than the current one (rollback).")
+@flag_option(
+    "--allow-path-outside-envs",
+    default=False,
+    help="Permit a --path outside envs/ (another repository layout); .., symbolic links out of it stay refused.",
+)
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys (id_*), known_hosts and config")
 @results_dir_option
@@ -115,6 +123,7 @@ def tag_commit(
     transient_retries: int,
     allow_plain_http: bool,
     allow_downgrade: bool,
+    allow_path_outside_envs: bool,
     basic_auth_dir: str,
     ssh_dir: str,
     results_dir: str | None,
@@ -123,7 +132,7 @@ def tag_commit(
     retry = TransientRetry(transient_retries, deadline=time.monotonic() + timeout.seconds)
     validate_repo_url(repo_url)
     validate_branch(branch)
-    subdir = safe_subdir(subdir)
+    subdir = validate_path(subdir, allow_path_outside_envs)
     validate_image_name(image)
     validate_tag(tag)
     pinned = validate_digest(digest)
@@ -150,6 +159,7 @@ def tag_commit(
             author_email,
             max_attempts,
             allow_downgrade,
+            "" if allow_path_outside_envs else ENVS,
         )
     write_results(results_dir, results)
     click.echo(summary_line("tag-commit", results))
@@ -167,10 +177,13 @@ def _promote(
     author_email: str,
     max_attempts: int,
     allow_downgrade: bool,
+    bound: str,
 ) -> dict[str, str]:
+    """``bound``: the folder every edit must stay in once symbolic links are followed (envs, or "" for the repo)."""
     attempt = 0
     while True:
         attempt += 1
+        check_inside(ws.path, subdir, bound)
         plan = plan_image_update(ws.path, subdir, image, tag, digest, include=ws.include)
         previous = plan.previous_tag
         if not plan.changed_files:
@@ -189,6 +202,7 @@ def _promote(
             )
             return _results(ws, ws.head(), changed=False, previous=previous)
 
+        check_inside(ws.path, subdir, bound, [e.path for e in plan.changed_files])
         plan.apply()
         subject = message.format(
             app=Path(subdir).name or image.rsplit("/", 1)[-1],

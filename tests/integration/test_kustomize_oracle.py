@@ -83,6 +83,8 @@ class Layout:
             "--tag",
             self.tag,
             *(("--digest", self.digest) if self.digest else ()),
+            # Layouts from elsewhere (apps/web, kustomize/, manifests/...) need the opt-in.
+            *(() if self.path.startswith("envs/") else ("--allow-path-outside-envs",)),
         )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.gitfaults import FaultyGitServer
 from tests.support.paths import EXAMPLE_APPS, TEST_TOKEN, TEST_USER
+from tests.support.repos import push_commit
 
 IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"
@@ -61,7 +62,7 @@ def test_adds_images_entry_when_resources_use_the_image(new_repo, run_step):
         "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - image: " + IMAGE + ":0.9.0\n"
     )
     repo = new_repo({"apps/api/kustomization.yaml": kust, "apps/api/deployment.yaml": deploy})
-    run = run_step(*args(repo, "1.0.0", path="apps/api"))
+    run = run_step(*args(repo, "1.0.0", "--allow-path-outside-envs", path="apps/api"))
     assert run.returncode == 0, run.output
     assert repo.read("apps/api/kustomization.yaml") == kust + f"images:\n  - name: {IMAGE}\n    newTag: 1.0.0\n"
     assert repo.read("apps/api/deployment.yaml") == deploy
@@ -74,7 +75,7 @@ def test_plain_manifest_updated_in_place(new_repo, run_step):
         f'    spec:\n      containers:\n      - name: app\n        image: "{IMAGE}:1.2.3"\n'
     )
     repo = new_repo({"plain/app/deploy.yaml": deploy, "other/deploy.yaml": deploy})
-    run = run_step(*args(repo, "v1.3.0", path="plain/app"))
+    run = run_step(*args(repo, "v1.3.0", path="plain/app"), env={"DRUPPIE_ALLOW_PATH_OUTSIDE_ENVS": "true"})
     assert run.returncode == 0, run.output
     assert repo.read("plain/app/deploy.yaml") == deploy.replace(":1.2.3", ":v1.3.0")
     assert repo.read("other/deploy.yaml") == deploy  # outside --path: untouched
@@ -572,3 +573,55 @@ def test_plain_http_without_credentials_is_fine(druppie_apps, run_step):
     run = run_step(*args(druppie_apps), "--repo-url", druppie_apps.url.replace("127.0.0.1", NOT_LOOPBACK))
     assert run.returncode == 0, run.output
     assert "plain http" not in run.stderr
+
+
+# --path stays under envs/ (issue 15): nothing outside it is edited or pushed unless explicitly allowed.
+
+FLUX_SYSTEM = "flux-system/kustomization.yaml"
+FLUX_KUST = f"resources: [gotk-components.yaml]\nimages:\n- name: {IMAGE}\n  newTag: 1.0.4\n"
+
+
+@pytest.fixture
+def apps_with_flux_system(druppie_apps):
+    """druppie-apps plus a flux-system folder that also names the image (what an attacker would edit)."""
+    push_commit(druppie_apps, {FLUX_SYSTEM: FLUX_KUST})
+    return druppie_apps
+
+
+@pytest.mark.parametrize("path", ["envs/prod/../../flux-system", "flux-system", "envs/prod/drone-service/../../.."])
+def test_a_path_outside_envs_is_refused_and_nothing_is_pushed(apps_with_flux_system, run_step, path):
+    repo = apps_with_flux_system
+    head, requests = repo.head(), repo.server.requests
+    run = run_step(*args(repo, path=path))
+    assert run.returncode == 2, run.output
+    assert run.stderr.strip().splitlines() == [run.stderr.strip().splitlines()[-1]]
+    assert run.stderr.startswith(f"error: invalid --path {path!r}: ")
+    assert repo.server.requests == requests  # refused before any network call
+    assert repo.head() == head and repo.read(FLUX_SYSTEM) == FLUX_KUST and run.results == {}
+
+
+def test_another_folder_only_with_the_opt_in(apps_with_flux_system, run_step):
+    repo = apps_with_flux_system
+    refused = run_step(*args(repo, path="flux-system"), env={"DRUPPIE_ALLOW_PATH_OUTSIDE_ENVS": "false"})
+    assert refused.returncode == 2 and "pass --allow-path-outside-envs" in refused.stderr
+    allowed = run_step(*args(repo, path="flux-system"), env={"DRUPPIE_ALLOW_PATH_OUTSIDE_ENVS": "true"})
+    assert allowed.returncode == 0, allowed.output
+    assert "newTag: 1.0.5" in repo.read(FLUX_SYSTEM)
+
+
+@pytest.mark.parametrize(
+    "symlinks,path",
+    [
+        ({"envs/prod/evil": "../../flux-system"}, "envs/prod/evil"),  # the folder is a link out of envs/
+        ({"envs/staging": ".."}, "envs/staging/flux-system"),  # a link higher up
+    ],
+)
+def test_a_symbolic_link_out_of_envs_is_refused_and_nothing_is_pushed(apps_with_flux_system, run_step, symlinks, path):
+    repo = apps_with_flux_system
+    head = push_commit(repo, symlinks=symlinks)
+    run = run_step(*args(repo, path=path))
+    assert run.returncode == 2, run.output
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: invalid --path {path!r}: it leads outside envs/ through a symbolic link"
+    )
+    assert repo.head() == head and repo.read(FLUX_SYSTEM) == FLUX_KUST and run.results == {}

@@ -15,18 +15,18 @@ def args(repo, path, tag="1.0.5", *extra):
 
 def test_non_semver_current_tag_is_replaced_with_a_warning(new_repo, run_step):
     kust = f"resources: [deployment.yaml]\nimages:\n- name: {IMAGE}\n  newTag: latest\n"
-    repo = new_repo({"apps/drone/kustomization.yaml": kust, "apps/drone/deployment.yaml": DEPLOY})
-    run = run_step(*args(repo, "apps/drone"))
+    repo = new_repo({"envs/prod/drone/kustomization.yaml": kust, "envs/prod/drone/deployment.yaml": DEPLOY})
+    run = run_step(*args(repo, "envs/prod/drone"))
     assert run.returncode == 0, run.output
     assert run.results["changed"] == "true" and run.results["previous-tag"] == "latest"
     assert (
         "the current tag latest is not a semantic version and cannot be ordered; replacing it with 1.0.5" in run.output
     )
-    assert repo.read("apps/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
+    assert repo.read("envs/prod/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
     # From here on the semver guard holds again.
-    stale = run_step(*args(repo, "apps/drone", "1.0.4"))
+    stale = run_step(*args(repo, "envs/prod/drone", "1.0.4"))
     assert stale.returncode == 0 and stale.results["changed"] == "false", stale.output
-    assert repo.read("apps/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
+    assert repo.read("envs/prod/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
 
 
 def test_overlay_over_a_base_outside_path_gets_an_images_entry(new_repo, run_step):
@@ -49,8 +49,8 @@ def test_overlay_over_a_base_outside_path_gets_an_images_entry(new_repo, run_ste
 
 def test_a_construct_that_cannot_be_edited_safely_fails_and_pushes_nothing(new_repo, run_step):
     kust = f"x-tag: &t 1.0.4\nimages:\n- name: {IMAGE}\n  newTag: *t\n"
-    repo = new_repo({"apps/drone/kustomization.yaml": kust})
-    run = run_step(*args(repo, "apps/drone"))
+    repo = new_repo({"envs/prod/drone/kustomization.yaml": kust})
+    run = run_step(*args(repo, "envs/prod/drone"))
     assert run.returncode == 1
-    assert "apps/drone/kustomization.yaml:4: 'newTag' is an alias or an anchor used elsewhere" in run.output
-    assert repo.read("apps/drone/kustomization.yaml") == kust and len(repo.log()) == 1
+    assert "envs/prod/drone/kustomization.yaml:4: 'newTag' is an alias or an anchor used elsewhere" in run.output
+    assert repo.read("envs/prod/drone/kustomization.yaml") == kust and len(repo.log()) == 1

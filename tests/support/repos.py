@@ -21,3 +21,30 @@ class Repo:
 
     def head(self) -> str:
         return self.server.log(self.name, fmt="%H")[0]
+
+
+def push_commit(
+    repo: Repo, files: dict[str, str] | None = None, symlinks: dict[str, str] | None = None, message: str = "change"
+) -> str:
+    """One more commit on ``repo``'s main: ``files`` written, ``symlinks`` (path -> target) made (replacing
+    a file there); returns its sha."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from localcluster.gitserver import COMMIT_ENV, run
+
+    with tempfile.TemporaryDirectory(prefix="druppie-commit-") as tmp:
+        work = Path(tmp)
+        run("git", "clone", "--quiet", str(repo.server.repo_path(repo.name)), str(work))
+        for rel, content in (files or {}).items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).write_text(content)
+        for rel, target in (symlinks or {}).items():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            (work / rel).unlink(missing_ok=True)  # a file replaced by a link
+            os.symlink(target, work / rel)
+        run("git", "add", "-A", cwd=work)
+        run("git", "commit", "--quiet", "-m", message, cwd=work, env=COMMIT_ENV)
+        run("git", "push", "--quiet", "origin", "HEAD:main", cwd=work)
+        return run("git", "rev-parse", "HEAD", cwd=work).stdout.strip()

@@ -1,12 +1,13 @@
 """The YAML image edit: exact text in, exact text out, every byte around the change kept."""
 
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from druppie_steps.core.errors import InvalidInputError, StepError
-from druppie_steps.gitops.image_edit import plan_image_update, safe_subdir
+from druppie_steps.gitops.image_edit import check_inside, plan_image_update, validate_path
 from druppie_steps.gitops.imageref import highest_tag, is_older
 
 IMAGE = "registry.example/druppie/drone-service"
@@ -183,20 +184,30 @@ def test_symlink_out_of_the_repo_is_refused(tmp_path):
         plan_image_update(tmp_path / "repo", "app", IMAGE, "1.0.5", None)
 
 
-@pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../b", "", "~/x", ".."])
-def test_paths_that_leave_the_repo_are_invalid(bad):
-    with pytest.raises(
-        InvalidInputError,
-        match=rf"^invalid --path {bad!r}: must be a folder inside the repository, "
-        "e.g. envs/prod/app$",
-    ):
-        safe_subdir(bad)
+@pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../b", "", "~/x", "..", "./", "a/./b", "a\\b", "a//b", "a/"])
+def test_paths_that_are_not_plain_folders_are_invalid_even_with_the_opt_in(bad):
+    with pytest.raises(InvalidInputError, match=rf"^invalid --path {re.escape(repr(bad))}: "):
+        validate_path(bad, allow_outside_envs=True)
 
 
-def test_clean_paths_are_normalized():
-    assert safe_subdir("envs/prod/./drone-service/") == "envs/prod/drone-service"
-    assert safe_subdir("envs\\prod\\drone-service") == "envs/prod/drone-service"
-    assert safe_subdir("./") == ""  # the repository's root
+def test_paths_are_taken_as_written_not_normalized():
+    assert validate_path("envs/prod/drone-service") == "envs/prod/drone-service"
+    assert validate_path("apps/web", allow_outside_envs=True) == "apps/web"
+    with pytest.raises(InvalidInputError, match=r"^invalid --path 'apps/web': outside envs/"):
+        validate_path("apps/web")
+
+
+def test_a_file_linked_out_of_the_bound_is_not_edited(tmp_path):
+    write(tmp_path, {"flux-system/kustomization.yaml": "x: 1\n", "envs/prod/app/deployment.yaml": "x: 1\n"})
+    link = tmp_path / "envs/prod/app/kustomization.yaml"
+    link.symlink_to("../../../flux-system/kustomization.yaml")
+    check_inside(tmp_path, "envs/prod/app", "envs", [tmp_path / "envs/prod/app/deployment.yaml"])
+    with pytest.raises(StepError, match=r"^envs/prod/app/kustomization.yaml is a symbolic link to .*/flux-system/"):
+        check_inside(tmp_path, "envs/prod/app", "envs", [link])
+    check_inside(tmp_path, "envs/prod/app", "", [link])  # inside the repository: the opt-in's bound
+    (tmp_path / "envs/evil").symlink_to("..")
+    with pytest.raises(InvalidInputError, match=r"^invalid --path 'envs/evil/flux-system': it leads outside envs/"):
+        check_inside(tmp_path, "envs/evil/flux-system", "envs")
 
 
 # ---- constructs the review found pushed wrong files with exit 0 ----------------------------

@@ -35,8 +35,7 @@ None when every folder is already there). ``ImagePlan.changed_files``, ``.previo
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -557,9 +556,56 @@ def _manifests_set(docs: list[Any], image: str, tag: str, digest: str | None) ->
     return bool(refs) and all(r.tag == tag and (not digest or r.digest == digest) for r in refs)
 
 
-def safe_subdir(value: str) -> str:
-    """``--path`` as a clean relative POSIX path that cannot leave the repository."""
-    cleaned = posixpath.normpath(value.strip().replace("\\", "/")) if value.strip() else ""
-    if not cleaned or value.startswith(("/", "~")) or cleaned == ".." or cleaned.startswith("../") or "\0" in value:
-        raise InvalidInputError(f"invalid --path {value!r}: must be a folder inside the repository, e.g. envs/prod/app")
-    return "" if cleaned == "." else cleaned
+ENVS = "envs"  # the folder of the environments: tag-commit writes under it only, unless told otherwise
+
+
+def validate_path(value: str, allow_outside_envs: bool = False) -> str:
+    """``--path`` as written, when it is a plain relative folder under ``envs/``; InvalidInputError otherwise.
+
+    Plain: relative, folders separated by ``/``, no ``..``, ``.`` or empty folder name (``//``, a
+    trailing ``/``), no backslash or control character. Nothing is normalised away, so what is
+    checked is what is used (``envs/prod/../../flux-system`` is refused, not read as ``flux-system``).
+    Under ``envs/``: ``envs/<environment>[/...]``, unless ``allow_outside_envs`` (the explicit opt-in
+    for another layout). Symbolic links are the clone's to check (``check_inside``).
+    """
+    text = value.strip()
+
+    def bad(why: str) -> InvalidInputError:
+        return InvalidInputError(f"invalid --path {value!r}: {why}")
+
+    if not text:
+        raise bad("must not be empty; give the app's folder, e.g. envs/prod/app")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise bad("a control character")
+    if "\\" in text:
+        raise bad("a backslash; separate folders with /")
+    if text.startswith(("/", "~")):
+        raise bad("must be relative to the repository's root, e.g. envs/prod/app")
+    parts = text.split("/")
+    for part, why in (("..", "'..' is not allowed"), ("", "an empty folder name (// or a trailing /)")):
+        if part in parts:
+            raise bad(why)
+    if "." in parts:
+        raise bad("'.' is not allowed")
+    if not allow_outside_envs and (parts[0] != ENVS or len(parts) < 2):
+        raise bad(
+            f"outside {ENVS}/: tag-commit writes only under {ENVS}/<environment>/...; "
+            "pass --allow-path-outside-envs for another folder"
+        )
+    return text
+
+
+def check_inside(root: Path, subdir: str, top: str, files: Iterable[Path] = ()) -> None:
+    """``root/subdir`` and ``files`` must lie under ``root/top`` ("" is the repository) once symbolic links
+    are followed: a link in the repository must not carry an edit out of it. InvalidInputError naming
+    --path when the folder leads out, StepError naming the file when a file does."""
+    bound = root.resolve() / top if top else root.resolve()
+    where = f"{top}/" if top else "the repository"
+    if not (root / subdir).resolve().is_relative_to(bound):
+        raise InvalidInputError(f"invalid --path {subdir!r}: it leads outside {where} through a symbolic link")
+    for path in files:
+        if not path.resolve().is_relative_to(bound):
+            raise StepError(
+                f"{path.relative_to(root)} is a symbolic link to {path.resolve()}, outside {where}: "
+                "not editing it; nothing written"
+            )
