@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,12 +21,13 @@ import click
 
 from .core import log
 from .core.errors import InvalidInputError, StepError
-from .core.options import Duration, option, results_dir_option, timeout_option, workspace_option
+from .core.options import Duration, flag_option, option, results_dir_option, timeout_option, workspace_option
 from .core.results import summary_line, write_results
 
 if TYPE_CHECKING:
     from .core.kube import KubeObject
     from .flux.status import Verdict
+    from .gitops.git import TransientRetry
 
 REREQUEST_PAUSE_SECONDS = 1.0
 
@@ -47,6 +47,11 @@ def now_stamp() -> str:
 @option(
     "--repo-url", default="", help="GitOps repo URL; lets a newer revision that contains the target count as reached."
 )
+@flag_option(
+    "--allow-plain-http",
+    default=False,
+    help="Permit credentials for --repo-url over http:// to a non-loopback host (an in-cluster git server).",
+)
 @workspace_option("--basic-auth", "basic_auth_dir", "Folder with .git-credentials and .gitconfig for --repo-url")
 @workspace_option("--ssh-directory", "ssh_dir", "Folder with ssh keys and known_hosts for --repo-url")
 @results_dir_option
@@ -57,6 +62,7 @@ def flux_wait(
     timeout: Duration,
     kubeconfig: str,
     repo_url: str,
+    allow_plain_http: bool,
     basic_auth_dir: str,
     ssh_dir: str,
     results_dir: str | None,
@@ -68,14 +74,19 @@ def flux_wait(
         target = parse_target(revision)
     except ValueError as err:
         raise InvalidInputError(str(err)) from err
-    if repo_url:
-        from .gitops.git import validate_repo_url
-
-        validate_repo_url(repo_url)
     started = time.monotonic()
     deadline = started + timeout.seconds
+    retry = None
+    if repo_url:
+        from .gitops.git import TransientRetry, check_plain_http, validate_repo_url
+
+        validate_repo_url(repo_url)
+        check_plain_http(repo_url, bool(basic_auth_dir), allow_plain_http)  # before any network call
+        retry = TransientRetry(deadline=deadline)
     with tempfile.TemporaryDirectory(prefix="druppie-flux-wait-") as scratch:
-        contains = Ancestry(repo_url, target, Path(scratch), basic_auth_dir, ssh_dir) if repo_url else no_ancestry
+        contains = (
+            Ancestry(repo_url, target, Path(scratch), basic_auth_dir, ssh_dir, retry) if repo_url else no_ancestry
+        )
         result = _wait(kustomization, namespace, target, deadline, kubeconfig or None, contains, repo_url)
     result["duration-seconds"] = f"{time.monotonic() - started:.1f}"
     write_results(results_dir, result)
@@ -83,11 +94,27 @@ def flux_wait(
 
 
 class Ancestry:
-    """Does commit X contain the target? Answered from a treeless partial clone (commits only)."""
+    """Does commit X contain the target? Answered from a treeless partial clone (commits only).
 
-    def __init__(self, url: str, target: str, scratch: Path, basic_auth_dir: str, ssh_dir: str) -> None:
+    The fetch is tag-commit's git (gitops/git.py): credentials from the workspaces only, killed at
+    the step's deadline, retried on a server error (``retry``); when it fails the answer is None
+    (unknown), with a warning that says why.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        target: str,
+        scratch: Path,
+        basic_auth_dir: str,
+        ssh_dir: str,
+        retry: TransientRetry | None = None,
+    ) -> None:
+        from .gitops.git import TransientRetry
+
         self.url, self.target, self.scratch = url, target, scratch
         self.auth = (basic_auth_dir or None, ssh_dir or None)
+        self.retry = retry or TransientRetry()
         self.answers: dict[str, bool | None] = {}
         self.env: dict[str, str] | None = None
 
@@ -103,30 +130,26 @@ class Ancestry:
         return self.answers[sha]
 
     def _ask(self, sha: str) -> bool | None:
-        from .gitops.git import git_environment
+        from .gitops.git import GitError, Workspace, git_environment
 
         if self.env is None:
             self.env = git_environment(self.scratch, *self.auth)
-        repo = self.scratch / "history.git"
-        if not repo.exists():
-            subprocess.run(["git", "init", "--quiet", "--bare", str(repo)], env=self.env, check=True)
-        # Commits only (no trees, no blobs): cheap even on a long history. Fetch the target too, so
-        # "not an ancestor" (False) differs from "unknown" (None).
-        fetch = subprocess.run(
-            ["git", "-C", str(repo), "fetch", "--quiet", "--filter=tree:0", self.url, sha, self.target],
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if fetch.returncode != 0:
-            log.warn(f"cannot fetch {sha[:12]} to check that it contains {self.target[:12]}")
+        repo = Workspace(self.scratch / "history.git", self.url, "", self.env, self.retry)
+        try:
+            if not repo.path.exists():
+                Workspace(self.scratch, self.url, "", self.env, self.retry).git(
+                    "init", "--quiet", "--bare", "history.git"
+                )
+            # Commits only (no trees, no blobs): cheap even on a long history. Fetch the target too, so
+            # "not an ancestor" (False) differs from "unknown" (None).
+            self.retry.run(
+                "fetch",
+                lambda: repo.git("fetch", "--quiet", "--no-tags", "--filter=tree:0", "--", self.url, sha, self.target),
+            )
+        except GitError as err:
+            log.warn(f"cannot fetch {sha[:12]} to check that it contains {self.target[:12]}: {err}")
             return None
-        check = subprocess.run(
-            ["git", "-C", str(repo), "merge-base", "--is-ancestor", self.target, sha],
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
+        check = repo.git("merge-base", "--is-ancestor", self.target, sha, check=False)
         return {0: True, 1: False}.get(check.returncode)
 
 

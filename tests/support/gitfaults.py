@@ -4,6 +4,7 @@ whose path matches (an HTTP status, or a connection reset), for the steps' retry
     server.fail_status, server.fail_path = 500, "git-receive-pack"  # every push answers 500
     server.fail_next(2, 503, "git-upload-pack")                      # the next 2 fetches answer 503
     server.reset_next(1, "git-receive-pack")                         # the next push: connection reset
+    server.hang_next(1, "git-upload-pack", 30)                       # the next fetch: no answer for 30 s
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
@@ -24,6 +26,7 @@ class Fault:
     count: int
     status: int
     path: str = ""
+    hang: float = 0.0  # seconds to hold the connection without a word, then close it
 
 
 class FaultyGitServer(GitServer):
@@ -45,6 +48,13 @@ class FaultyGitServer(GitServer):
         """The next ``count`` requests whose path contains ``path`` have their connection reset."""
         return self.fail_next(count, 0, path)
 
+    def hang_next(self, count: int, path: str = "", seconds: float = 30.0) -> Fault:
+        """The next ``count`` requests whose path contains ``path`` get no answer for ``seconds`` (a hung server)."""
+        fault = Fault(count, 0, path, hang=seconds)
+        with self._faults_lock:
+            self.faults.append(fault)
+        return fault
+
     def clear_faults(self) -> None:
         with self._faults_lock:
             self.faults.clear()
@@ -62,6 +72,10 @@ class FaultyGitServer(GitServer):
             handler.send_error(self.fail_status, "injected failure")
             return True
         fault = self.take_fault(handler.path)
+        if fault and fault.hang:
+            time.sleep(fault.hang)
+            handler.close_connection = True
+            return True
         if fault and fault.status:
             handler.send_error(fault.status, "injected failure")
             return True

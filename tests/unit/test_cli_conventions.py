@@ -196,6 +196,8 @@ def test_booleans_are_flags_with_their_negation(step):
         ("clone", "--allow-plain-http", False),
         ("tag-commit", "--allow-plain-http", False),
         ("tag-commit", "--allow-downgrade", False),
+        ("tag-commit", "--allow-path-outside-envs", False),
+        ("flux-wait", "--allow-plain-http", False),
         ("test", "--offline", False),
         ("build", "--tls-verify", True),
     ],
