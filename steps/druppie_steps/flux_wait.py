@@ -287,9 +287,7 @@ def _wait(
             raise StepError(
                 f"{ks_ref}: superseded by {verdict.revision}: {verdict.message}" + (f", {hint}" if hint else "")
             )
-        # A failure that names no revision (ArtifactFailed) is about what the source holds now.
-        failed = verdict.revision or ((last["source"].get("status") or {}).get("artifact") or {}).get("revision", "")
-        raise StepError(f"{ks_ref} failed for revision {failed}: {verdict.reason}: {_one_line(verdict.message)}")
+        raise StepError(failure_message(ks_ref, verdict, last["source"]))
     except WaitTimeoutError as timeout:
         if timeout.last is not None:
             last["ks" if timeout.last.get("kind") == "Kustomization" else "source"] = timeout.last
@@ -297,6 +295,13 @@ def _wait(
         raise StepError(
             f"timed out waiting for {ks_ref} to apply {target[:12]}; last conditions:\n{details}"
         ) from timeout
+
+
+def failure_message(ks_ref: object, verdict: Verdict, source: KubeObject) -> str:
+    """The one line of a Kustomization that failed: its revision, Flux's reason and Flux's message."""
+    # A failure that names no revision (ArtifactFailed) is about what the source holds now.
+    failed = verdict.revision or ((source.get("status") or {}).get("artifact") or {}).get("revision", "")
+    return f"{ks_ref} failed for revision {failed}: {verdict.reason}: {_one_line(verdict.message)}"
 
 
 def _one_line(text: str) -> str:
