@@ -85,5 +85,16 @@ def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomizatio
     ks["metadata"]["name"] = kustomization
     ks["spec"].update(targetNamespace=namespace, interval=ks_interval, retryInterval="5s")
     ks["spec"]["sourceRef"]["name"] = name
-    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]}))
+    ks["spec"]["serviceAccountName"] = kustomization
+    items = [repo, ks, *tenant(namespace, kustomization)]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     return app
+
+
+def tenant(namespace: str, account: str) -> list[dict]:
+    """flux/'s tenant ServiceAccount and RoleBinding for a Kustomization ``account`` into ``namespace``."""
+    sa, binding = yaml.safe_load_all((FLUX_DIR / "tenant-drone-service-prod.yaml").read_text())
+    sa["metadata"]["name"] = account
+    binding["metadata"].update(name=f"flux-{account}", namespace=namespace)
+    binding["subjects"][0]["name"] = account
+    return [sa, binding]

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from localcluster.gitserver import COMMIT_ENV, run
 from testbed.fluxapp import condition
 from testbed.kubewatch import KubectlWatch
@@ -724,3 +726,54 @@ def test_kustomization_stalled_on_an_invalid_health_check_expression_fails_at_on
     last = result.stderr.strip().splitlines()[-1]
     assert f"failed for revision {head}: InvalidCELExpression:" in last, result.stderr
     record("kustomization-stalled", flux_app.ks())
+
+
+def _add_to_the_apps_folder(app, tmp_path: Path, name: str, content: str) -> str:
+    """Commit ``content`` as a new file of the app's folder, listed in its kustomization, and push it."""
+    folder = "envs/prod/drone-service"
+    kustomization = flux_app_file(app, f"{folder}/kustomization.yaml")
+    work = tmp_path / "clone"
+    run("git", "clone", "--quiet", app.repo_url, str(work))
+    (work / folder / name).write_text(content)
+    (work / folder / "kustomization.yaml").write_text(
+        kustomization.replace("resources:\n", f"resources:\n  - {name}\n")
+    )
+    run("git", "-C", str(work), "add", "-A")
+    run("git", "-C", str(work), "commit", "--quiet", "-m", f"add {name}", env=COMMIT_ENV)
+    run("git", "-C", str(work), "push", "--quiet", "origin", "main")
+    return run("git", "-C", str(work), "rev-parse", "HEAD").stdout.strip()
+
+
+ESCALATIONS = {
+    "cluster-role-binding": ("ClusterRoleBinding",
+                             "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+                             "metadata:\n  name: {name}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n"
+                             "  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n  - kind: ServiceAccount\n"
+                             "    name: default\n    namespace: {namespace}\n"),
+    # kustomize renames a Namespace to the target namespace, so a namespaced object never leaves it;
+    # what remains is anything cluster-wide.
+    "cluster-role": ("ClusterRole", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n"
+                     "  name: {name}\nrules:\n  - apiGroups: ['*']\n    resources: ['*']\n    verbs: ['*']\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(ESCALATIONS))
+def test_a_commit_that_reaches_beyond_the_apps_namespace_is_refused_and_flux_wait_names_it(flux_app, tmp_path, case):
+    """Pushing to druppie-apps is not cluster-admin: kustomize-controller applies the app's folder as
+    the Kustomization's own ServiceAccount (flux/'s tenant file: admin of the app's namespace only)."""
+    flux_app.wait_ready()
+    kind, template = ESCALATIONS[case]
+    name = f"evil-{flux_app.namespace}"
+    sha = _add_to_the_apps_folder(
+        flux_app, tmp_path, "evil.yaml", template.format(name=name, namespace=flux_app.namespace)
+    )
+    started = time.monotonic()
+    result = flux_wait(flux_app, sha, timeout="3m")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"failed for revision main@sha1:{sha}: ReconciliationFailed:" in last, last
+    assert f"{kind}/{name}" in last and "forbidden" in last, last
+    assert f"system:serviceaccount:flux-system:{flux_app.kustomization}" in last, last
+    assert time.monotonic() - started < 120, "must fail fast, not wait out its timeout"
+    assert flux_app.cluster.kubectl("get", kind.lower(), name, check=False).returncode != 0  # nothing created
+    record(f"kustomization-forbidden-{case}", flux_app.ks())

@@ -54,7 +54,7 @@ import yaml
 from localcluster.gitserver import COMMIT_ENV, GitServer, run, seed_repo
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
-from testbed.fluxapp import EXAMPLE_APPS, FluxApp, load_flux
+from testbed.fluxapp import EXAMPLE_APPS, FluxApp, load_flux, tenant
 from tests.support.e2e import BASE_REPO, ci_commands, offline_base, wait_for
 
 SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipelines/*/*/samples/*.yaml"))
@@ -390,8 +390,9 @@ class FluxTurns:
             self.app.kustomization,
             self.app.namespace,
         ), "flux/druppie-apps changed its names"
+        items = [repo, ks, *tenant(self.app.namespace, ks["spec"]["serviceAccountName"])]
         self.ctx.cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]})
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         )
         self.holder = s
 
