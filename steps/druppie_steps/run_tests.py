@@ -3,10 +3,23 @@
 A Python app (pyproject.toml, setup.py or requirements*.txt in --context) gets a fresh venv
 outside the workspace, filled by one pip resolve of its own project definition plus pytest (and
 pytest-cov for a coverage threshold), from the wheelhouse the image carries, an index, and an
-optional pip cache; then pytest runs in the app folder. The project is built from a copy of the
-source, so the workspace gets no build/ or *.egg-info. Any other app runs its tests with
---command (no shell). Either way a JUnit report lands at --report in the app folder, and the step
-fails on a failed test, on no test at all, and on coverage under the threshold.
+optional pip cache; then pytest runs. Any other app runs its tests with --command (no shell).
+Either way a JUnit report lands at --report under --output, and the step fails on a failed test,
+on no test at all, and on coverage under the threshold.
+
+Two phases, which the Task runs as two steps (``--phase install``, then ``--phase run``; ``all``
+does both in one process):
+
+- **install** makes the venv at ``--venv`` and installs the project into it, with the index and
+  its credentials (--index-url) and the pip cache. The project is built from a copy of the
+  source, so the workspace gets no build/ or *.egg-info.
+- **run** runs the tests with that venv and nothing of the install's settings: no index URL, no
+  pip variables; in the Task a step of its own, so the credentials are not in its environment or
+  in any process it can see in /proc.
+
+The source is only read (the Task mounts it read-only): the tests run in a fresh copy of it, with
+pytest's cache provider off, no bytecode written and coverage data in the scratch folder; what
+the tests write lands in the copy, and the copy is thrown away.
 """
 
 from __future__ import annotations
@@ -24,13 +37,15 @@ from pathlib import Path
 import click
 
 from .apptest import junit, process, pyenv
-from .apptest.project import detect, missing_message
+from .apptest.project import PythonProject, detect, missing_message
 from .core import log
 from .core.errors import InvalidInputError, StepError
 from .core.options import (
     Duration,
     flag_option,
     option,
+    output_folder,
+    output_option,
     results_dir_option,
     source_folder,
     source_option,
@@ -167,9 +182,13 @@ def _read_report(path: Path, shown: str) -> junit.Counts:
         raise StepError(f"cannot read the report {shown}: {err.strerror}") from err
 
 
-def _copy_for_build(source: Path, dest: Path) -> None:
-    """Copy the source workspace to build the project from, so pip and the build backend write
-    their build/, *.egg-info and bytecode there and not into the workspace."""
+PHASES = ("all", "install", "run")
+
+
+def _copy_source(source: Path, dest: Path, why: str = "build the project") -> None:
+    """Copy the source workspace to build the project from (pip and the build backend write their
+    build/, *.egg-info and bytecode there) or to run the tests in (whatever they write lands
+    there): never into the workspace."""
 
     def skip(folder: str, names: list[str]) -> set[str]:
         skipped = {n for n in names if n in SKIPPED_DIRS}
@@ -181,7 +200,7 @@ def _copy_for_build(source: Path, dest: Path) -> None:
         shutil.copytree(source, dest, symlinks=True, ignore=skip)
     except (shutil.Error, OSError) as err:
         detail = err.args[0][0][2] if isinstance(err, shutil.Error) and err.args and err.args[0] else err
-        raise StepError(f"cannot copy the source to build the project: {detail}") from err
+        raise StepError(f"cannot copy the source to {why}: {detail}") from err
 
 
 def _prepare_report(path: Path, shown: str) -> None:
@@ -194,31 +213,34 @@ def _prepare_report(path: Path, shown: str) -> None:
         raise StepError(f"cannot write the report {shown}: {err.strerror}") from err
 
 
-def _run_pytest(
+def _project(app: Path, label: str) -> PythonProject:
+    project = detect(app, label)
+    if project is None:
+        raise InvalidInputError(missing_message(app, label))
+    return project
+
+
+def _install(
     source: Path,
     context: str,
     app: Path,
     label: str,
+    venv_path: Path,
     scratch: Path,
-    report: Path,
-    shown: str,
-    pytest_args: list[str],
-    cov_fail_under: float,
+    tools: list[str],
     settings: pyenv.PipSettings,
     deadline: float,
     timeout_text: str,
-) -> Outcome:
-    project = detect(app, label)
-    if project is None:
-        raise InvalidInputError(missing_message(app, label))
+) -> None:
+    """The install phase: a fresh venv at ``venv_path`` with the project and the test tools."""
+    project = _project(app, label)
     for note in project.notes:
         log.warn(note)
-    tools = ["pytest"] + (["pytest-cov"] if cov_fail_under else [])
     log.progress(f"{label}: Python project: {project.describe()}; test tools: {', '.join(tools)}")
     if settings.cache_dir and not os.access(settings.cache_dir, os.W_OK):
         log.warn(f"the pip cache {settings.cache_dir} is not writable by uid {os.getuid()}; pip will not use it")
-    venv = pyenv.create(scratch, deadline - time.monotonic())
-    _copy_for_build(source, scratch / "src")
+    venv = pyenv.create(venv_path, scratch, deadline - time.monotonic())
+    _copy_source(source, scratch / "src")
     where = (
         f"offline from {settings.wheelhouse or 'no wheelhouse'}"
         if settings.offline
@@ -236,19 +258,38 @@ def _run_pytest(
         deadline,
         timeout_text,
     )
+    venv.write_marker(tools, project.describe())
     log.progress(
         f"installed in {installed.seconds:.1f}s" + (f"; {cached} downloads served by the pip cache" if cached else "")
     )
 
+
+def _run_pytest(
+    venv: pyenv.Venv,
+    copy: Path,
+    label: str,
+    scratch: Path,
+    report: Path,
+    shown: str,
+    pytest_args: list[str],
+    cov_fail_under: float,
+    deadline: float,
+    timeout_text: str,
+) -> Outcome:
+    """The run phase of a Python app: pytest with ``venv``, in ``copy`` (the app folder of a fresh copy)."""
     coverage_json = scratch / "coverage.json"
     argv = [str(venv.python), "-m", "pytest", f"--junitxml={report}", "-p", "no:cacheprovider"]
     if cov_fail_under:
         argv += ["--cov", "--cov-report=term", f"--cov-report=json:{coverage_json}"]
-    env = venv.environment(dict(os.environ))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in the workspace
+    env = pyenv.tests_environment(dict(os.environ))
+    env["VIRTUAL_ENV"] = str(venv.path)
+    env["PATH"] = f"{venv.path / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__, not even in the copy
     env["COVERAGE_FILE"] = str(scratch / ".coverage")
     log.progress(f"running: pytest {shlex.join(argv[4:] + pytest_args)}")
-    run = process.run(argv + pytest_args, cwd=app, env=env, deadline=deadline, what="pytest", timeout_text=timeout_text)
+    run = process.run(
+        argv + pytest_args, cwd=copy, env=env, deadline=deadline, what="pytest", timeout_text=timeout_text
+    )
     if not report.is_file():
         meaning = PYTEST_EXIT.get(run.returncode, "no report")
         said = run.last_line(r"(?i)\berror: ")
@@ -266,17 +307,12 @@ def _run_pytest(
     return outcome
 
 
-def _run_command(words: list[str], app: Path, report: Path, shown: str, deadline: float, timeout_text: str) -> Outcome:
+def _run_command(words: list[str], copy: Path, report: Path, shown: str, deadline: float, timeout_text: str) -> Outcome:
     argv = [w.replace(REPORT_PLACEHOLDER, str(report)) for w in words]
     log.progress(f"running: {shlex.join(argv)}")
-    run = process.run(
-        argv,
-        cwd=app,
-        env=pyenv.app_environment(dict(os.environ)),
-        deadline=deadline,
-        what="the test command",
-        timeout_text=timeout_text,
-    )
+    env = pyenv.tests_environment(dict(os.environ))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    run = process.run(argv, cwd=copy, env=env, deadline=deadline, what="the test command", timeout_text=timeout_text)
     if not report.is_file():
         log.info(
             f"the command wrote no report at {shown}: one test case for the whole command, "
@@ -320,10 +356,27 @@ def _log_summary(outcome: Outcome, cov_fail_under: float, shown: str) -> None:
     "--command",
     default="",
     help="Run this instead of pytest (for an app that is not Python): split like a shell would, "
-    "run without one, in the app folder; {report} becomes the JUnit path. Without a report "
-    "from it, the command counts as one test, passed or failed by its exit code.",
+    "run without one, in the app folder (of a copy of the source); {report} becomes the JUnit path. "
+    "Without a report from it, the command counts as one test, passed or failed by its exit code.",
 )
-@option("--report", default=DEFAULT_REPORT, help="Where the JUnit XML goes, relative to the app folder.")
+@option(
+    "--phase",
+    default="all",
+    help="install: make the venv at --venv and install the app into it (with the index and its "
+    "credentials); run: run the tests with that venv (without them); all: both, one after the other.",
+)
+@option(
+    "--venv",
+    default="",
+    help="Where the app's virtual environment is made (--phase install) and used (--phase run), "
+    "the same path for both; for --phase all a temporary folder unless given.",
+)
+@output_option
+@option(
+    "--report",
+    default=DEFAULT_REPORT,
+    help="Where the JUnit XML goes, relative to the app's folder (--context) under --output.",
+)
 @option("--pytest-args", default="", help="Extra pytest arguments, split like a shell would, e.g. '-m \"not slow\"'.")
 @option(
     "--cov-fail-under",
@@ -345,6 +398,9 @@ def run_tests(
     source: str,
     context: str,
     command: str,
+    phase: str,
+    venv: str,
+    output: str,
     report: str,
     pytest_args: str,
     cov_fail_under: float,
@@ -357,21 +413,86 @@ def run_tests(
 ) -> None:
     """Run the app's tests in its own environment; write a JUnit report and the counts as results."""
     deadline = time.monotonic() + timeout.seconds
+    phase = phase.strip().lower()
+    if phase not in PHASES:
+        raise InvalidInputError(f"invalid --phase {phase!r}: use all, install or run")
     source_dir = source_folder(source)  # absolute: the programs run elsewhere
     context = relative_path(context, "--context", "apps/drone-service")
     app = source_dir / context
     label = context or "."
     if not app.is_dir():
         raise InvalidInputError(f"invalid --context {label!r}: no such folder in the source {source}")
-    report_rel = relative_path(report, "--report", DEFAULT_REPORT)
-    if not report_rel:
-        raise InvalidInputError(f"invalid --report {report!r}: must name a file, e.g. {DEFAULT_REPORT}")
-    report_path = app / report_rel
-    shown = posixpath.join(context, report_rel) if context else report_rel
     words = split_words(command, "--command")
     extra = split_words(pytest_args, "--pytest-args")
     if words and (extra or cov_fail_under):
         raise InvalidInputError("--pytest-args and --cov-fail-under apply to pytest; with --command pass them in it")
+    if phase != "all" and not venv.strip():
+        raise InvalidInputError(f"--phase {phase} needs --venv, the folder the install and run phases share")
+    venv_path = Path(venv).absolute() if venv.strip() else None
+    tools = ["pytest"] + (["pytest-cov"] if cov_fail_under else [])
+
+    if phase == "install":
+        settings = _pip_settings(index_url, offline, wheelhouse, pip_cache)
+        if words:
+            log.info("--command runs the tests as the source has them: nothing to install")
+            return
+        if venv_path is None:  # checked above; for the type checker
+            raise InvalidInputError("--phase install needs --venv")
+        _check_fresh(venv_path, venv)
+        with tempfile.TemporaryDirectory(prefix="druppie-test-") as build_dir:
+            _install(
+                source_dir, context, app, label, venv_path, Path(build_dir), tools, settings, deadline, timeout.text
+            )
+        click.echo(summary_line("test", {"phase": "install", "venv": str(venv_path)}))
+        return
+
+    report_rel = relative_path(report, "--report", DEFAULT_REPORT)
+    if not report_rel:
+        raise InvalidInputError(f"invalid --report {report!r}: must name a file, e.g. {DEFAULT_REPORT}")
+    out = output_folder(output)
+    report_path = out / context / report_rel
+    shown = posixpath.join(context, report_rel) if context else report_rel
+    settings = _pip_settings(index_url, offline, wheelhouse, pip_cache) if phase == "all" else pyenv.PipSettings()
+    existing: pyenv.Venv | None = None
+    if phase == "run" and not words and venv_path is not None:
+        existing, installed = pyenv.existing(venv_path, venv)
+        missing = [t for t in tools if t not in installed]
+        if missing:
+            raise InvalidInputError(
+                f"invalid --venv {venv!r}: --phase install did not install {', '.join(missing)}; "
+                "give both phases the same --cov-fail-under"
+            )
+    elif phase == "all" and not words:
+        _project(app, label)  # a clear error before anything is made
+        if venv_path is not None:
+            _check_fresh(venv_path, venv)
+
+    with tempfile.TemporaryDirectory(prefix="druppie-test-") as tmp:
+        scratch = Path(tmp)
+        if phase == "all" and not words:
+            made = venv_path or scratch / "venv"
+            _install(source_dir, context, app, label, made, scratch, tools, settings, deadline, timeout.text)
+            existing, _ = pyenv.existing(made, str(made))
+        _copy_source(source_dir, scratch / "run", "run the tests in")
+        copy = scratch / "run" / context
+        _prepare_report(report_path, shown)
+        if words:
+            outcome = _run_command(words, copy, report_path, shown, deadline, timeout.text)
+        else:
+            if existing is None:  # made or checked above
+                raise StepError("no virtual environment to run the tests with")
+            outcome = _run_pytest(
+                existing, copy, label, scratch, report_path, shown, extra, cov_fail_under, deadline, timeout.text
+            )
+    results = outcome.results(shown)
+    write_results(results_dir, results)
+    _log_summary(outcome, cov_fail_under, shown)
+    click.echo(summary_line("test", results))
+    if outcome.problems:
+        raise StepError("; ".join(outcome.problems))
+
+
+def _pip_settings(index_url: str, offline: bool, wheelhouse: str | None, pip_cache: str) -> pyenv.PipSettings:
     settings = pyenv.PipSettings(
         wheelhouse=resolve_wheelhouse(wheelhouse),
         index_url=validate_index_url(index_url),
@@ -380,29 +501,12 @@ def run_tests(
     )
     if pip_cache and not Path(pip_cache).is_dir():
         raise InvalidInputError(f"invalid --pip-cache {pip_cache!r}: no such folder")
-    _prepare_report(report_path, shown)
+    return settings
 
-    with tempfile.TemporaryDirectory(prefix="druppie-test-") as scratch:
-        if words:
-            outcome = _run_command(words, app, report_path, shown, deadline, timeout.text)
-        else:
-            outcome = _run_pytest(
-                source_dir,
-                context,
-                app,
-                label,
-                Path(scratch),
-                report_path,
-                shown,
-                extra,
-                cov_fail_under,
-                settings,
-                deadline,
-                timeout.text,
-            )
-    results = outcome.results(shown)
-    write_results(results_dir, results)
-    _log_summary(outcome, cov_fail_under, shown)
-    click.echo(summary_line("test", results))
-    if outcome.problems:
-        raise StepError("; ".join(outcome.problems))
+
+def _check_fresh(path: Path, shown: str) -> None:
+    """The install phase makes a fresh environment: --venv must be missing or an empty folder."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InvalidInputError(
+            f"invalid --venv {shown!r}: not an empty folder; the install phase makes a fresh environment"
+        )

@@ -1,5 +1,6 @@
 """druppie-step test on the real example app and its failing variants, offline against a wheelhouse
 of exactly the pins the step image carries (steps/requirements-test-tools.txt), downloaded once.
+Every run leaves the source as it found it (tests/support/trees.py); reports go to --output.
 
 The pip cache is shown at work with a local PEP 503 index that serves the same wheels with the
 cache headers PyPI sends, and counts the wheel downloads.
@@ -26,7 +27,9 @@ import yaml
 
 from testbed.apps import APP, drone_app
 from tests.support.paths import REPO_ROOT, STEP, TEST_TOKEN, TEST_USER
+from tests.support.readonly import can_mount_read_only, read_only
 from tests.support.tekton_env import tekton_env
+from tests.support.trees import changes, snapshot
 
 TASK = REPO_ROOT / "tasks/druppie-test/0.1/druppie-test.yaml"
 PINS = REPO_ROOT / "steps/requirements-test-tools.txt"
@@ -71,18 +74,22 @@ class Run(NamedTuple):
     err: str
     results: dict[str, str]
     source: Path
+    reports: Path  # --output
+    changed: list[str]  # what the run changed in the source: nothing
 
 
 def _step(*args: str, source: Path, results: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
+    reports = results.parent / f"{results.name}-reports"
+    before = snapshot(source)
     proc = subprocess.run(
-        [str(STEP), "test", "--source", str(source), *args, "--results-dir", str(results)],
+        [str(STEP), "test", "--source", str(source), *args, "--output", str(reports), "--results-dir", str(results)],
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     found = {p.name: p.read_text() for p in results.iterdir()} if results.exists() else {}
-    return Run(proc.returncode, proc.stdout, proc.stderr, found, source)
+    return Run(proc.returncode, proc.stdout, proc.stderr, found, source, reports, changes(before, snapshot(source)))
 
 
 def _offline(root: Path, wheelhouse: Path, variant: str | None, *args: str, env: dict[str, str] | None = None) -> Run:
@@ -100,10 +107,6 @@ def _offline(root: Path, wheelhouse: Path, variant: str | None, *args: str, env:
         results=root / "results",
         env=env,
     )
-
-
-def _tree(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
 # Each scenario makes a venv and installs into it (seconds of pip), so the module starts those its
@@ -189,8 +192,8 @@ def task_and_cache_runs(started):
     return started("task_and_cache_runs")
 
 
-def test_the_example_app_passes_with_coverage_and_leaves_only_its_report(app_run):
-    rc, out, err, results, source = app_run
+def test_the_example_app_passes_with_coverage_and_leaves_its_source_alone(app_run):
+    rc, out, err, results, _, reports, changed = app_run
     assert rc == 0, err
     assert set(results) == DECLARED
     assert results == {
@@ -204,17 +207,17 @@ def test_the_example_app_passes_with_coverage_and_leaves_only_its_report(app_run
     assert out == (
         f"test: passed={APP_TESTS} failed=0 skipped=0 report=app/.druppie/junit.xml coverage={results['coverage']}\n"
     )
-    app = source / "app"
-    report = ET.parse(app / ".druppie" / "junit.xml").getroot()  # noqa: S314 - the report of our own fixture app
+    report = ET.parse(reports / results["report"]).getroot()  # noqa: S314 - the report of our own fixture app
     assert len(list(report.iter("testcase"))) == APP_TESTS
     assert "app: Python project: the project with extra test; test tools: pytest, pytest-cov" in err
     assert f"  passed    {APP_TESTS}\n" in err and "  coverage  " in err
-    # Built from a copy: no build/, *.egg-info, __pycache__, .pytest_cache or .coverage in the workspace.
-    assert _tree(app) - _tree(APP) == {".druppie", ".druppie/junit.xml"}
+    # Built from a copy and run in another: no build/, *.egg-info, __pycache__, .pytest_cache,
+    # .coverage or report in the workspace, not a byte changed.
+    assert changed == []
 
 
 def test_a_failing_test_fails_the_step_and_names_it(failing_test_run):
-    rc, _out, err, results, _ = failing_test_run
+    rc, _out, err, results, *_ = failing_test_run
     assert rc == 1
     assert err.splitlines()[-1] == "error: 1 of 6 tests failed: tests.test_fleet::test_the_whole_fleet_is_flying"
     assert results == {"passed": "5", "failed": "1", "skipped": "0", "report": "app/.druppie/junit.xml", "coverage": ""}
@@ -226,7 +229,7 @@ def test_a_failing_test_fails_the_step_and_names_it(failing_test_run):
 
 
 def test_no_tests_is_a_failure_not_a_pass(no_tests_run):
-    rc, _, err, results, _ = no_tests_run
+    rc, _, err, results, *_ = no_tests_run
     assert rc == 1
     assert err.splitlines()[-1] == (
         "error: no test ran: pytest collected no tests in app (exit code 5); "
@@ -236,7 +239,7 @@ def test_no_tests_is_a_failure_not_a_pass(no_tests_run):
 
 
 def test_a_broken_pyproject_is_one_line_before_anything_runs(tmp_path, wheelhouse):
-    rc, out, err, results, _ = _offline(tmp_path, wheelhouse, "broken-project")
+    rc, out, err, results, *_ = _offline(tmp_path, wheelhouse, "broken-project")
     assert rc == 1 and out == "" and results == {}
     assert err == (
         "error: app/pyproject.toml: invalid TOML: Expected newline or end of document after a "
@@ -245,7 +248,7 @@ def test_a_broken_pyproject_is_one_line_before_anything_runs(tmp_path, wheelhous
 
 
 def test_an_unsatisfiable_dependency_names_it(unsatisfiable_run, wheelhouse):
-    rc, _out, err, results, _ = unsatisfiable_run
+    rc, _out, err, results, *_ = unsatisfiable_run
     assert rc == 1 and results == {}
     assert err.splitlines()[-1] == (
         "error: pip could not install the project: No matching distribution found for "
@@ -255,7 +258,7 @@ def test_an_unsatisfiable_dependency_names_it(unsatisfiable_run, wheelhouse):
 
 
 def test_coverage_under_the_threshold_fails_after_the_tests_pass(coverage_under_run):
-    rc, _, err, results, _ = coverage_under_run
+    rc, _, err, results, *_ = coverage_under_run
     assert rc == 1
     assert results["passed"] == "1" and results["failed"] == "0"
     assert float(results["coverage"]) < 95
@@ -263,7 +266,7 @@ def test_coverage_under_the_threshold_fails_after_the_tests_pass(coverage_under_
 
 
 def test_a_pytest_usage_error_is_reported_with_pytests_words(usage_error_run):
-    rc, _, err, results, _ = usage_error_run
+    rc, _, err, results, *_ = usage_error_run
     assert rc == 1 and results == {}
     last = err.splitlines()[-1]
     assert last.startswith("error: pytest stopped with exit code 4 (usage error) before writing a report: ")
@@ -282,7 +285,7 @@ def test_command_that_writes_junit_where_told(tmp_path):
     app = drone_app(tmp_path / "src" / "app")
     (app / "ci").mkdir()
     (app / "ci" / "run.py").write_text(JUNIT_WRITER)
-    rc, _out, err, results, _ = _step(
+    rc, _out, err, results, _, reports, changed = _step(
         "--context",
         "app",
         "--command",
@@ -294,18 +297,20 @@ def test_command_that_writes_junit_where_told(tmp_path):
     )
     assert rc == 0, err
     assert results == {"passed": "2", "failed": "0", "skipped": "1", "report": "app/reports/unit.xml", "coverage": ""}
+    assert (reports / "app" / "reports" / "unit.xml").is_file() and changed == []
 
 
 @pytest.mark.parametrize("check,rc,counts", [("== 200", 0, ("1", "0")), ("== 500", 1, ("0", "1"))])
 def test_command_without_junit_is_one_test_case_by_exit_code(tmp_path, check, rc, counts):
     app = drone_app(tmp_path / "src" / "app")
     command = f"{sys.executable} -c \"from drone_service.app import route; assert route('/healthz')[0] {check}\""
-    code, _out, err, results, _ = _step(
+    code, _out, err, results, _, reports, changed = _step(
         "--context", "app", "--command", command, source=tmp_path / "src", results=tmp_path / "r"
     )
     assert code == rc, err
     assert (results["passed"], results["failed"]) == counts and set(results) == DECLARED
-    report = ET.parse(app / ".druppie" / "junit.xml").getroot()  # noqa: S314 - the report of our own fixture app
+    assert changed == [] and not (app / ".druppie").exists()
+    report = ET.parse(reports / "app" / ".druppie" / "junit.xml").getroot()  # noqa: S314 - our own fixture app
     (case,) = report.iter("testcase")
     assert case.get("name") == shlex.join(shlex.split(command))
     if rc:
@@ -315,13 +320,13 @@ def test_command_without_junit_is_one_test_case_by_exit_code(tmp_path, check, rc
 
 def test_command_not_found_and_timeout(tmp_path):
     drone_app(tmp_path / "src" / "app")
-    rc, _, err, _, _ = _step(
+    rc, _, err, *_ = _step(
         "--context", "app", "--command", "no-such-runner --all", source=tmp_path / "src", results=tmp_path / "r"
     )
     assert rc == 1 and err.splitlines()[-2].endswith("s] running: no-such-runner --all")
     assert err.splitlines()[-1] == "error: the test command: command not found: no-such-runner"
     started = time.monotonic()
-    rc, _, err, _, _ = _step(
+    rc, _, err, *_ = _step(
         "--context",
         "app",
         "--timeout",
@@ -393,32 +398,71 @@ class _IndexHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+# Tests the app gets in the Task's run: one writes where it runs (the copy), one tries the source.
+WRITING_TESTS = """import os
+import pathlib
+
+
+def test_a_test_may_write_where_it_runs():
+    pathlib.Path("written-by-a-test.txt").write_text("x")
+    pathlib.Path("drone_service", "__init__.py").write_text("# changed by a test\\n")
+
+
+def test_a_test_cannot_write_into_the_source():
+    target = pathlib.Path(os.environ["APP_SOURCE"], "apps", "drone-service", "drone_service", "__init__.py")
+    try:
+        target.write_text("# changed by a test\\n")
+    except OSError:
+        return
+    raise AssertionError(f"the source was writable: {target}")
+"""
+
+
+def _in_pod(argv: list[str], source: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A step's process as in its container: the source workspace read-only (Tekton's readOnly)."""
+    return subprocess.run(read_only(source, argv), capture_output=True, text=True, env=env, cwd=cwd, timeout=120)
+
+
 def _task_and_cache(root: Path, wheelhouse: Path):
-    """The Task's env as Tekton makes it (an index-url with a token in it, pip-cache bound), then a
-    second run with the same cache; the wheel downloads the index served after each."""
+    """The Task's two steps as Tekton makes them (an index-url with a token in it, pip-cache bound,
+    the source read-only), then a run of both phases at once with the same cache; the wheel
+    downloads the index served after each."""
     index = SimpleIndex(wheelhouse)
     try:
-        source, cache = root / "source", root / "pip-cache"
-        drone_app(source / "apps" / "drone-service")
+        source, cache, venv, reports = root / "source", root / "pip-cache", root / "venv", root / "reports"
+        app = drone_app(source / "apps" / "drone-service")
+        (app / "tests" / "test_writes.py").write_text(WRITING_TESTS)
         cache.mkdir()
+        home = root / "home"
+        home.mkdir()
+        before = snapshot(source)
         task = yaml.safe_load(TASK.read_text())
         with_token = index.url.replace("http://", f"http://{TEST_USER}:{TEST_TOKEN}@")
-        env = tekton_env(
-            task,
-            {"context": "apps/drone-service", "index-url": with_token},
-            {"source": str(source), "pip-cache": str(cache)},
-            str(root / "results"),
-        )
-        env["HOME"] = str(root)
-        proc = subprocess.run(
-            [str(STEP), *task["spec"]["steps"][0]["command"][1:]],
-            capture_output=True,
-            text=True,
-            env={"PATH": os.environ["PATH"], **env},
-            timeout=120,
-        )
-        results = {p.name: p.read_text() for p in (root / "results").iterdir()} if proc.returncode == 0 else {}
+        params = {"context": "apps/drone-service", "index-url": with_token}
+        workspaces = {"source": str(source), "pip-cache": str(cache), "reports": str(reports)}
+        procs, envs = {}, {}
+        for step in ("install", "run"):
+            env = tekton_env(task, params, workspaces, str(root / "results"), step=step)
+            assert env["DRUPPIE_VENV"] == "/druppie/venv"  # the emptyDir both steps mount
+            env |= {"DRUPPIE_VENV": str(venv), "HOME": str(home), "APP_SOURCE": str(source)}
+            envs[step] = env
+            procs[step] = _in_pod(
+                [str(STEP), *next(s for s in task["spec"]["steps"] if s["name"] == step)["command"][1:]],
+                source,
+                {"PATH": os.environ["PATH"], **env},
+                root,
+            )
+            if procs[step].returncode:
+                break
+        results = {p.name: p.read_text() for p in (root / "results").iterdir()} if (root / "results").exists() else {}
         first = list(index.downloads)
+        left = {
+            str(p.relative_to(root))
+            for folder in (venv, reports, home, cache)
+            for p in folder.rglob("*")
+            if p.is_file() and (TEST_TOKEN.encode() in p.read_bytes() or TEST_USER.encode() in p.read_bytes())
+        }
+        changed = changes(before, snapshot(source))
         second = _step(
             "--context",
             "apps/drone-service",
@@ -428,35 +472,63 @@ def _task_and_cache(root: Path, wheelhouse: Path):
             "",
             "--pip-cache",
             str(cache),
+            "--pytest-args",
+            "--deselect tests/test_writes.py::test_a_test_cannot_write_into_the_source",
             source=source,
             results=root / "results-2",
         )
-        return proc, results, first, second, list(index.downloads)
+        return procs, envs, results, first, left, changed, second, list(index.downloads)
     finally:
         index.shutdown()
         index.server_close()
 
 
-def test_task_env_runs_the_step(task_and_cache_runs):
-    proc, results, first, _, _ = task_and_cache_runs
-    assert proc.returncode == 0, proc.stderr
+needs_mounts = pytest.mark.skipif(not can_mount_read_only(), reason="needs unshare -m (root) for a read-only source")
+
+
+@needs_mounts
+def test_task_steps_install_with_the_token_and_run_without_it(task_and_cache_runs):
+    procs, envs, results, first, left, _, _, _ = task_and_cache_runs
+    assert procs["install"].returncode == 0, procs["install"].stderr
+    assert procs["run"].returncode == 0, procs["run"].stderr
     assert set(results) == DECLARED
     assert results == {
-        "passed": str(APP_TESTS),
+        "passed": str(APP_TESTS + 2),
         "failed": "0",
         "skipped": "0",
         "coverage": "",
         "report": "apps/drone-service/.druppie/junit.xml",
     }
-    assert "--index-url is plain http: pip trusts 127.0.0.1:" in proc.stderr
-    assert "http://***@127.0.0.1:" in proc.stderr  # pip's "Looking in indexes"
-    assert TEST_TOKEN not in proc.stdout + proc.stderr and TEST_USER not in proc.stdout + proc.stderr
+    install, run = procs["install"], procs["run"]
+    assert "--index-url is plain http: pip trusts 127.0.0.1:" in install.stderr
+    assert "http://***@127.0.0.1:" in install.stderr  # pip's "Looking in indexes"
     assert {"pytest-9.2.0-py3-none-any.whl", "setuptools-84.2.1-py3-none-any.whl"} <= set(first)
+    for proc in procs.values():
+        assert TEST_TOKEN not in proc.stdout + proc.stderr and TEST_USER not in proc.stdout + proc.stderr
+    # The token is in the install step's environment and nowhere the run step (the tests) can look:
+    # not its environment, not the venv, the reports, HOME or the pip cache.
+    assert TEST_TOKEN in envs["install"]["DRUPPIE_INDEX_URL"]
+    assert not [k for k, v in envs["run"].items() if TEST_TOKEN in v or "INDEX" in k]
+    assert left == set()
+    assert "installing into a fresh virtual environment" in install.stderr and "running: pytest" not in install.stderr
+    assert "running: pytest" in run.stderr and "pip:" not in run.stderr
 
 
+@needs_mounts
+def test_task_steps_leave_the_read_only_source_as_it_was(task_and_cache_runs):
+    """The source workspace is read-only (a bind mount here, as Tekton's readOnly): the tests ran in
+    a copy, so the one that wrote where it runs passed, the one that tried the source failed to
+    write it (and so passed), and not a byte of the source changed."""
+    procs, _, results, _, _, changed, _, _ = task_and_cache_runs
+    assert procs["run"].returncode == 0, procs["run"].stderr
+    assert results["passed"] == str(APP_TESTS + 2) and changed == []
+
+
+@needs_mounts
 def test_the_pip_cache_serves_the_next_run(task_and_cache_runs):
-    _, results, first, (rc, _, err, again, _), downloads = task_and_cache_runs
+    _, _, results, first, _, _, (rc, _, err, again, _, _, changed), downloads = task_and_cache_runs
     assert rc == 0, err
-    assert again == results
+    assert again == results | {"passed": str(APP_TESTS + 1)}  # the test that tries the source deselected
     assert downloads == first, "the second run downloaded wheels the cache had"
     assert re.search(r"installed in [\d.]+s; \d+ downloads served by the pip cache", err)
+    assert changed == []

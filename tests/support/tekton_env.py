@@ -5,13 +5,18 @@ from __future__ import annotations
 import re
 
 
-def tekton_env(task: dict, params: dict[str, str], workspaces: dict[str, str], results_dir: str) -> dict[str, str]:
-    """Substitute $(params.x) (defaults included) and $(workspaces.x.*) as the Tekton controller does."""
+def tekton_env(
+    task: dict, params: dict[str, str], workspaces: dict[str, str], results_dir: str, step: str | None = None
+) -> dict[str, str]:
+    """Substitute $(params.x) (defaults included) and $(workspaces.x.*) as the Tekton controller does,
+    in the env of the step named ``step`` (default: the first)."""
     values = {p["name"]: p.get("default") for p in task["spec"]["params"]} | params
     missing = [k for k, v in values.items() if v is None]
     assert not missing, f"required params not given: {missing}"
     env = {}
-    for e in task["spec"]["steps"][0]["env"]:
+    steps = task["spec"]["steps"]
+    chosen = steps[0] if step is None else next(s for s in steps if s["name"] == step)
+    for e in chosen["env"]:
 
         def sub(m: re.Match) -> str:
             kind, name, attr = m[1], m[2], m[3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -108,6 +109,7 @@ def test_command_report_is_one_case_that_reads_back(tmp_path):
 
 
 def _app(tmp_path: Path, files: dict[str, str]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
@@ -350,6 +352,21 @@ def test_the_app_gets_none_of_the_steps_python_settings_or_params():
     }
 
 
+def test_the_tests_get_no_pip_settings_either():
+    """An index URL with a token in PIP_INDEX_URL is the install's business, not the tests'."""
+    env = pyenv.tests_environment(
+        {
+            "PATH": "/bin",
+            "PIP_INDEX_URL": "https://u:tok@x/simple",
+            "PIP_EXTRA_INDEX_URL": "https://u:tok@y/simple",
+            "PIP_CACHE_DIR": "/cache",
+            "DRUPPIE_INDEX_URL": "https://u:tok@x/simple",
+            "HOME": "/tekton/home",
+        }
+    )
+    assert env == {"PATH": "/bin", "HOME": "/tekton/home"}
+
+
 def test_the_newest_bundled_pip_wheel_is_used(tmp_path, monkeypatch):
     import ensurepip
     import sysconfig
@@ -420,13 +437,70 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert not results.exists()
 
 
-def test_a_folder_without_a_project_is_a_clear_error(tmp_path, capsys):
-    (tmp_path / "web").mkdir()
-    assert main(["test", "--source", str(tmp_path), "--context", "web"]) == 2
-    assert capsys.readouterr().err == (
-        "error: web: no Python project here (no pyproject.toml, setup.py or "
-        "requirements.txt); for an app of another kind pass --command\n"
+def test_a_folder_without_a_project_is_a_clear_error_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    (tmp_path / "src" / "web").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # --output's default, the current folder
+    for phase in ("all", "install"):
+        assert main(["test", "--source", "src", "--context", "web", "--phase", phase, "--venv", "v"]) == 2
+        assert capsys.readouterr().err == (
+            "error: web: no Python project here (no pyproject.toml, setup.py or "
+            "requirements.txt); for an app of another kind pass --command\n"
+        )
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--phase", "test"], "error: invalid --phase 'test': use all, install or run"),
+        (["--phase", "install"], "error: --phase install needs --venv, the folder the install and run phases share"),
+        (["--phase", "run"], "error: --phase run needs --venv, the folder the install and run phases share"),
+        (
+            ["--phase", "run", "--venv", "{tmp}/nothing"],
+            "error: invalid --venv '{tmp}/nothing': no environment made by --phase install there; "
+            "run the install phase first (the Task's install step)",
+        ),
+        (
+            ["--phase", "install", "--venv", "{tmp}/app"],
+            "error: invalid --venv '{tmp}/app': not an empty folder; the install phase makes a fresh environment",
+        ),
+        (
+            ["--phase", "all", "--venv", "{tmp}/app"],
+            "error: invalid --venv '{tmp}/app': not an empty folder; the install phase makes a fresh environment",
+        ),
+    ],
+)
+def test_bad_phases_and_venvs_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    app = _app(tmp_path / "app", {"requirements.txt": ""})
+    results = tmp_path / "results"
+    argv = [a.format(tmp=tmp_path) for a in args]
+    assert (
+        main(["test", "--source", str(app), *argv, "--output", str(tmp_path / "out"), "--results-dir", str(results)])
+        == 2
     )
+    assert capsys.readouterr().err == message.format(tmp=tmp_path) + "\n"
+    assert not results.exists() and not (tmp_path / "out").exists()
+
+
+def test_the_run_phase_needs_the_tools_the_install_phase_installed(tmp_path, capsys):
+    app = _app(tmp_path / "app", {"requirements.txt": ""})
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    pyenv.Venv(venv, []).write_marker(["pytest"], "requirements.txt")
+    argv = ["test", "--source", str(app), "--phase", "run", "--venv", str(venv), "--output", str(tmp_path / "out")]
+    assert main([*argv, "--cov-fail-under", "80"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: invalid --venv '{venv}': --phase install did not install pytest-cov; "
+        "give both phases the same --cov-fail-under\n"
+    )
+
+
+def test_the_install_phase_of_a_command_has_nothing_to_do(tmp_path, capsys):
+    app = _app(tmp_path / "app", {})
+    argv = ["test", "--source", str(app), "--command", "make test", "--phase", "install", "--venv", str(tmp_path / "v")]
+    assert main(argv) == 0
+    assert "nothing to install" in capsys.readouterr().err and not (tmp_path / "v").exists()
 
 
 def test_coverage_threshold_range_is_checked_by_click(tmp_path, capsys):

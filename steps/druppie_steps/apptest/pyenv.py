@@ -7,11 +7,17 @@ the test runner. Without a bundled wheel the venv is made the ordinary way, pip 
 
 Nothing of the step's own environment reaches the app: PYTHONPATH (the step image puts its own
 packages there), VIRTUAL_ENV and every DRUPPIE_* variable (an index URL may carry a token) are
-dropped.
+dropped; the tests themselves (``tests_environment``) get no PIP_* variable either (pip's index
+and its credentials are the install's business).
+
+The venv can be made in one process and used in another (``--phase install``, then ``--phase run``
+in a second Tekton step, which never sees the index credentials): it is made at the path it is
+used from, and a marker file in it (``MARKER``) says what was installed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,7 +28,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import StepError
+from ..core.errors import InvalidInputError, StepError
 from . import process
 
 DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONEXECUTABLE")
@@ -33,6 +39,12 @@ PIP_QUIET_ENV = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1", "PIP
 def app_environment(base: dict[str, str]) -> dict[str, str]:
     """``base`` without the step's own Python settings and DRUPPIE_* parameters."""
     return {k: v for k, v in base.items() if k not in DROPPED_ENV and not k.startswith("DRUPPIE_")}
+
+
+def tests_environment(base: dict[str, str]) -> dict[str, str]:
+    """What the app's tests run with: ``app_environment`` without pip's settings (an index URL in
+    PIP_INDEX_URL or PIP_EXTRA_INDEX_URL may carry a token)."""
+    return {k: v for k, v in app_environment(base).items() if not k.startswith("PIP_")}
 
 
 def _version(wheel: Path) -> tuple[int, ...]:
@@ -69,10 +81,33 @@ class Venv:
         env["PATH"] = f"{self.path / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
         return env
 
+    def write_marker(self, tools: list[str], project: str) -> None:
+        """Record what the install phase put here, for the run phase to check."""
+        (self.path / MARKER).write_text(json.dumps({"tools": tools, "project": project}) + "\n", encoding="utf-8")
 
-def create(scratch: Path, deadline_seconds: float) -> Venv:
-    """A fresh venv in ``scratch``; StepError with the interpreter's own words when it cannot."""
-    path = scratch / "venv"
+
+MARKER = "druppie-test.json"
+
+
+def existing(path: Path, shown: str) -> tuple[Venv, list[str]]:
+    """The venv an install phase made at ``path`` and the test tools it installed; InvalidInputError
+    naming ``shown`` (the option's value) when there is none."""
+    try:
+        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+        tools = [str(t) for t in marker["tools"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InvalidInputError(
+            f"invalid --venv {shown!r}: no environment made by --phase install there; "
+            "run the install phase first (the Task's install step)"
+        ) from None
+    if not (path / "bin" / "python").exists():
+        raise InvalidInputError(f"invalid --venv {shown!r}: has no bin/python; run --phase install again")
+    return Venv(path, [str(path / "bin" / "python"), "-m", "pip"]), tools
+
+
+def create(path: Path, scratch: Path, deadline_seconds: float) -> Venv:
+    """A fresh venv at ``path`` (pip, if bundled, unpacked into ``scratch``); StepError with the
+    interpreter's own words when it cannot."""
     wheel = bundled_pip_wheel()
     argv = [sys.executable, "-m", "venv", *(["--without-pip"] if wheel else []), str(path)]
     try:
