@@ -14,6 +14,13 @@ Finding the revision, cheapest first:
    fetched into a scratch repository to find the full sha and the nearest branch or tag
    holding it; then the sha is fetched by id, or, when refused, that ref deep enough to reach it.
 
+The ``commit-depth`` result, the image version's patch number in druppie-ci-cd, is the number of
+commits on the first-parent chain from the root to the commit, the commit included (``git rev-list
+--count --first-parent``): one more for every commit or merge on a branch, whatever the committer
+clocks say, and never the same for two commits of one branch. Counting needs the history, not the
+files: the commit graph alone (``--filter=tree:0``) is fetched into the scratch repository (by id,
+else every branch and tag), so the checkout stays shallow and the cost is that of the commits.
+
 The folder ends up holding the checkout and nothing else: it is emptied first (the workspace
 may be reused), and emptied again on any failure, so a later step never sees half a checkout.
 """
@@ -54,6 +61,7 @@ _SSH_SCHEMES = ("ssh", "git+ssh", "ssh+git")
 _NO_REF = re.compile(r"couldn't find remote ref")
 _NOT_OURS = re.compile(r"not our ref")
 _REFUSED = re.compile(r"unadvertised object|allow(Reachable|Any|Tip)SHA1InWant")
+ALL_REFS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 
 
 class _MissingError(GitError):
@@ -214,13 +222,34 @@ class Fetcher:
         self.repo.git("remote", "add", "origin", public_url(self.url))  # for tools that read it; no secret
         return sha
 
+    def commit_depth(self, sha: str, depth: int) -> int:
+        """Commits on the first-parent chain from the root to ``sha``, ``sha`` included."""
+        if depth == 0:  # the whole history is in the checkout already
+            return self._first_parent_count(self.repo, sha)
+        graph = Workspace(self.scratch / "graph", self.url, "", self.repo.env, self.retry)
+        if not graph.path.exists():  # else the look-up fetched every branch and tag already
+            Workspace(self.scratch, self.url, "", self.repo.env, self.retry).git("init", "--quiet", "--bare", "graph")
+            try:
+                self.fetch(graph, "--filter=tree:0", "--", self.url, sha)
+            except _MissingError:  # not given by id (protocol v0): through the refs, as the look-up does
+                self.fetch(graph, "--filter=tree:0", "--", self.url, *ALL_REFS)
+        if self.commit_of(graph, sha) is None:
+            raise StepError(
+                f"cannot count the history of {sha[:12]}: {redact(self.url)} gave no commit graph holding it"
+            )
+        return self._first_parent_count(graph, sha)
+
+    @staticmethod
+    def _first_parent_count(ws: Workspace, sha: str) -> int:
+        return int(ws.git("rev-list", "--count", "--first-parent", "--end-of-options", sha).stdout)
+
     def _by_lookup(self, revision: str, depth: int, sha_refused: bool) -> str:
         """A short sha, or a sha the server will not give by id: find it in the commit graph of every
         branch and tag (commits only), then fetch it by id or through the nearest ref that holds it."""
         log.progress(f"looking up {revision} in the commit graph of every branch and tag of {self.url}")
         graph = Workspace(self.scratch / "graph", self.url, "", self.repo.env, self.retry)
         Workspace(self.scratch, self.url, "", self.repo.env, self.retry).git("init", "--quiet", "--bare", "graph")
-        self.fetch(graph, "--filter=tree:0", "--", self.url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+        self.fetch(graph, "--filter=tree:0", "--", self.url, *ALL_REFS)
         proc = graph.git("rev-parse", "--verify", "--end-of-options", f"{revision}^{{commit}}", check=False)
         if proc.returncode != 0:
             if "ambiguous" in proc.stderr:
@@ -313,9 +342,12 @@ def clone(
         prepare_folder(folder, delete_existing)
         try:
             log.progress(f"fetching {revision} of {url} (depth {depth or 'all'}) into {folder}")
-            sha = Fetcher(url, folder, Path(scratch), env, retry).checkout(revision, depth)
+            fetcher = Fetcher(url, folder, Path(scratch), env, retry)
+            sha = fetcher.checkout(revision, depth)
             date = Workspace(folder, url, "", env, retry).git("log", "-1", "--format=%ct", sha).stdout.strip()
-            results = {"commit": sha, "url": public_url(url), "committer-date": date}
+            count = fetcher.commit_depth(sha, depth)
+            log.progress(f"{sha[:12]} is commit {count} of its first-parent history")
+            results = {"commit": sha, "url": public_url(url), "committer-date": date, "commit-depth": str(count)}
             write_results(results_dir, results)
         except BaseException:
             try:

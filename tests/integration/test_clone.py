@@ -119,8 +119,13 @@ def test_branch_is_checked_out_shallow_and_detached(history, run_step, out):
     run = clone(run_step, repo.url, out)
     assert run.returncode == 0, run.output
     assert checked_out(out) == {"a.txt": "4\n", "keep/.gitkeep": ""}
-    assert run.results == {"commit": shas[-1], "url": repo.url, "committer-date": str(DATES[4])}
-    assert run.stdout.strip() == f"clone: commit={shas[-1]} url={repo.url} committer-date={DATES[4]}"
+    assert run.results == {
+        "commit": shas[-1],
+        "url": repo.url,
+        "committer-date": str(DATES[4]),
+        "commit-depth": "5",  # the seed and four commits
+    }
+    assert run.stdout.strip() == (f"clone: commit={shas[-1]} url={repo.url} committer-date={DATES[4]} commit-depth=5")
     assert git(out, "rev-list", "--count", "HEAD") == "1"  # depth 1: one commit, nothing more
     assert git(out, "rev-parse", "HEAD") == shas[-1]
     assert subprocess.run(["git", "-C", str(out), "symbolic-ref", "-q", "HEAD"]).returncode == 1  # detached
@@ -148,6 +153,7 @@ def test_branches_tags_and_the_default_branch(history, run_step, out, revision, 
     assert run.results["commit"] == shas[index] and git(out, "rev-parse", "HEAD") == shas[index]
     assert checked_out(out)["a.txt"] == f"{index}\n"
     assert git(out, "rev-list", "--count", "HEAD") == "1"
+    assert run.results["commit-depth"] == str(index + 1)
 
 
 def test_full_sha_of_an_older_commit_is_fetched_by_id(history, run_step, out):
@@ -155,7 +161,7 @@ def test_full_sha_of_an_older_commit_is_fetched_by_id(history, run_step, out):
     run = clone(run_step, repo.url, out, "--revision", shas[1])
     assert run.returncode == 0, run.output
     assert run.results["commit"] == shas[1] and checked_out(out)["a.txt"] == "1\n"
-    assert run.results["committer-date"] == str(DATES[1])
+    assert run.results["committer-date"] == str(DATES[1]) and run.results["commit-depth"] == "2"
     assert git(out, "rev-list", "--count", "HEAD") == "1"
     assert "looking up" not in run.stderr  # no fallback needed: the server gives it by id
 
@@ -166,6 +172,7 @@ def test_short_sha_is_looked_up_then_fetched_shallow(history, run_step, out):
     assert run.returncode == 0, run.output
     assert run.results["commit"] == shas[2] and checked_out(out)["a.txt"] == "2\n"
     assert f"looking up {shas[2][:7]} in the commit graph" in run.stderr
+    assert run.results["commit-depth"] == "3"
     assert git(out, "rev-list", "--count", "HEAD") == "1"
 
 
@@ -176,6 +183,7 @@ def test_depth(history, run_step, out, depth, count):
     assert run.returncode == 0, run.output
     assert git(out, "rev-list", "HEAD").split() == shas[::-1][:count]
     assert (out / ".git" / "shallow").exists() == (depth != "0")
+    assert run.results["commit-depth"] == "5"  # whatever the checkout's depth
 
 
 def test_files_are_group_writable_for_later_steps(history, run_step, out):
@@ -357,7 +365,12 @@ def test_ssh_directory_workspace(history, ssh_git_server, run_step, out, tmp_pat
     for revision, index in (("main", 4), (shas[1], 1)):
         run = clone(run_step, url, out, "--revision", revision, "--ssh-directory", str(workspace))
         assert run.returncode == 0, run.output
-        assert run.results == {"commit": shas[index], "url": url, "committer-date": str(DATES[index])}
+        assert run.results == {
+            "commit": shas[index],
+            "url": url,
+            "committer-date": str(DATES[index]),
+            "commit-depth": str(index + 1),
+        }
         assert git(out, "rev-list", "--count", "HEAD") == "1"
     key = (workspace / "id_ed25519").read_text().splitlines()[2]
     assert key not in run.output
@@ -400,6 +413,7 @@ def test_server_refusing_a_sha_by_id(history, ssh_git_server, run_step, out, tmp
     tip = {"main": 4, "release/1.0": 1, "v1.0.0": 2}[ref]
     assert f"does not give {shas[index][:12]} by id" in run.stderr
     assert git(out, "rev-list", "--count", "HEAD") == str(depth)
+    assert run.results["commit-depth"] == str(index + 1)
     # Fetched: the commits from the nearest ref down to the sha, and depth - 1 below it.
     objects = git(out, "cat-file", "--batch-all-objects", "--batch-check=%(objecttype)").split()
     assert objects.count("commit") == tip - index + depth
@@ -515,5 +529,82 @@ def test_task_env_runs_the_step_and_writes_the_declared_results(history, tmp_pat
     assert proc.returncode == 0, proc.stderr
     results = {p.name: p.read_text() for p in (tmp_path / "results").iterdir()}
     assert set(results) == {r["name"] for r in task["spec"]["results"]}
-    assert results == {"commit": shas[2], "url": repo.url, "committer-date": str(DATES[2])}
+    assert results == {"commit": shas[2], "url": repo.url, "committer-date": str(DATES[2]), "commit-depth": "3"}
     assert checked_out(workspace / "src")["a.txt"] == "2\n"
+
+
+# commit-depth: the image version's patch number, from the history, not from any clock.
+
+
+def commit_at(work: Path, message: str, date: str, files: dict[str, str] | None = None) -> str:
+    for rel, content in (files or {message.replace(" ", "-") + ".txt": message}).items():
+        (work / rel).write_text(content)
+    run("git", "add", "-A", cwd=work)
+    stamp = {"GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date}
+    run("git", "commit", "--quiet", "-m", message, cwd=work, env={**COMMIT_ENV, **stamp})
+    return git(work, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def working_copy(new_repo, tmp_path):
+    """A clone of a fresh one-commit repository to make history in; push(*refspecs) sends it."""
+    repo = new_repo({"seed.txt": "seed\n"})
+    work = tmp_path / "work"
+    run("git", "clone", "--quiet", str(repo.server.repo_path(repo.name)), str(work))
+
+    def push(*refspecs: str) -> None:
+        run("git", "push", "--quiet", "--force", "origin", *(refspecs or ("HEAD:main",)), cwd=work)
+
+    return repo, work, push
+
+
+def test_commit_depth_rises_by_one_per_commit_whatever_the_clocks_say(working_copy, run_step, out):
+    """A commit dated 2099 used to make every later version lower (never deployed); two in one second collided."""
+    repo, work, push = working_copy
+    shas = [
+        commit_at(work, "bad clock", "@4070908800 +0000"),  # 2099-01-01
+        commit_at(work, "fixed clock", "@1767225600 +0000"),
+        commit_at(work, "same second", "@1767225600 +0000"),
+        commit_at(work, "rebased on an old laptop", "@978307200 +0000"),  # 2001-01-01
+    ]
+    push()
+    depths, dates = [], []
+    for sha in shas:
+        result = clone(run_step, repo.url, out, "--revision", sha).results
+        depths.append(int(result["commit-depth"]))
+        dates.append(int(result["committer-date"]))
+    assert depths == [2, 3, 4, 5]  # strictly rising: no collision, no going back
+    assert dates != sorted(dates) and dates[1] == dates[2]  # what the old version scheme was made of
+
+
+def test_commit_depth_counts_a_merge_once_along_the_first_parent(working_copy, run_step, out):
+    repo, work, push = working_copy
+    commit_at(work, "main 2", "@1767225600 +0000")
+    run("git", "checkout", "--quiet", "-b", "feature", cwd=work)
+    feature = [commit_at(work, f"feature {i}", "@1767225700 +0000") for i in range(3)]
+    run("git", "checkout", "--quiet", "main", cwd=work)
+    commit_at(work, "main 3", "@1767225800 +0000")
+    run("git", "merge", "--quiet", "--no-ff", "-m", "merge feature", "feature", cwd=work, env=COMMIT_ENV)
+    push("HEAD:main", "feature:feature")
+    merged = clone(run_step, repo.url, out)
+    assert merged.returncode == 0, merged.output
+    assert merged.results["commit-depth"] == "4"  # seed, main 2, main 3, the merge
+    on_feature = clone(run_step, repo.url, out, "--revision", feature[-1])
+    assert on_feature.results["commit-depth"] == "5"  # versions order along one branch only
+    assert git(out, "rev-list", "--count", "HEAD") == "1"  # the checkout stays shallow
+
+
+def test_commit_depth_costs_the_commits_not_the_files_of_the_history(working_copy, run_step, out, git_server):
+    """Thirty versions of a 200 kB file: the count fetches commits only (--filter=tree:0), the checkout
+    one version of the file."""
+    repo, work, push = working_copy
+    for i in range(30):
+        commit_at(work, f"version {i}", "@1767225600 +0000", {"big.txt": os.urandom(100_000).hex()})
+    push()
+    history = sum(p.stat().st_size for p in (repo.server.repo_path(repo.name) / "objects").rglob("*") if p.is_file())
+    assert history > 3_000_000
+    sent = git_server.bytes_sent
+    run = clone(run_step, repo.url, out)
+    assert run.returncode == 0, run.output
+    assert run.results["commit-depth"] == "31"
+    assert git_server.bytes_sent - sent < 400_000  # one version of big.txt (about 100 kB packed) and 31 commits
