@@ -4,6 +4,10 @@ Validate everything, clone the minimum, edit the YAML surgically, commit, push. 
 is rejected because the branch moved, start over on the new head (re-read, re-edit, re-check
 that nothing newer landed meanwhile) after a jittered exponential backoff, until the --timeout
 deadline: with many pipelines at once, time is the honest bound, a count is not. Never force-push.
+
+A build that is not deployed because a newer tag is there fails (exit 1, one line naming both
+versions) unless --allow-no-change says a non-deploy is fine; either way the results say so in
+words (``deployed``, ``reason``), so a summary never shows a green run that shipped nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import string
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -100,6 +105,11 @@ def backoff_seconds(attempt: int) -> float:
 )
 @flag_option("--allow-downgrade", default=False, help="Permit a lower tag than the current one (rollback).")
 @flag_option(
+    "--allow-no-change",
+    default=False,
+    help="Exit 0 when a newer tag is already there (deployed=false); without it that run fails.",
+)
+@flag_option(
     "--allow-path-outside-envs",
     default=False,
     help="Permit a --path outside envs/ (another repository layout); .., symbolic links out of it stay refused.",
@@ -123,6 +133,7 @@ def tag_commit(
     transient_retries: int,
     allow_plain_http: bool,
     allow_downgrade: bool,
+    allow_no_change: bool,
     allow_path_outside_envs: bool,
     basic_auth_dir: str,
     ssh_dir: str,
@@ -147,7 +158,7 @@ def tag_commit(
         env = git_environment(Path(scratch), basic_auth_dir or None, ssh_dir or None)
         log.progress(f"cloning {repo_url} ({branch}, only {subdir or 'the root'})")
         ws = Workspace.clone(repo_url, branch, subdir, Path(scratch) / "repo", env, retry)
-        results = _promote(
+        outcome = _promote(
             ws,
             subdir,
             image,
@@ -161,8 +172,18 @@ def tag_commit(
             allow_downgrade,
             "" if allow_path_outside_envs else ENVS,
         )
-    write_results(results_dir, results)
-    click.echo(summary_line("tag-commit", results))
+    write_results(results_dir, outcome.results)  # also when not deployed: the summary says why in words
+    if outcome.refusal and not allow_no_change:
+        raise StepError(outcome.refusal)
+    if outcome.refusal:
+        log.warn(f"{outcome.results['reason']} (--allow-no-change: not failing)")
+    click.echo(summary_line("tag-commit", outcome.results))
+
+
+@dataclass
+class Outcome:
+    results: dict[str, str]
+    refusal: str = ""  # why this build was not deployed, as the one error line; "" when it was
 
 
 def _promote(
@@ -178,7 +199,7 @@ def _promote(
     max_attempts: int,
     allow_downgrade: bool,
     bound: str,
-) -> dict[str, str]:
+) -> Outcome:
     """``bound``: the folder every edit must stay in once symbolic links are followed (envs, or "" for the repo)."""
     attempt = 0
     while True:
@@ -187,8 +208,9 @@ def _promote(
         plan = plan_image_update(ws.path, subdir, image, tag, digest, include=ws.include)
         previous = plan.previous_tag
         if not plan.changed_files:
-            log.info(f"{image}:{tag} is already set in {', '.join(plan.where)}; nothing to commit")
-            return _results(ws, ws.head(), changed=False, previous=previous)
+            where = ", ".join(plan.where)
+            log.info(f"{image}:{tag} is already set in {where}; nothing to commit")
+            return Outcome(_results(ws, ws.head(), False, previous, f"{tag} was already set in {where}"))
         older = is_older(tag, previous) if previous else False
         if older is None:
             log.warn(
@@ -200,7 +222,15 @@ def _promote(
                 f"{image} is already at {previous}, newer than {tag}: not downgrading "
                 f"(a newer build landed first; pass --allow-downgrade for a rollback)"
             )
-            return _results(ws, ws.head(), changed=False, previous=previous)
+            reason = f"not deployed: {subdir} already has {previous}, newer than {tag}"
+            return Outcome(
+                _results(ws, ws.head(), False, previous, reason, deployed=False),
+                refusal=(
+                    f"not deployed: {image}:{tag} is older than {previous}, which {subdir} already has "
+                    "(a newer build landed first, or the version went backwards); --allow-downgrade deploys it "
+                    "anyway (a rollback), --allow-no-change accepts that nothing is deployed"
+                ),
+            )
 
         check_inside(ws.path, subdir, bound, [e.path for e in plan.changed_files])
         plan.apply()
@@ -222,7 +252,9 @@ def _promote(
                 f"pushed {commit[:12]} to {ws.branch}: {image} {previous or 'none'} -> {tag} "
                 f"({', '.join(plan.where)}), attempt {attempt}"
             )
-            return _results(ws, commit, changed=True, previous=previous)
+            return Outcome(
+                _results(ws, commit, True, previous, f"deployed {tag} (was {previous or 'none'}) in {commit[:12]}")
+            )
         if not outcome.branch_moved:
             raise StepError(f"push to {ws.branch} rejected by the server: {outcome.detail}")
         left = ws.retry.remaining() - LAST_ATTEMPT_RESERVE_SECONDS
@@ -240,10 +272,15 @@ def _promote(
         ws.refresh()
 
 
-def _results(ws: Workspace, commit: str, changed: bool, previous: str) -> dict[str, str]:
+def _results(
+    ws: Workspace, commit: str, changed: bool, previous: str, reason: str, deployed: bool = True
+) -> dict[str, str]:
+    """``deployed``: the repository holds the asked tag now (pushed by us, or already there)."""
     return {
         "commit": commit,
         "revision": f"{ws.branch}@sha1:{commit}",
         "changed": "true" if changed else "false",
         "previous-tag": previous,
+        "deployed": "true" if deployed else "false",
+        "reason": reason,
     }

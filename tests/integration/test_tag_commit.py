@@ -36,9 +36,17 @@ def test_update_commits_only_the_new_tag(druppie_apps, run_step):
     )
     assert druppie_apps.read(f"{APP}/deployment.yaml") == deployment
     head = druppie_apps.head()
-    assert run.results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "true", "previous-tag": "1.0.4"}
+    assert run.results == {
+        "commit": head,
+        "revision": f"main@sha1:{head}",
+        "changed": "true",
+        "previous-tag": "1.0.4",
+        "deployed": "true",
+        "reason": f"deployed 1.0.5 (was 1.0.4) in {head[:12]}",
+    }
     assert run.stdout.strip() == (
-        f"tag-commit: commit={head} revision=main@sha1:{head} changed=true previous-tag=1.0.4"
+        f"tag-commit: commit={head} revision=main@sha1:{head} changed=true previous-tag=1.0.4 deployed=true "
+        f"reason=deployed 1.0.5 (was 1.0.4) in {head[:12]}"
     )
     message = druppie_apps.server.log(druppie_apps.name, fmt="%B")
     assert "drone-service: deploy registry.example/druppie/drone-service:1.0.5 (was 1.0.4)" in message[0]
@@ -50,9 +58,10 @@ def test_rerun_is_idempotent(druppie_apps, run_step):
     first = run_step(*args(druppie_apps))
     second = run_step(*args(druppie_apps))
     assert first.returncode == second.returncode == 0
-    assert second.results["changed"] == "false"
+    assert second.results["changed"] == "false" and second.results["deployed"] == "true"
     assert second.results["commit"] == first.results["commit"] == druppie_apps.head()
     assert second.results["previous-tag"] == "1.0.5"
+    assert second.results["reason"] == f"1.0.5 was already set in {KUSTOMIZATION} images[name={IMAGE}]"
     assert len(druppie_apps.log()) == 2
 
 
@@ -81,22 +90,38 @@ def test_plain_manifest_updated_in_place(new_repo, run_step):
     assert repo.read("other/deploy.yaml") == deploy  # outside --path: untouched
 
 
-def test_older_tag_never_overwrites_newer(druppie_apps, run_step):
+def test_older_tag_never_overwrites_newer_and_the_run_fails_saying_so(druppie_apps, run_step):
+    """Not a silent green: a build that is not deployed fails, naming both versions (issue 15)."""
     assert run_step(*args(druppie_apps, "1.0.7")).returncode == 0
     head = druppie_apps.head()
     stale = run_step(*args(druppie_apps, "1.0.6"))
-    assert stale.returncode == 0, stale.output
-    assert stale.results == {
+    assert stale.returncode == 1, stale.output
+    assert stale.stderr.strip().splitlines()[-1] == (
+        f"error: not deployed: {IMAGE}:1.0.6 is older than 1.0.7, which {APP} already has "
+        "(a newer build landed first, or the version went backwards); --allow-downgrade deploys it "
+        "anyway (a rollback), --allow-no-change accepts that nothing is deployed"
+    )
+    reason = f"not deployed: {APP} already has 1.0.7, newer than 1.0.6"
+    assert stale.results == {  # written all the same, for the summary to show in words
         "commit": head,
         "revision": f"main@sha1:{head}",
         "changed": "false",
         "previous-tag": "1.0.7",
+        "deployed": "false",
+        "reason": reason,
     }
-    assert re.search(r"warning: .*already at 1.0.7, newer than 1.0.6", stale.stderr)
-    assert druppie_apps.head() == head
+    assert druppie_apps.head() == head and "newTag: 1.0.7" in druppie_apps.read(KUSTOMIZATION)
+
+    accepted = run_step(*args(druppie_apps, "1.0.6", "--allow-no-change"))
+    assert accepted.returncode == 0, accepted.output
+    assert re.search(r"warning: .*already at 1.0.7, newer than 1.0.6", accepted.stderr)
+    assert accepted.results == stale.results and druppie_apps.head() == head
+    from_task = run_step(*args(druppie_apps, "1.0.6"), env={"DRUPPIE_ALLOW_NO_CHANGE": "true"})
+    assert from_task.returncode == 0 and from_task.results["deployed"] == "false"
 
     rollback = run_step(*args(druppie_apps, "1.0.6", "--allow-downgrade"))
     assert rollback.returncode == 0 and rollback.results["changed"] == "true"
+    assert rollback.results["deployed"] == "true"
     assert "newTag: 1.0.6" in druppie_apps.read(KUSTOMIZATION)
 
 
@@ -136,9 +161,11 @@ def test_rising_tags_for_one_image_end_at_the_highest(druppie_apps, run_step):
     tags = [f"1.1.{i}" for i in range(10)]
     with ThreadPoolExecutor(max_workers=10) as pool:
         runs = list(pool.map(lambda tag: run_step(*args(druppie_apps, tag)), tags))
-    assert [r.returncode for r in runs] == [0] * 10, [r.stderr for r in runs if r.returncode]
+    # A run that finds a newer tag fails (not deployed); every other one lands.
+    assert all(r.returncode == (0 if r.results["deployed"] == "true" else 1) for r in runs), [r.stderr for r in runs]
     assert "newTag: 1.1.9  #" in druppie_apps.read(KUSTOMIZATION)
     landed = [r for r in runs if r.results["changed"] == "true"]
+    assert all(r.results["deployed"] == "true" for r in landed) and runs[-1].results["deployed"] == "true"
     assert len(druppie_apps.log()) == 1 + len(landed)
     # The history only ever rises, each landed run's commit holds its own tag, and each refused run
     # saw a tag at least as new as its own.

@@ -25,7 +25,8 @@ def test_non_semver_current_tag_is_replaced_with_a_warning(new_repo, run_step):
     assert repo.read("envs/prod/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
     # From here on the semver guard holds again.
     stale = run_step(*args(repo, "envs/prod/drone", "1.0.4"))
-    assert stale.returncode == 0 and stale.results["changed"] == "false", stale.output
+    assert stale.returncode == 1 and stale.results["deployed"] == "false", stale.output
+    assert "error: not deployed: " in stale.stderr and "is older than 1.0.5" in stale.stderr
     assert repo.read("envs/prod/drone/kustomization.yaml") == kust.replace("latest", "1.0.5")
 
 

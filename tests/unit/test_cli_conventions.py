@@ -197,6 +197,7 @@ def test_booleans_are_flags_with_their_negation(step):
         ("tag-commit", "--allow-plain-http", False),
         ("tag-commit", "--allow-downgrade", False),
         ("tag-commit", "--allow-path-outside-envs", False),
+        ("tag-commit", "--allow-no-change", False),
         ("flux-wait", "--allow-plain-http", False),
         ("test", "--offline", False),
         ("build", "--tls-verify", True),
