@@ -236,18 +236,23 @@ class LocalCluster:
         failed = threading.Event()
         lock = threading.Lock()
 
-        def run(component: Component) -> None:
-            for need in component.needs:
+        def wait_for(needs: tuple[str, ...]) -> bool:
+            for need in needs:
                 while need in names and not ready[need].wait(0.05):
                     if failed.is_set():
-                        return
-            if failed.is_set():
+                        return False
+            return not failed.is_set()
+
+        def run(component: Component) -> None:
+            if not wait_for(component.prepare_needs):
                 return
-            began = time.monotonic()
             with lock:
                 self.ctx.state.components.append(component.name)
                 self.ctx.save()
             try:
+                component.prepare(self.ctx)
+                if not wait_for(component.needs):
+                    return
                 component.start(self.ctx)
                 component.ready(self.ctx)
             except BaseException:
@@ -257,7 +262,7 @@ class LocalCluster:
             with lock:
                 self.ctx.state.timings[component.name] = round(done - started, 2)
                 self.ctx.save()
-            log(f"{component.name} ready in {done - began:.1f}s (at {done - started:.1f}s)")
+            log(f"{component.name} ready at {done - started:.1f}s")
             ready[component.name].set()
 
         with ThreadPoolExecutor(max_workers=len(components), thread_name_prefix="component") as pool:
@@ -274,10 +279,13 @@ class LocalCluster:
         for component in [c for c in reversed(started) if c.stops_early] + [
             c for c in reversed(started) if not c.stops_early
         ]:
+            began = time.monotonic()
             try:
                 component.stop(self.ctx)
             except Exception as err:  # noqa: BLE001 - one component's failure must not keep the others running
                 log(f"stopping {component.name} failed: {err}")
+            if time.monotonic() - began > 2:
+                log(f"{component.name} stopped in {time.monotonic() - began:.1f}s")
         for name in list(self.ctx.state.pids):
             kill(self.ctx.state.pids.pop(name))
         self.ctx.state.components.clear()

@@ -4,6 +4,8 @@ A component is a small object with a name, the names of the components it needs 
 the cluster features that select it, and four methods:
 
 - ``missing()``   what its build cache (or the machine) lacks; empty when it can run
+- ``prepare(ctx)`` work that needs only ``prepare_needs`` (e.g. pushing its images to the
+                  registry), done while what ``needs`` names is still starting
 - ``start(ctx)``  start its processes or apply its objects
 - ``ready(ctx)``  return once it serves (a readiness signal: a health endpoint, a watch); where
                   start already waits, nothing
@@ -25,6 +27,8 @@ from .context import Context
 class Component:
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
+    # What prepare() needs ready; prepare runs as soon as these are, start once `needs` are too.
+    prepare_needs: ClassVar[tuple[str, ...]] = ()
     # The cluster runs this component only when it has all of these features
     # ("kubelet" or "kwok" node side, "tekton", "loop").
     features: ClassVar[frozenset[str]] = frozenset()
@@ -32,6 +36,9 @@ class Component:
 
     def missing(self) -> list[str]:
         return []
+
+    def prepare(self, ctx: Context) -> None:
+        """Work that needs only ``prepare_needs``; nothing by default."""
 
     def start(self, ctx: Context) -> None:
         raise NotImplementedError

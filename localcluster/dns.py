@@ -123,16 +123,22 @@ def manifests(image: str) -> list[dict]:
 
 class CoreDNS(Component):
     name = "coredns"
-    needs = ("registry", "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler")
+    prepare_needs = ("registry",)
+    needs = ("kube-apiserver",)
     features = frozenset({"kubelet", "loop"})
 
     def missing(self) -> list[str]:
         return [] if binary().is_file() else [str(binary())]
 
-    def start(self, ctx: Context) -> None:
+    def prepare(self, ctx: Context) -> None:
         refs = release.publish(ctx, "coredns", {PLACEHOLDER: release.Binary(binary(), "/coredns")},
                                toolchain()["COREDNS_VERSION"])  # fmt: skip
-        release.apply(ctx, self.name, release.resolve(manifests(PLACEHOLDER), refs))
+        docs = release.resolve(manifests(PLACEHOLDER), refs)
+        release.quick_probes(docs)
+        release.save(ctx, self.name, docs)
+
+    def start(self, ctx: Context) -> None:
+        release.apply(ctx, self.name)
 
     def ready(self, ctx: Context) -> None:
         ctx.rollout("kube-system", "coredns")

@@ -10,13 +10,16 @@ local-path-provisioner) name their image by the same kind of placeholder, so one
 
     images = {"ko://github.com/tektoncd/pipeline/cmd/controller": Binary(bin / "controller", "/ko-app/controller")}
     docs = resolve(load_config(config_dir), publish(ctx, "tektoncd/pipeline", images, version))
-    apply(ctx, "tekton", docs)
+    save(ctx, "tekton", docs)  # in prepare(), while the API server starts
+    apply(ctx, "tekton")      # in start()
     ctx.rollout("tekton-pipelines", "tekton-pipelines-controller")
 """
 
 from __future__ import annotations
 
+import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,8 @@ import yaml
 from .context import Context
 from .ociimage import File, build_layered, push
 
+# libyaml's loader where PyYAML has it: Tekton's CRDs take seconds to parse in pure Python.
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MIRROR = "registry.example"  # containerd pulls this host from the cluster registry (see node.py)
 KO_REFERENCE = re.compile(r"ko://[A-Za-z0-9._/-]+")
 
@@ -47,19 +52,32 @@ def load_config(config_dir: Path, skip: tuple[str, ...] = ()) -> list[dict]:
         rel = path.relative_to(config_dir).as_posix()
         if any(rel == s or (s.endswith("/") and rel.startswith(s)) for s in skip):
             continue
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += [d for d in yaml.load_all(path.read_text(), Loader=SafeLoader) if d]
     return docs
 
 
 def publish(ctx: Context, repository: str, images: dict[str, Binary], tag: str) -> dict[str, str]:
-    """Build and push each image; placeholder -> ``registry.example/<repository>/<name>@<digest>``."""
-    refs = {}
-    for placeholder, image in images.items():
+    """Build and push each image, side by side; placeholder -> ``registry.example/<repository>/<name>@<digest>``."""
+
+    def one(image: Binary) -> str:
         name = image.source.name
         built = build_layered([File(image.path, image.source)], [image.path], user=image.user, env=list(image.env))
-        digest = push(built, ctx.registry, f"{repository}/{name}", tag)
-        refs[placeholder] = f"{MIRROR}/{repository}/{name}@{digest}"
-    return refs
+        return f"{MIRROR}/{repository}/{name}@{push(built, ctx.registry, f'{repository}/{name}', tag)}"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(images, pool.map(one, images.values()), strict=True))
+
+
+def quick_probes(docs: list[dict]) -> None:
+    """Probe the release's Deployments every second from the first (the releases wait 5 s, then
+    every 10 s): the same checks, answered sooner, so a local cluster is up in seconds, not tens."""
+    for doc in docs:
+        if doc.get("kind") != "Deployment":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            for probe in ("readinessProbe", "startupProbe"):
+                if probe in container:
+                    container[probe].update(initialDelaySeconds=0, periodSeconds=1)
 
 
 def resolve(docs: list[dict], refs: dict[str, str]) -> list[dict]:
@@ -89,14 +107,18 @@ def resolve(docs: list[dict], refs: dict[str, str]) -> list[dict]:
     return resolved  # type: ignore[return-value]
 
 
-def apply(ctx: Context, name: str, docs: list[dict]) -> None:
-    """Apply a release: its CRDs first (and wait until they are established), then the rest, server-side.
+def save(ctx: Context, name: str, docs: list[dict]) -> None:
+    """Keep a component's resolved release in its folder (prepare writes it, apply reads it; and
+    it shows what the cluster runs)."""
+    (ctx.component_dir(name) / "release.json").write_text(json.dumps(docs, indent=1))
 
-    The applied YAML is kept in the component's folder, to read what the cluster runs."""
+
+def apply(ctx: Context, name: str) -> None:
+    """Apply the release ``save`` kept: its CRDs first (and wait until they are established),
+    then namespaces, then the rest, server-side."""
+    docs = json.loads((ctx.component_dir(name) / "release.json").read_text())
     crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
     rest = [d for d in docs if d.get("kind") != "CustomResourceDefinition"]
-    folder = ctx.component_dir(name)
-    (folder / "release.yaml").write_text(yaml.safe_dump_all(crds + rest, sort_keys=False))
     if crds:
         ctx.apply(crds, server_side=True)
         names = [f"crd/{d['metadata']['name']}" for d in crds]

@@ -55,14 +55,15 @@ def manifests(volumes: Path, helper_image: str) -> list[dict]:
 
 class LocalPath(Component):
     name = "local-path"
-    needs = ("registry", "kubelet", "kube-controller-manager", "kube-scheduler")
+    prepare_needs = ("registry",)
+    needs = ("kube-apiserver",)
     features = frozenset({"kubelet", "tekton"})
 
     def missing(self) -> list[str]:
         binary = release_dir() / "local-path-provisioner"
         return [] if binary.is_file() else [str(binary)]
 
-    def start(self, ctx: Context) -> None:
+    def prepare(self, ctx: Context) -> None:
         volumes = ctx.component_dir("local-path") / "volumes"
         volumes.mkdir(exist_ok=True)
         helper = f"{release.MIRROR}/druppie/busybox@{push(busybox_image(), ctx.registry, 'druppie/busybox', 'root')}"
@@ -70,7 +71,10 @@ class LocalPath(Component):
             release_dir() / "local-path-provisioner", "/usr/bin/local-path-provisioner", user="", env=("PATH=/usr/bin",)
         )
         refs = release.publish(ctx, "rancher", {PLACEHOLDER: binary}, toolchain()["LOCAL_PATH_VERSION"])
-        release.apply(ctx, self.name, release.resolve(manifests(volumes, helper), refs))
+        release.save(ctx, self.name, release.resolve(manifests(volumes, helper), refs))
+
+    def start(self, ctx: Context) -> None:
+        release.apply(ctx, self.name)
 
     def ready(self, ctx: Context) -> None:
         ctx.rollout("local-path-storage", "local-path-provisioner")

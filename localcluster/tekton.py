@@ -57,7 +57,9 @@ def _adjust(docs: list[dict], shell: str) -> None:
 
 class Tekton(Component):
     name = "tekton"
-    needs = ("registry", "kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler")
+    prepare_needs = ("registry",)
+    # Applied once the API server answers; its pods start when the node is there (ready() waits).
+    needs = ("kube-apiserver",)
     features = frozenset({"kubelet", "tekton"})
 
     def missing(self) -> list[str]:
@@ -65,12 +67,16 @@ class Tekton(Component):
         found = [str(p) for p in paths if not p.is_file()]
         return found + ([] if BUSYBOX.is_file() else ["busybox-static (Debian package)"])
 
-    def start(self, ctx: Context) -> None:
+    def prepare(self, ctx: Context) -> None:
         images = {KO_PREFIX + c: release.Binary(release_dir() / "bin" / c, f"/ko-app/{c}") for c in COMMANDS}
         refs = release.publish(ctx, "tektoncd/pipeline", images, toolchain()["TEKTON_PIPELINE_VERSION"])
         docs = release.resolve(release.load_config(release_dir() / "config", SKIPPED), refs)
         _adjust(docs, shell_image(ctx))
-        release.apply(ctx, self.name, docs)
+        release.quick_probes(docs)
+        release.save(ctx, self.name, docs)
+
+    def start(self, ctx: Context) -> None:
+        release.apply(ctx, self.name)
 
     def ready(self, ctx: Context) -> None:
         ctx.rollout(NAMESPACE, *DEPLOYMENTS)

@@ -27,16 +27,25 @@ def release_dir() -> Path:
 
 class Triggers(Component):
     name = "triggers"
-    needs = ("tekton",)  # its Deployments live in Tekton's namespace
+    prepare_needs = ("registry",)
+    needs = ("kube-apiserver",)
     features = frozenset({"kubelet", "tekton", "loop"})
 
     def missing(self) -> list[str]:
         return [str(release_dir() / "bin" / c) for c in COMMANDS if not (release_dir() / "bin" / c).is_file()]
 
-    def start(self, ctx: Context) -> None:
+    def prepare(self, ctx: Context) -> None:
         images = {KO_PREFIX + c: release.Binary(release_dir() / "bin" / c, f"/ko-app/{c}") for c in COMMANDS}
         refs = release.publish(ctx, "tektoncd/triggers", images, toolchain()["TEKTON_TRIGGERS_VERSION"])
-        release.apply(ctx, self.name, release.resolve(release.load_config(release_dir() / "config"), refs))
+        docs = release.resolve(release.load_config(release_dir() / "config"), refs)
+        release.quick_probes(docs)
+        release.save(ctx, self.name, docs)
+
+    def start(self, ctx: Context) -> None:
+        # Its release has no Namespace: it lives in Tekton's, which Tekton's release may not have
+        # made yet (the two start side by side); Tekton's apply adds its labels to it later.
+        ctx.kubectl("create", "namespace", "tekton-pipelines", check=False)
+        release.apply(ctx, self.name)
 
     def ready(self, ctx: Context) -> None:
         ctx.rollout("tekton-pipelines", *DEPLOYMENTS)

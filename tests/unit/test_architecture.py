@@ -115,9 +115,10 @@ def test_the_graph_reader_sees_imports_inside_type_checking_and_functions(tmp_pa
 def test_every_component_needs_only_components_that_start_before_it():
     order = [c.name for c in cluster.COMPONENTS]
     for position, component in enumerate(cluster.COMPONENTS):
-        unknown = [n for n in component.needs if n not in order]
-        later = [n for n in component.needs if n in order and order.index(n) > position]
-        assert (unknown, later) == ([], []), component.name
+        for needs in (component.needs, component.prepare_needs):
+            unknown = [n for n in needs if n not in order]
+            later = [n for n in needs if n in order and order.index(n) > position]
+            assert (unknown, later) == ([], []), component.name
 
 
 def test_component_names_are_unique_and_each_has_the_interface():
@@ -125,7 +126,7 @@ def test_component_names_are_unique_and_each_has_the_interface():
     assert len(names) == len(set(names))
     for component in cluster.COMPONENTS:
         assert isinstance(component, Component)
-        for method in ("missing", "start", "ready", "stop"):
+        for method in ("missing", "prepare", "start", "ready", "stop"):
             assert callable(getattr(component, method)), (component.name, method)
 
 
