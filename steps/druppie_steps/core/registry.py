@@ -1,167 +1,223 @@
-"""Ask a container registry (OCI distribution API) what digest it serves for a tag.
+"""Ask a container registry whether it takes our login and what digest it serves for a tag.
 
 The build step checks what it hands over: after the push, the registry itself must serve the
-digest buildah reported. A few dozen lines of HTTP instead of one more tool in the image; the
-credentials come from the same docker config file buildah used, and never reach a log.
+digest buildah reported. Which login applies to a registry is containers/image's own lookup, the
+one buildah uses, through ``skopeo`` (``auths`` by host or URL, Docker Hub's
+``https://index.docker.io/v1/`` key and docker.io's other names, ``credHelpers``); no hand
+matching of config.json keys here. Docker's ``credsStore`` is the one form containers/image does
+not read (containers/image#111): ``containers_auth_file`` hands it over as the ``credHelpers``
+entry of the registry at hand, as Docker itself would use it. The credentials stay in the auth
+file and the helpers: never on a command line, in a log or in an error.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
+import contextlib
+import hashlib
 import json
 import re
 import ssl
+import subprocess
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+from . import tools
 from .errors import StepError
 
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
+DOCKER_HUB = "docker.io"  # containers/image's name of Docker Hub; its API is at registry-1.docker.io
+DOCKER_HUB_API = "registry-1.docker.io"
+SKOPEO_HINT = "the druppie-build image carries it; locally, install skopeo (apt-get install skopeo)"
+UNREACHABLE = re.compile(
+    r"connection refused|no such host|i/o timeout|network is unreachable|timeout|"
+    r"server gave HTTP response to HTTPS client|tls: |x509: ",
+    re.I,
 )
+REFUSED = re.compile(r"unauthorized|authentication required|denied|forbidden|invalid username/password", re.I)
+
+
+def registry_name(image: str) -> str:
+    """The registry of ``image`` as containers/image names it: ``host[:port]``, ``docker.io`` for Docker Hub."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return DOCKER_HUB if first in ("index.docker.io", DOCKER_HUB_API) else first
+    return DOCKER_HUB
 
 
 def split_image(image: str) -> tuple[str, str]:
-    """``host[:port]/path`` as (registry host, repository); Docker Hub names as docker.io's."""
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host, repo = first, rest
-    else:
-        host, repo = "registry-1.docker.io", image if rest else f"library/{image}"
-    return ("registry-1.docker.io" if host == "docker.io" else host), repo
-
-
-def credentials_for(host: str, auth_file: str | None) -> tuple[str, str] | None:
-    """(user, password) for ``host`` from a docker config.json (``auths``), or None."""
-    if not auth_file or not Path(auth_file).is_file():
-        return None
-    try:
-        auths = json.loads(Path(auth_file).read_text()).get("auths", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    for key, entry in auths.items():
-        if re.sub(r"^https?://", "", key).split("/")[0] in (host, "docker.io" if "docker.io" in host else host):
-            if entry.get("auth"):
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-                return user, password
-            if entry.get("username"):
-                return entry["username"], entry.get("password", "")
-    return None
-
-
-def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> urllib.request.Request:
-    """A request for an http(s) URL, nothing else: a registry's challenge must not make us open a file."""
-    if urllib.parse.urlsplit(url).scheme.lower() not in ("http", "https"):
-        raise StepError(f"the registry pointed to {url!r}, which is not an http(s) URL")
-    return urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310 - http(s), checked above
-
-
-def _open(request: urllib.request.Request, timeout: float, context: ssl.SSLContext | None) -> http.client.HTTPResponse:
-    response: http.client.HTTPResponse = urllib.request.urlopen(  # noqa: S310 - made by _request: http(s) only
-        request, timeout=timeout, context=context
+    """``host[:port]/path`` as (the registry's API host, repository); Docker Hub names as docker.io's."""
+    name = registry_name(image)
+    repo = (
+        image.partition("/")[2] if name != DOCKER_HUB or image.startswith(("docker.io/", "index.docker.io/")) else image
     )
-    return response
+    if name == DOCKER_HUB and "/" not in repo:
+        repo = f"library/{repo}"
+    return (DOCKER_HUB_API if name == DOCKER_HUB else name), repo
 
 
-def _basic(creds: tuple[str, str]) -> str:
-    return "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+@contextlib.contextmanager
+def containers_auth_file(auth_file: str | None, registry: str) -> Iterator[str]:
+    """The auth file for containers/image (skopeo, buildah) to read for ``registry``.
 
-
-def _bearer_token(challenge: str, creds: tuple[str, str] | None, context: ssl.SSLContext | None) -> str:
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    query = urllib.parse.urlencode({k: v for k, v in params.items() if k in ("service", "scope")})
-    request = _request(f"{params.get('realm', '')}?{query}")
-    if creds:
-        request.add_header("Authorization", _basic(creds))
-    with _open(request, 30, context) as response:
-        body = json.load(response)
-    return "Bearer " + (body.get("token") or body.get("access_token") or "")
-
-
-def served_digest(image: str, tag: str, auth_file: str | None = None, tls_verify: bool = True) -> str:
-    """The ``Docker-Content-Digest`` the registry serves for ``image:tag``; StepError when none."""
-    host, repo = split_image(image)
-    creds = credentials_for(host, auth_file)
-    context = None if tls_verify else ssl._create_unverified_context()  # noqa: S323 - the user said --tls-verify=false
-    schemes = ["https"] if tls_verify else ["https", "http"]
-    last_error = ""
-    for scheme in schemes:
-        url = f"{scheme}://{host}/v2/{repo}/manifests/{tag}"
-        authorization = None
-        for _ in range(2):  # the second round answers a 401 challenge
-            request = _request(url, method="HEAD", headers={"Accept": MANIFEST_TYPES})
-            if authorization:
-                request.add_header("Authorization", authorization)
-            try:
-                with _open(request, 30, context) as response:
-                    digest = response.headers.get("Docker-Content-Digest", "")
-                    if not digest:
-                        raise StepError(f"registry {host} served no digest for {image}:{tag}")
-                    return digest
-            except urllib.error.HTTPError as err:
-                challenge = err.headers.get("WWW-Authenticate", "")
-                if err.code == 401 and authorization is None and challenge.lower().startswith("bearer"):
-                    authorization = _bearer_token(challenge, creds, context)
-                    continue
-                if err.code == 401 and authorization is None and creds:
-                    authorization = _basic(creds)
-                    continue
-                raise StepError(f"registry {host} answered HTTP {err.code} for {image}:{tag}") from err
-            except (urllib.error.URLError, OSError) as err:
-                last_error = str(getattr(err, "reason", err))
-                break
-    raise StepError(f"registry {host} unreachable: {last_error}")
-
-
-def check_access(image: str, auth_file: str | None = None, tls_verify: bool = True) -> str:
-    """Before a long build: the registry answers and takes our credentials. Returns the URL scheme.
-
-    StepError naming the registry when it is unreachable, wants credentials we lack, or refuses ours.
+    The workspace's own file when containers/image reads it as Docker would. An empty one when
+    there is none (so no default location of the user is read). A private copy, removed
+    afterwards, when it names a ``credsStore`` that would apply to ``registry``: Docker asks that
+    store for every registry without its own ``credHelpers`` entry, containers/image ignores it,
+    so the copy gets ``credHelpers[registry] = <store>``.
     """
-    host, repo = split_image(image)
-    creds = credentials_for(host, auth_file)
-    context = None if tls_verify else ssl._create_unverified_context()  # noqa: S323 - the user said --tls-verify=false
+    config: dict[str, object] = {}
+    if auth_file:
+        try:
+            loaded = json.loads(Path(auth_file).read_text())
+        except (OSError, ValueError) as err:
+            raise StepError(f"cannot read the registry auth file {auth_file}: {err}") from err
+        config = loaded if isinstance(loaded, dict) else {}
+    store = config.get("credsStore")
+    listed = config.get("credHelpers")
+    helpers: dict[str, object] = dict(listed) if isinstance(listed, dict) else {}
+    translate = isinstance(store, str) and bool(store) and registry not in helpers
+    if auth_file and not translate:
+        yield auth_file
+        return
+    if translate:
+        config["credHelpers"] = {**helpers, registry: store}
+    with tempfile.TemporaryDirectory(prefix="druppie-auth-") as tmp:
+        path = Path(tmp) / "auth.json"
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(config))
+        yield str(path)
+
+
+def _skopeo(args: list[str], timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """Run skopeo (no prompt: stdin is empty); its output as bytes, for the manifest's exact digest."""
+    skopeo = tools.require("skopeo", SKOPEO_HINT)
+    try:
+        return subprocess.run([skopeo, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise StepError(f"skopeo {args[0]} did not answer within {timeout:.0f}s") from err
+
+
+def _said(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """skopeo's reason, one line: the ``msg`` of its fatal log line, else its last line."""
+    text = proc.stderr.decode(errors="replace")
+    messages = re.findall(r'msg="((?:[^"\\]|\\.)*)"', text)
+    if messages:
+        return " ".join(messages[-1].replace('\\"', '"').split())
+    lines = [line.strip() for line in (text + proc.stdout.decode(errors="replace")).splitlines() if line.strip()]
+    return (lines or ["no output"])[-1]
+
+
+def _transport_flags(tls_verify: bool, cert_dir: str | None) -> list[str]:
+    return [f"--tls-verify={str(tls_verify).lower()}"] + (["--cert-dir", cert_dir] if cert_dir else [])
+
+
+def login_user(image: str, auth_file: str | None, timeout: float = 30) -> str | None:
+    """The user name of the login containers/image finds for ``image``'s registry, or None.
+
+    Offline (``skopeo login --get-login`` reads the auth file and runs the credential helper
+    only); the password is never read here.
+    """
+    registry = registry_name(image)
+    with containers_auth_file(auth_file, registry) as auth:
+        proc = _skopeo(["login", "--get-login", "--authfile", auth, registry], timeout)
+    if proc.returncode != 0:
+        if "not logged into" in _said(proc):
+            return None
+        raise StepError(f"cannot read the login for {registry} from the auth file: {_said(proc)}")
+    return proc.stdout.decode(errors="replace").strip() or None
+
+
+def _context(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext | None:
+    if not tls_verify:
+        return ssl._create_unverified_context()  # noqa: S323 - the user said --tls-verify=false
+    if not cert_dir:
+        return None
+    context = ssl.create_default_context()
+    for cert in sorted(Path(cert_dir).glob("*.crt")):
+        context.load_verify_locations(cafile=str(cert))
+    return context
+
+
+def _ping(host: str, tls_verify: bool, cert_dir: str | None) -> tuple[str, bool]:
+    """GET /v2/ without credentials: (the scheme that answered, whether it asks for credentials)."""
+    context = _context(tls_verify, cert_dir)
     last_error = ""
     for scheme in ["https"] if tls_verify else ["https", "http"]:
+        url = f"{scheme}://{host}/v2/"
+        request = urllib.request.Request(url)  # noqa: S310 - an http(s) URL we made
         try:
-            _open(_request(f"{scheme}://{host}/v2/"), 20, context).close()
-            return scheme
+            urllib.request.urlopen(request, timeout=20, context=context).close()  # noqa: S310 - http(s) only
+            return scheme, False
         except urllib.error.HTTPError as err:
             if err.code != 401:
                 raise StepError(
                     f"registry {host} answered HTTP {err.code} on /v2/ (not a container registry?)"
                 ) from err
-            challenge = err.headers.get("WWW-Authenticate", "")
+            return scheme, True
         except (urllib.error.URLError, OSError) as err:
             last_error = str(getattr(err, "reason", err))
-            continue
-        if not creds:
-            raise StepError(
-                f"registry {host} requires credentials: bind the dockerconfig workspace "
-                f"(a Secret of type kubernetes.io/dockerconfigjson) with an entry for {host}"
-            )
-        try:
-            if challenge.lower().startswith("bearer"):
-                scoped = re.sub(r'scope="[^"]*"', "", challenge) + f',scope="repository:{repo}:pull,push"'
-                authorization = _bearer_token(scoped, creds, context)
-            else:
-                authorization = _basic(creds)
-            request = _request(f"{scheme}://{host}/v2/", headers={"Authorization": authorization})
-            _open(request, 20, context).close()
-            return scheme
-        except urllib.error.HTTPError as err:
-            if err.code in (401, 403):
-                raise StepError(
-                    f"registry {host} refused the credentials for user {creds[0]!r} "
-                    f"(HTTP {err.code}); check the dockerconfig workspace"
-                ) from err
-            raise StepError(f"registry {host} answered HTTP {err.code} when logging in") from err
     raise StepError(f"registry {host} unreachable: {last_error}")
+
+
+def check_access(image: str, auth_file: str | None = None, tls_verify: bool = True, cert_dir: str | None = None) -> str:
+    """Before a long build: the registry answers and takes our login. Returns the URL scheme.
+
+    StepError naming the registry when it is unreachable, wants credentials we lack, or refuses ours.
+    """
+    host, _ = split_image(image)
+    registry = registry_name(image)
+    scheme, wants_login = _ping(host, tls_verify, cert_dir)
+    if not wants_login:
+        return scheme
+    user = login_user(image, auth_file)
+    if user is None:
+        raise StepError(
+            f"registry {host} requires credentials: bind the dockerconfig workspace "
+            f"(a Secret of type kubernetes.io/dockerconfigjson) with an entry for {registry}"
+        )
+    with containers_auth_file(auth_file, registry) as auth:
+        # With a login already in the file, `skopeo login` checks it against the registry and
+        # changes nothing; were it refused, it would ask for another on the (empty) stdin.
+        proc = _skopeo(["login", "--authfile", auth, *_transport_flags(tls_verify, cert_dir), registry], 60)
+    if proc.returncode == 0:
+        return scheme
+    said = _said(proc)
+    if b"Existing credentials are invalid" in proc.stdout or REFUSED.search(said):
+        raise StepError(f"registry {host} refused the credentials for user {user!r}; check the dockerconfig workspace")
+    if UNREACHABLE.search(said):
+        raise StepError(f"registry {host} unreachable: {said}")
+    raise StepError(f"registry {host}: cannot check the login of {user!r}: {said}")
+
+
+def served_digest(
+    image: str, tag: str, auth_file: str | None = None, tls_verify: bool = True, cert_dir: str | None = None
+) -> str:
+    """The digest of the manifest the registry serves for ``image:tag`` (what its Docker-Content-Digest
+    says: sha256 of the exact bytes); StepError when it serves none."""
+    host, _ = split_image(image)
+    registry = registry_name(image)
+    with containers_auth_file(auth_file, registry) as auth:
+        proc = _skopeo(
+            [
+                "inspect",
+                "--raw",
+                "--authfile",
+                auth,
+                *_transport_flags(tls_verify, cert_dir),
+                f"docker://{image}:{tag}",
+            ],
+            60,
+        )
+    if proc.returncode == 0 and proc.stdout:
+        return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
+    said = _said(proc)
+    if re.search(r"manifest unknown|not found", said, re.I):
+        raise StepError(f"registry {host} has no {image}:{tag}: {said}")
+    if REFUSED.search(said):
+        raise StepError(f"registry {host} refused to show {image}:{tag}: {said}")
+    if UNREACHABLE.search(said):
+        raise StepError(f"registry {host} unreachable: {said}")
+    raise StepError(f"registry {host} served no digest for {image}:{tag}: {said}")
