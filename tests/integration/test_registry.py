@@ -132,7 +132,7 @@ def test_no_login_for_the_registry_is_reported_before_anything_else(registry, tm
 
 def test_a_tag_the_registry_lacks_is_named(registry, pushed, tmp_path):
     auth = config(tmp_path, forms(registry.host)["auths by host:port"])
-    with pytest.raises(StepError, match=rf"^registry {registry.host} has no {registry.host}/{REPO}:9.9.9"):
+    with pytest.raises(client.NoSuchTagError, match=rf"^registry {registry.host} has no {registry.host}/{REPO}:9.9.9"):
         client.served_digest(f"{registry.host}/{REPO}", "9.9.9", auth, tls_verify=False)
 
 

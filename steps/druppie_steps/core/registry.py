@@ -39,6 +39,10 @@ UNREACHABLE = re.compile(
 REFUSED = re.compile(r"unauthorized|authentication required|denied|forbidden|invalid username/password", re.I)
 
 
+class NoSuchTagError(StepError):
+    """The registry answered, and has no manifest for that tag (served_digest)."""
+
+
 def registry_name(image: str) -> str:
     """The registry of ``image`` as containers/image names it: ``host[:port]``, ``docker.io`` for Docker Hub."""
     first, _, rest = image.partition("/")
@@ -196,7 +200,7 @@ def served_digest(
     image: str, tag: str, auth_file: str | None = None, tls_verify: bool = True, cert_dir: str | None = None
 ) -> str:
     """The digest of the manifest the registry serves for ``image:tag`` (what its Docker-Content-Digest
-    says: sha256 of the exact bytes); StepError when it serves none."""
+    says: sha256 of the exact bytes); NoSuchTagError when it has no such tag, StepError otherwise."""
     host, _ = split_image(image)
     registry = registry_name(image)
     with containers_auth_file(auth_file, registry) as auth:
@@ -215,7 +219,7 @@ def served_digest(
         return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
     said = _said(proc)
     if re.search(r"manifest unknown|not found", said, re.I):
-        raise StepError(f"registry {host} has no {image}:{tag}: {said}")
+        raise NoSuchTagError(f"registry {host} has no {image}:{tag}: {said}")
     if REFUSED.search(said):
         raise StepError(f"registry {host} refused to show {image}:{tag}: {said}")
     if UNREACHABLE.search(said):
