@@ -4,6 +4,19 @@ Order matters for the user: everything that can be checked before a long build i
 (inputs, the Containerfile, the registry and its credentials), so a typo costs seconds. After the
 push the registry is asked which digest it serves for each tag; only when that is the digest
 buildah pushed are IMAGE_URL and IMAGE_DIGEST written. The SBOM describes that exact digest.
+
+What it hands over is exactly the commit, once:
+
+- **The tree is the commit.** In a git checkout, ``git status`` must show no modified or
+  untracked file (ignored ones aside) and HEAD must be ``--commit`` when given; the Containerfile
+  must not lead outside the context (a symlink, ``..``).
+- **Built once.** When the registry already serves the version tag and the commit tag at one
+  digest, that digest is handed over without building or pushing (a re-delivered webhook, a
+  re-run). An existing tag is never moved: a version tag at another digest than this commit's
+  build fails the step.
+- **Reproducibly.** ``--timestamp`` is the commit's committer date (``--source-date-epoch``), so
+  the same commit built from scratch twice gives one digest (as far as the Containerfile allows:
+  see the Task's README); ``SOURCE_DATE_EPOCH`` is also a build arg.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 from pathlib import Path
 
 import click
@@ -26,6 +40,8 @@ from .core.options import (
     Duration,
     flag_option,
     option,
+    output_folder,
+    output_option,
     results_dir_option,
     source_folder,
     source_option,
@@ -78,27 +94,126 @@ def parse_build_args(text: str) -> list[str]:
 
 
 def find_containerfile(context: Path, name: str) -> Path:
+    """The Containerfile: ``name`` in the context, else Containerfile, else Dockerfile; never one that
+    leads outside the context (``..``, an absolute path, a symlink to elsewhere)."""
     if name:
         path = (context / name).resolve()
+        if not path.is_relative_to(context):
+            raise InvalidInputError(
+                f"invalid --containerfile {name!r}: leads outside the build context {context} (to {path})"
+            )
         if not path.is_file():
             raise InvalidInputError(f"invalid --containerfile {name!r}: no such file in {context}")
         return path
     for candidate in CONTAINERFILE_NAMES:
         if (context / candidate).is_file():
-            return context / candidate
+            path = (context / candidate).resolve()
+            if not path.is_relative_to(context):
+                raise InvalidInputError(
+                    f"invalid {candidate} in {context}: a symlink that leads outside the build context (to {path})"
+                )
+            return path
     raise InvalidInputError(f"no Containerfile or Dockerfile in {context} (set --containerfile)")
 
 
-def short_commit(source: Path, commit: str) -> str:
-    """The commit's first 7 hex digits: from --commit, else from the checkout, else empty."""
-    if commit:
-        if not re.fullmatch(r"[0-9a-f]{7,64}", commit):
-            raise InvalidInputError(f"invalid --commit {commit!r}: a hex commit sha")
-        return commit[:7]
-    proc = subprocess.run(
-        ["git", "-c", "safe.directory=*", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True
+def validate_commit(commit: str) -> str:
+    commit = commit.strip().lower()
+    if commit and not re.fullmatch(r"[0-9a-f]{7,64}", commit):
+        raise InvalidInputError(f"invalid --commit {commit!r}: a hex commit sha")
+    return commit
+
+
+def git(source: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """git in the checkout, whoever owns it, with nothing in its config able to run a program
+    (an fsmonitor hook)."""
+    return subprocess.run(
+        ["git", "-c", "safe.directory=*", "-c", "core.fsmonitor=false", "-C", str(source), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
-    return proc.stdout.strip()[:7] if proc.returncode == 0 else ""
+
+
+MAX_LISTED_PATHS = 5
+
+
+def check_exact_commit(source: Path, commit: str) -> str:
+    """HEAD of the checkout at ``source`` ("" when it is no git checkout), after checking that the
+    tree is exactly that commit: no modified or untracked file (ignored files aside), and HEAD is
+    ``commit`` when one is given. StepError with the first few offending paths otherwise."""
+    head = git(source, "rev-parse", "--verify", "HEAD^{commit}")
+    if head.returncode != 0:
+        if commit:
+            raise StepError(
+                f"--source {source} is not a git checkout (git: {last_error_line(head.stderr)}): "
+                f"cannot check that it is --commit {commit}"
+            )
+        log.warn(f"--source {source} is not a git checkout: building the folder as it is, unchecked")
+        return ""
+    sha = head.stdout.strip()
+    if commit and not sha.startswith(commit):
+        raise StepError(f"--source {source} is at commit {sha[:12]}, not --commit {commit}; not building it")
+    status = git(source, "status", "--porcelain", "--untracked-files=all", "--ignored=no")
+    if status.returncode != 0:
+        raise StepError(f"git status in --source {source} failed: {last_error_line(status.stderr)}")
+    dirty = [line for line in status.stdout.splitlines() if line.strip()]
+    if dirty:
+        listed = ", ".join(line.strip() for line in dirty[:MAX_LISTED_PATHS])
+        more = f" and {len(dirty) - MAX_LISTED_PATHS} more" if len(dirty) > MAX_LISTED_PATHS else ""
+        raise StepError(
+            f"--source {source} is not exactly commit {sha[:12]}: {len(dirty)} modified or untracked "
+            f"path(s): {listed}{more}; not building it"
+        )
+    return sha
+
+
+def source_date_epoch_of(value: str, source: Path, head: str) -> int | None:
+    """--source-date-epoch (seconds), else the committer date of HEAD; None outside a git checkout."""
+    if value.strip():
+        if not re.fullmatch(r"\d{1,12}", value.strip()):
+            raise InvalidInputError(
+                f"invalid --source-date-epoch {value!r}: seconds since 1970-01-01 UTC, e.g. 1767225600"
+            )
+        return int(value.strip())
+    if not head:
+        return None
+    proc = git(source, "log", "-1", "--format=%ct", head)
+    if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+        raise StepError(f"cannot read the committer date of {head[:12]}: {last_error_line(proc.stderr)}")
+    return int(proc.stdout.strip())
+
+
+def tag_digest(image: str, tag: str, auth_file: str | None, tls_verify: bool) -> str | None:
+    """The digest the registry serves for ``image:tag``, or None when it has no such tag.
+
+    core.registry.served_digest says "no such tag" only in its error: an HTTP 404 as the cause
+    (asked over HTTP) or "registry <host> has no <image>:<tag>" (asked through skopeo)."""
+    try:
+        return served_digest(image, tag, auth_file, tls_verify)
+    except StepError as err:
+        cause = err.__cause__
+        if isinstance(cause, urllib.error.HTTPError) and cause.code == 404:
+            return None
+        if f" has no {image}:{tag}" in str(err) or re.search(r"\bmanifest unknown\b", str(err), re.I):
+            return None
+        raise
+
+
+def already_built(
+    image: str, version: str, sha: str, auth_file: str | None, tls_verify: bool
+) -> tuple[str | None, str | None]:
+    """(digest of the version tag, digest of the commit tag), each None when the registry lacks it.
+
+    StepError when both exist at different digests: the version belongs to another build, and
+    this step never moves a tag."""
+    at_version = tag_digest(image, version, auth_file, tls_verify)
+    at_commit = tag_digest(image, sha, auth_file, tls_verify) if sha else None
+    if at_version and at_commit and at_version != at_commit:
+        raise StepError(
+            f"registry has {image}:{version} at {at_version} but {image}:{sha} at {at_commit}: "
+            f"version {version} was built from another commit; not moving it (a new commit needs a new version)"
+        )
+    return at_version, at_commit
 
 
 def auth_file_from(dockerconfig_dir: str) -> str | None:
@@ -152,14 +267,22 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
 @option(
     "--containerfile",
     default="",
-    help="Containerfile relative to the context (default: Containerfile, else Dockerfile).",
+    help="Containerfile relative to the context (default: Containerfile, else Dockerfile); never outside it.",
 )
 @option("--image", required=True, help="Image name to push, without tag, e.g. registry.example/druppie/drone-service.")
 @option("--version", "version", required=True, help="Semantic version of this build; becomes the image tag.")
 @option(
     "--commit",
     default="",
-    help="Source commit sha; its first 7 digits become a second tag (default: the checkout's HEAD).",
+    help="The commit to build: HEAD of --source must be it, with no modified or untracked file; its first "
+    "7 digits become a second tag (default: the checkout's HEAD).",
+)
+@option(
+    "--source-date-epoch",
+    default="",
+    envvar=["DRUPPIE_SOURCE_DATE_EPOCH", "SOURCE_DATE_EPOCH"],
+    help="Seconds since the epoch for every timestamp in the image (buildah --timestamp), also passed as "
+    "build arg SOURCE_DATE_EPOCH (default: the committer date of HEAD in --source).",
 )
 @option("--build-args", default="", help="Build arguments, KEY=VALUE, one per line.")
 @flag_option(
@@ -177,11 +300,12 @@ def run_buildah(cmd: list[str], env: dict[str, str], deadline: Deadline, what: s
     help="How RUN instructions are isolated; chroot needs no user namespace or privileged mode.",
 )
 @option("--sbom-format", type=click.Choice(sorted(SBOM_FORMATS)), default="cyclonedx-json", help="SBOM format (syft).")
+@output_option
 @option(
     "--sbom",
     "sbom_path",
     default="",
-    help="Where to write the SBOM, relative to --source (default .druppie/sbom.<format>).",
+    help="Where to write the SBOM, relative to --output (default .druppie/sbom.<format>).",
 )
 @timeout_option("30m")
 @workspace_option("--dockerconfig", "dockerconfig_dir", "Folder with config.json or .dockerconfigjson for the registry")
@@ -195,6 +319,7 @@ def build(
     image: str,
     version: str,
     commit: str,
+    source_date_epoch: str,
     build_args: str,
     tls_verify: bool,
     http_proxy: str,
@@ -202,6 +327,7 @@ def build(
     no_proxy: str,
     isolation: str,
     sbom_format: str,
+    output: str,
     sbom_path: str,
     timeout: Duration,
     dockerconfig_dir: str,
@@ -218,12 +344,16 @@ def build(
     if not context.is_dir() or not context.is_relative_to(root):
         raise InvalidInputError(f"invalid --context {context_dir!r}: no such folder inside --source")
     containerfile_path = find_containerfile(context, containerfile)
+    commit = validate_commit(commit)
     args = parse_build_args(build_args)
     auth_file = auth_file_from(dockerconfig_dir)
     if ca_dir and not any(Path(ca_dir).glob("*.crt")):
         raise InvalidInputError(f"invalid --ca-certs {ca_dir!r}: holds no *.crt file")
-    sbom = root / (sbom_path or f".druppie/sbom.{SBOM_FORMATS[sbom_format]}")
-    sha = short_commit(root, commit)
+    out = output_folder(output)
+    sbom = out / (sbom_path or f".druppie/sbom.{SBOM_FORMATS[sbom_format]}")
+    head = check_exact_commit(root, commit)
+    epoch = source_date_epoch_of(source_date_epoch, root, head)
+    sha = (commit or head)[:7]
     tags = [version] + ([sha] if sha and sha != version else [])
 
     env = dict(os.environ, BUILDAH_ISOLATION=isolation, STORAGE_DRIVER=os.environ.get("STORAGE_DRIVER", "vfs"))
@@ -232,6 +362,8 @@ def build(
         if value:
             env[key] = env[key.lower()] = value
             args += [f"{key}={value}", f"{key.lower()}={value}"]
+    if epoch is not None and not any(a.startswith("SOURCE_DATE_EPOCH=") for a in args):
+        args.append(f"SOURCE_DATE_EPOCH={epoch}")
     if ca_dir:
         env["SSL_CERT_DIR"] = ca_dir
     buildah = [tools.require("buildah", HINTS["buildah"]), "--storage-driver", env["STORAGE_DRIVER"]]
@@ -245,9 +377,84 @@ def build(
 
     log.progress(f"checking registry access for {image}")
     check_access(image, auth_file, tls_verify)
+    at_version, at_commit = already_built(image, version, sha, auth_file, tls_verify)
+    if at_version and at_version == at_commit:
+        log.progress(
+            f"{image}:{version} and {image}:{sha} are already at {at_version}: this commit was built and "
+            "pushed before; handing that digest over without building"
+        )
+        digest = at_version
+    elif at_version and not sha:
+        raise StepError(
+            f"registry already has {image}:{version} (at {at_version}) and there is no commit to tell whether "
+            "it is this build; not moving it"
+        )
+    else:
+        # What to push, in order: a tag that exists stays where it is. The commit's own tag goes
+        # first when the version tag exists, so the new digest can be compared before anything moves.
+        if at_version:
+            log.info(f"{image}:{version} exists (at {at_version}) without {image}:{sha}: building to compare")
+        digest, tags = _build_and_push(
+            image,
+            version,
+            sha,
+            at_version,
+            at_commit,
+            context,
+            root,
+            containerfile_path,
+            args,
+            epoch,
+            buildah,
+            registry_flags,
+            env,
+            deadline,
+        )
+    # Check what we hand over: every tag must serve the one digest.
+    for tag in tags:
+        served = served_digest(image, tag, auth_file, tls_verify)
+        if served != digest:
+            raise StepError(f"registry serves {served} for {image}:{tag}, but {digest} was pushed; not handing it over")
+    log.progress(f"{image}@{digest} is {', '.join(f'{image}:{t}' for t in tags)}")
 
+    write_sbom(image, digest, sbom, sbom_format, auth_file, tls_verify, env, deadline)
+    results = {
+        "IMAGE_URL": f"{image}:{version}",
+        "IMAGE_DIGEST": digest,
+        "IMAGE_TAGS": ",".join(tags),
+        "sbom": _shown(sbom, out),
+    }
+    write_results(results_dir, results)
+    click.echo(summary_line("build", results))
+
+
+def _shown(path: Path, folder: Path) -> str:
+    try:
+        return path.relative_to(folder).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _build_and_push(
+    image: str,
+    version: str,
+    sha: str,
+    at_version: str | None,
+    at_commit: str | None,
+    context: Path,
+    root: Path,
+    containerfile_path: Path,
+    args: list[str],
+    epoch: int | None,
+    buildah: list[str],
+    registry_flags: list[str],
+    env: dict[str, str],
+    deadline: Deadline,
+) -> tuple[str, list[str]]:
+    """Build, then push tag by tag without moving one that exists; the digest and the tags at it."""
     log.progress(
         f"building {containerfile_path.relative_to(root)} in {context.relative_to(root) or '.'} as {image}:{version}"
+        + (f", timestamps {epoch} (the commit's date)" if epoch is not None else ", timestamps now (not reproducible)")
     )
     with tempfile.TemporaryDirectory(prefix="druppie-build-") as tmp:
         iidfile = Path(tmp) / "iid"
@@ -259,59 +466,68 @@ def build(
             str(iidfile),
             "-f",
             str(containerfile_path),
+            *(["--timestamp", str(epoch)] if epoch is not None else []),
             *registry_flags,
             *[a for arg in args for a in ("--build-arg", arg)],
-            *[a for tag in tags for a in ("-t", f"{image}:{tag}")],
             str(context),
         ]
         run_buildah(cmd, env, deadline, f"build of {containerfile_path.name}", stream=True)
         image_id = iidfile.read_text().strip()
 
-        pushed: dict[str, str] = {}
-        for tag in tags:
-            digest_file = Path(tmp) / f"digest-{tag}"
-            log.progress(f"pushing {image}:{tag}")
-            try:
-                run_buildah(
-                    [
-                        *buildah,
-                        "push",
-                        "--digestfile",
-                        str(digest_file),
-                        *registry_flags,
-                        image_id,
-                        f"docker://{image}:{tag}",
-                    ],
-                    env,
-                    deadline,
-                    f"push of {image}:{tag}",
+        existing = {version: at_version, sha: at_commit}
+        order = [sha, version] if at_version and sha else [version] + ([sha] if sha and sha != version else [])
+        digest = ""
+        tags: list[str] = []
+        for tag in order:
+            if existing.get(tag):
+                if existing[tag] == digest:
+                    tags.append(tag)
+                elif tag == sha and digest:
+                    log.warn(
+                        f"{image}:{sha} already exists at {existing[tag]} from an earlier build of this commit, "
+                        f"not at {digest} (the build is not reproducible?): leaving it there"
+                    )
+                continue
+            pushed = _push(image, tag, image_id, buildah, registry_flags, env, deadline, Path(tmp))
+            if digest and pushed != digest:
+                raise StepError(f"buildah pushed {image}:{tag} as {pushed} but {image}:{order[0]} as {digest}")
+            digest = pushed
+            tags.append(tag)
+            if tag == sha and at_version and at_version != digest:
+                raise StepError(
+                    f"registry already has {image}:{version} at {at_version}, but this commit builds {digest} "
+                    f"(pushed as {image}:{sha} only): not moving {image}:{version}; a new commit needs a new version"
                 )
-            except StepError as err:
-                host = image.split("/")[0]
-                if REFUSED.search(str(err)):
-                    raise StepError(f"registry {host} refused the push of {image}:{tag}: {err}") from err
-                if UNREACHABLE.search(str(err)):
-                    raise StepError(f"registry {host} unreachable during the push: {err}") from err
-                raise
-            pushed[tag] = digest_file.read_text().strip()
+    return digest, [t for t in [version, sha] if t in tags]
 
-    digest = pushed[version]
-    # Check what we hand over: every tag must serve the one digest buildah pushed.
-    for tag in tags:
-        served = served_digest(image, tag, auth_file, tls_verify)
-        if served != digest or pushed[tag] != digest:
-            raise StepError(f"registry serves {served} for {image}:{tag}, but {digest} was pushed; not handing it over")
-    log.progress(f"pushed {image}@{digest} as {', '.join(tags)}")
 
-    write_sbom(image, digest, sbom, sbom_format, auth_file, tls_verify, env, deadline)
-    results = {
-        "IMAGE_URL": f"{image}:{version}",
-        "IMAGE_DIGEST": digest,
-        "IMAGE_TAGS": ",".join(tags),
-        "sbom": str(sbom.relative_to(root)),
-    }
-    write_results(results_dir, results)
-    click.echo(summary_line("build", results))
+def _push(
+    image: str,
+    tag: str,
+    image_id: str,
+    buildah: list[str],
+    registry_flags: list[str],
+    env: dict[str, str],
+    deadline: Deadline,
+    tmp: Path,
+) -> str:
+    digest_file = tmp / f"digest-{tag}"
+    log.progress(f"pushing {image}:{tag}")
+    try:
+        run_buildah(
+            [*buildah, "push", "--digestfile", str(digest_file), *registry_flags, image_id, f"docker://{image}:{tag}"],
+            env,
+            deadline,
+            f"push of {image}:{tag}",
+        )
+    except StepError as err:
+        host = image.split("/")[0]
+        if REFUSED.search(str(err)):
+            raise StepError(f"registry {host} refused the push of {image}:{tag}: {err}") from err
+        if UNREACHABLE.search(str(err)):
+            raise StepError(f"registry {host} unreachable during the push: {err}") from err
+        raise
+    return digest_file.read_text().strip()
 
 
 def write_sbom(

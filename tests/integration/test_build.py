@@ -1,7 +1,8 @@
 """druppie-step build with the real buildah, a real registry (docker-registry) and the real syft.
 
 The base image is a busybox pushed into the test registry, so nothing comes from the internet; the
-app is the real example app. Every push is checked against what the registry serves (skopeo).
+app is the real example app, as a git checkout of one commit (as druppie-git-clone leaves it).
+Every push is checked against what the registry serves (skopeo).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import pytest
 from localcluster.toolchain import cache_dir, toolchain
 from testbed.apps import drone_app
 from testbed.registry import push_busybox_base, start_registry
+from tests.support.checkout import COMMITTER_DATE, commit_all
 from tests.support.paths import STEP
+from tests.support.readonly import can_mount_read_only, read_only
+from tests.support.trees import changes, snapshot
 
 IMAGE_REPO = "druppie/drone-service"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SYFT_DIR = cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"  # built by make setup (hack/cluster-build.sh syft)
 
 
@@ -51,22 +54,46 @@ def storage(tmp_path_factory):
     subprocess.run(["umount", "-R", str(root)], capture_output=True)
 
 
-def build(tmp_path: Path, storage: Path, *args: str, app: Path | None = None, env: dict | None = None):
-    source = app or drone_app(tmp_path / "app")
+def checkout(dest: Path, variant: str | None = None) -> Path:
+    """The example app (or a variant) as a git checkout of one commit."""
+    app = drone_app(dest, variant)
+    commit_all(app)
+    return app
+
+
+def head(app: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(app), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def build(
+    tmp_path: Path,
+    storage: Path,
+    *args: str,
+    app: Path | None = None,
+    env: dict | None = None,
+    wrap: list[str] | None = None,
+):
+    """Run the step; (process, results folder, source). The SBOM goes to <tmp_path>/out."""
+    source = app or checkout(tmp_path / "app")
     results = tmp_path / "results"
     path = os.pathsep.join([str(SYFT_DIR), os.environ["PATH"]])
+    argv = [
+        str(STEP),
+        "build",
+        "--source",
+        str(source),
+        "--cache",
+        str(storage / "cache"),
+        "--output",
+        str(tmp_path / "out"),
+        "--results-dir",
+        str(results),
+        *args,
+    ]
     proc = subprocess.run(
-        [
-            str(STEP),
-            "build",
-            "--source",
-            str(source),
-            "--cache",
-            str(storage / "cache"),
-            "--results-dir",
-            str(results),
-            *args,
-        ],
+        (wrap or []) + argv,
         capture_output=True,
         text=True,
         timeout=600,
@@ -101,6 +128,8 @@ def tags_in(registry_host: str, repo: str) -> list[str]:
 
 def test_build_pushes_by_version_and_commit_and_the_registry_serves_that_digest(registry, storage, tmp_path):
     image = f"{registry.host}/{IMAGE_REPO}"
+    app = checkout(tmp_path / "app")
+    commit = head(app)
     proc, results, source = build(
         tmp_path,
         storage,
@@ -109,18 +138,19 @@ def test_build_pushes_by_version_and_commit_and_the_registry_serves_that_digest(
         "--version",
         "1.0.5",
         "--commit",
-        COMMIT,
+        commit,
         "--no-tls-verify",
         "--build-args",
         f"BASE_IMAGE={registry.base}",
+        app=app,
     )
     assert proc.returncode == 0, proc.stderr
     got = {p.name: p.read_text() for p in results.iterdir()}
     assert set(got) == {"IMAGE_URL", "IMAGE_DIGEST", "IMAGE_TAGS", "sbom"}
     assert got["IMAGE_URL"] == f"{image}:1.0.5"
-    assert got["IMAGE_TAGS"] == "1.0.5,0123456"
+    assert got["IMAGE_TAGS"] == f"1.0.5,{commit[:7]}"
     # The digest handed over is the one the registry serves, for both tags.
-    assert skopeo_digest(f"{image}:1.0.5") == got["IMAGE_DIGEST"] == skopeo_digest(f"{image}:0123456")
+    assert skopeo_digest(f"{image}:1.0.5") == got["IMAGE_DIGEST"] == skopeo_digest(f"{image}:{commit[:7]}")
     # The image holds the app and runs as the Containerfile says.
     config = json.loads(
         subprocess.run(
@@ -132,8 +162,13 @@ def test_build_pushes_by_version_and_commit_and_the_registry_serves_that_digest(
     )
     assert config["config"]["User"] == "65532:65532"
     assert config["config"]["Entrypoint"] == ["python3", "-m", "drone_service"]
-    # The SBOM is CycloneDX, of exactly the pushed digest, and lists busybox from the base.
-    sbom = json.loads((source / got["sbom"]).read_text())
+    # Every timestamp is the commit's date, and RUN steps could read it as SOURCE_DATE_EPOCH.
+    assert config["created"] == "2026-01-01T00:00:00Z"
+    assert f"timestamps {COMMITTER_DATE} (the commit's date)" in proc.stderr
+    # The SBOM is CycloneDX, of exactly the pushed digest, and lists busybox from the base; it is
+    # written to --output, not into the source.
+    assert got["sbom"] == ".druppie/sbom.cdx.json" and not (source / ".druppie").exists()
+    sbom = json.loads((tmp_path / "out" / got["sbom"]).read_text())
     assert sbom["bomFormat"] == "CycloneDX"
     assert got["IMAGE_DIGEST"] in json.dumps(sbom["metadata"])
     assert "build: IMAGE_URL=" in proc.stdout
@@ -141,7 +176,7 @@ def test_build_pushes_by_version_and_commit_and_the_registry_serves_that_digest(
 
 def test_run_instructions_work_with_chroot_isolation(registry, storage, tmp_path):
     image = f"{registry.host}/druppie/with-run"
-    app = drone_app(tmp_path / "app", "run-instruction")
+    app = checkout(tmp_path / "app", "run-instruction")
     proc, _, _ = build(
         tmp_path,
         storage,
@@ -157,21 +192,25 @@ def test_run_instructions_work_with_chroot_isolation(registry, storage, tmp_path
         app=app,
     )
     assert proc.returncode == 0, proc.stderr
-    assert (app / ".druppie/sbom.spdx.json").is_file()
-    assert json.loads((app / ".druppie/sbom.spdx.json").read_text())["spdxVersion"].startswith("SPDX-")
+    sbom = tmp_path / "out" / ".druppie/sbom.spdx.json"
+    assert json.loads(sbom.read_text())["spdxVersion"].startswith("SPDX-")
 
 
 def test_second_build_reuses_the_cached_layers(registry, storage, tmp_path):
     image = f"{registry.host}/{IMAGE_REPO}"
-    args = ("--image", image, "--version", "1.0.6", "--no-tls-verify", "--build-args", f"BASE_IMAGE={registry.base}")
-    first, _, _ = build(tmp_path / "a", storage, *args)
-    second, _, _ = build(tmp_path / "b", storage, *args)
+    args = ("--image", image, "--no-tls-verify", "--build-args", f"BASE_IMAGE={registry.base}")
+    first, _, _ = build(tmp_path / "a", storage, *args, "--version", "1.0.6")
+    # The next commit (a README change) builds again, on the layers of the first.
+    app = checkout(tmp_path / "b" / "app")
+    (app / "README.md").write_text("next\n")
+    commit_all(app, "next", COMMITTER_DATE + 60)
+    second, _, _ = build(tmp_path / "b", storage, *args, "--version", "1.0.7", app=app)
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     assert "Using cache" in second.stderr
 
 
 def test_broken_containerfile_fails_with_buildahs_reason_and_pushes_nothing(registry, storage, tmp_path):
-    app = drone_app(tmp_path / "app", "broken-containerfile")
+    app = checkout(tmp_path / "app", "broken-containerfile")
     proc, results, _ = build(
         tmp_path,
         storage,
@@ -263,6 +302,11 @@ def test_push_with_credentials_from_a_dockerconfigjson_secret(registry, auth_reg
         (("--version", "1.0.0", "--containerfile", "Nope"), "invalid --containerfile 'Nope'"),
         (("--version", "1.0.0", "--commit", "xyz"), "invalid --commit 'xyz'"),
         (("--version", "1.0.0", "--context", "../.."), "invalid --context '../..'"),
+        (
+            ("--version", "1.0.0", "--containerfile", "../../../etc/passwd"),
+            "invalid --containerfile '../../../etc/passwd': leads outside the build context",
+        ),
+        (("--version", "1.0.0", "--source-date-epoch", "yesterday"), "invalid --source-date-epoch 'yesterday'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(registry, storage, tmp_path, args, message):
@@ -270,3 +314,172 @@ def test_bad_input_is_one_line_and_exit_2(registry, storage, tmp_path, args, mes
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [f"error: {message}" + proc.stderr.split(message, 1)[1].rstrip()]
     assert not results.exists()
+
+
+# --- exactly the commit ------------------------------------------------------------------------
+
+
+def test_a_modified_or_untracked_file_stops_the_build_before_it_starts(registry, storage, tmp_path):
+    app = checkout(tmp_path / "app")
+    (app / "drone_service" / "app.py").write_text("# changed after the commit\n")
+    (app / "drone_service" / "planted.py").write_text("print('not in the commit')\n")
+    (app / "notes").mkdir()
+    (app / "notes" / "a.txt").write_text("x")
+    proc, results, _ = build(
+        tmp_path, storage, "--image", f"{registry.host}/druppie/dirty", "--version", "1.0.0", "--no-tls-verify", app=app
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --source {app} is not exactly commit {head(app)[:12]}: 3 modified or untracked path(s): "
+        "M drone_service/app.py, ?? drone_service/planted.py, ?? notes/a.txt; not building it"
+    )
+    assert "checking registry access" not in proc.stderr and "STEP 1" not in proc.stderr and not results.exists()
+    assert tags_in(registry.host, "druppie/dirty") == []
+
+
+def test_a_checkout_at_another_commit_is_not_built(registry, storage, tmp_path):
+    app = checkout(tmp_path / "app")
+    other = "f" * 40
+    proc, results, _ = build(
+        tmp_path, storage, "--image", f"{registry.host}/druppie/other", "--version", "1.0.0", "--commit", other, app=app
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: --source {app} is at commit {head(app)[:12]}, not --commit {other}; not building it"
+    )
+    assert not results.exists()
+
+
+def test_a_commit_needs_a_git_checkout(registry, storage, tmp_path):
+    app = drone_app(tmp_path / "app")
+    proc, _, _ = build(
+        tmp_path, storage, "--image", f"{registry.host}/druppie/x", "--version", "1.0.0", "--commit", "abcdef1", app=app
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        f"error: --source {app} is not a git checkout (git: "
+    ) and proc.stderr.strip().endswith("cannot check that it is --commit abcdef1")
+
+
+@pytest.mark.parametrize("name", ["Containerfile", "Dockerfile"])
+def test_a_containerfile_that_leads_outside_the_context_is_refused(registry, storage, tmp_path, name):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "Containerfile").write_text("FROM scratch\n")
+    app = drone_app(tmp_path / "app")
+    (app / "Containerfile").unlink()
+    (app / name).symlink_to(outside / "Containerfile")
+    commit_all(app)
+    proc, results, _ = build(
+        tmp_path,
+        storage,
+        "--image",
+        f"{registry.host}/druppie/escape",
+        "--version",
+        "1.0.0",
+        "--no-tls-verify",
+        app=app,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: invalid {name} in {app}: a symlink that leads outside the build context "
+        f"(to {outside / 'Containerfile'})"
+    ]
+    proc, _, _ = build(
+        tmp_path / "named",
+        storage,
+        *("--image", f"{registry.host}/druppie/escape", "--version", "1.0.0", "--containerfile", name),
+        app=app,
+    )
+    assert proc.returncode == 2 and "error: invalid --containerfile" in proc.stderr
+    assert "leads outside the build context" in proc.stderr and not results.exists()
+
+
+# --- built once, never a moved tag -------------------------------------------------------------
+
+
+@pytest.mark.skipif(not can_mount_read_only(), reason="needs unshare -m (root) for a read-only source")
+def test_a_rerun_of_the_commit_hands_over_the_same_digest_without_building(registry, storage, tmp_path):
+    """A re-delivered webhook: same commit, same version; the registry's digest is handed over as it
+    is, nothing is built or pushed, no tag moves. The source is read-only (as the Task mounts it)."""
+    image = f"{registry.host}/druppie/rerun"
+    app = checkout(tmp_path / "app")
+    args = ("--image", image, "--version", "1.4.0", "--no-tls-verify", "--build-args", f"BASE_IMAGE={registry.base}")
+    first, results, _ = build(tmp_path / "a", storage, *args, app=app)
+    assert first.returncode == 0, first.stderr
+    digest = (results / "IMAGE_DIGEST").read_text()
+    before = snapshot(app)
+    again, results, _ = build(tmp_path / "b", storage, *args, app=app, wrap=read_only(app, []))
+    assert again.returncode == 0, again.stderr
+    assert f"{image}:1.4.0 and {image}:{head(app)[:7]} are already at {digest}" in again.stderr
+    assert "STEP 1" not in again.stderr and "pushing" not in again.stderr
+    assert {p.name: p.read_text() for p in results.iterdir()} == {
+        "IMAGE_URL": f"{image}:1.4.0",
+        "IMAGE_DIGEST": digest,
+        "IMAGE_TAGS": f"1.4.0,{head(app)[:7]}",
+        "sbom": ".druppie/sbom.cdx.json",
+    }
+    assert skopeo_digest(f"{image}:1.4.0") == digest and changes(before, snapshot(app)) == []
+
+
+def test_a_version_tag_of_another_commit_is_never_moved(registry, storage, tmp_path):
+    """Two commits in one committer second share a version: the second is built and pushed under its
+    commit tag only; the version tag stays at the first's digest and the step fails."""
+    image = f"{registry.host}/druppie/same-version"
+    args = ("--image", image, "--version", "2.0.0", "--no-tls-verify", "--build-args", f"BASE_IMAGE={registry.base}")
+    first, results, _ = build(tmp_path / "a", storage, *args)
+    assert first.returncode == 0, first.stderr
+    digest = (results / "IMAGE_DIGEST").read_text()
+    app = checkout(tmp_path / "b" / "app")
+    (app / "drone_service" / "extra.py").write_text("ANSWER = 42\n")
+    sha = commit_all(app, "second commit, same second")
+    second, results, _ = build(tmp_path / "b", storage, *args, app=app)
+    assert second.returncode == 1
+    new = skopeo_digest(f"{image}:{sha[:7]}")
+    assert new != digest
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: registry already has {image}:2.0.0 at {digest}, but this commit builds {new} "
+        f"(pushed as {image}:{sha[:7]} only): not moving {image}:2.0.0; a new commit needs a new version"
+    )
+    assert skopeo_digest(f"{image}:2.0.0") == digest and not results.exists()
+    # And a re-run of the second commit stops before building: its tags disagree.
+    third, _, _ = build(tmp_path / "c", storage, *args, app=app)
+    assert third.returncode == 1 and "STEP 1" not in third.stderr
+    assert third.stderr.strip().splitlines()[-1] == (
+        f"error: registry has {image}:2.0.0 at {digest} but {image}:{sha[:7]} at {new}: version 2.0.0 was "
+        "built from another commit; not moving it (a new commit needs a new version)"
+    )
+    assert skopeo_digest(f"{image}:2.0.0") == digest
+
+
+def test_one_commit_built_twice_from_scratch_is_one_digest(registry, tmp_path):
+    """Reproducible: two checkouts of one commit (files with other mtimes), two cold buildah storages,
+    two repositories (so the second is built, not reused): the same digest."""
+    digests = []
+    for name in ("one", "two"):
+        cold = tmp_path / name / "storage"
+        (cold / "run").mkdir(parents=True)
+        app = checkout(tmp_path / name / "app")
+        if name == "two":
+            for path in app.rglob("*"):
+                if ".git" not in path.parts:
+                    os.utime(path, (1_000_000_000, 1_000_000_000), follow_symlinks=False)
+        try:
+            proc, results, _ = build(
+                tmp_path / name,
+                cold,
+                *("--image", f"{registry.host}/druppie/repro-{name}", "--version", "1.0.0", "--no-tls-verify"),
+                *("--build-args", f"BASE_IMAGE={registry.base}"),
+                app=app,
+                # The second from a read-only source, as the Task mounts it.
+                wrap=read_only(app, []) if name == "two" and can_mount_read_only() else None,
+            )
+            assert proc.returncode == 0, proc.stderr
+            assert "Using cache" not in proc.stderr
+            digests.append((results / "IMAGE_DIGEST").read_text())
+        finally:
+            subprocess.run(
+                ["buildah", "--storage-driver", "vfs", "--root", str(cold / "cache/buildah-storage"), "rm", "--all"],
+                capture_output=True,
+            )
+    assert digests[0] == digests[1], digests

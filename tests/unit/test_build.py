@@ -1,4 +1,4 @@
-"""build's own logic without buildah or a registry: where it finds its programs."""
+"""build's own logic without buildah or a registry: where it finds its programs, what it checks first."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from druppie_steps import build
-from druppie_steps.core.errors import StepError
+from druppie_steps.core.errors import InvalidInputError, StepError
+from tests.support.checkout import COMMITTER_DATE, commit_all
 
 DIGEST = "sha256:" + "ab" * 32
 # A stand-in for syft: writes an empty SBOM where `-o <format>=<file>` says.
@@ -43,3 +44,115 @@ def test_missing_syft_says_where_it_was_looked_for(tmp_path, monkeypatch):
         f"syft not found on PATH or in {bin_dir}: the druppie-build image carries it; "
         "locally, make setup links it into .venv/bin"
     )
+
+
+# --- exactly the commit, never a moved tag (no buildah, no registry) ---
+
+
+def test_a_containerfile_may_not_lead_outside_the_context(tmp_path):
+    context = tmp_path / "app"
+    (context / "docker").mkdir(parents=True)
+    (context / "docker" / "Containerfile").write_text("FROM scratch\n")
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    assert build.find_containerfile(context, "docker/Containerfile") == context / "docker" / "Containerfile"
+    with pytest.raises(InvalidInputError, match=r"^invalid --containerfile '\.\./Containerfile': leads outside"):
+        build.find_containerfile(context, "../Containerfile")
+    with pytest.raises(InvalidInputError, match=r"^invalid --containerfile '/etc/hostname': leads outside"):
+        build.find_containerfile(context, "/etc/hostname")
+    (context / "Dockerfile").symlink_to(tmp_path / "Containerfile")
+    with pytest.raises(InvalidInputError, match=r"^invalid Dockerfile in .*: a symlink that leads outside"):
+        build.find_containerfile(context, "")
+    (context / "Containerfile").symlink_to("docker/Containerfile")  # inside: fine, and found first
+    assert build.find_containerfile(context, "") == context / "docker" / "Containerfile"
+
+
+def test_the_tree_must_be_exactly_the_commit(tmp_path, capsys):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "a.py").write_text("A = 1\n")
+    (app / ".gitignore").write_text("*.log\n")
+    sha = commit_all(app)
+    assert build.check_exact_commit(app, "") == sha
+    assert build.check_exact_commit(app, sha[:7]) == sha
+    (app / "debug.log").write_text("ignored files do not count\n")
+    assert build.check_exact_commit(app, sha) == sha
+    with pytest.raises(StepError) as err:
+        build.check_exact_commit(app, "0" * 40)
+    assert str(err.value) == f"--source {app} is at commit {sha[:12]}, not --commit {'0' * 40}; not building it"
+    for i in range(7):
+        (app / f"new{i}.py").write_text("")
+    (app / "a.py").write_text("A = 2\n")
+    with pytest.raises(StepError) as err:
+        build.check_exact_commit(app, sha)
+    assert str(err.value) == (
+        f"--source {app} is not exactly commit {sha[:12]}: 8 modified or untracked path(s): "
+        "M a.py, ?? new0.py, ?? new1.py, ?? new2.py, ?? new3.py and 3 more; not building it"
+    )
+
+
+def test_outside_a_git_checkout_only_an_unchecked_build_without_a_commit(tmp_path, capsys):
+    assert build.check_exact_commit(tmp_path, "") == ""
+    assert "is not a git checkout: building the folder as it is, unchecked" in capsys.readouterr().err
+    with pytest.raises(
+        StepError, match=r"is not a git checkout \(git: .*\): cannot check that it is --commit abc1234$"
+    ):
+        build.check_exact_commit(tmp_path, "abc1234")
+
+
+def test_the_timestamp_is_the_commits_date_unless_given(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    sha = commit_all(app, date=COMMITTER_DATE)
+    assert build.source_date_epoch_of("", app, sha) == COMMITTER_DATE
+    assert build.source_date_epoch_of(" 1700000000 ", app, sha) == 1_700_000_000
+    assert build.source_date_epoch_of("", tmp_path, "") is None
+    for bad in ("yesterday", "-1", "1.5", "2026-01-01"):
+        with pytest.raises(InvalidInputError, match=rf"^invalid --source-date-epoch '{bad}': seconds since 1970"):
+            build.source_date_epoch_of(bad, app, sha)
+
+
+def test_source_date_epoch_is_read_from_the_usual_variable_too(monkeypatch):
+    command = build.build
+    args = ["--image", "registry.example/app", "--version", "1.0.0"]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert command.make_context("build", list(args)).params["source_date_epoch"] == "1700000000"
+    monkeypatch.setenv("DRUPPIE_SOURCE_DATE_EPOCH", "1767225600")  # the Task's own wins
+    assert command.make_context("build", list(args)).params["source_date_epoch"] == "1767225600"
+
+
+def _registry(monkeypatch, tags: dict[str, str]) -> None:
+    """served_digest as core.registry answers: a digest, or a StepError for a tag it has not."""
+
+    def served(image, tag, auth_file=None, tls_verify=True):
+        if tag in tags:
+            return tags[tag]
+        raise StepError(f"registry registry.example has no {image}:{tag}: manifest unknown")
+
+    monkeypatch.setattr(build, "served_digest", served)
+
+
+def test_what_the_registry_already_has_of_this_version_and_commit(monkeypatch):
+    image, other = "registry.example/app", "sha256:" + "cd" * 32
+    _registry(monkeypatch, {})
+    assert build.already_built(image, "1.0.0", "abc1234", None, True) == (None, None)
+    _registry(monkeypatch, {"1.0.0": DIGEST, "abc1234": DIGEST})
+    assert build.already_built(image, "1.0.0", "abc1234", None, True) == (DIGEST, DIGEST)
+    _registry(monkeypatch, {"1.0.0": DIGEST})
+    assert build.already_built(image, "1.0.0", "abc1234", None, True) == (DIGEST, None)
+    assert build.already_built(image, "1.0.0", "", None, True) == (DIGEST, None)
+    _registry(monkeypatch, {"1.0.0": DIGEST, "abc1234": other})
+    with pytest.raises(StepError) as err:
+        build.already_built(image, "1.0.0", "abc1234", None, True)
+    assert str(err.value) == (
+        f"registry has {image}:1.0.0 at {DIGEST} but {image}:abc1234 at {other}: version 1.0.0 was built "
+        "from another commit; not moving it (a new commit needs a new version)"
+    )
+
+
+def test_a_registry_error_that_is_not_a_missing_tag_is_not_taken_for_one(monkeypatch):
+    def refused(image, tag, auth_file=None, tls_verify=True):
+        raise StepError("registry registry.example refused to show registry.example/app:1.0.0: denied")
+
+    monkeypatch.setattr(build, "served_digest", refused)
+    with pytest.raises(StepError, match="refused to show"):
+        build.tag_digest("registry.example/app", "1.0.0", None, True)

@@ -178,6 +178,40 @@ def test_a_bad_source_is_the_same_line_in_every_step(step, tmp_path, capsys):
         assert capsys.readouterr().err.splitlines()[-1] == f"error: invalid --source {value!r}: {why}"
 
 
+# ---- --output ------------------------------------------------------------------------------
+
+OUTPUT_STEPS = {"test", "scan", "build"}
+
+
+@pytest.mark.parametrize("step", sorted(STEPS))
+def test_output_is_one_option_in_the_steps_that_write_reports(step):
+    """Where a step writes is --output: the reports of test, scan and build (one option), clone's checkout."""
+    outputs = [o for o in options(step) if o.opts[0] == "--output"]
+    assert bool(outputs) == (step in OUTPUT_STEPS | {"clone"})
+    for output in outputs if step in OUTPUT_STEPS else []:
+        assert (output.default, output.required, output.envvar) == (".", False, "DRUPPIE_OUTPUT")
+        assert output.help.startswith("Folder for the reports (the Task's reports workspace)")
+
+
+@pytest.mark.parametrize("step", sorted(OUTPUT_STEPS))
+def test_a_bad_output_is_the_same_line_in_every_step(step, tmp_path, capsys):
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    assert main([step, *REQUIRED[step], "--source", str(tmp_path), "--output", str(a_file)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: invalid --output {str(a_file)!r}: not a folder"
+
+
+@pytest.mark.parametrize("step", sorted(OUTPUT_STEPS))
+def test_an_unbound_reports_workspace_is_the_current_folder(step, monkeypatch):
+    monkeypatch.setenv("DRUPPIE_OUTPUT", "")
+    monkeypatch.setenv("DRUPPIE_OUTPUT_BOUND", "false")
+    assert parsed(step)["output"] == "."
+    monkeypatch.setenv("DRUPPIE_OUTPUT", "/workspace/reports")
+    monkeypatch.setenv("DRUPPIE_OUTPUT_BOUND", "true")
+    assert parsed(step)["output"] == "/workspace/reports"
+
+
 # ---- booleans ------------------------------------------------------------------------------
 
 

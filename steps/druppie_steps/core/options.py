@@ -15,9 +15,9 @@ The conventions every step's command line follows (tests/unit/test_cli_conventio
   waits included (``timeout_option``; each step has its own default).
 - **--source**, in every step that reads the app's source (test, scan, build): default ``.``, and
   the same checks and words for a folder that is missing or not a folder (``source_folder``).
-- **--output**, in every step that writes files for people (test, scan, build): the folder its
-  reports go to (default ``.``; the Tasks' optional ``reports`` workspace), never the app's source,
-  which test and scan only read (``output_option``, ``output_folder``).
+- **--output** is where a step writes: in test, scan and build the folder the reports go to
+  (default ``.``; the Tasks' optional ``reports`` workspace), never the app's source, which they
+  only read (``output_option``, ``output_folder``); in clone the folder it checks out into.
 - **Booleans are flags**, ``--x/--no-x`` (``flag_option``), never ``--x true``; from the
   environment they read ``true``/``false`` (also ``1``/``0``, ``yes``/``no``) as Tekton passes them.
 - **A git repository is ``--repo-url``** in every step that takes one (clone, tag-commit,
