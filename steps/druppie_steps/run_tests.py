@@ -413,6 +413,7 @@ def run_tests(
 ) -> None:
     """Run the app's tests in its own environment; write a JUnit report and the counts as results."""
     deadline = time.monotonic() + timeout.seconds
+    register_url_secrets(index_url)  # masked in every phase, also in the one that does not use it
     phase = phase.strip().lower()
     if phase not in PHASES:
         raise InvalidInputError(f"invalid --phase {phase!r}: use all, install or run")

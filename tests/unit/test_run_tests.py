@@ -506,3 +506,14 @@ def test_the_install_phase_of_a_command_has_nothing_to_do(tmp_path, capsys):
 def test_coverage_threshold_range_is_checked_by_click(tmp_path, capsys):
     assert main(["test", "--source", str(tmp_path), "--cov-fail-under", "120"]) == 2
     assert "120.0 is not in the range 0<=x<=100" in capsys.readouterr().err
+
+
+def test_an_index_token_is_masked_in_every_phase(tmp_path, capsys):
+    from druppie_steps.core.redact import redact
+
+    app = _app(tmp_path / "app", {"requirements.txt": ""})
+    token = "run-phase-token-93a1c"
+    argv = ["test", "--source", str(app), "--phase", "run", "--venv", str(tmp_path / "v")]
+    assert main([*argv, "--index-url", f"https://ci:{token}@pypi.example/simple"]) == 2
+    capsys.readouterr()
+    assert redact(f"said {token}") == "said ***"
