@@ -292,7 +292,7 @@ def condition_message(obj: dict, kind: str) -> str:
         ("kustomization-build-failed", "BuildFailed", "kustomize build failed"),
         ("kustomization-health-check-failed", "HealthCheckFailed", "health check failed"),
         ("kustomization-reconciliation-failed", "ReconciliationFailed", "spec.replicas: Invalid value: -1"),
-        ("kustomization-forbidden", "ReconciliationFailed", "is forbidden: User"),
+        ("kustomization-forbidden-cluster-role-binding", "ReconciliationFailed", "is forbidden: User"),
         ("kustomization-prune-failed", "PruneFailed", "ConfigMap/"),
     ],
 )
@@ -312,32 +312,38 @@ def test_a_failure_from_before_our_request_is_not_the_answer(name, reason, words
     assert again.phase is Phase.FAILED and again.reason == reason and words in again.message
 
 
-def test_flux_refusing_an_object_fails_at_once_with_fluxs_reason_and_message():
-    """kustomize-controller impersonating the app's ServiceAccount (spec.serviceAccountName) may not
-    create a ClusterRoleBinding the commit added: Ready=False, ReconciliationFailed, and the apiserver's
-    Forbidden in the message. Not recorded (the e2e's Kustomizations run without impersonation): made from
-    kustomization-reconciliation-failed with the message kustomize-controller v1.9.6 writes, built as
-    fluxcd/pkg/ssa v0.76.2's DryRunErr ("<Kind>/<name> dry-run failed (<reason>): <apiserver error>", then
-    a line break and the empty change log) around the apiserver's RBAC Forbidden for an apply (PATCH)."""
+@pytest.mark.parametrize(
+    "name,kind,resource",
+    [
+        ("kustomization-forbidden-cluster-role-binding", "ClusterRoleBinding", "clusterrolebindings"),
+        ("kustomization-forbidden-cluster-role", "ClusterRole", "clusterroles"),
+    ],
+)
+def test_flux_refusing_an_object_fails_at_once_with_fluxs_reason_and_message(name, kind, resource):
+    """kustomize-controller applies as the app's ServiceAccount (spec.serviceAccountName), which may not
+    create cluster-wide RBAC: Ready=False, ReconciliationFailed, the apiserver's Forbidden in the message
+    (recorded by tests/e2e/test_flux_wait.py on the real controllers)."""
     from druppie_steps.flux.watch import FluxObject
     from druppie_steps.flux_wait import failure_message
 
-    ks = load("kustomization-forbidden")
+    ks = load(name)
     target = sha(ks["status"]["lastAttemptedRevision"])
     verdict = kustomization_verdict(ks, target, handled_at(ks))
     assert (verdict.phase, verdict.reason) == (Phase.FAILED, "ReconciliationFailed")
     assert verdict.revision == ks["status"]["lastAttemptedRevision"]
-    forbidden = (
-        'ClusterRoleBinding/evil dry-run failed (Forbidden): clusterrolebindings.rbac.authorization.k8s.io "evil" '
-        'is forbidden: User "system:serviceaccount:productie:drone-service-deployer" cannot patch resource '
-        '"clusterrolebindings" in API group "rbac.authorization.k8s.io" at the cluster scope'
+    account = f"system:serviceaccount:flux-system:{ks['spec']['serviceAccountName']}"
+    assert (
+        verdict.message.startswith(f"{kind}/evil-app-")
+        and f"dry-run failed (Forbidden): {resource}." in verdict.message
     )
-    assert verdict.message == forbidden + "\n"
-    ref = FluxObject("Kustomization", "flux-system", "drone-service-prod")
-    assert failure_message(ref, verdict, load("gitrepository-ready")) == (
-        f"Kustomization flux-system/drone-service-prod failed for revision {verdict.revision}: "
-        f"ReconciliationFailed: {forbidden}"
+    assert f'is forbidden: User "{account}" cannot patch resource "{resource}"' in verdict.message
+    ref = FluxObject("Kustomization", "flux-system", ks["metadata"]["name"])
+    line = failure_message(ref, verdict, load("gitrepository-ready"))
+    assert line == (
+        f"Kustomization flux-system/{ks['metadata']['name']} failed for revision {verdict.revision}: "
+        f"ReconciliationFailed: {verdict.message.strip()}"
     )
+    assert "\n" not in line
     # Not Flux retrying by itself, not an attempt from before our request: fail fast, not at the timeout.
     rerun, ours = requested_after(ks)
     assert kustomization_verdict(rerun, target, ours).phase is Phase.WAITING
