@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 from pathlib import Path
 
 import click
@@ -48,7 +47,7 @@ from .core.options import (
     timeout_option,
     workspace_option,
 )
-from .core.registry import check_access, served_digest
+from .core.registry import NoSuchTagError, check_access, served_digest
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
 from .gitops.imageref import validate_image_name, validate_tag
@@ -183,31 +182,25 @@ def source_date_epoch_of(value: str, source: Path, head: str) -> int | None:
     return int(proc.stdout.strip())
 
 
-def tag_digest(image: str, tag: str, auth_file: str | None, tls_verify: bool) -> str | None:
-    """The digest the registry serves for ``image:tag``, or None when it has no such tag.
-
-    core.registry.served_digest says "no such tag" only in its error: an HTTP 404 as the cause
-    (asked over HTTP) or "registry <host> has no <image>:<tag>" (asked through skopeo)."""
+def tag_digest(
+    image: str, tag: str, auth_file: str | None, tls_verify: bool, cert_dir: str | None = None
+) -> str | None:
+    """The digest the registry serves for ``image:tag``, or None when it has no such tag."""
     try:
-        return served_digest(image, tag, auth_file, tls_verify)
-    except StepError as err:
-        cause = err.__cause__
-        if isinstance(cause, urllib.error.HTTPError) and cause.code == 404:
-            return None
-        if f" has no {image}:{tag}" in str(err) or re.search(r"\bmanifest unknown\b", str(err), re.I):
-            return None
-        raise
+        return served_digest(image, tag, auth_file, tls_verify, cert_dir)
+    except NoSuchTagError:
+        return None
 
 
 def already_built(
-    image: str, version: str, sha: str, auth_file: str | None, tls_verify: bool
+    image: str, version: str, sha: str, auth_file: str | None, tls_verify: bool, cert_dir: str | None = None
 ) -> tuple[str | None, str | None]:
     """(digest of the version tag, digest of the commit tag), each None when the registry lacks it.
 
     StepError when both exist at different digests: the version belongs to another build, and
     this step never moves a tag."""
-    at_version = tag_digest(image, version, auth_file, tls_verify)
-    at_commit = tag_digest(image, sha, auth_file, tls_verify) if sha else None
+    at_version = tag_digest(image, version, auth_file, tls_verify, cert_dir)
+    at_commit = tag_digest(image, sha, auth_file, tls_verify, cert_dir) if sha else None
     if at_version and at_commit and at_version != at_commit:
         raise StepError(
             f"registry has {image}:{version} at {at_version} but {image}:{sha} at {at_commit}: "
@@ -376,8 +369,8 @@ def build(
     )
 
     log.progress(f"checking registry access for {image}")
-    check_access(image, auth_file, tls_verify)
-    at_version, at_commit = already_built(image, version, sha, auth_file, tls_verify)
+    check_access(image, auth_file, tls_verify, ca_dir or None)
+    at_version, at_commit = already_built(image, version, sha, auth_file, tls_verify, ca_dir or None)
     if at_version and at_version == at_commit:
         log.progress(
             f"{image}:{version} and {image}:{sha} are already at {at_version}: this commit was built and "
@@ -412,7 +405,7 @@ def build(
         )
     # Check what we hand over: every tag must serve the one digest.
     for tag in tags:
-        served = served_digest(image, tag, auth_file, tls_verify)
+        served = served_digest(image, tag, auth_file, tls_verify, ca_dir or None)
         if served != digest:
             raise StepError(f"registry serves {served} for {image}:{tag}, but {digest} was pushed; not handing it over")
     log.progress(f"{image}@{digest} is {', '.join(f'{image}:{t}' for t in tags)}")

@@ -9,6 +9,7 @@ import pytest
 
 from druppie_steps import build
 from druppie_steps.core.errors import InvalidInputError, StepError
+from druppie_steps.core.registry import NoSuchTagError
 from tests.support.checkout import COMMITTER_DATE, commit_all
 
 DIGEST = "sha256:" + "ab" * 32
@@ -123,10 +124,10 @@ def test_source_date_epoch_is_read_from_the_usual_variable_too(monkeypatch):
 def _registry(monkeypatch, tags: dict[str, str]) -> None:
     """served_digest as core.registry answers: a digest, or a StepError for a tag it has not."""
 
-    def served(image, tag, auth_file=None, tls_verify=True):
+    def served(image, tag, auth_file=None, tls_verify=True, cert_dir=None):
         if tag in tags:
             return tags[tag]
-        raise StepError(f"registry registry.example has no {image}:{tag}: manifest unknown")
+        raise NoSuchTagError(f"registry registry.example has no {image}:{tag}: manifest unknown")
 
     monkeypatch.setattr(build, "served_digest", served)
 
@@ -150,9 +151,33 @@ def test_what_the_registry_already_has_of_this_version_and_commit(monkeypatch):
 
 
 def test_a_registry_error_that_is_not_a_missing_tag_is_not_taken_for_one(monkeypatch):
-    def refused(image, tag, auth_file=None, tls_verify=True):
+    def refused(image, tag, auth_file=None, tls_verify=True, cert_dir=None):
         raise StepError("registry registry.example refused to show registry.example/app:1.0.0: denied")
 
     monkeypatch.setattr(build, "served_digest", refused)
     with pytest.raises(StepError, match="refused to show"):
         build.tag_digest("registry.example/app", "1.0.0", None, True)
+
+
+def test_the_registry_is_asked_with_the_ca_certs_workspace_too(tmp_path, monkeypatch, capsys):
+    """A registry with a private CA: the checks before the build trust ca-certs, as buildah does."""
+    from druppie_steps.cli import main
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Containerfile").write_text("FROM scratch\n")
+    commit_all(app)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca.crt").write_text("not parsed here\n")
+    seen = []
+
+    def check_access(image, auth_file=None, tls_verify=True, cert_dir=None):
+        seen.append(cert_dir)
+        raise StepError("stopped here")
+
+    monkeypatch.setattr(build, "check_access", check_access)
+    monkeypatch.setattr(build.tools, "require", lambda name, hint: f"/usr/bin/{name}")
+    argv = ["build", "--source", str(app), "--image", "registry.example/app", "--version", "1.0.0"]
+    assert main([*argv, "--ca-certs", str(certs), "--output", str(tmp_path / "out")]) == 1
+    assert seen == [str(certs)] and capsys.readouterr().err.endswith("error: stopped here\n")
