@@ -198,6 +198,8 @@ build_local_path() {
   cp "$work/deploy/local-path-storage.yaml" "$out/"
   rm -rf "$work"
 }
+# kube-router: only its NetworkPolicy controller runs (iptables + ipset), enforcing the catalog's policies.
+build_kube_router() { build_module_cmd "$1" github.com/cloudnativelabs/kube-router/v2 ./cmd/kube-router kube-router; }
 # Gitea: the local forge. Three of its dependencies are refused by the proxy; these twins work.
 build_gitea() {
   local v=$1 work; work=$(module_copy "code.gitea.io/gitea@$v")
@@ -214,7 +216,7 @@ build_gitea() {
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
   notification-crds kwok flux tekton tkn tekton-validate local-path triggers coredns gitea
-  gitleaks osv-scanner trivy syft)
+  kube-router gitleaks osv-scanner trivy syft)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;
@@ -238,6 +240,7 @@ for c in "${components[@]}"; do
     local-path) run_build local-path-provisioner "$LOCAL_PATH_VERSION" build_local_path ;;
     coredns) run_build coredns "$COREDNS_VERSION" build_coredns ;;
     gitea) run_build gitea "$GITEA_VERSION" build_gitea ;;
+    kube-router) run_build kube-router "$KUBE_ROUTER_VERSION" build_kube_router ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;
   esac
 done

@@ -7,11 +7,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 # Debian packages: git's http-backend and sshd serve test repos; docker-registry, openssl, containerd,
-# runc, the CNI plugins and gcc (a static pause image) serve the e2e cluster; buildah, podman, skopeo
-# and debootstrap build the images offline (make images).
+# runc, the CNI plugins, ipset (kube-router's NetworkPolicies) and gcc (a static pause image) serve
+# the e2e cluster; buildah, podman, skopeo and debootstrap build the images offline (make images).
 DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server openssl docker-registry
   containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev
-  buildah podman skopeo debootstrap busybox-static)
+  buildah podman skopeo debootstrap busybox-static ipset)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -16,6 +16,7 @@ through the narrow ``Context`` (context.py). ``cluster.py`` holds the ordered li
 - ``kubelet``             a real kubelet, the node ``druppie-node``
 - ``kwok``                kwok's fake node instead (DRUPPIE_NODE_SIDE=kwok)
 - ``kube_proxy``          Services in iptables mode
+- ``kube_router``         NetworkPolicy enforcement (kube-router's policy controller only)
 - ``tekton``              Tekton Pipelines from its release config, with a non-root shell image
 - ``storage``             local-path-provisioner, the default StorageClass
 - ``dns``                 CoreDNS behind the kube-dns Service

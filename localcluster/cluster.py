@@ -33,6 +33,7 @@ from .gitea import GiteaComponent, client_of
 from .gitea_api import GiteaClient
 from .gitserver import GitServerComponent
 from .kube_proxy import KubeProxy
+from .kube_router import KubeRouter
 from .kubelet import Kubelet
 from .kwok import Kwok
 from .process import kill, log
@@ -56,6 +57,7 @@ COMPONENTS: tuple[Component, ...] = (
     Flux(),
     Containerd(),
     Kubelet(),
+    KubeRouter(),  # NetworkPolicy enforcement, egress included
     Kwok(),
     KubeProxy(),
     Tekton(),

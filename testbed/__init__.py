@@ -7,6 +7,7 @@
 - ``apps``       the example app and its failing variants (tests/fixtures/drone-variants) as fresh copies
 - ``registry``   Debian's docker-registry on loopback, open or with htpasswd auth, with a busybox base
 - ``kubewatch``  every version of one object as the API shows it, with arrival times
+- ``site``       this cluster's own settings around the catalog (its registry's NetworkPolicy allowance)
 - ``wait``       poll until something holds, failing with what was waited for
 
 Nothing here imports tests/; tests/support/ holds what only the tests use.

@@ -12,6 +12,7 @@ from localcluster.cluster import LocalCluster, missing
 from localcluster.toolchain import ROOT
 from testbed.fluxapp import make_flux_app
 from testbed.readme import block_with
+from testbed.site import apply_site_settings
 from tests.support.e2e import README, Tekton
 
 _ids = itertools.count()
@@ -73,4 +74,5 @@ def tekton(cluster):
     cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
     for command in block_with(README, "kubectl create namespace ci"):
         t.run(command)
+    apply_site_settings(cluster)
     return t

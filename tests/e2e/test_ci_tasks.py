@@ -28,12 +28,18 @@ PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 
 @pytest.fixture(scope="module")
 def ci(cluster, tekton, tmp_path_factory):
-    """The app's repository (and its failing variants) on the cluster's git server, and the
-    offline base image in the cluster registry."""
-    for variant in (None, "failing-test", "planted-secret"):
+    """The app's repository (and its failing variants) on the cluster's git server, the offline
+    base image in the cluster registry, and the catalog's NetworkPolicy for test and build pods
+    with this site's allowance: the cluster registry, on the node's address."""
+    for variant in (None, "failing-test", "planted-secret", "reaches-out"):
         name = "drone-service" + (f"-{variant}" if variant else "")
         source = drone_app(tmp_path_factory.mktemp(name) / "app", variant)
+        if variant == "reaches-out":
+            (source / "reach-targets.json").write_text(json.dumps(reach_targets(cluster)))
         seed_repo(cluster.git_root / f"{name}.git", source_dir=source)
+    # The README's install applied the catalog's NetworkPolicy, the tekton fixture this site's
+    # allowance for its registry (testbed/site.py).
+    assert cluster.kubectl("get", "networkpolicy", "-n", "ci", "druppie-build-and-test-egress").returncode == 0
     subprocess.run(
         [
             "buildah",
@@ -51,6 +57,23 @@ def ci(cluster, tekton, tmp_path_factory):
     tekton.run(commands["kubectl apply -n"])
     tekton.run(commands["kubectl create secret"])
     return commands
+
+
+def reach_targets(cluster) -> dict[str, list]:
+    """What a test pod must not reach: the API server (through its Service), another Service, the
+    node's git server, and a pod (CoreDNS's, on a port that is not DNS)."""
+    webhook = cluster.get_json("service", "-n", "tekton-pipelines", "tekton-pipelines-webhook")["spec"]["clusterIP"]
+    git_port = int(cluster.git_url.split(":")[2].split("/")[0])
+    return {
+        "api-server": ["$KUBERNETES_SERVICE_HOST", 0],
+        "tekton-webhook-service": [webhook, 443],
+        "node-git-server": [cluster.host_ip, git_port],
+        "node-api-server": [cluster.host_ip, api_port(cluster)],
+    }
+
+
+def api_port(cluster) -> int:
+    return int(cluster.api_url.rsplit(":", 1)[1])
 
 
 def start(
@@ -233,3 +256,15 @@ def test_every_step_answers_help_inside_its_built_image(tekton, kind, steps):
             text=True,
         )
         assert proc.returncode == 0 and f"Usage: druppie-step {step}" in proc.stdout, proc.stderr
+
+
+def test_app_test_code_cannot_reach_into_the_cluster(tekton, cluster, ci):
+    """Under the catalog's NetworkPolicy (the ci fixture applied it; kube-router enforces it, egress
+    included), the app's own test code cannot connect to the API server, another Service or the
+    node; the first test of this module showed the build still pushes to the allowed registry."""
+    clone(tekton, cluster, ci, "drone-service-reaches-out")
+    _, run, logs = start(tekton, cluster, ci["druppie-test"], extra=["-p", "offline=true"], check=False)
+    results = tekton.results(run)
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", logs
+    targets = len(reach_targets(cluster))
+    assert results["passed"] == str(4 + targets) and results["failed"] == "0", logs
