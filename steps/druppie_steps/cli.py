@@ -32,9 +32,14 @@ STEPS = {
     ),
 }
 
-# Servers of the catalog (a Deployment runs them), not steps of a Task: the steps' conventions
-# (--timeout, results) do not apply.
+# The catalog's services and jobs (a Deployment or CronJob runs them), not steps of a Task: the
+# steps' conventions (--timeout, --source) do not apply.
 SERVICES = {
+    "prune-runs": (
+        "druppie_steps.prune",
+        "prune_runs",
+        "Keep the last N finished PipelineRuns of each app; delete the older ones with their volumes.",
+    ),
     "webhook-gate": (
         "druppie_steps.webhook_gate",
         "webhook_gate",
