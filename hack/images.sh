@@ -30,7 +30,7 @@ hash_files() { find "$@" -type f -not -path '*/__pycache__/*' -not -path '*.egg-
 # the build image's base has buildah too.
 STEP_BASE_PACKAGES=python3,python3-venv,git,openssh-client,ca-certificates
 # netavark: the "container-network-stack" buildah's containers-common needs (debootstrap resolves no virtual packages).
-BUILD_BASE_PACKAGES=$STEP_BASE_PACKAGES,buildah,netavark
+BUILD_BASE_PACKAGES=$STEP_BASE_PACKAGES,buildah,netavark,skopeo
 BASE_RECIPE=1  # bump when offline_base changes what it puts in the tarball
 # offline_base NAME PACKAGES: the image name of that base, made once and cached as a tarball.
 offline_base() {

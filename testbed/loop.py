@@ -33,9 +33,13 @@ from localcluster.process import http_request, log
 from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
 from .readme import block_with
+from .site import apply_site_settings
 from .wait import wait_for
 
 APP = "drone-service"
+OTHER_APP = "gemaal-monitor"  # a second team's app in webhook-gate's list
+# The pipeline's git credentials, each a basic-auth Secret of the bot with a token of one kind.
+CREDENTIALS = {f"{APP}-git-read": "read", "druppie-apps-read": "read", "druppie-apps-write": "write"}
 BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
 NAMESPACE = "productie"
 BASE_REPO = "druppie/python:3.11-bookworm"
@@ -55,7 +59,13 @@ class Loop:
 
     @property
     def webhook_secret(self) -> str:
+        """The app repository's webhook secret."""
         return (self.state / "webhook-secret").read_text()
+
+    @property
+    def other_webhook_secret(self) -> str:
+        """Another team's app's webhook secret (what an attacker with one team's secret holds)."""
+        return (self.state / "other-webhook-secret").read_text()
 
     @property
     def installed(self) -> bool:
@@ -117,16 +127,19 @@ class Loop:
         self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
         for command in block_with(ROOT / "README.md", "kubectl create namespace ci"):
             self.readme_command(command)
+        apply_site_settings(self.cluster)  # the registry on the node's address, for build pods
 
-        self.say("Gitea: repositories drone-service and druppie-apps, the CI bot's account and token")
+        self.say("Gitea: repositories drone-service and druppie-apps, the CI bot's account and its two tokens")
         # Idempotent, so that a `make demo` interrupted during the install can simply run again.
-        token_file = self.state / "bot-token"
-        if not token_file.is_file():
+        if not (self.state / "bot-write-token").is_file():
             password = secrets.token_hex(16)
             self.gitea.create_user(BOT, password)
-            token_file.write_text(self.gitea.token_for(BOT, password))
-            os.chmod(token_file, 0o600)
-        bot_token = token_file.read_text()
+            # Two tokens of the bot: one that may only read repositories (the clone, flux-wait),
+            # one that may push (tag-commit's only).
+            for kind in ("read", "write"):
+                token = self.gitea.token_for(BOT, password, scopes=(f"{kind}:repository",))
+                (self.state / f"bot-{kind}-token").write_text(token)
+                os.chmod(self.state / f"bot-{kind}-token", 0o600)
         if not self._has_repo(APP):
             self.gitea.create_repo(APP, source_dir=ROOT / "examples" / APP)
         if not self._has_repo("druppie-apps"):
@@ -144,28 +157,14 @@ class Loop:
                 self.gitea.create_repo("druppie-apps", source_dir=apps)
         self.gitea.add_collaborator("druppie-apps", BOT)
 
-        self.say("Secrets: git credentials of the bot, registry credentials, the webhook secret")
-        host = self.gitea.base_url
-        self.cluster.kubectl(
-            "delete",
-            "secret",
-            "-n",
-            "ci",
-            "--ignore-not-found",
-            "druppie-apps-basic-auth",
-            "registry-credentials",
-            "druppie-webhook-secret",
-        )
-        self.cluster.kubectl(
-            "create",
-            "secret",
-            "generic",
-            "druppie-apps-basic-auth",
-            "-n",
-            "ci",
-            f"--from-literal=.git-credentials={host.replace('://', f'://{BOT}:{bot_token}@')}\n",
-            "--from-literal=.gitconfig=[credential]\n\thelper = store\n",
-        )
+        self.say("Secrets: the bot's read and write credentials, registry credentials, the webhook secrets")
+        self.cluster.kubectl("delete", "secret", "-n", "ci", "--ignore-not-found", *CREDENTIALS, "registry-credentials")
+        for secret, kind in CREDENTIALS.items():
+            token = (self.state / f"bot-{kind}-token").read_text()
+            line = self.gitea.base_url.replace("://", f"://{BOT}:{token}@")
+            self.cluster.kubectl("create", "secret", "generic", secret, "-n", "ci",
+                                 f"--from-literal=.git-credentials={line}\n",
+                                 "--from-literal=.gitconfig=[credential]\n\thelper = store\n")  # fmt: skip
         self.cluster.kubectl(
             "create",
             "secret",
@@ -177,20 +176,32 @@ class Loop:
             "--docker-username=ci-bot",
             "--docker-password=unused-by-this-registry",
         )
+        # The app repository's own webhook secret (webhook-gate has one per repository).
         (self.state / "webhook-secret").write_text(secrets.token_hex(32))
         os.chmod(self.state / "webhook-secret", 0o600)
-        self.cluster.kubectl(
-            "create",
-            "secret",
-            "generic",
-            "druppie-webhook-secret",
-            "-n",
-            "ci",
-            f"--from-literal=secret={self.webhook_secret}",
-        )
+        self.cluster.kubectl("delete", "secret", "-n", "ci", "--ignore-not-found", "druppie-webhook-secrets")
+        (self.state / "other-webhook-secret").write_text(secrets.token_hex(32))
+        self.cluster.kubectl("create", "secret", "generic", "druppie-webhook-secrets", "-n", "ci",
+                             f"--from-literal={APP}={self.webhook_secret}",
+                             f"--from-literal={OTHER_APP}={self.other_webhook_secret}")  # fmt: skip
 
         self.say("Triggers: the EventListener, with the local site settings as a second TriggerBinding")
         self.cluster.kubectl("apply", "-f", str(ROOT / "triggers" / "druppie-ci-cd"))
+        # The list of allowed repositories, as the platform team writes it: this Gitea's app repository.
+        # A second team's app (its own secret) and a repository whose name cannot be an app name
+        # stand beside it, as in a platform's list.
+        repositories = {
+            "bot": BOT,
+            "repositories": [
+                {"repository": f"{self.gitea.admin}/{APP}", "forge": self.gitea.base_url, "app": APP, "secret": APP},
+                {"repository": f"{self.gitea.admin}/{OTHER_APP}", "forge": self.gitea.base_url},
+                {"repository": f"{self.gitea.admin}/Bad_Name", "forge": self.gitea.base_url},
+            ],
+        }
+        gate_config = {"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "druppie-webhook-gate", "namespace": "ci"},
+                       "data": {"repositories.yaml": yaml.safe_dump(repositories, sort_keys=False)}}  # fmt: skip
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(gate_config))
         local = {
             "apiVersion": "triggers.tekton.dev/v1beta1",
             "kind": "TriggerBinding",
@@ -232,8 +243,9 @@ class Loop:
         repo["spec"].update(url=self.gitea.clone_url("druppie-apps"), interval="1m")
         ks = yaml.safe_load((flux / "kustomization-drone-service-prod.yaml").read_text())
         ks["spec"].update(retryInterval="10s")
+        tenant = list(yaml.safe_load_all((flux / "tenant-drone-service-prod.yaml").read_text()))
         self.cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks]})
+            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks, *tenant]})
         )
 
         self.say("first version: drone-service 1.0.4 built on this machine, so Flux has something to run")
@@ -242,6 +254,7 @@ class Loop:
 
         self.say("webhook: Gitea → the EventListener's Service")
         self.wait("the EventListener", lambda: self._deployment_available("ci", "el-druppie-ci-cd"), 180)
+        self.wait("webhook-gate", lambda: self._deployment_available("ci", "druppie-webhook-gate"), 180)
         ip = self.cluster.get_json("service", "-n", "ci", "el-druppie-ci-cd")["spec"]["clusterIP"]
         for hook in self.gitea.hooks(APP):
             self.gitea.api("DELETE", f"/repos/druppie-admin/{APP}/hooks/{hook['id']}")

@@ -34,7 +34,7 @@ KEY_RESULTS = {
     "druppie-test": ("passed", "failed", "skipped", "coverage"),
     "druppie-scan": ("critical", "high", "medium", "low", "suppressed"),
     "druppie-build": ("IMAGE_URL", "IMAGE_DIGEST"),
-    "druppie-tag-commit": ("commit", "changed", "previous-tag"),
+    "druppie-tag-commit": ("commit", "changed", "deployed", "previous-tag"),
     "druppie-flux-reconcile-wait": ("applied-revision", "reason"),
 }
 OTHER_TASK_RESULTS = 3  # a Task not listed above shows its first three results
@@ -225,11 +225,15 @@ def summary_text(rows: list[Row], namespace: str) -> str:
     gitops = _result(rows, "druppie-tag-commit", "commit")
     changed = _result(rows, "druppie-tag-commit", "changed")
     previous = _result(rows, "druppie-tag-commit", "previous-tag")
+    deployed = _result(rows, "druppie-tag-commit", "deployed")
+    reason = _result(rows, "druppie-tag-commit", "reason")
     applied = _result(rows, "druppie-flux-reconcile-wait", "applied-revision")
     said = []
     if image:
         said.append(f"built {image}" + (f"@{digest}" if digest else ""))
-    if gitops:
+    if deployed == "false":  # never a plain green: say in words that this build does not run
+        said.append(reason or "not deployed")
+    elif gitops:
         if changed == "false":
             said.append(
                 f"GitOps commit {gitops[:12]} unchanged (already at {previous or 'that tag'}; nothing deployed)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import shlex
 import subprocess
 import time
@@ -20,7 +21,7 @@ import pytest
 
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
-from testbed.loop import APP, BASE_REPO, BOT, Loop
+from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS, Loop
 from testbed.readme import block_with
 
 pytestmark = pytest.mark.e2e
@@ -93,55 +94,117 @@ def _deliver(loop, cluster, body: dict, signature: str | None, event: str = "pus
         return err.code
 
 
-def _sign(loop, body: dict) -> str:
-    return "sha256=" + hmac.new(loop.webhook_secret.encode(), json.dumps(body).encode(), hashlib.sha256).hexdigest()
+def _sign(loop, body: dict, secret: str | None = None) -> str:
+    key = (secret or loop.webhook_secret).encode()
+    return "sha256=" + hmac.new(key, json.dumps(body).encode(), hashlib.sha256).hexdigest()
 
 
-def _body(
-    loop, after: str, ref: str = "refs/heads/main", sender: str = "druppie-admin", message: str = "a change"
-) -> dict:
+def _body(loop, after: str, ref: str = "refs/heads/main", sender: str = "druppie-admin", message: str = "a change",
+          owner: str = "druppie-admin", clone_url: str | None = None) -> dict:  # fmt: skip
     return {
         "ref": ref,
         "after": after,
-        "repository": {"name": APP, "clone_url": loop.gitea.clone_url(APP)},
+        "repository": {"name": APP, "full_name": f"{owner}/{APP}",
+                       "clone_url": clone_url or loop.gitea.clone_url(f"{owner}/{APP}")},
         "sender": {"login": sender},
-        "pusher": {"login": sender},
-        "head_commit": {"message": message},
-    }
+        "pusher": {"login": sender, "email": f"{sender}@druppie.local"},
+        "head_commit": {"message": message, "author": {"email": f"{sender}@druppie.local"}},
+    }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", ["unsigned", "wrongly-signed", "other-branch", "tag-commit-made", "other-event"])
+def _gate_log(cluster, since: str = "120s") -> str:
+    return cluster.kubectl("logs", "-n", "ci", "deployment/druppie-webhook-gate", f"--since={since}").stdout
+
+
+GATED = "repository druppie-admin/drone-service"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["unsigned", "wrongly-signed", "other-apps-secret", "other-owner", "foreign-url", "bad-name", "other-branch",
+     "tag-commit-made", "other-event"],
+)  # fmt: skip
 def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
+    """What an attacker with one team's secret, or an unlucky sender, can deliver: no run, and the
+    gate's log says why in one line, with the event id and no personal data."""
     after = hashlib.sha1(case.encode(), usedforsecurity=False).hexdigest()  # a made-up commit id
-    body = _body(loop, after)
-    signature = _sign(loop, body)
-    event = "push"
-    if case == "unsigned":
-        signature = None
-    elif case == "wrongly-signed":
-        signature = "sha256=" + hmac.new(b"not-the-secret", json.dumps(body).encode(), hashlib.sha256).hexdigest()
+    body, secret, event = _body(loop, after), None, "push"
+    if case == "other-owner":  # mallory/drone-service: same name, another owner, the real app's secret
+        body = _body(loop, after, owner="mallory")
+    elif case == "foreign-url":
+        body = _body(loop, after, clone_url="https://evil.example/druppie-admin/drone-service.git")
+    elif case == "bad-name":
+        body = _body(loop, after, owner="druppie-admin")
+        body["repository"].update(name="Bad_Name", full_name="druppie-admin/Bad_Name")
     elif case == "other-branch":
         body = _body(loop, after, ref="refs/heads/feature")
-        signature = _sign(loop, body)
     elif case == "tag-commit-made":
         body = _body(loop, after, sender=BOT, message=f"{APP}: deploy 1.0.9\n\nTekton-Pipeline-Run: x-ci-cd-abc")
-        signature = _sign(loop, body)
-    else:
+    elif case == "other-apps-secret":
+        secret = loop.other_webhook_secret
+    elif case == "other-event":
         event = "issues"
+    signature = None if case == "unsigned" else (
+        "sha256=" + hmac.new(b"not-the-secret", json.dumps(body).encode(), hashlib.sha256).hexdigest()
+        if case == "wrongly-signed" else _sign(loop, body, secret))  # fmt: skip
     assert _deliver(loop, cluster, body, signature, event) == 202
-    time.sleep(8)
+    reason = {
+        "unsigned": f"{GATED}: the signature is missing",
+        "wrongly-signed": f"{GATED}: the signature does not match its secret",
+        "other-apps-secret": f"{GATED}: the signature does not match its secret",
+        "other-owner": "repository mallory/drone-service is not in the gate's list",
+        "foreign-url": f"{GATED}: clone_url is not {loop.gitea.clone_url(APP)}",
+        "bad-name": "repository druppie-admin/Bad_Name: 'bad_name' cannot be an app name",
+        "other-branch": f"{GATED}: a push to 'refs/heads/feature', not to main",
+        "tag-commit-made": f"{GATED}: the pipeline's own commit",
+        "other-event": "not a push event (issues)",
+    }[case]
+    log = wait_for_text(lambda: _gate_log(cluster), f"refused: {reason}")
+    assert "@druppie.local" not in log and "mallory@" not in log
+    time.sleep(3)  # a run, had one been started, would exist by now
     runs = cluster.get_json("pipelineruns", "-n", "ci")["items"]
     assert not [r for r in runs if any(p["value"] == after for p in r["spec"].get("params", []))]
-    logs = cluster.kubectl("logs", "-n", "ci", "deployment/el-druppie-ci-cd", "--since=60s").stdout
-    # The reasons the triggers README lists under "What a sender sees".
-    reason = {
-        "unsigned": "no X-Hub-Signature-256 header set",
-        "wrongly-signed": "payload signature check failed",
-        "other-branch": "expression body.ref == 'refs/heads/' + extensions.branch did not return true",
-        "tag-commit-made": "expression !(body.sender.login == extensions.bot",
-        "other-event": "event type issues is not allowed",
-    }[case]
-    assert reason in logs, logs[-3000:]
+
+
+def wait_for_text(read, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = read()
+        if text in out or time.monotonic() > deadline:
+            assert text in out, out[-3000:]
+            return out
+        time.sleep(0.5)
+
+
+def test_a_replayed_delivery_starts_no_second_run_and_no_log_holds_personal_data(loop, cluster):
+    """Gitea delivers the push of the app's head commit again (its hook test button); that commit
+    already has its run (named after app and commit), so the API server refuses a second one."""
+    head = loop.gitea.head(APP)
+    name = loop.pipelinerun_for(head)
+    loop.finished(name)
+    [hook] = loop.gitea.hooks(APP)
+    loop.gitea.test_hook(APP, hook["id"])
+    wait_for_text(lambda: _gate_log(cluster), f"run {APP}-{head[:12]} for {loop.gitea.clone_url(APP)}")
+    time.sleep(5)
+    runs = [r for r in cluster.get_json("pipelineruns", "-n", "ci")["items"]
+            if any(p["name"] == "revision" and p["value"] == head for p in r["spec"]["params"])]  # fmt: skip
+    assert [r["metadata"]["name"] for r in runs] == [name] == [f"{APP}-{head[:12]}"]
+    for deployment in ("el-druppie-ci-cd", "druppie-webhook-gate"):
+        log = cluster.kubectl("logs", "-n", "ci", f"deployment/{deployment}").stdout
+        assert "@druppie.local" not in log, (deployment, log[-2000:])
+
+
+def test_the_eventlistener_cannot_read_any_secret(loop, cluster):
+    who = "system:serviceaccount:ci:druppie-triggers"
+    for args in (
+        ["get", "secret/druppie-webhook-secrets", "-n", "ci"],
+        ["list", "secrets", "-n", "ci"],
+        ["list", "secrets", "--all-namespaces"],
+        ["get", "secret/druppie-apps-write", "-n", "ci"],
+    ):
+        answer = cluster.kubectl("auth", "can-i", *args, f"--as={who}", check=False).stdout.strip()
+        assert answer == "no", args
+    assert cluster.kubectl("auth", "can-i", "create", "pipelineruns", "-n", "ci", f"--as={who}").stdout.strip() == "yes"
 
 
 def test_a_failing_test_stops_the_run_before_build_and_the_summary_says_why(loop, cluster):
@@ -165,18 +228,21 @@ def test_a_failing_test_stops_the_run_before_build_and_the_summary_says_why(loop
         loop.finished(loop.pipelinerun_for(loop.gitea.head(APP)))
 
 
-def test_two_quick_pushes_both_finish_and_the_newer_stays_deployed(loop, cluster):
+def test_two_quick_pushes_the_newer_stays_deployed_and_an_older_one_landing_late_says_so(loop, cluster):
+    """Two pushes in one second get two versions (the commit's depth on main, no clock). The newer
+    run ends deployed; the older one either deployed first, or, landing after the newer, fails at
+    tag-commit saying in words that it was not deployed: never a plain green."""
     first = loop.push_change("Eerste van twee")
-    # The next committer second: the version is <prefix>.<committer epoch>, and two commits of one
-    # second share it (the pipeline README says what happens then).
-    time.sleep(max(0.0, 1.1 - (time.time() % 1)) + 0.05)
     second = loop.push_change("Tweede van twee")
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda c: loop.finished(loop.pipelinerun_for(c)), [first, second]))
-    newer = results(runs[1])
-    assert all(r["status"]["conditions"][0]["reason"] == "Succeeded" for r in runs), [
-        (results(r).get("failed-task"), results(r).get("failed-reason")) for r in runs
-    ]
+    older, newer = results(runs[0]), results(runs[1])
+    assert runs[1]["status"]["conditions"][0]["reason"] == "Succeeded", (newer.get("failed-task"), newer)
+    assert newer["DEPLOYED"] == "true"
+    assert int(newer["IMAGE_URL"].rsplit(".", 1)[1]) == int(older["IMAGE_URL"].rsplit(".", 1)[1]) + 1
+    if runs[0]["status"]["conditions"][0]["reason"] != "Succeeded":
+        # A failed task's results do not reach the PipelineRun's; the summary reads its TaskRun.
+        assert older["failed-task"] == "tag-commit" and "not deployed" in older["summary"], older
     tag = newer["IMAGE_URL"].rsplit(":", 1)[1]
     kustomization = loop.gitea.read_file("druppie-apps", "envs/prod/drone-service/kustomization.yaml")
     assert f"newTag: {tag}" in kustomization, kustomization
@@ -266,3 +332,64 @@ def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
         taskrun_reasons(cluster, name),
     )
     assert results(run)["GITOPS_COMMIT"] == loop.gitea.head("druppie-apps")
+
+
+def test_each_git_credential_reaches_only_its_task_and_the_read_token_cannot_push(loop, cluster, tmp_path):
+    """The write token of druppie-apps is in tag-commit's pod only, never beside the app's own code
+    (test, scan, build); clone and flux-wait get tokens that can only read, and cannot push."""
+    head = loop.gitea.head(APP)
+    name = loop.pipelinerun_for(head)
+    loop.finished(name)
+    mounted = {}
+    for taskrun in cluster.get_json("taskruns", "-n", "ci", "-l", f"tekton.dev/pipelineRun={name}")["items"]:
+        pod = cluster.get_json("pod", "-n", "ci", taskrun["status"]["podName"])
+        task = taskrun["metadata"]["labels"]["tekton.dev/pipelineTask"]
+        mounted[task] = {v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v}
+    git = {task: secrets & set(CREDENTIALS) for task, secrets in mounted.items()}
+    assert git == {
+        "clone": {f"{APP}-git-read"}, "test": set(), "scan": set(), "build": set(),
+        "tag-commit": {"druppie-apps-write"}, "flux-wait": {"druppie-apps-read"}, "summary": set(),
+    }  # fmt: skip
+
+    work = tmp_path / "apps"
+    subprocess.run(["git", "clone", "-q", loop.gitea.clone_url("druppie-apps"), str(work)], check=True)
+    (work / "README.md").write_text("not with a read token\n")
+    env = {"GIT_AUTHOR_NAME": "x", "GIT_AUTHOR_EMAIL": "x@x", "GIT_COMMITTER_NAME": "x", "GIT_COMMITTER_EMAIL": "x@x"}
+    subprocess.run(["git", "-C", str(work), "commit", "-qam", "try"], check=True, env={**os.environ, **env})
+    read_token = (loop.state / "bot-read-token").read_text()
+    header = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+              "GIT_CONFIG_VALUE_0": f"Authorization: token {read_token}", "GIT_TERMINAL_PROMPT": "0"}  # fmt: skip
+    push = subprocess.run(["git", "-C", str(work), "push", "origin", "main"], capture_output=True, text=True,
+                          env={**os.environ, **header})  # fmt: skip
+    assert push.returncode != 0, push.stderr
+    assert loop.gitea.head("druppie-apps") != subprocess.run(
+        ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+
+def test_zz_old_runs_are_pruned_with_their_volumes(loop, cluster):
+    """Last in this module (the runs above are what piles up): the CronJob's job, with --keep 1,
+    deletes every finished run of the app but the newest; their volume claims go with them."""
+    runs = [r for r in cluster.get_json("pipelineruns", "-n", "ci", "-l", f"app.kubernetes.io/name={APP}")["items"]
+            if r.get("status", {}).get("completionTime")]  # fmt: skip
+    assert len(runs) >= 2, "the tests above ran the pipeline more than once"
+    newest = max(runs, key=lambda r: (r["metadata"]["creationTimestamp"], r["metadata"]["name"]))["metadata"]["name"]
+    claims_before = {c["metadata"]["name"] for c in cluster.get_json("pvc", "-n", "ci")["items"]}
+    cluster.kubectl("set", "env", "-n", "ci", "cronjob/druppie-prune", "DRUPPIE_KEEP=1")
+    cluster.kubectl("create", "job", "-n", "ci", "--from=cronjob/druppie-prune", "prune-now")
+    cluster.kubectl("wait", "-n", "ci", "--for=condition=Complete", "job/prune-now", "--timeout=120s")
+    log = cluster.kubectl("logs", "-n", "ci", "job/prune-now").stdout
+    assert f"deleted {len(runs) - 1}" in log, log
+
+    def pruned() -> bool:
+        left = cluster.get_json("pipelineruns", "-n", "ci", "-l", f"app.kubernetes.io/name={APP}")["items"]
+        return [r["metadata"]["name"] for r in left if r.get("status", {}).get("completionTime")] == [newest]
+
+    loop.wait("the older runs to be gone", pruned, 60)
+    owners = {r["metadata"]["uid"] for r in runs if r["metadata"]["name"] != newest}
+
+    def claims_gone() -> bool:
+        claims = cluster.get_json("pvc", "-n", "ci")["items"]
+        return not [c for c in claims if {o["uid"] for o in c["metadata"].get("ownerReferences", [])} & owners]
+
+    loop.wait("their volume claims to be gone", claims_gone, 120)
+    assert claims_before - {c["metadata"]["name"] for c in cluster.get_json("pvc", "-n", "ci")["items"]}

@@ -21,7 +21,7 @@ PIPELINE = yaml.safe_load((FOLDER / "druppie-ci-cd.yaml").read_text())
 SPEC = PIPELINE["spec"]
 TASKS = {d["metadata"]["name"]: d for f, _, d in catalog.resources() if f == "tasks"}
 BY_NAME = {t["name"]: t for t in SPEC["tasks"] + SPEC["finally"]}
-VERSION = "$(params.version-prefix).$(tasks.clone.results.committer-date)"
+VERSION = "$(params.version-prefix).$(tasks.clone.results.commit-depth)"  # no clock can block it
 IMAGE = "$(params.image-registry)/$(params.app-name)"
 # The ServiceAccount of every pipeline task, finally included.
 ACCOUNTS = {t["name"]: TASK_ACCOUNTS[t["taskRef"]["name"]] for t in SPEC["tasks"] + SPEC["finally"]}
@@ -36,7 +36,8 @@ def params_of(task: str) -> dict[str, str]:
 
 
 def workspaces_of(task: str) -> dict[str, str]:
-    return {w["name"]: w["workspace"] for w in BY_NAME[task].get("workspaces", [])}
+    return {w["name"]: w["workspace"] + (f"/{w['subPath']}" if "subPath" in w else "")
+            for w in BY_NAME[task].get("workspaces", [])}  # fmt: skip
 
 
 def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wait():
@@ -108,7 +109,7 @@ def test_the_defaults_follow_the_repos_conventions():
         "revision": "main",
         "environment": "prod",
         "image-registry": "registry.example/druppie",
-        "version-prefix": "1.0",
+        "version-prefix": "1.1",  # above the committer-date scheme's 1.0.<epoch seconds>
         "gitops-repo-url": "https://github.com/waterschap/druppie-apps.git",
         "gitops-branch": "main",
         "flux-namespace": "flux-system",
@@ -118,6 +119,7 @@ def test_the_defaults_follow_the_repos_conventions():
         "build-args": "",
         "tls-verify": "true",
         "allow-plain-http": "false",
+        "allow-no-change": "false",  # a build that is not deployed fails the run
     }
     # drone-service with the defaults lands where flux/ and examples/druppie-apps have it.
     kustomization = yaml.safe_load((ROOT / "flux/druppie-apps/kustomization-drone-service-prod.yaml").read_text())
@@ -149,6 +151,8 @@ def test_results_map_to_the_right_task_results():
         "IMAGE_DIGEST": "$(tasks.build.results.IMAGE_DIGEST)",
         "GITOPS_COMMIT": "$(tasks.tag-commit.results.commit)",
         "APPLIED_REVISION": "$(tasks.flux-wait.results.applied-revision)",
+        "DEPLOYED": "$(tasks.tag-commit.results.deployed)",
+        "DEPLOY_REASON": "$(tasks.tag-commit.results.reason)",
         "status": "$(finally.summary.results.status)",
         "failed-task": "$(finally.summary.results.failed-task)",
         "failed-reason": "$(finally.summary.results.failed-reason)",
@@ -160,13 +164,19 @@ def test_results_map_to_the_right_task_results():
 
 def test_only_source_is_a_volume_and_the_credentials_go_where_they_are_needed():
     workspaces = {w["name"]: bool(w.get("optional")) for w in SPEC["workspaces"]}
-    assert workspaces == {"source": False, "git-credentials": True, "registry-credentials": True, "osv-db": True}
-    assert workspaces_of("clone") == {"output": "source", "basic-auth": "git-credentials"}
-    assert workspaces_of("test") == {"source": "source"}
-    assert workspaces_of("scan") == {"source": "source", "osv-db": "osv-db"}
-    assert workspaces_of("build") == {"source": "source", "dockerconfig": "registry-credentials"}
-    assert workspaces_of("tag-commit") == {"basic-auth": "git-credentials"}
-    assert workspaces_of("flux-wait") == {"basic-auth": "git-credentials"}
+    assert workspaces == {"source": False, "app-read-credentials": True, "gitops-read-credentials": True,
+                          "gitops-write-credentials": True, "registry-credentials": True, "osv-db": True,
+                          "pip-cache": True}  # fmt: skip
+    # A token that can push to druppie-apps goes to tag-commit only: never beside the app's code.
+    # The checkout in src/, the reports beside it (build refuses a tree with files not in the commit).
+    assert workspaces_of("clone") == {"output": "source/src", "basic-auth": "app-read-credentials"}
+    assert workspaces_of("test") == {"source": "source/src", "reports": "source/reports",
+                                     "pip-cache": "pip-cache/$(params.app-name)"}  # fmt: skip
+    assert workspaces_of("scan") == {"source": "source/src", "reports": "source/reports", "osv-db": "osv-db"}
+    assert workspaces_of("build") == {"source": "source/src", "reports": "source/reports",
+                                      "dockerconfig": "registry-credentials"}  # fmt: skip
+    assert workspaces_of("tag-commit") == {"basic-auth": "gitops-write-credentials"}
+    assert workspaces_of("flux-wait") == {"basic-auth": "gitops-read-credentials"}
     assert workspaces_of("summary") == {}
 
 
@@ -181,12 +191,13 @@ def _check_run(spec: dict) -> None:
     assert accounts == ACCOUNTS  # the summary too, which test_least_privilege does not see (finally)
     assert "serviceAccountName" not in spec.get("taskRunTemplate", {})
     assert spec["taskRunTemplate"]["podTemplate"]["securityContext"] == {"fsGroup": 65532}
-    assert set(workspaces) == {"source", "git-credentials", "registry-credentials"}
+    assert set(workspaces) == {"source", "app-read-credentials", "gitops-read-credentials", "gitops-write-credentials",
+                               "registry-credentials"}  # fmt: skip
     assert workspaces["source"]["volumeClaimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert workspaces["git-credentials"] == {
-        "name": "git-credentials",
-        "secret": {"secretName": "druppie-apps-basic-auth"},
-    }
+    secrets = {n: w["secret"]["secretName"] for n, w in workspaces.items() if "secret" in w}
+    assert secrets["gitops-read-credentials"] == "druppie-apps-read"
+    assert secrets["gitops-write-credentials"] == "druppie-apps-write"
+    assert secrets["app-read-credentials"] in ("drone-service-git-read", "$(tt.params.app-name)-git-read")
     assert workspaces["registry-credentials"] == {
         "name": "registry-credentials",
         "secret": {"secretName": "registry-credentials"},
@@ -221,7 +232,9 @@ def test_the_readme_command_needs_only_the_repo_the_app_name_and_the_workspaces(
     ]
     assert [v for f, v in pairs if f == "-w"] == [
         "name=source,volumeClaimTemplateFile=pipelines/druppie-ci-cd/0.1/source-volume.yaml",
-        "name=git-credentials,secret=druppie-apps-basic-auth",
+        "name=app-read-credentials,secret=drone-service-git-read",
+        "name=gitops-read-credentials,secret=druppie-apps-read",
+        "name=gitops-write-credentials,secret=druppie-apps-write",
         "name=registry-credentials,secret=registry-credentials",
     ]
     assert [v for f, v in pairs if f == "--pod-template"] == ["pipelines/druppie-ci-cd/0.1/pod-template.yaml"]
@@ -265,65 +278,76 @@ def test_the_eventlistener_wires_its_binding_template_and_service_account():
     assert BINDING["metadata"]["namespace"] == TEMPLATE["metadata"]["namespace"] == "ci"
 
 
-def test_interceptors_check_signature_and_event_then_branch_deletion_and_loop():
-    assert list(interceptors()) == ["signed-push", "settings", "only-the-branch", "no-deletion", "not-our-own-push"]
+def test_one_interceptor_decides_the_platforms_webhook_gate():
     assert {n: i["ref"] for n, i in interceptors().items()} == {
-        "signed-push": {"name": "github", "kind": "ClusterInterceptor"},
-        **{
-            n: {"name": "cel", "kind": "ClusterInterceptor"}
-            for n in ("settings", "only-the-branch", "no-deletion", "not-our-own-push")
-        },
+        "gate": {"name": "druppie-webhook-gate", "kind": "NamespacedInterceptor"}
     }
-    assert interceptor_params("signed-push") == {
-        "eventTypes": ["push"],
-        "secretRef": {"secretName": "druppie-webhook-secret", "secretKey": "secret"},
-    }
-    assert interceptor_params("settings") == {
-        "overlays": [
-            {"key": "branch", "expression": "'main'"},
-            {"key": "bot", "expression": "'druppie-ci'"},
-            {"key": "app_name", "expression": "body.repository.name.lowerAscii()"},
-        ]
-    }
-    assert interceptor_params("only-the-branch") == {"filter": "body.ref == 'refs/heads/' + extensions.branch"}
-    assert interceptor_params("no-deletion") == {"filter": "!body.after.matches('^0+$')"}
-    assert interceptor_params("not-our-own-push") == {
-        "filter": (
-            "!(body.sender.login == extensions.bot && body.head_commit.message.matches('(?m)^Tekton-Pipeline-Run: '))"
-        )
-    }
+    gate = {d["kind"]: d for d in _docs(TRIGGERS / "webhook-gate.yaml")}
+    assert gate["Interceptor"]["metadata"] == {"name": "druppie-webhook-gate", "namespace": "ci"}
+    assert gate["Interceptor"]["spec"]["clientConfig"]["service"] == {
+        "name": gate["Service"]["metadata"]["name"], "namespace": "ci", "port": 8080, "path": "/"}  # fmt: skip
+    (container,) = gate["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["druppie-step", "webhook-gate"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert env["DRUPPIE_CONFIG"] == mounts["config"] + "/repositories.yaml"
+    assert env["DRUPPIE_SECRETS"] == mounts["secrets"]
+
+
+def test_the_gate_has_no_api_token_no_capability_and_only_the_eventlistener_reaches_it():
+    gate = {d["kind"]: d for d in _docs(TRIGGERS / "webhook-gate.yaml")}
+    assert gate["ServiceAccount"]["automountServiceAccountToken"] is False
+    pod = gate["Deployment"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}  # fmt: skip
+    policy = gate["NetworkPolicy"]["spec"]
+    assert policy["podSelector"] == gate["Deployment"]["spec"]["selector"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["egress"] == []
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"eventlistener": "druppie-ci-cd"}}}],
+                                  "ports": [{"port": 8080}]}]  # fmt: skip
+
+
+def test_the_shipped_repository_list_is_one_the_gate_accepts(tmp_path):
+    from druppie_steps.webhook_gate import load_config
+
+    (config_map,) = _docs(TRIGGERS / "repositories.yaml")
+    assert config_map["metadata"] == {"name": "druppie-webhook-gate", "namespace": "ci"}
+    path = tmp_path / "repositories.yaml"
+    path.write_text(config_map["data"]["repositories.yaml"])
+    config = load_config(path)
+    assert config.bot == "druppie-ci" and config.refused == {}
+    (repo,) = config.repositories.values()
+    assert (repo.app, repo.secret, repo.clone_url) == (
+        "drone-service", "drone-service", "https://github.com/waterschap/drone-service.git")  # fmt: skip
 
 
 def test_the_loop_guard_matches_the_trailer_tag_commit_writes():
     source = (ROOT / "steps/druppie_steps/tag_commit.py").read_text()
     assert 'body += f"Tekton-Pipeline-Run: {pipeline_run}\\n"' in source
-    assert "Tekton-Pipeline-Run: " in interceptor_params("not-our-own-push")["filter"]
+    from druppie_steps.webhook_gate import TRAILER
+
+    assert TRAILER.search("Deploy\n\nTekton-Pipeline-Run: x-1\n")
 
 
-def test_rejection_reasons_are_logged_at_debug():
-    config = EVENTLISTENER["Secret"]  # Triggers' admission refuses configMapKeyRef in an EventListener's env
-    assert config["metadata"] == {"name": "druppie-ci-cd-el-logging", "namespace": "ci"}
-    assert yaml.safe_load(config["stringData"]["K_LOGGING_CONFIG"]) == {"loglevel.eventlistener": "debug"}
-    (container,) = EVENTLISTENER["EventListener"]["spec"]["resources"]["kubernetesResource"]["spec"]["template"][
-        "spec"
-    ]["containers"]
-    assert container == {
-        "env": [
-            {
-                "name": "K_LOGGING_CONFIG",
-                "valueFrom": {"secretKeyRef": {"name": "druppie-ci-cd-el-logging", "key": "K_LOGGING_CONFIG"}},
-            }
-        ]
-    }
+def test_the_eventlistener_logs_at_triggers_default_level():
+    """At debug, the EventListener logs every delivery's body: committers' e-mail addresses."""
+    assert set(EVENTLISTENER) == {"EventListener"}
+    assert "resources" not in EVENTLISTENER["EventListener"]["spec"]
+    assert "K_LOGGING_CONFIG" not in (TRIGGERS / "eventlistener.yaml").read_text()
 
 
 def test_the_binding_gives_what_the_template_needs():
     bound = {p["name"]: p["value"] for p in BINDING["spec"]["params"]}
+    # Only values the gate checked and configured; no payload field reaches the PipelineRun.
     assert bound == {
-        "repo-url": "$(body.repository.clone_url)",
-        "revision": "$(body.after)",
+        "repo-url": "$(extensions.repo_url)",
+        "revision": "$(extensions.revision)",
         "app-name": "$(extensions.app_name)",
+        "run-name": "$(extensions.run_name)",
     }
+    assert "body." not in yaml.safe_dump(BINDING)
     declared = {p["name"]: p for p in TEMPLATE["spec"]["params"]}
     assert {n for n, p in declared.items() if "default" not in p} == set(bound)
     assert all(p.get("description") for p in declared.values())
@@ -334,7 +358,8 @@ def test_the_binding_gives_what_the_template_needs():
 def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade_claim():
     (run,) = TEMPLATE["spec"]["resourcetemplates"]
     assert run["apiVersion"] == "tekton.dev/v1" and run["kind"] == "PipelineRun"
-    assert run["metadata"]["generateName"] == "$(tt.params.app-name)-ci-cd-" and "name" not in run["metadata"]
+    # Named after app and commit: a replayed delivery is refused as AlreadyExists.
+    assert run["metadata"]["name"] == "$(tt.params.run-name)" and "generateName" not in run["metadata"]
     _check_run(run["spec"])
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
         n: f"$(tt.params.{n})"
@@ -354,10 +379,10 @@ def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade
     assert "persistentVolumeClaim" not in yaml.safe_dump(run)
 
 
-def test_the_trigger_service_account_has_triggers_two_eventlistener_roles_and_nothing_else():
+def test_the_trigger_service_account_reads_no_secret():
     docs = _docs(TRIGGERS / "rbac.yaml")
-    assert [d["kind"] for d in docs] == ["ServiceAccount", "RoleBinding", "ClusterRoleBinding"]
-    sa, rolebinding, clusterrolebinding = docs
+    assert [d["kind"] for d in docs] == ["ServiceAccount", "RoleBinding", "ClusterRole", "ClusterRoleBinding"]
+    sa, rolebinding, clusterrole, clusterrolebinding = docs
     assert sa["metadata"] == {"name": "druppie-triggers", "namespace": "ci"}
     subject = [{"kind": "ServiceAccount", "name": "druppie-triggers", "namespace": "ci"}]
     assert rolebinding["metadata"]["namespace"] == "ci" and rolebinding["subjects"] == subject
@@ -366,12 +391,12 @@ def test_the_trigger_service_account_has_triggers_two_eventlistener_roles_and_no
         "kind": "ClusterRole",
         "name": "tekton-triggers-eventlistener-roles",
     }
+    # Not Triggers' tekton-triggers-eventlistener-clusterroles: it reads every Secret of the cluster.
+    assert clusterrole["rules"] == [{"apiGroups": ["triggers.tekton.dev"],
+                                     "resources": ["clustertriggerbindings", "clusterinterceptors"],
+                                     "verbs": ["get", "list", "watch"]}]  # fmt: skip
     assert clusterrolebinding["subjects"] == subject
-    assert clusterrolebinding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": "tekton-triggers-eventlistener-clusterroles",
-    }
+    assert clusterrolebinding["roleRef"]["name"] == clusterrole["metadata"]["name"] == "druppie-triggers-cluster-read"
 
 
 def test_the_summary_service_account_may_only_get_and_list_taskruns():
@@ -392,4 +417,4 @@ def test_trigger_yaml_passes_yamllint():
     problems = [
         f"{f.relative_to(ROOT)}:{p.line}: {p.desc}" for f in files for p in linter.run(f.read_text(), conf, str(f))
     ]
-    assert len(files) == 4 and problems == []
+    assert len(files) == 7 and problems == []

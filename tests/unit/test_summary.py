@@ -267,6 +267,22 @@ def test_a_tag_that_was_already_there_or_newer_says_nothing_was_deployed():
     assert f"GitOps commit {APPS_SHA[:12]} unchanged (already at 1.2.0; nothing deployed)" in results["summary"]
 
 
+def test_a_build_that_was_not_deployed_says_so_in_words_whatever_the_status():
+    reason = "not deployed: envs/prod/drone-service already has 1.1.9, newer than 1.1.8"
+    tag = taskrun(
+        "tag-commit",
+        results={"commit": APPS_SHA, "revision": f"main@sha1:{APPS_SHA}", "changed": "false", "deployed": "false",
+                 "reason": reason, "previous-tag": "1.1.9"},
+    )  # fmt: skip
+    _, results = s.summarise(statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, tag, WAIT], NS)
+    assert reason in results["summary"] and "GitOps commit" not in results["summary"]
+    failed = taskrun("tag-commit", "Failed", message='"step-tag-commit" exited with code 1',
+                     results={"deployed": "false", "reason": reason})  # fmt: skip
+    _, results = s.summarise(statuses(tag_commit="Failed Failed", flux_wait="None"),
+                             [CLONE, TEST_OK, SCAN_OK, BUILD, failed], NS)  # fmt: skip
+    assert reason in results["summary"] and results["status"] == "Failed"
+
+
 def test_the_newest_taskrun_of_a_retried_task_counts():
     first = taskrun("test", "Failed", {"failed": "1"}, created="2026-01-01T10:00:00Z", name=f"{PR}-test")
     retry = taskrun(
