@@ -105,12 +105,15 @@ def find_containerfile(context: Path, name: str) -> Path:
             raise InvalidInputError(f"invalid --containerfile {name!r}: no such file in {context}")
         return path
     for candidate in CONTAINERFILE_NAMES:
-        if (context / candidate).is_file():
+        # A symlink counts even when its target is missing here: it is refused, never skipped for the next name.
+        if (context / candidate).is_file() or (context / candidate).is_symlink():
             path = (context / candidate).resolve()
             if not path.is_relative_to(context):
                 raise InvalidInputError(
                     f"invalid {candidate} in {context}: a symlink that leads outside the build context (to {path})"
                 )
+            if not path.is_file():
+                raise InvalidInputError(f"invalid {candidate} in {context}: a symlink to {path}, which is not a file")
             return path
     raise InvalidInputError(f"no Containerfile or Dockerfile in {context} (set --containerfile)")
 

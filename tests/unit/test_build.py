@@ -67,6 +67,54 @@ def test_a_containerfile_may_not_lead_outside_the_context(tmp_path):
     assert build.find_containerfile(context, "") == context / "docker" / "Containerfile"
 
 
+def _relative(ctx, out):
+    (ctx / "Containerfile").symlink_to("../Containerfile")
+
+
+def _chain(ctx, out):  # Containerfile -> a -> b -> outside
+    (ctx / "b").symlink_to(out / "Containerfile")
+    (ctx / "a").symlink_to("b")
+    (ctx / "Containerfile").symlink_to("a")
+
+
+def _dangling(ctx, out):  # its target does not exist here (it may in the pod)
+    (ctx / "Containerfile").symlink_to("/etc/no-such-file")
+
+
+@pytest.mark.parametrize("make", [_relative, _chain, _dangling], ids=["relative", "chain", "dangling"])
+def test_a_containerfile_symlink_leading_outside_is_refused_however_it_leads_there(tmp_path, make):
+    context = tmp_path / "app"
+    context.mkdir()
+    (tmp_path / "Containerfile").write_text("FROM scratch\n")
+    (context / "Dockerfile").write_text("FROM scratch\n")  # a Dockerfile inside must not be taken instead
+    make(context, tmp_path)
+    with pytest.raises(InvalidInputError, match=r"^invalid Containerfile in .*: a symlink that leads outside"):
+        build.find_containerfile(context, "")
+
+
+def test_a_dangling_containerfile_symlink_inside_the_context_is_an_error_not_skipped(tmp_path):
+    context = tmp_path / "app"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    (context / "Containerfile").symlink_to("docker/Containerfile")
+    with pytest.raises(InvalidInputError, match=r"^invalid Containerfile in .*: a symlink to .*, which is not a file$"):
+        build.find_containerfile(context, "")
+
+
+def test_a_named_containerfile_in_a_symlinked_folder_that_leads_outside_is_refused(tmp_path):
+    context, elsewhere = tmp_path / "app", tmp_path / "elsewhere"
+    context.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "Containerfile").write_text("FROM scratch\n")
+    (context / "docker").symlink_to(elsewhere)
+    with pytest.raises(InvalidInputError, match=r"^invalid --containerfile 'docker/Containerfile': leads outside"):
+        build.find_containerfile(context, "docker/Containerfile")
+    (context / "inside").mkdir()
+    (context / "inside" / "Containerfile").write_text("FROM scratch\n")
+    (context / "linked").symlink_to("inside")  # a symlinked folder inside the context: fine
+    assert build.find_containerfile(context, "linked/Containerfile") == context / "inside" / "Containerfile"
+
+
 def test_the_tree_must_be_exactly_the_commit(tmp_path, capsys):
     app = tmp_path / "app"
     app.mkdir()
