@@ -8,10 +8,11 @@ cd "$root"
 
 # Debian packages: git's http-backend and sshd serve test repos; docker-registry, openssl, containerd,
 # runc, the CNI plugins, ipset (kube-router's NetworkPolicies) and gcc (a static pause image) serve
-# the e2e cluster; buildah, podman, skopeo and debootstrap build the images offline (make images).
+# the e2e cluster; buildah, podman, skopeo and debootstrap build the images offline (make images);
+# strace and musl-tools measure the build step's syscalls (hack/seccomp_measure.py).
 DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server openssl docker-registry
   containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev
-  buildah podman skopeo debootstrap busybox-static ipset)
+  buildah podman skopeo debootstrap busybox-static ipset strace musl-tools)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
