@@ -29,6 +29,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -46,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 from testbed import seccomp  # noqa: E402
 from testbed.apps import drone_app  # noqa: E402
 from testbed.registry import push_busybox_base, start_registry  # noqa: E402
-from tests.support.checkout import commit_all  # noqa: E402
 
 # Kept though a measurement may not show them, because the kernel decides when they are made:
 # restart_syscall resumes a sleep a signal interrupted (a stopped and continued process); exit and
@@ -178,6 +178,15 @@ class Case:
     app: Path | None = None  # an app of one's own (--app)
     prepare: Callable[[Path], None] | None = None
     found: set[str] = field(default_factory=set)
+
+
+def commit_all(folder: Path) -> None:
+    """The folder as a git checkout of one commit (what the build step checks it is given)."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    who = {"NAME": "dev", "EMAIL": "dev@example.org", "DATE": "1767225600 +0000"}  # a fixed date: one sha
+    env |= {f"GIT_{role}_{key}": value for role in ("AUTHOR", "COMMITTER") for key, value in who.items()}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "measure"]):
+        subprocess.run(["git", "-C", str(folder), *args], env=env, check=True, capture_output=True)
 
 
 def libc_workloads(app: Path) -> None:
