@@ -393,9 +393,15 @@ def strace_names(text: str) -> set[str]:
 
 
 def make_profile(names: set[str], reference: dict) -> dict:
-    """A profile of podman's layout that allows ``names`` (podman's conditions on their arguments
-    kept), refuses DENIED with EPERM and anything else with ENOSYS, for the native x86_64 ABI only."""
-    always, some = seccomp.allowed(reference, seccomp.capabilities())
+    """A profile that allows ``names`` (with podman's conditions on their arguments), refuses DENIED
+    with EPERM and anything else with ENOSYS, for the native x86_64 ABI only.
+
+    It means the same to every runtime: podman and CRI-O read Docker's format, containerd (and so a
+    kubelet on it) reads the file as the runtime-spec's LinuxSeccomp and ignores Docker's
+    ``archMap``, ``includes`` and ``excludes``. So it has ``architectures`` and no conditions on
+    capabilities: those of podman's rules are settled for the Task's capabilities here."""
+    caps = seccomp.capabilities()
+    always, some = seccomp.allowed(reference, caps)
     plain = sorted(n for n in names if n in always and n not in some)
     denied = sorted(n for n in DENIED if n not in names and seccomp.syscall_number(n) is not None)
     rules: list[dict] = [
@@ -414,22 +420,23 @@ def make_profile(names: set[str], reference: dict) -> dict:
             "make (restart_syscall, exit, exit_group, rt_sigreturn) or answers in the vDSO where the node allows it",
         },
     ]
-    seen: list[dict] = []
     for rule in reference["syscalls"]:  # a measured name podman allows for some arguments only: its rules
         kept = sorted(set(rule["names"]) & names & some)
-        if kept:
-            copy = {k: v for k, v in rule.items() if v not in ({}, None, "", [])}
-            copy["names"] = kept
-            if copy not in seen:
-                seen.append(copy)
+        if not kept or not seccomp.applies(rule, caps):
+            continue
+        copy = {"names": kept, "action": rule["action"], "args": rule.get("args")}
+        if rule.get("errnoRet") is not None:
+            copy["errnoRet"] = rule["errnoRet"]
+        copy = {k: v for k, v in copy.items() if v}
+        if copy not in rules:
+            rules.append(copy)
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 38,
-        "defaultErrno": "ENOSYS",
         # The native ABI only: the builds make no 32-bit (x86, x32) syscall, and a 32-bit call is
         # then killed (SIGSYS) rather than let through the compat paths.
-        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": []}],
-        "syscalls": rules + seen,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": rules,
     }
 
 

@@ -7,8 +7,10 @@ the druppie-build image) plus druppie-step from this checkout, syft and Tekton's
 cache; nothing comes from an image store. Podman's own state is private (``--root`` in the work
 folder), so other podman users of the machine are not touched.
 
-Also here: the syscall numbers and names of libseccomp (what runc itself uses), the kernel's log of
-``SCMP_ACT_LOG`` (which syscalls a profile would have refused), and reading a profile.
+Also here: ``Containerd``, the same container by a containerd of its own (which reads a profile as
+a kubelet's containerd does); the syscall numbers and names of libseccomp (what runc itself uses);
+the kernel's log of ``SCMP_ACT_LOG`` (which syscalls a profile would have refused); reading a
+profile; a DNS server and a TLS registry for builds that reach their registry by name; a probe.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ctypes.util
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import struct
@@ -122,6 +125,32 @@ class BuildPod:
             "cgroupfs",
         ]
 
+    def volumes(self) -> list[tuple[Path, str, str]]:
+        """The pod's mounts: the machine's /usr, this checkout, the storage and Tekton's folders."""
+        volumes = [
+            (Path("/usr"), "/usr", "ro"),
+            (ROOT, str(ROOT), "ro"),
+            (self.work / "storage", "/var/lib/containers", "rw"),
+            (self.work / "tekton", "/tekton", "rw"),
+            (self.work / "reports", "/druppie/reports", "rw"),
+            *self.mounts,
+        ]
+        interpreter = Path(sys.base_prefix)  # the venv's python (pyenv's, or /usr's)
+        if not str(interpreter).startswith("/usr/"):
+            volumes.append((interpreter, str(interpreter), "ro"))
+        for extra in (syft_dir(), entrypoint_binary()):
+            if extra is not None and extra.exists():
+                folder = extra if extra.is_dir() else extra.parent
+                volumes.append((folder, str(folder), "ro"))
+        if self.resolv_conf:
+            volumes.append((self.resolv_conf, "/etc/resolv.conf", "ro"))
+        return volumes
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        path = ":".join([str(ROOT / ".venv/bin"), str(syft_dir()), "/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"])
+        return {"PATH": path, "HOME": "/tekton/home", "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
+
     def run(
         self,
         argv: Sequence[str],
@@ -132,24 +161,7 @@ class BuildPod:
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` in the container under ``profile``; its output, not raised on failure."""
         ctx = step_security_context()
-        interpreter = Path(sys.base_prefix)  # the venv's python (pyenv's, or /usr's)
-        volumes = [
-            (Path("/usr"), "/usr", "ro"),
-            (ROOT, str(ROOT), "ro"),
-            (self.work / "storage", "/var/lib/containers", "rw"),
-            (self.work / "tekton", "/tekton", "rw"),
-            (self.work / "reports", "/druppie/reports", "rw"),
-            *self.mounts,
-        ]
-        if self.resolv_conf:
-            volumes.append((self.resolv_conf, "/etc/resolv.conf", "ro"))
-        if not str(interpreter).startswith("/usr/"):
-            volumes.append((interpreter, str(interpreter), "ro"))
-        for extra in (syft_dir(), entrypoint_binary()):
-            if extra is not None and extra.exists():
-                folder = extra if extra.is_dir() else extra.parent
-                volumes.append((folder, str(folder), "ro"))
-        path = ":".join([str(ROOT / ".venv/bin"), str(syft_dir()), "/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin"])
+        volumes = self.volumes()
         cmd = [
             *self.podman(),
             "run",
@@ -168,16 +180,8 @@ class BuildPod:
             *(["--security-opt", "no-new-privileges"] if no_new_privileges else []),
             "--workdir",
             "/druppie/reports",
-            "--env",
-            f"PATH={path}",
-            "--env",
-            "HOME=/tekton/home",
-            "--env",
-            "STORAGE_DRIVER=vfs",
-            "--env",
-            "BUILDAH_ISOLATION=chroot",
         ]
-        for key, value in (env or {}).items():
+        for key, value in {**self.environment(), **(env or {})}.items():
             cmd += ["--env", f"{key}={value}"]
         for host, inside, mode in volumes:
             cmd += ["--volume", f"{host}:{inside}:{mode}"]
@@ -260,25 +264,27 @@ def syscall_name(number: int, arch: str = ARCH) -> str:
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
+def applies(rule: dict, caps: Iterable[str], arch: str = ARCH) -> bool:
+    """Whether a rule of Docker's format holds for a container with ``caps`` on ``arch``."""
+    have = {c if c.startswith("CAP_") else f"CAP_{c}" for c in caps}
+    includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
+    if includes.get("caps") and not set(includes["caps"]) <= have:
+        return False
+    if excludes.get("caps") and set(excludes["caps"]) & have:
+        return False
+    if includes.get("arches") and GO_ARCH.get(arch, arch) not in includes["arches"]:
+        return False
+    return not (excludes.get("arches") and GO_ARCH.get(arch, arch) in excludes["arches"])
+
+
 def allowed(profile: dict, caps: Iterable[str], arch: str = ARCH) -> tuple[set[str], set[str]]:
     """What ``profile`` lets a container with ``caps`` on ``arch`` call: (names allowed whatever the
     arguments, names allowed for some arguments only)."""
-    have = {f"CAP_{c}" if not c.startswith("CAP_") else c for c in caps}
     always: set[str] = set()
     some: set[str] = set()
     for rule in profile["syscalls"]:
-        if rule["action"] != "SCMP_ACT_ALLOW":
-            continue
-        includes, excludes = rule.get("includes") or {}, rule.get("excludes") or {}
-        if includes.get("caps") and not set(includes["caps"]) <= have:
-            continue
-        if excludes.get("caps") and set(excludes["caps"]) & have:
-            continue
-        if includes.get("arches") and GO_ARCH.get(arch, arch) not in includes["arches"]:
-            continue
-        if excludes.get("arches") and GO_ARCH.get(arch, arch) in excludes["arches"]:
-            continue
-        (some if rule.get("args") else always).update(rule["names"])
+        if rule["action"] == "SCMP_ACT_ALLOW" and applies(rule, caps, arch):
+            (some if rule.get("args") else always).update(rule["names"])
     return always, some - always
 
 
@@ -534,3 +540,64 @@ def copy_image(source: str, dest: str, ca: Path, user: str, password: str) -> No
          "--dest-creds", f"{user}:{password}", f"docker://{source}", f"docker://{dest}"],
         check=True, capture_output=True,
     )  # fmt: skip
+
+
+# ---- containerd, which reads a Localhost profile as a kubelet has it read ------------------------
+
+# What containerd's default spec grants and the build step drops (it keeps the Task's four).
+CONTAINERD_DEFAULT_CAPS = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+                           "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")  # fmt: skip
+
+
+class Containerd:
+    """A containerd of its own (its root, state and socket in a folder of its own; no CRI plugin), so
+    that `ctr run --seccomp-profile` loads a profile as the kubelet's containerd loads a Localhost one:
+    as the runtime-spec's LinuxSeccomp (contrib/seccomp.WithProfile), not in Docker's format."""
+
+    NAMESPACE = "druppie-seccomp"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="druppie-ctrd-"))  # short: sockets live under it
+        self.address = str(self.dir / "containerd.sock")
+        config = self.dir / "config.toml"
+        config.write_text(
+            f'version = 2\nroot = "{self.dir / "root"}"\nstate = "{self.dir / "state"}"\n'
+            f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{self.address}"\n'
+        )
+        self.log = (self.dir / "containerd.log").open("w")
+        self.process = subprocess.Popen(["containerd", "--config", str(config)], stdout=self.log, stderr=self.log)
+        for _ in range(300):
+            if subprocess.run(self.ctr("version"), capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"containerd did not start: {(self.dir / 'containerd.log').read_text()[-2000:]}")
+
+    def ctr(self, *args: str) -> list[str]:
+        return ["ctr", "--address", self.address, "--namespace", self.NAMESPACE, *args]
+
+    def run(self, pod: BuildPod, argv: Sequence[str], profile: Path, env: dict[str, str] | None = None,
+            timeout: float = 900) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """``argv`` in ``pod``'s root file system and mounts, by containerd and runc, under ``profile``
+        (no no-new-privileges: ctr has no flag for it, so runc loads the filter earlier, as measured)."""
+        keep = set(capabilities())
+        cmd = self.ctr("run", "--rm", "--net-host", "--seccomp", "--seccomp-profile", str(profile))
+        for cap in CONTAINERD_DEFAULT_CAPS:
+            if cap not in keep:
+                cmd += ["--cap-drop", f"CAP_{cap}"]
+        for host, inside, mode in pod.volumes():
+            cmd += ["--mount", f"type=bind,src={host},dst={inside},options=rbind:{mode}"]
+        for key, value in {**pod.environment(), **(env or {})}.items():
+            cmd += ["--env", f"{key}={value}"]
+        cmd += ["--cwd", "/druppie/reports", "--rootfs", str(pod.rootfs), f"c{secrets.token_hex(4)}", *argv]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+        subprocess.run(["umount", "-R", str(self.dir)], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)

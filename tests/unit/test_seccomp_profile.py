@@ -44,8 +44,14 @@ def test_what_buildahs_chroot_isolation_needs_is_allowed_and_little_else():
     # sethostname is the exception: buildah calls it for RUN, podman's default refused it, builds work without it
     assert set(BUILDAH_NEEDS) - {"sethostname"} <= allowed and "sethostname" not in allowed
     assert len(allowed) < 200  # measured: 162 on x86_64, podman's default allows 312
-    # The capabilities only matter to the socket rule podman's default has (NETLINK_AUDIT needs AUDIT_WRITE).
-    assert allowed == _allowed(EVERY_CAPABILITY) - {"socket"} | {"socket"}
+    assert allowed == _allowed(EVERY_CAPABILITY)
+
+
+def test_it_means_the_same_to_containerd_which_reads_it_as_the_runtime_specs_linux_seccomp():
+    """containerd (a kubelet's runtime) ignores Docker's archMap, includes and excludes: the profile
+    has none, only what the runtime-spec has (comments aside)."""
+    assert set(PROFILE) == {"defaultAction", "defaultErrnoRet", "architectures", "syscalls"}
+    assert {key for rule in PROFILE["syscalls"] for key in rule} <= {"names", "action", "errnoRet", "args", "comment"}
 
 
 def test_every_name_is_a_syscall_of_x86_64_and_none_is_both_allowed_and_refused():
@@ -55,7 +61,7 @@ def test_every_name_is_a_syscall_of_x86_64_and_none_is_both_allowed_and_refused(
 
 
 def test_the_native_abi_only_and_enosys_for_the_rest():
-    assert PROFILE["archMap"] == [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": []}]
+    assert PROFILE["architectures"] == ["SCMP_ARCH_X86_64"]
     assert (PROFILE["defaultAction"], PROFILE["defaultErrnoRet"]) == ("SCMP_ACT_ERRNO", 38)
 
 
