@@ -1,6 +1,7 @@
 """druppie-build's seccomp profile, for real: `druppie-step build` in a container like the Task's build
 step (root, the Task's four capabilities, no new privileges, runc; testbed/seccomp.py) under
-tasks/druppie-build/0.1/seccomp/druppie-build.json. The example app builds and pushes with it, and a
+tasks/druppie-build/0.1/seccomp/druppie-build.json, started by podman and by a containerd of the
+test's own (which reads the profile as a kubelet's containerd does). The example app builds and pushes with it, and a
 RUN step (or the step itself) that calls keyctl or ptrace gets EPERM, which podman's default profile
 (what druppie-build.json was before it was trimmed) lets through. The registry is on loopback and
 the base is busybox, as in test_build.py; the builds reach the registry by name
@@ -141,3 +142,54 @@ def test_the_step_itself_gets_eperm_and_a_32_bit_syscall_is_killed(probe, tmp_pa
         assert seccomp.probe_lines(before.stdout) == {"int80": "ok"}
     finally:
         pod.remove()
+
+
+# --- containerd: how a kubelet's runtime reads a Localhost profile ------------------------------
+
+
+@pytest.fixture(scope="module")
+def containerd():
+    if not (shutil.which("containerd") and shutil.which("ctr")):
+        pytest.skip("needs containerd and ctr (make setup)")
+    server = seccomp.Containerd()
+    yield server
+    server.stop()
+
+
+def test_containerd_reads_the_profile_as_a_kubelet_has_it_read_and_the_app_builds(
+    registry, probe, containerd, tmp_path
+):
+    """containerd loads a Localhost profile as the runtime-spec's LinuxSeccomp (not Docker's format):
+    under it, by containerd and runc, the app with a RUN step builds and pushes, and the RUN step's
+    keyctl and ptrace get EPERM. (By address: ctr mounts the machine's resolv.conf over ours.)"""
+    app = with_probe_run_step(drone_app(tmp_path / "app", "run-instruction"), probe)
+    commit_all(app)
+    pod = seccomp.BuildPod(tmp_path / "pod", mounts=[(app, "/workspace/source", "ro")])
+    try:
+        argv = seccomp.step_argv(
+            "/workspace/source",
+            *("--image", f"{registry.host}/druppie/by-containerd", "--version", "1.0.0", "--no-tls-verify"),
+            *("--build-args", f"BASE_IMAGE={registry.base}"),
+        )
+        proc = containerd.run(pod, argv, seccomp.PROFILE)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert set(seccomp.results(pod)) == set(seccomp.RESULTS)
+    finally:
+        pod.remove()
+    seen = seccomp.probe_lines(proc.stderr)
+    assert seen["getpid"] == "ok" and seen["keyctl"] == seen["ptrace"] == "EPERM"
+
+
+def test_under_containerd_podmans_default_profile_let_bpf_and_perf_event_open_through(probe, containerd, tmp_path):
+    """What druppie-build.json was, read by containerd: Docker's conditions on capabilities are not
+    part of the runtime-spec, so its rules that allow bpf and perf_event_open only with
+    CAP_SYS_ADMIN allowed them to every pod (the kernel, not the filter, answered). Now: EPERM."""
+    pod = seccomp.BuildPod(tmp_path / "pod", mounts=[(probe.parent, "/probe", "ro")])
+    try:
+        before = seccomp.probe_lines(containerd.run(pod, ["/probe/probe"], seccomp.PODMAN_DEFAULT).stdout)
+        after = seccomp.probe_lines(containerd.run(pod, ["/probe/probe"], seccomp.PROFILE).stdout)
+    finally:
+        pod.remove()
+    assert before["bpf"] not in ("EPERM", "ENOSYS") and before["perf_event_open"] not in ("EPERM", "ENOSYS")
+    assert before["keyctl"] == before["ptrace"] == "ok"
+    assert {name: after[name] for name in DENIED_BY_THE_PROFILE} == dict.fromkeys(DENIED_BY_THE_PROFILE, "EPERM")
