@@ -19,7 +19,6 @@ from testbed import wait
 from testbed.readme import block_with
 
 README = ROOT / "README.md"
-BASE_REPO = "druppie/python:3.11-bookworm"  # the offline Debian base, as the loop pushes it
 T = TypeVar("T")
 
 
@@ -85,10 +84,3 @@ def ci_commands() -> dict[str, str]:
         key = words[3] if words[:3] == ["tkn", "task", "start"] else " ".join(words[:3])
         found[key] = command
     return found
-
-
-def offline_base() -> str:
-    """The debootstrap base `make images` made (hack/images.sh keeps it in local storage)."""
-    out = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-    return next(i for i in out if "druppie/bookworm-python3:" in i)
