@@ -84,3 +84,12 @@ def ci_commands() -> dict[str, str]:
         key = words[3] if words[:3] == ["tkn", "task", "start"] else " ".join(words[:3])
         found[key] = command
     return found
+
+
+def fresh_namespace(cluster: LocalCluster, namespace: str = "ci") -> None:
+    """Delete ``namespace`` (other e2e modules use it too) and wait until it is gone. Its pods are
+    removed from the API at once: a pod whose sandbox the node cannot tear down right away (seen:
+    containerd's "remove netns: device or resource busy" under load) must not hold the next module."""
+    cluster.kubectl("delete", "pods", "-n", namespace, "--all", "--force", "--grace-period=0", "--wait=false",
+                    check=False)  # fmt: skip
+    cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=180s")
