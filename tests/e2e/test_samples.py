@@ -186,7 +186,8 @@ def check_ci_cd(ctx: Ctx, s: Started) -> None:
     assert results["status"] == "Succeeded", results
     assert results["CHAINS-GIT_COMMIT"] == ctx.rev(s, "drone-service")
     image, _, version = results["IMAGE_URL"].rpartition(":")
-    assert image == f"{ctx.cluster.registry}/druppie/drone-service" and re.fullmatch(r"1\.1\.\d+", version)  # <prefix>.<commit depth>
+    # The version is <version-prefix>.<the commit's depth on main>.
+    assert image == f"{ctx.cluster.registry}/druppie/drone-service" and re.fullmatch(r"1\.1\.\d+", version)
     assert results["IMAGE_DIGEST"] == ctx.digest(results["IMAGE_URL"])
     head = ctx.rev(s, "druppie-apps")
     assert results["GITOPS_COMMIT"] == head and results["APPLIED_REVISION"] == f"main@sha1:{head}"
