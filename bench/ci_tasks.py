@@ -77,6 +77,7 @@ def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
     from localcluster.toolchain import cache_dir, toolchain
     from testbed.apps import drone_app
     from testbed.registry import start_registry
+    from testbed.site import push_offline_base
 
     tools = toolchain()
     path = os.pathsep.join(
@@ -92,20 +93,7 @@ def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
     times = {}
     try:
         # The real base of the example app's image (the offline bookworm + python3 of `make images`).
-        base = f"{registry.host}/druppie/python:3.11-bookworm"
-        subprocess.run(
-            [
-                "buildah",
-                "--storage-driver",
-                "vfs",
-                "push",
-                "--quiet",
-                "--tls-verify=false",
-                _newest("druppie/bookworm-python3:"),
-                f"docker://{base}",
-            ],
-            check=True,
-        )
+        base = push_offline_base(registry.host)
         build = [
             str(step),
             "build",
@@ -199,6 +187,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
     from localcluster.cluster import LocalCluster, missing
     from localcluster.gitserver import seed_repo
     from localcluster.toolchain import binaries, optional_binaries
+    from testbed.site import push_offline_base
 
     lacking = missing("cluster") + missing("tekton")
     if lacking:
@@ -213,20 +202,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
             capture_output=True,
             env={**os.environ, "REGISTRY": cluster.registry},
         )
-        base = _newest("druppie/bookworm-python3:")
-        subprocess.run(
-            [
-                "buildah",
-                "--storage-driver",
-                "vfs",
-                "push",
-                "--quiet",
-                "--tls-verify=false",
-                base,
-                f"docker://{cluster.registry}/druppie/python:3.11-bookworm",
-            ],
-            check=True,
-        )
+        push_offline_base(cluster.registry)
         seed_repo(cluster.git_root / "drone-service.git", source_dir=ROOT / "examples" / "drone-service")
         kubectl, tkn = str(binaries()["kubectl"]), str(optional_binaries()["tkn"])
         subprocess.run([kubectl, "create", "namespace", "ci"], env=env, check=True, capture_output=True)

@@ -33,7 +33,7 @@ from localcluster.process import http_request, log
 from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
 from .readme import block_with
-from .site import apply_site_settings
+from .site import BASE_REPO, apply_site_settings, push_offline_base
 from .wait import wait_for
 
 APP = "drone-service"
@@ -42,7 +42,6 @@ OTHER_APP = "gemaal-monitor"  # a second team's app in webhook-gate's list
 CREDENTIALS = {f"{APP}-git-read": "read", "druppie-apps-read": "read", "druppie-apps-write": "write"}
 BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
 NAMESPACE = "productie"
-BASE_REPO = "druppie/python:3.11-bookworm"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 
 
@@ -99,29 +98,7 @@ class Loop:
             env={**os.environ, "REGISTRY": self.cluster.registry},
             stdout=subprocess.DEVNULL,
         )
-        base = next(
-            i
-            for i in subprocess.run(
-                ["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            if "druppie/bookworm-python3:" in i
-        )
-        subprocess.run(
-            [
-                "buildah",
-                "--storage-driver",
-                "vfs",
-                "push",
-                "--quiet",
-                "--tls-verify=false",
-                base,
-                f"docker://{self.cluster.registry}/{BASE_REPO}",
-            ],
-            check=True,
-        )
+        push_offline_base(self.cluster.registry)
         self.say(f"  images pushed in {time.monotonic() - step:.0f} s")
 
         self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")

@@ -19,7 +19,8 @@ from localcluster.gitserver import seed_repo
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
-from tests.support.e2e import BASE_REPO, ci_commands, offline_base, started, wait_for
+from testbed.site import BASE_REPO, push_offline_base
+from tests.support.e2e import ci_commands, started, wait_for
 
 GITHUB_APP = "https://github.com/waterschap/drone-service.git"
 IMAGE = "registry.example/druppie/drone-service"
@@ -40,19 +41,7 @@ def ci(cluster, tekton, tmp_path_factory):
     # The README's install applied the catalog's NetworkPolicy, the tekton fixture this site's
     # allowance for its registry (testbed/site.py).
     assert cluster.kubectl("get", "networkpolicy", "-n", "ci", "druppie-build-and-test-egress").returncode == 0
-    subprocess.run(
-        [
-            "buildah",
-            "--storage-driver",
-            "vfs",
-            "push",
-            "--quiet",
-            "--tls-verify=false",
-            offline_base(),
-            f"docker://{cluster.registry}/{BASE_REPO}",
-        ],
-        check=True,
-    )
+    push_offline_base(cluster.registry)
     commands = ci_commands()
     tekton.run(commands["kubectl apply -n"])
     tekton.run(commands["kubectl create secret"])

@@ -23,6 +23,7 @@ from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS, Loop
 from testbed.readme import block_with
+from tests.support.e2e import fresh_namespace
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +39,7 @@ def loop(cluster):
     lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
     if not lp.installed:
         # Another module's tekton fixture may have left a namespace ci behind: start clean.
-        cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
+        fresh_namespace(cluster)
         lp.install()
     return lp
 
@@ -68,7 +69,8 @@ def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, c
         text=True,
         check=True,
     ).stdout.strip()
-    assert out["IMAGE_DIGEST"] == served and out["IMAGE_URL"].startswith(loop.image + ":1.0.")
+    # The version is <version-prefix>.<the commit's depth on main>.
+    assert out["IMAGE_DIGEST"] == served and out["IMAGE_URL"].startswith(loop.image + ":1.1.")
     gitops_head = loop.gitea.head("druppie-apps")
     assert out["GITOPS_COMMIT"] == gitops_head
     assert out["APPLIED_REVISION"] == f"main@sha1:{gitops_head}"

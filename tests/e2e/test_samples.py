@@ -55,7 +55,8 @@ from localcluster.gitserver import COMMIT_ENV, GitServer, run, seed_repo
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
 from testbed.fluxapp import EXAMPLE_APPS, FluxApp, load_flux, tenant
-from tests.support.e2e import BASE_REPO, ci_commands, offline_base, wait_for
+from testbed.site import BASE_REPO, push_offline_base
+from tests.support.e2e import ci_commands, wait_for
 
 SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipelines/*/*/samples/*.yaml"))
 RUN_TIMEOUT = 300  # seconds for one run to finish once its test waits for it
@@ -566,19 +567,7 @@ def samples(request, cluster, tekton, tmp_path_factory):
     # What every sample may need: the offline base image for builds, the images druppie-apps
     # deploys, the registry Secret of the README, and every sample's basic-auth Secret, filled in
     # (a sample may bind the Secret another one defines).
-    subprocess.run(
-        [
-            "buildah",
-            "--storage-driver",
-            "vfs",
-            "push",
-            "--quiet",
-            "--tls-verify=false",
-            offline_base(),
-            f"docker://{cluster.registry}/{BASE_REPO}",
-        ],
-        check=True,
-    )
+    push_offline_base(cluster.registry)
     for tag in ("1.0.4", "1.0.5"):
         cluster.publish_image(f"{IMAGE}:{tag}")
     tekton.run(ci_commands()["kubectl create secret"])

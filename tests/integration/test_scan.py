@@ -526,7 +526,8 @@ def test_missing_or_crashing_scanner_is_a_clear_error(run_step, tools_env, tmp_p
         str(app),
         "--scanners",
         "secrets",
-        path=path_with("osv-scanner", base="/usr/bin:/bin"),
+        # Not path_with: it adds this venv's bin, where make setup links gitleaks too.
+        path=f"{tool_path('osv-scanner').parent}:/usr/bin:/bin",
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (
