@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,19 @@ def _size(image: str) -> int:
             [*PODMAN, "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, check=True
         ).stdout
     )
+
+
+def push_advisory_db(registry: str, tmp: Path) -> str:
+    """The tests' fixture advisory database, stamped now, pushed as the artifact druppie-scan pulls
+    (its osv-db-ref param: without a database the scan fails); returns its reference."""
+    db = tmp / "osv-db"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "osv-db", db)
+    (db / "last-updated").write_text(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ\n"))
+    ref = f"{registry}/druppie/osv-db:latest"
+    step = Path(sys.executable).parent / "druppie-step"
+    push = [str(step), "osv-db-push", "--db", str(db), "--ref", ref, "--no-tls-verify"]
+    subprocess.run(push, check=True, capture_output=True)
+    return ref
 
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> float:
@@ -205,6 +218,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
             capture_output=True,
         )
         ws = ["-w", "name=source,claimName=drone-service-source"]
+        osv_db_ref = push_advisory_db(cluster.registry, tmp)
         runs = {
             "clone": [
                 "druppie-git-clone",
@@ -216,7 +230,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
                 "name=output,claimName=drone-service-source",
             ],
             "test": ["druppie-test", "-p", "offline=true", *ws],
-            "scan": ["druppie-scan", *ws],
+            "scan": ["druppie-scan", "-p", f"osv-db-ref={osv_db_ref}", "-p", "tls-verify=false", *ws],
             "build": [
                 "druppie-build",
                 "-p",

@@ -33,7 +33,7 @@ from localcluster.process import http_request, log
 from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
 from .readme import block_with
-from .site import BASE_REPO, apply_site_settings, push_offline_base
+from .site import BASE_REPO, apply_site_settings, push_advisory_database, push_offline_base
 from .wait import wait_for
 
 APP = "drone-service"
@@ -99,6 +99,7 @@ class Loop:
             stdout=subprocess.DEVNULL,
         )
         push_offline_base(self.cluster.registry)
+        push_advisory_database(self.cluster.registry)
         self.say(f"  images pushed in {time.monotonic() - step:.0f} s")
 
         self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
@@ -191,6 +192,7 @@ class Loop:
                     {"name": "allow-plain-http", "value": "true"},
                     {"name": "tls-verify", "value": "false"},
                     {"name": "offline", "value": "true"},
+                    {"name": "osv-db-ref", "value": f"{self.cluster.registry}/druppie/osv-db:latest"},
                 ]
             },
         }

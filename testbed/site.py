@@ -4,7 +4,12 @@ infrastructure, applied the same way by the e2e tier and `make demo`."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 from localcluster.cluster import LocalCluster
 
@@ -46,3 +51,21 @@ def push_offline_base(registry: str) -> str:
     subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false", offline_base(),
                     f"docker://{target}"], check=True)  # fmt: skip
     return target
+
+
+# The scan's advisory database: the tests' two real OSV advisories (tests/fixtures/osv-db), stamped
+# now and pushed as the OCI artifact the pipeline's osv-db-ref names (no internet here for a real one).
+OSV_DB_FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "osv-db"
+OSV_DB_REPO = "druppie/osv-db"
+
+
+def push_advisory_database(registry: str) -> str:
+    """Push the fixture database to ``registry`` as ``druppie/osv-db:latest``; returns that ref."""
+    ref = f"{registry}/{OSV_DB_REPO}:latest"
+    with tempfile.TemporaryDirectory(prefix="druppie-osv-db-") as tmp:
+        db = Path(tmp) / "osv-db"
+        shutil.copytree(OSV_DB_FIXTURE, db)
+        (db / "last-updated").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        subprocess.run([str(Path(sys.executable).parent / "druppie-step"), "osv-db-push", "--db", str(db),
+                        "--ref", ref, "--no-tls-verify"], check=True, capture_output=True)  # fmt: skip
+    return ref

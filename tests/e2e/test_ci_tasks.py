@@ -19,7 +19,7 @@ from localcluster.gitserver import seed_repo
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
-from testbed.site import BASE_REPO, push_offline_base
+from testbed.site import BASE_REPO, push_advisory_database, push_offline_base
 from tests.support.e2e import ci_commands, started, wait_for
 
 GITHUB_APP = "https://github.com/waterschap/drone-service.git"
@@ -42,6 +42,7 @@ def ci(cluster, tekton, tmp_path_factory):
     # allowance for its registry (testbed/site.py).
     assert cluster.kubectl("get", "networkpolicy", "-n", "ci", "druppie-build-and-test-egress").returncode == 0
     push_offline_base(cluster.registry)
+    push_advisory_database(cluster.registry)
     commands = ci_commands()
     tekton.run(commands["kubectl apply -n"])
     tekton.run(commands["kubectl create secret"])
@@ -75,6 +76,7 @@ def start(
         {
             GITHUB_APP: f"{cluster.git_url.rsplit('/', 1)[0]}/{repo}.git",
             IMAGE: f"{cluster.registry}/druppie/drone-service",
+            "registry.example/druppie/osv-db": f"{cluster.registry}/druppie/osv-db",
         },
         check=False,
     )
@@ -107,9 +109,11 @@ def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, clust
     assert results["passed"] == "4" and results["failed"] == "0", logs
     assert results["report"] == ".druppie/junit.xml"
 
-    _, run, logs = start(tekton, cluster, ci["druppie-scan"])
+    # The advisory database comes from the registry (osv-db-ref): the deps gate ran.
+    _, run, logs = start(tekton, cluster, ci["druppie-scan"], extra=["-p", "tls-verify=false"])
     results = tekton.results(run)
     assert results["critical"] == "0" and results["high"] == "0", logs
+    assert results["advisories"].startswith(f"checked: {cluster.registry}/druppie/osv-db@sha256:"), results
     assert results["report"] == ".druppie/scan.sarif"
 
     _, run, logs = start(

@@ -75,6 +75,8 @@ def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, c
     assert out["GITOPS_COMMIT"] == gitops_head
     assert out["APPLIED_REVISION"] == f"main@sha1:{gitops_head}"
     assert out["status"] == "Succeeded" and out["failed-task"] == ""
+    # A webhook run checks the dependencies against the advisory database the scan pulled.
+    assert out["ADVISORIES"].startswith(f"checked: {cluster.registry}/druppie/osv-db@sha256:"), out
     # tag-commit's commit is the bot's, with the trailer the EventListener's loop guard looks for.
     message = loop.gitea.api("GET", f"/repos/druppie-admin/druppie-apps/git/commits/{gitops_head}")["commit"]["message"]
     assert f"Tekton-Pipeline-Run: {name}" in message
