@@ -210,7 +210,11 @@ def _check_run(spec: dict) -> None:
 
 
 def test_the_sample_run_gives_each_task_its_service_account_and_a_fresh_volume():
-    (run,) = _docs(FOLDER / "samples/ci-cd-drone-service.yaml")
+    docs = _docs(FOLDER / "samples/ci-cd-drone-service.yaml")
+    (run,) = [d for d in docs if d["kind"] == "PipelineRun"]
+    # The three git credentials it binds, each a basic-auth Secret shown as a placeholder.
+    assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Secret") == [
+        "drone-service-git-read", "druppie-apps-read", "druppie-apps-write"]  # fmt: skip
     assert run["kind"] == "PipelineRun" and run["metadata"]["generateName"] == "drone-service-ci-cd-"
     _check_run(run["spec"])
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
