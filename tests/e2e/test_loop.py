@@ -321,6 +321,8 @@ def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
         "-p",
         "offline=true",
         "-p",
+        f"osv-db-ref={cluster.registry}/druppie/osv-db:latest",
+        "-p",
         f"revision={loop.gitea.head(APP)}",
     ]
     words = shlex.split(command)

@@ -275,6 +275,7 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
             "build-args": BASE_IMAGE_ARG,
             "image-registry": "{registry}/druppie",
             "gitops-repo-url": "{git}druppie-apps.git",
+            "osv-db-ref": "{registry}/druppie/osv-db:latest",
         },
         flux=True,
     ),
