@@ -250,6 +250,8 @@ class Loop:
                     "build",
                     "--source",
                     f"{tmp}/app",
+                    "--output",  # the SBOM, beside the source (not into the caller's folder)
+                    f"{tmp}/out",
                     "--image",
                     self.image,
                     "--version",
