@@ -396,6 +396,7 @@ class FluxTurns:
             self.app.kustomization,
             self.app.namespace,
         ), "flux/druppie-apps changed its names"
+        self.ctx.cluster.kubectl("create", "namespace", self.app.namespace, check=False)  # the tenant's home
         items = [repo, ks, *tenant(self.app.namespace, ks["spec"]["serviceAccountName"])]
         self.ctx.cluster.kubectl(
             "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
