@@ -37,6 +37,9 @@ from .site import BASE_REPO, apply_site_settings, push_advisory_database, push_o
 from .wait import wait_for
 
 APP = "drone-service"
+# The loop's own path in the shared registry: other e2e modules publish druppie/drone-service
+# tags, and build refuses to move a version tag to another commit's image.
+IMAGE_PATH = "demo"
 OTHER_APP = "gemaal-monitor"  # a second team's app in webhook-gate's list
 # The pipeline's git credentials, each a basic-auth Secret of the bot with a token of one kind.
 CREDENTIALS = {f"{APP}-git-read": "read", "druppie-apps-read": "read", "druppie-apps-write": "write"}
@@ -54,7 +57,7 @@ class Loop:
     # ---- facts -------------------------------------------------------------------------------
     @property
     def image(self) -> str:
-        return f"{self.cluster.registry}/druppie/{APP}"
+        return f"{self.cluster.registry}/{IMAGE_PATH}/{APP}"
 
     @property
     def webhook_secret(self) -> str:
@@ -186,7 +189,7 @@ class Loop:
             "metadata": {"name": "druppie-ci-cd-local", "namespace": "ci"},
             "spec": {
                 "params": [
-                    {"name": "image-registry", "value": f"{self.cluster.registry}/druppie"},
+                    {"name": "image-registry", "value": f"{self.cluster.registry}/{IMAGE_PATH}"},
                     {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
                     {"name": "build-args", "value": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"},
                     {"name": "allow-plain-http", "value": "true"},
@@ -244,7 +247,7 @@ class Loop:
         path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["cp", "-r", str(ROOT / "examples" / APP), f"{tmp}/app"], check=True)
-            subprocess.run(
+            proc = subprocess.run(
                 [
                     str(Path(sys.executable).parent / "druppie-step"),
                     "build",
@@ -260,10 +263,12 @@ class Loop:
                     "--build-args",
                     f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}",
                 ],
-                check=True,
                 capture_output=True,
+                text=True,
                 env={**os.environ, "PATH": path},
             )
+            if proc.returncode != 0:  # the step's own one-line error, not only its exit code
+                raise RuntimeError(f"building {self.image}:{version} on this machine failed: {proc.stderr[-2000:]}")
 
     # ---- the loop ----------------------------------------------------------------------------
     def push_change(self, greeting: str, user: str | None = None, branch: str = "main") -> str:

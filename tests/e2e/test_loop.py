@@ -309,7 +309,7 @@ def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
     command = command.replace("https://github.com/waterschap/drone-service.git", loop.gitea.clone_url(APP))
     extra = [
         "-p",
-        f"image-registry={cluster.registry}/druppie",
+        f"image-registry={loop.image.rpartition('/')[0]}",
         "-p",
         f"gitops-repo-url={loop.gitea.clone_url('druppie-apps')}",
         "-p",

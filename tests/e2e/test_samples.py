@@ -79,6 +79,8 @@ SECRET_FILL = {
 BASE_IMAGE_ARG = "BASE_IMAGE={registry}/" + BASE_REPO
 # A version no other e2e module builds: build refuses to put a version tag on another commit's image.
 BUILD_SAMPLE_VERSION = "3.0.1"
+# The ci-cd sample's versions (<prefix>.<depth>): test_flux_wait publishes drone-service:1.1.x.
+CI_CD_VERSION_PREFIX = "3.1"
 
 
 # ---- how each sample runs ---------------------------------------------------------------------
@@ -188,7 +190,8 @@ def check_ci_cd(ctx: Ctx, s: Started) -> None:
     assert results["CHAINS-GIT_COMMIT"] == ctx.rev(s, "drone-service")
     image, _, version = results["IMAGE_URL"].rpartition(":")
     # The version is <version-prefix>.<the commit's depth on main>.
-    assert image == f"{ctx.cluster.registry}/druppie/drone-service" and re.fullmatch(r"1\.1\.\d+", version)
+    assert image == f"{ctx.cluster.registry}/druppie/drone-service"
+    assert re.fullmatch(re.escape(CI_CD_VERSION_PREFIX) + r"\.\d+", version), version
     assert results["IMAGE_DIGEST"] == ctx.digest(results["IMAGE_URL"])
     head = ctx.rev(s, "druppie-apps")
     assert results["GITOPS_COMMIT"] == head and results["APPLIED_REVISION"] == f"main@sha1:{head}"
@@ -274,6 +277,7 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
             "offline": "true",
             "build-args": BASE_IMAGE_ARG,
             "image-registry": "{registry}/druppie",
+            "version-prefix": CI_CD_VERSION_PREFIX,
             "gitops-repo-url": "{git}druppie-apps.git",
             "osv-db-ref": "{registry}/druppie/osv-db:latest",
         },
