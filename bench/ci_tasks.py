@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,19 @@ def _size(image: str) -> int:
             [*PODMAN, "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, check=True
         ).stdout
     )
+
+
+def push_advisory_db(registry: str, tmp: Path) -> str:
+    """The tests' fixture advisory database, stamped now, pushed as the artifact druppie-scan pulls
+    (its osv-db-ref param: without a database the scan fails); returns its reference."""
+    db = tmp / "osv-db"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "osv-db", db)
+    (db / "last-updated").write_text(datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ\n"))
+    ref = f"{registry}/druppie/osv-db:latest"
+    step = Path(sys.executable).parent / "druppie-step"
+    push = [str(step), "osv-db-push", "--db", str(db), "--ref", ref, "--no-tls-verify"]
+    subprocess.run(push, check=True, capture_output=True)
+    return ref
 
 
 def _timed(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> float:
@@ -64,6 +77,7 @@ def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
     from localcluster.toolchain import cache_dir, toolchain
     from testbed.apps import drone_app
     from testbed.registry import start_registry
+    from testbed.site import push_offline_base
 
     tools = toolchain()
     path = os.pathsep.join(
@@ -79,20 +93,7 @@ def direct_runs(report, step: Path, tmp: Path) -> dict[str, float]:
     times = {}
     try:
         # The real base of the example app's image (the offline bookworm + python3 of `make images`).
-        base = f"{registry.host}/druppie/python:3.11-bookworm"
-        subprocess.run(
-            [
-                "buildah",
-                "--storage-driver",
-                "vfs",
-                "push",
-                "--quiet",
-                "--tls-verify=false",
-                _newest("druppie/bookworm-python3:"),
-                f"docker://{base}",
-            ],
-            check=True,
-        )
+        base = push_offline_base(registry.host)
         build = [
             str(step),
             "build",
@@ -186,6 +187,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
     from localcluster.cluster import LocalCluster, missing
     from localcluster.gitserver import seed_repo
     from localcluster.toolchain import binaries, optional_binaries
+    from testbed.site import push_offline_base
 
     lacking = missing("cluster") + missing("tekton")
     if lacking:
@@ -200,20 +202,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
             capture_output=True,
             env={**os.environ, "REGISTRY": cluster.registry},
         )
-        base = _newest("druppie/bookworm-python3:")
-        subprocess.run(
-            [
-                "buildah",
-                "--storage-driver",
-                "vfs",
-                "push",
-                "--quiet",
-                "--tls-verify=false",
-                base,
-                f"docker://{cluster.registry}/druppie/python:3.11-bookworm",
-            ],
-            check=True,
-        )
+        push_offline_base(cluster.registry)
         seed_repo(cluster.git_root / "drone-service.git", source_dir=ROOT / "examples" / "drone-service")
         kubectl, tkn = str(binaries()["kubectl"]), str(optional_binaries()["tkn"])
         subprocess.run([kubectl, "create", "namespace", "ci"], env=env, check=True, capture_output=True)
@@ -229,6 +218,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
             capture_output=True,
         )
         ws = ["-w", "name=source,claimName=drone-service-source"]
+        osv_db_ref = push_advisory_db(cluster.registry, tmp)
         runs = {
             "clone": [
                 "druppie-git-clone",
@@ -240,7 +230,7 @@ def taskruns(report, direct: dict[str, float], tmp: Path) -> None:
                 "name=output,claimName=drone-service-source",
             ],
             "test": ["druppie-test", "-p", "offline=true", *ws],
-            "scan": ["druppie-scan", *ws],
+            "scan": ["druppie-scan", "-p", f"osv-db-ref={osv_db_ref}", "-p", "tls-verify=false", *ws],
             "build": [
                 "druppie-build",
                 "-p",

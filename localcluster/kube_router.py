@@ -7,12 +7,13 @@ pods on the node's bridge; `stop` removes its chains and sets (``--cleanup-confi
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 
 from .component import Component
 from .context import Context
-from .process import http_ok
+from .process import http_ok, running_anywhere
 from .toolchain import cache_dir, toolchain
 
 
@@ -42,4 +43,31 @@ class KubeRouter(Component):
 
     def stop(self, ctx: Context) -> None:
         ctx.stop(self.name)
-        subprocess.run([binary(), "--cleanup-config"], check=False, capture_output=True)
+        remove_rules()
+
+
+# Its chains and sets, by kube-router's names. Its own --cleanup-config leaves them in place here
+# (and then panics in the service controller, which needs IPVS), so `stop` removes them itself.
+CHAIN_PREFIXES = ("KUBE-ROUTER-", "KUBE-POD-FW-", "KUBE-NWPLCY-")
+SET_PREFIXES = ("KUBE-DST-", "KUBE-SRC-")
+
+
+def remove_rules() -> None:
+    """Remove kube-router's iptables chains (and the jumps to them) and its ipsets, once no
+    kube-router is left to need them."""
+    if running_anywhere("kube-router"):
+        return  # another local cluster's kube-router still runs
+    for table in ("filter", "nat", "mangle"):
+        rules = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout.splitlines()
+        for rule in rules:  # the jumps from the built-in chains first
+            if rule.startswith("-A ") and any(f"-j {p}" in rule for p in CHAIN_PREFIXES):
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(rule[3:])], capture_output=True)
+        chains = [r[1:].split()[0] for r in rules if r.startswith(":") and r[1:].startswith(CHAIN_PREFIXES)]
+        for chain in chains:
+            subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+        for chain in chains:
+            subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
+    sets = subprocess.run(["ipset", "list", "-n"], capture_output=True, text=True).stdout.split()
+    for name in sets:
+        if name.startswith(SET_PREFIXES):
+            subprocess.run(["ipset", "destroy", name], capture_output=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import containerd
 from .component import Component
 from .context import CLUSTER_DNS_IP, CLUSTER_DOMAIN, Context
+from .process import running_anywhere
 from .toolchain import ROOT, binaries
 
 # Chains the kubelet itself adds (a canary, and a firewall that drops non-loopback traffic to
@@ -112,7 +113,7 @@ class Kubelet(Component):
 
 def remove_kubelet_chains() -> None:
     """Remove the iptables chains the kubelet added, once no kubelet is left to re-create them."""
-    if subprocess.run(["pgrep", "-x", "kubelet"], capture_output=True).returncode == 0:
+    if running_anywhere("kubelet"):
         return  # another local cluster's kubelet still runs and owns them too
     for tool in ("iptables", "ip6tables"):
         for table, chains in KUBELET_CHAINS.items():

@@ -78,3 +78,17 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def running_anywhere(name: str) -> bool:
+    """Is a live process (not a zombie just killed) named ``name`` on this machine? pgrep counts
+    zombies too, so right after a stop it would still see the process it stopped."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == name and alive(int(proc.name)):
+                return True
+        except OSError:
+            continue
+    return False

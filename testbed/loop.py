@@ -33,16 +33,18 @@ from localcluster.process import http_request, log
 from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
 from .readme import block_with
-from .site import apply_site_settings
+from .site import BASE_REPO, apply_site_settings, push_advisory_database, push_offline_base
 from .wait import wait_for
 
 APP = "drone-service"
+# The loop's own path in the shared registry: other e2e modules publish druppie/drone-service
+# tags, and build refuses to move a version tag to another commit's image.
+IMAGE_PATH = "demo"
 OTHER_APP = "gemaal-monitor"  # a second team's app in webhook-gate's list
 # The pipeline's git credentials, each a basic-auth Secret of the bot with a token of one kind.
 CREDENTIALS = {f"{APP}-git-read": "read", "druppie-apps-read": "read", "druppie-apps-write": "write"}
 BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
 NAMESPACE = "productie"
-BASE_REPO = "druppie/python:3.11-bookworm"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 
 
@@ -55,7 +57,7 @@ class Loop:
     # ---- facts -------------------------------------------------------------------------------
     @property
     def image(self) -> str:
-        return f"{self.cluster.registry}/druppie/{APP}"
+        return f"{self.cluster.registry}/{IMAGE_PATH}/{APP}"
 
     @property
     def webhook_secret(self) -> str:
@@ -99,29 +101,8 @@ class Loop:
             env={**os.environ, "REGISTRY": self.cluster.registry},
             stdout=subprocess.DEVNULL,
         )
-        base = next(
-            i
-            for i in subprocess.run(
-                ["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            if "druppie/bookworm-python3:" in i
-        )
-        subprocess.run(
-            [
-                "buildah",
-                "--storage-driver",
-                "vfs",
-                "push",
-                "--quiet",
-                "--tls-verify=false",
-                base,
-                f"docker://{self.cluster.registry}/{BASE_REPO}",
-            ],
-            check=True,
-        )
+        push_offline_base(self.cluster.registry)
+        push_advisory_database(self.cluster.registry)
         self.say(f"  images pushed in {time.monotonic() - step:.0f} s")
 
         self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
@@ -208,12 +189,13 @@ class Loop:
             "metadata": {"name": "druppie-ci-cd-local", "namespace": "ci"},
             "spec": {
                 "params": [
-                    {"name": "image-registry", "value": f"{self.cluster.registry}/druppie"},
+                    {"name": "image-registry", "value": f"{self.cluster.registry}/{IMAGE_PATH}"},
                     {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
                     {"name": "build-args", "value": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"},
                     {"name": "allow-plain-http", "value": "true"},
                     {"name": "tls-verify", "value": "false"},
                     {"name": "offline", "value": "true"},
+                    {"name": "osv-db-ref", "value": f"{self.cluster.registry}/druppie/osv-db:latest"},
                 ]
             },
         }
@@ -265,12 +247,14 @@ class Loop:
         path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["cp", "-r", str(ROOT / "examples" / APP), f"{tmp}/app"], check=True)
-            subprocess.run(
+            proc = subprocess.run(
                 [
                     str(Path(sys.executable).parent / "druppie-step"),
                     "build",
                     "--source",
                     f"{tmp}/app",
+                    "--output",  # the SBOM, beside the source (not into the caller's folder)
+                    f"{tmp}/out",
                     "--image",
                     self.image,
                     "--version",
@@ -279,10 +263,12 @@ class Loop:
                     "--build-args",
                     f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}",
                 ],
-                check=True,
                 capture_output=True,
+                text=True,
                 env={**os.environ, "PATH": path},
             )
+            if proc.returncode != 0:  # the step's own one-line error, not only its exit code
+                raise RuntimeError(f"building {self.image}:{version} on this machine failed: {proc.stderr[-2000:]}")
 
     # ---- the loop ----------------------------------------------------------------------------
     def push_change(self, greeting: str, user: str | None = None, branch: str = "main") -> str:

@@ -4,6 +4,12 @@ infrastructure, applied the same way by the e2e tier and `make demo`."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 from localcluster.cluster import LocalCluster
 
@@ -22,3 +28,44 @@ def registry_allowance(cluster: LocalCluster, namespace: str = "ci") -> dict:
 
 def apply_site_settings(cluster: LocalCluster, namespace: str = "ci") -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(registry_allowance(cluster, namespace)))
+
+
+# Where the example app's Containerfile finds its base (BASE_IMAGE build arg): docker.io cannot be
+# reached here, so the offline bookworm + python3 that `make images` made is pushed to the registry.
+BASE_REPO = "druppie/python:3.11-bookworm"
+
+
+def offline_base() -> str:
+    """The debootstrap base `make images` made (hack/images.sh keeps it in buildah's storage)."""
+    out = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
+                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    found = next((i for i in out if "druppie/bookworm-python3:" in i), None)
+    if found is None:
+        raise RuntimeError("no offline base image: run make images (hack/images.sh) first")
+    return found
+
+
+def push_offline_base(registry: str) -> str:
+    """Push the offline base to ``registry`` as BASE_REPO; returns the reference the builds name."""
+    target = f"{registry}/{BASE_REPO}"
+    subprocess.run(["buildah", "--storage-driver", "vfs", "push", "--quiet", "--tls-verify=false", offline_base(),
+                    f"docker://{target}"], check=True)  # fmt: skip
+    return target
+
+
+# The scan's advisory database: the tests' two real OSV advisories (tests/fixtures/osv-db), stamped
+# now and pushed as the OCI artifact the pipeline's osv-db-ref names (no internet here for a real one).
+OSV_DB_FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "osv-db"
+OSV_DB_REPO = "druppie/osv-db"
+
+
+def push_advisory_database(registry: str) -> str:
+    """Push the fixture database to ``registry`` as ``druppie/osv-db:latest``; returns that ref."""
+    ref = f"{registry}/{OSV_DB_REPO}:latest"
+    with tempfile.TemporaryDirectory(prefix="druppie-osv-db-") as tmp:
+        db = Path(tmp) / "osv-db"
+        shutil.copytree(OSV_DB_FIXTURE, db)
+        (db / "last-updated").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        subprocess.run([str(Path(sys.executable).parent / "druppie-step"), "osv-db-push", "--db", str(db),
+                        "--ref", ref, "--no-tls-verify"], check=True, capture_output=True)  # fmt: skip
+    return ref

@@ -47,7 +47,7 @@ from .core.options import (
     timeout_option,
     workspace_option,
 )
-from .core.registry import NoSuchTagError, check_access, served_digest
+from .core.registry import NoSuchTagError, auth_file_from, check_access, served_digest
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
 from .gitops.imageref import validate_image_name, validate_tag
@@ -210,21 +210,6 @@ def already_built(
             f"version {version} was built from another commit; not moving it (a new commit needs a new version)"
         )
     return at_version, at_commit
-
-
-def auth_file_from(dockerconfig_dir: str) -> str | None:
-    """config.json or .dockerconfigjson (a kubernetes.io/dockerconfigjson Secret) in the workspace."""
-    if not dockerconfig_dir:
-        return None
-    for name in ("config.json", ".dockerconfigjson"):
-        path = Path(dockerconfig_dir) / name
-        if path.is_file():
-            try:
-                json.loads(path.read_text())
-            except ValueError as err:
-                raise InvalidInputError(f"invalid dockerconfig {path}: not JSON ({err.args[0]})") from err
-            return str(path)
-    raise InvalidInputError(f"invalid --dockerconfig {dockerconfig_dir!r}: holds no config.json or .dockerconfigjson")
 
 
 def last_error_line(output: str) -> str:

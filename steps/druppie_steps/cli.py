@@ -40,6 +40,11 @@ SERVICES = {
         "prune_runs",
         "Keep the last N finished PipelineRuns of each app; delete the older ones with their volumes.",
     ),
+    "osv-db-push": (
+        "druppie_steps.osv_db_push",
+        "osv_db_push",
+        "Push the OSV advisory database (a folder, or downloaded) as an OCI artifact for scan --osv-db-ref.",
+    ),
     "webhook-gate": (
         "druppie_steps.webhook_gate",
         "webhook_gate",

@@ -8,6 +8,12 @@ app's ``.druppie-scan.yaml`` (each exception with a reason and an expiry date no
 than ``--max-suppression-age``; one that matches everything is refused), written as one SARIF
 2.1.0 file into ``--output`` and summed up in a short table. The step fails when a finding that
 counts is at or above ``--fail-on``. It only reads ``--source``: the Task mounts it read-only.
+
+The deps scanner fails closed: it needs an advisory database, a folder (``--osv-db``, a volume) or
+an OCI artifact in a registry (``--osv-db-ref``, pulled and checked against its digest; see
+scanners/osv_artifact.py), not older than ``--max-db-age``. Without one, or when the artifact
+cannot be pulled, the step fails before scanning, unless ``--deps-advisories skip`` says to go
+without: then the log says so loudly, and so do the ``advisories`` result and the SARIF report.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .core.options import (
     DURATION,
     DURATION_OR_NO_LIMIT,
     Duration,
+    flag_option,
     option,
     output_folder,
     output_option,
@@ -38,11 +45,13 @@ from .core.options import (
     workspace_option,
 )
 from .core.redact import redact
+from .core.registry import auth_file_from
 from .core.results import summary_line, write_results
 from .core.workspace import shared_dir
 from .scanners import SEVERITIES, Finding, ScanOutcome, rank
 
 if TYPE_CHECKING:
+    from .core.oci import Reference
     from .scanners.ignore import Applied
     from .scanners.osv import AdvisoryDB
 
@@ -52,6 +61,17 @@ FAIL_ON = (*reversed(SEVERITIES), "never")
 DEFAULT_REPORT = ".druppie/scan.sarif"
 WARN_DB_AGE_SECONDS = 24 * 3600  # older than a day: a warning with its age
 MAX_LISTED = 40
+ADVISORIES = ("check", "skip")
+OPTED_OUT = "opted out (--deps-advisories skip): no advisory database, dependencies not checked"
+LOUD = (
+    "deps: advisory checks SKIPPED on purpose (--deps-advisories skip): the dependencies are NOT checked "
+    "against any advisory database; the advisories result and the SARIF report say so"
+)
+NO_DB = (
+    "the deps scanner needs an advisory database and has none: set --osv-db-ref (the Task's osv-db-ref "
+    "param, an artifact pushed by osv-db-push) or --osv-db (the osv-db workspace); to scan without one, "
+    "say so with --deps-advisories skip (param deps-advisories: skip)"
+)
 
 
 def parse_scanners(value: str) -> list[str]:
@@ -72,6 +92,16 @@ def parse_fail_on(value: str) -> str:
     if level not in FAIL_ON:
         raise InvalidInputError(f"invalid --fail-on {value!r}: use one of {', '.join(FAIL_ON)}")
     return level
+
+
+def parse_advisories(value: str) -> str:
+    choice = value.strip().lower()
+    if choice not in ADVISORIES:
+        raise InvalidInputError(
+            f"invalid --deps-advisories {value!r}: use check (the deps scanner needs an advisory database) "
+            f"or skip (go without, said in the results and the report)"
+        )
+    return choice
 
 
 def human_age(seconds: float) -> str:
@@ -108,6 +138,25 @@ def counts(findings: list[Finding]) -> dict[str, int]:
 )
 @workspace_option("--osv-db", "osv_db", "Folder with the OSV advisory database (<Ecosystem>/all.zip) for deps")
 @option(
+    "--osv-db-ref",
+    default="",
+    help="The OSV advisory database for deps as an OCI artifact (pushed by osv-db-push), e.g. "
+    "registry.example/druppie/osv-db:latest or ...@sha256:<digest>; pulled and checked against its digest.",
+)
+@option(
+    "--deps-advisories",
+    default="check",
+    help="check: the deps scanner fails without an advisory database (--osv-db-ref or --osv-db); skip: it "
+    "is skipped on purpose, which the log, the advisories result and the SARIF report say.",
+)
+@flag_option(
+    "--tls-verify",
+    default=True,
+    help="Verify the TLS certificate of --osv-db-ref's registry (off: test registries, plain HTTP).",
+)
+@workspace_option("--dockerconfig", "dockerconfig_dir", "Folder with config.json or .dockerconfigjson for --osv-db-ref")
+@workspace_option("--ca-certs", "ca_dir", "Folder with extra CA certificates (*.crt) for --osv-db-ref's registry")
+@option(
     "--max-db-age",
     type=DURATION_OR_NO_LIMIT,
     default="7d",
@@ -129,6 +178,11 @@ def scan(
     scanners: str,
     fail_on: str,
     osv_db: str,
+    osv_db_ref: str,
+    deps_advisories: str,
+    tls_verify: bool,
+    dockerconfig_dir: str,
+    ca_dir: str,
     max_db_age: Duration,
     max_suppression_age: Duration,
     output: str,
@@ -143,7 +197,6 @@ def scan(
     root = source_folder(source).resolve()
     out = output_folder(output)
     selected = parse_scanners(scanners)
-    explicit = selected != list(SCANNERS)
     fail_on = parse_fail_on(fail_on)
     report_path = Path(report) if Path(report).is_absolute() else out / report
     if not report.strip() or report_path.is_dir():
@@ -157,21 +210,41 @@ def scan(
     if entries:
         log.info(f"{ignore.FILENAME}: {len(entries)} exception(s), none expiring after {limit.latest.isoformat()}")
 
-    db: AdvisoryDB | None = None
+    advisories = parse_advisories(deps_advisories)
+    ref = _reference(osv_db_ref)
+    auth_file = auth_file_from(dockerconfig_dir)
+    if ca_dir and not any(Path(ca_dir).glob("*.crt")):
+        raise InvalidInputError(f"invalid --ca-certs {ca_dir!r}: holds no *.crt file")
     skipped: dict[str, str] = {}
+    checked = {"status": "not checked", "reason": "deps is not among --scanners"}
     if "deps" in selected:
-        if osv_db:
-            db = _check_db(Path(osv_db), max_db_age)
-        elif explicit:
-            raise InvalidInputError(
-                "--scanners deps needs an advisory database: set --osv-db (the Task's osv-db workspace)"
-            )
-        else:
-            skipped["deps"] = "no advisory database (--osv-db, the Task's osv-db workspace)"
-            log.warn("deps: skipped, no advisory database given (--osv-db); dependencies are not checked")
+        if advisories == "skip":
+            if osv_db or ref:
+                raise InvalidInputError(
+                    "--deps-advisories skip contradicts the advisory database given "
+                    f"({'--osv-db-ref' if ref else '--osv-db'}): drop one of them"
+                )
+            skipped["deps"] = OPTED_OUT
+            checked = {"status": "skipped", "reason": "opted out with --deps-advisories skip"}
+            log.warn(LOUD)
+        elif osv_db and ref:
+            raise InvalidInputError("--osv-db and --osv-db-ref both given: use one advisory database")
+        elif not osv_db and not ref:
+            raise InvalidInputError(NO_DB)
 
-    with tempfile.TemporaryDirectory(prefix="druppie-scan-") as scratch:
-        outcomes = _run_all(selected, root, Path(scratch), db, skipped, deadline)
+    with tempfile.TemporaryDirectory(prefix="druppie-scan-") as tmp:
+        scratch = Path(tmp)
+        db: AdvisoryDB | None = None
+        if "deps" in selected and "deps" not in skipped:
+            if ref is not None:
+                db, checked = _pull_db(ref, scratch / "osv-db-ref", max_db_age, auth_file, tls_verify, ca_dir, deadline)
+            else:
+                db = _check_db(Path(osv_db), max_db_age)
+                checked = {"status": "checked", "source": osv_db}
+            checked |= _dated(db)
+        outcomes = _run_all(selected, root, scratch, db, skipped, deadline)
+    if "deps" in skipped:
+        next(o for o in outcomes if o.scanner == "deps").notes.append(LOUD)
 
     findings = [f for o in outcomes for f in o.findings]
     applied = ignore.apply(findings, entries, today)
@@ -188,15 +261,18 @@ def scan(
 
     from .scanners import sarif
 
-    _write_report(report_path, sarif.build(outcomes, applied.kept, applied.suppressed, applied.active))
+    _write_report(report_path, sarif.build(outcomes, applied.kept, applied.suppressed, applied.active, checked))
     _print_table(outcomes, applied, fail_on, _shown(report_path, out))
 
     results = {s: str(n) for s, n in counts(applied.kept).items()}
     results["report"] = _shown(report_path, out)
     results["suppressed"] = str(len(applied.suppressed))
     results["suppressions"] = ignore.summary(applied)
+    results["advisories"] = advisories_result(checked)
     write_results(results_dir, results)
-    click.echo(summary_line("scan", {k: v for k, v in results.items() if k != "suppressions"}))
+    click.echo(summary_line("scan", {k: v for k, v in results.items() if k not in ("suppressions", "advisories")}))
+    if checked["status"] == "skipped":
+        log.warn(LOUD)
     failing = fails(applied.kept, fail_on)
     if failing:
         rules = sorted({f.rule for f in failing}, key=lambda r: min(-rank(f.severity) for f in failing if f.rule == r))
@@ -207,18 +283,80 @@ def scan(
         )
 
 
-def _check_db(folder: Path, max_age: Duration) -> AdvisoryDB:
+def advisories_result(checked: dict[str, str]) -> str:
+    """The ``advisories`` result: which database the dependencies were checked against, or why not."""
+    if checked["status"] == "checked":
+        return f"checked: {checked['source']} (updated {checked['updated']})"
+    return f"{checked['status']}: {checked['reason']}"
+
+
+def _reference(value: str) -> Reference | None:
+    if not value.strip():
+        return None
+    from .core import oci
+
+    return oci.parse_reference(value, "--osv-db-ref")
+
+
+def _dated(db: AdvisoryDB) -> dict[str, str]:
+    """When the database was updated (``_check_db`` dated it), for the result and the report."""
+    updated = db.updated.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ") if db.updated else "unknown"
+    return {"updated": updated, "updatedFrom": db.age_from}
+
+
+def _pull_db(
+    ref: Reference,
+    dest: Path,
+    max_age: Duration,
+    auth_file: str | None,
+    tls_verify: bool,
+    ca_dir: str,
+    deadline: float,
+) -> tuple[AdvisoryDB, dict[str, str]]:
+    """The database of ``--osv-db-ref``, pulled into ``dest`` and aged as a folder is; StepError with one
+    line naming the reference when it cannot be pulled."""
+    from .core import oci
+    from .scanners import osv_artifact
+
+    log.progress(f"deps: pulling the advisory database {ref}")
+    dest.mkdir()
+    session = oci.Session(ref, auth_file, tls_verify, ca_dir or None, deadline=deadline)
+    try:
+        pulled = osv_artifact.pull(session, dest)
+    except StepError as err:
+        raise StepError(f"cannot pull the advisory database --osv-db-ref {ref}: {err}") from err
+    log.info(f"deps: pulled {ref} as {pulled.digest}")
+    db = _check_db(pulled.folder, max_age, f"--osv-db-ref {ref}", pulled.pinned, pulled.claimed)
+    return db, {"status": "checked", "source": pulled.pinned, "ref": str(ref), "digest": pulled.digest}
+
+
+def _check_db(
+    folder: Path,
+    max_age: Duration,
+    label: str = "",
+    shown: str = "",
+    claimed: dict[str, dt.datetime] | None = None,
+) -> AdvisoryDB:
+    """The database in ``folder``, dated and aged: StepError past ``max_age``, a warning past a day.
+
+    Its time is its own (osv.db_updated); a ``claimed`` time (an artifact's annotation or config)
+    counts only where it is older: a claim can age a database, never make it fresher."""
     from .scanners import osv
 
-    db = osv.find_db(folder)
+    db = osv.find_db(folder, label)
     updated = osv.db_updated(db)
+    for where, when in (claimed or {}).items():
+        if when < updated:
+            updated, db.age_from, db.updated = when, where, when
     age = (dt.datetime.now(dt.UTC) - updated).total_seconds()
     stamp = updated.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
-    where = f"advisory database {folder} ({db.names}): updated {stamp}, {human_age(age)} ago (from {db.age_from})"
+    where = (
+        f"advisory database {shown or folder} ({db.names}): updated {stamp}, {human_age(age)} ago (from {db.age_from})"
+    )
     if max_age.seconds and age > max_age.seconds:
         raise StepError(
-            f"{where}: older than --max-db-age {max_age}; refresh it (see the druppie-scan README: "
-            f"a CronJob fills the osv-db volume)"
+            f"{where}: older than --max-db-age {max_age}; refresh it (the druppie-scan README, "
+            f"samples/osv-db-refresh.yaml)"
         )
     if age > WARN_DB_AGE_SECONDS:
         log.warn(f"{where}: stale, advisories published since are not checked")

@@ -210,12 +210,19 @@ def _result(rows: list[Row], task_ref: str, name: str) -> str:
 
 
 def suppressions(rows: list[Row]) -> list[str]:
-    """``<task> suppressions: <the scan's active exceptions>`` for every scan that had any."""
-    return [
-        f"{r.task} suppressions: {r.results['suppressions']}"
-        for r in rows
-        if r.task_ref == "druppie-scan" and r.results.get("suppressions")
-    ]
+    """``<task> suppressions: <the scan's active exceptions>`` for every scan that had any, and
+    ``<task> advisories: skipped: ...`` for every scan that did not check the dependencies against
+    an advisory database (its ``advisories`` result says why; a checked one is not repeated here)."""
+    lines = []
+    for r in rows:
+        if r.task_ref != "druppie-scan":
+            continue
+        if r.results.get("suppressions"):
+            lines.append(f"{r.task} suppressions: {r.results['suppressions']}")
+        advisories = r.results.get("advisories", "")
+        if advisories and not advisories.startswith("checked"):
+            lines.append(f"{r.task} advisories: {advisories}")
+    return lines
 
 
 def summary_text(rows: list[Row], namespace: str) -> str:

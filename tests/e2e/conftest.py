@@ -13,7 +13,7 @@ from localcluster.toolchain import ROOT
 from testbed.fluxapp import make_flux_app
 from testbed.readme import block_with
 from testbed.site import apply_site_settings
-from tests.support.e2e import README, Tekton
+from tests.support.e2e import README, Tekton, fresh_namespace
 
 _ids = itertools.count()
 
@@ -71,7 +71,7 @@ def tekton(cluster):
     t = Tekton(cluster, ROOT)
     # A fresh namespace, as on a cluster where the catalog was never installed (other e2e
     # modules of this session use ci too).
-    cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
+    fresh_namespace(cluster)
     for command in block_with(README, "kubectl create namespace ci"):
         t.run(command)
     apply_site_settings(cluster)

@@ -19,7 +19,8 @@ from localcluster.gitserver import seed_repo
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
-from tests.support.e2e import BASE_REPO, ci_commands, offline_base, started, wait_for
+from testbed.site import BASE_REPO, push_advisory_database, push_offline_base
+from tests.support.e2e import ci_commands, started, wait_for
 
 GITHUB_APP = "https://github.com/waterschap/drone-service.git"
 IMAGE = "registry.example/druppie/drone-service"
@@ -40,19 +41,8 @@ def ci(cluster, tekton, tmp_path_factory):
     # The README's install applied the catalog's NetworkPolicy, the tekton fixture this site's
     # allowance for its registry (testbed/site.py).
     assert cluster.kubectl("get", "networkpolicy", "-n", "ci", "druppie-build-and-test-egress").returncode == 0
-    subprocess.run(
-        [
-            "buildah",
-            "--storage-driver",
-            "vfs",
-            "push",
-            "--quiet",
-            "--tls-verify=false",
-            offline_base(),
-            f"docker://{cluster.registry}/{BASE_REPO}",
-        ],
-        check=True,
-    )
+    push_offline_base(cluster.registry)
+    push_advisory_database(cluster.registry)
     commands = ci_commands()
     tekton.run(commands["kubectl apply -n"])
     tekton.run(commands["kubectl create secret"])
@@ -86,6 +76,7 @@ def start(
         {
             GITHUB_APP: f"{cluster.git_url.rsplit('/', 1)[0]}/{repo}.git",
             IMAGE: f"{cluster.registry}/druppie/drone-service",
+            "registry.example/druppie/osv-db": f"{cluster.registry}/druppie/osv-db",
         },
         check=False,
     )
@@ -118,9 +109,11 @@ def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, clust
     assert results["passed"] == "4" and results["failed"] == "0", logs
     assert results["report"] == ".druppie/junit.xml"
 
-    _, run, logs = start(tekton, cluster, ci["druppie-scan"])
+    # The advisory database comes from the registry (osv-db-ref): the deps gate ran.
+    _, run, logs = start(tekton, cluster, ci["druppie-scan"], extra=["-p", "tls-verify=false"])
     results = tekton.results(run)
     assert results["critical"] == "0" and results["high"] == "0", logs
+    assert results["advisories"].startswith(f"checked: {cluster.registry}/druppie/osv-db@sha256:"), results
     assert results["report"] == ".druppie/scan.sarif"
 
     _, run, logs = start(
@@ -219,7 +212,7 @@ def test_a_failing_test_fails_the_taskrun_with_the_tests_name(tekton, cluster, c
 
 def test_a_planted_secret_fails_the_scan_with_gitleaks_finding_and_no_secret_shown(tekton, cluster, ci):
     clone(tekton, cluster, ci, "drone-service-planted-secret")
-    _, run, logs = start(tekton, cluster, ci["druppie-scan"], check=False)
+    _, run, logs = start(tekton, cluster, ci["druppie-scan"], extra=["-p", "tls-verify=false"], check=False)
     assert run["status"]["conditions"][0]["status"] == "False"
     assert int(tekton.results(run)["high"]) >= 1, logs
     assert "github-pat" in logs, logs

@@ -23,6 +23,7 @@ from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS, Loop
 from testbed.readme import block_with
+from tests.support.e2e import fresh_namespace
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +39,7 @@ def loop(cluster):
     lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
     if not lp.installed:
         # Another module's tekton fixture may have left a namespace ci behind: start clean.
-        cluster.kubectl("delete", "namespace", "ci", "--ignore-not-found", "--wait=true", "--timeout=120s")
+        fresh_namespace(cluster)
         lp.install()
     return lp
 
@@ -68,11 +69,14 @@ def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, c
         text=True,
         check=True,
     ).stdout.strip()
-    assert out["IMAGE_DIGEST"] == served and out["IMAGE_URL"].startswith(loop.image + ":1.0.")
+    # The version is <version-prefix>.<the commit's depth on main>.
+    assert out["IMAGE_DIGEST"] == served and out["IMAGE_URL"].startswith(loop.image + ":1.1.")
     gitops_head = loop.gitea.head("druppie-apps")
     assert out["GITOPS_COMMIT"] == gitops_head
     assert out["APPLIED_REVISION"] == f"main@sha1:{gitops_head}"
     assert out["status"] == "Succeeded" and out["failed-task"] == ""
+    # A webhook run checks the dependencies against the advisory database the scan pulled.
+    assert out["ADVISORIES"].startswith(f"checked: {cluster.registry}/druppie/osv-db@sha256:"), out
     # tag-commit's commit is the bot's, with the trailer the EventListener's loop guard looks for.
     message = loop.gitea.api("GET", f"/repos/druppie-admin/druppie-apps/git/commits/{gitops_head}")["commit"]["message"]
     assert f"Tekton-Pipeline-Run: {name}" in message
@@ -305,7 +309,7 @@ def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
     command = command.replace("https://github.com/waterschap/drone-service.git", loop.gitea.clone_url(APP))
     extra = [
         "-p",
-        f"image-registry={cluster.registry}/druppie",
+        f"image-registry={loop.image.rpartition('/')[0]}",
         "-p",
         f"gitops-repo-url={loop.gitea.clone_url('druppie-apps')}",
         "-p",
@@ -316,6 +320,8 @@ def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
         "tls-verify=false",
         "-p",
         "offline=true",
+        "-p",
+        f"osv-db-ref={cluster.registry}/druppie/osv-db:latest",
         "-p",
         f"revision={loop.gitea.head(APP)}",
     ]

@@ -50,7 +50,7 @@ def test_tag_commit_taskrun_pushes_from_a_pod_with_basic_auth(tekton, auth_git):
     results = tekton.results(run)
     head = auth_git.log("druppie-apps", fmt="%H")[0]
     assert results == {"commit": head, "revision": f"main@sha1:{head}", "changed": "true", "previous-tag": "1.0.4",
-                       "deployed": "true", "reason": ""}  # fmt: skip
+                       "deployed": "true", "reason": f"deployed 1.0.5 (was 1.0.4) in {head[:12]}"}  # fmt: skip
     assert "newTag: 1.0.5" in auth_git.read_file("druppie-apps", "envs/prod/drone-service/kustomization.yaml")
     assert TOKEN not in out and TOKEN not in json.dumps(run)
     # Its ServiceAccount gets no API token in the pod: tag-commit needs no Kubernetes API.

@@ -278,14 +278,16 @@ def test_unknown_revision_is_one_line_and_leaves_the_folder_empty(history, run_s
 
 
 def test_ambiguous_short_sha_asks_for_more(git_server, run_step, out):
-    """A few hundred commits make some share their first 4 hex digits."""
+    """Enough commits that some share their first 4 hex digits: with 600 the chance of none was
+    about 6% (the seed commit's time makes the hashes differ per run: this test failed once under
+    load); with 2000 it is about 6e-14."""
     name = f"many-{os.getpid()}"
     git_server.create_repo(name, {"n": "0"})
     bare = git_server.repo_path(name)
     stream = "".join(
         f"commit refs/heads/main\ncommitter s <s@x> {DATES[0] + i} +0000\ndata 2\nc\n"
         f"{'from refs/heads/main^0' + chr(10) if i == 1 else ''}M 644 inline n\ndata {len(str(i))}\n{i}\n\n"
-        for i in range(1, 600)
+        for i in range(1, 2000)
     )
     subprocess.run(["git", "--git-dir", str(bare), "fast-import", "--quiet"], input=stream, text=True, check=True)
     by_prefix = defaultdict(list)

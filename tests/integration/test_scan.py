@@ -18,6 +18,7 @@ import yaml
 
 from hack import catalog
 from testbed.apps import drone_app
+from testbed.registry import push_busybox_base, start_registry
 from tests.support.paths import STEP
 from tests.support.sarif import assert_sarif_shape
 from tests.support.tekton_env import tekton_env
@@ -89,6 +90,7 @@ def test_example_app_scans_clean(run_step, tools_env, fresh_db, tmp_path, out):
         "report": ".druppie/scan.sarif",
         "suppressed": "0",
         "suppressions": "",
+        "advisories": f"checked: {fresh_db} (updated {(fresh_db / 'last-updated').read_text()[:16]}Z)",
     }
     assert int(run.results["low"]) >= 8  # bandit's asserts in tests (B101), and trivy's HEALTHCHECK note
     assert "deps     osv-scanner 2.6.0  skipped: no lockfile or dependency manifest osv-scanner reads" in run.stderr
@@ -283,19 +285,184 @@ def test_stale_database_warns_with_its_age_and_fails_past_max_db_age(run_step, t
     )
 
 
-def test_deps_without_a_database(run_step, tools_env, tmp_path):
+NO_DB = (
+    "error: the deps scanner needs an advisory database and has none: set --osv-db-ref (the Task's "
+    "osv-db-ref param, an artifact pushed by osv-db-push) or --osv-db (the osv-db workspace); to scan "
+    "without one, say so with --deps-advisories skip (param deps-advisories: skip)"
+)
+
+
+@pytest.mark.parametrize("scanners", [[], ["--scanners", "deps"], ["--scanners", "code,deps"]])
+def test_deps_without_a_database_fails_closed_before_scanning(run_step, tools_env, tmp_path, out, scanners):
+    """Issue 15: a webhook run had no database and the deps gate silently did not run. Now the
+    scan fails, with one line saying why and what to do, and writes nothing."""
     app = drone_app(tmp_path / "app", "vulnerable-dependency")
-    run = run_step("scan", "--source", str(app), "--scanners", "deps", env=tools_env)
-    assert run.returncode == 2 and "--scanners deps needs an advisory database: set --osv-db" in run.stderr
+    run = run_step("scan", "--source", str(app), *scanners, env=tools_env)
+    assert (run.returncode, run.stderr.strip().splitlines()) == (2, [NO_DB]), run.output
+    assert run.results == {} and not out.exists()
 
 
 @needs_trivy
-def test_deps_without_a_database_by_default_is_skipped_loudly(run_step, tools_env, tmp_path):
+def test_the_opt_out_runs_without_advisories_and_says_so_everywhere(run_step, tools_env, tmp_path, out):
     app = drone_app(tmp_path / "app", "vulnerable-dependency")
-    run = run_step("scan", "--source", str(app), env=tools_env)
+    run = run_step("scan", "--source", str(app), "--deps-advisories", "skip", env=tools_env)
+    assert run.returncode == 0, run.output  # the planted critical advisory is not looked for
+    loud = "warning: deps: advisory checks SKIPPED on purpose (--deps-advisories skip)"
+    assert run.stderr.count(loud) == 3, run.stderr  # before, beside the table, after the summary line
+    assert run.stderr.strip().splitlines()[-1].startswith(loud)
+    assert re.search(r"\n  deps +osv-scanner +skipped: opted out \(--deps-advisories skip\)", run.stderr), run.stderr
+    assert run.results["advisories"] == "skipped: opted out with --deps-advisories skip"
+    doc = sarif_of(out)
+    assert doc["properties"]["advisories"] == {"status": "skipped", "reason": "opted out with --deps-advisories skip"}
+    [deps] = [r for r in doc["runs"] if r["tool"]["driver"]["name"] == "osv-scanner"]
+    notes = deps["invocations"][0]["toolExecutionNotifications"]
+    assert [n["level"] for n in notes] == ["note", "warning"] and "SKIPPED on purpose" in notes[1]["message"]["text"]
+    assert_sarif_shape(doc)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--deps-advisories", "skip", "--osv-db", "{db}"], "--deps-advisories skip contradicts the advisory "
+         "database given (--osv-db): drop one of them"),
+        (["--deps-advisories", "skip", "--osv-db-ref", "r.example/druppie/osv-db:latest"],
+         "--deps-advisories skip contradicts the advisory database given (--osv-db-ref): drop one of them"),
+        (["--osv-db", "{db}", "--osv-db-ref", "r.example/druppie/osv-db:latest"],
+         "--osv-db and --osv-db-ref both given: use one advisory database"),
+        (["--deps-advisories", "no"], "invalid --deps-advisories 'no': use check"),
+        (["--osv-db-ref", "r.example/druppie/OSV"], "invalid --osv-db-ref 'r.example/druppie/OSV': not a registry"),
+    ],
+)  # fmt: skip
+def test_contradicting_or_bad_advisory_options_are_one_line(run_step, tools_env, fresh_db, tmp_path, args, message):
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    args = [a.replace("{db}", str(fresh_db)) for a in args]
+    run = run_step("scan", "--source", str(app), "--scanners", "deps", *args, env=tools_env)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.output
+    assert run.stderr.startswith(f"error: {message}"), run.stderr
+
+
+def test_without_deps_among_the_scanners_no_database_is_needed_and_the_result_says_so(run_step, tools_env, tmp_path):
+    app = drone_app(tmp_path / "app")
+    run = run_step("scan", "--source", str(app), "--scanners", "code,secrets", env=tools_env)
     assert run.returncode == 0, run.output
-    assert "warning: deps: skipped, no advisory database given" in run.stderr
-    assert "skipped: no advisory database (--osv-db, the Task's osv-db workspace)" in run.stderr
+    assert run.results["advisories"] == "not checked: deps is not among --scanners"
+
+
+# ---- the database as an OCI artifact in a registry (--osv-db-ref) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+def push_db(run_step, db: Path, ref: str, *args: str) -> dict[str, str]:
+    """osv-db-push of ``db`` to ``ref`` (plain HTTP); its results."""
+    run = run_step("osv-db-push", "--db", str(db), "--ref", ref, "--no-tls-verify", *args)
+    assert run.returncode == 0, run.output
+    return run.results
+
+
+def test_deps_checks_against_the_database_pulled_from_a_registry(
+    run_step, tools_env, fresh_db, registry, tmp_path, out
+):
+    """The fixture database pushed as an artifact, pulled by --osv-db-ref, finds the planted advisory."""
+    ref = f"{registry.host}/druppie/osv-db:latest"
+    pushed = push_db(run_step, fresh_db, ref)
+    updated = (fresh_db / "last-updated").read_text().strip()
+    assert pushed["digest"].startswith("sha256:") and pushed["updated"] == updated
+    assert (
+        pushed["dated-ref"]
+        == f"{registry.host}/druppie/osv-db:{updated[:4]}{updated[5:7]}{updated[8:13]}{updated[14:16]}Z"
+    )
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    run = run_step(
+        "scan", "--source", str(app), "--scanners", "deps", "--osv-db-ref", ref, "--no-tls-verify", env=tools_env
+    )
+    assert run.returncode == 1, run.output
+    assert "CRITICAL deps    GHSA-8q59-q68h-6hv4  requirements.txt" in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: 1 finding(s) at or above --fail-on high (1 critical)")
+    pinned = f"{registry.host}/druppie/osv-db@{pushed['digest']}"
+    assert f"deps: pulled {ref} as {pushed['digest']}" in run.stderr
+    assert f"advisory database {pinned} (PyPI): updated {updated[:16]}Z, 1h 0m ago (from last-updated)" in run.stderr
+    assert run.results["advisories"] == f"checked: {pinned} (updated {updated[:16]}Z)"
+    assert sarif_of(out)["properties"]["advisories"] == {
+        "status": "checked",
+        "source": pinned,
+        "ref": ref,
+        "digest": pushed["digest"],
+        "updated": f"{updated[:16]}Z",
+        "updatedFrom": "last-updated",
+    }
+    # Pinned by digest, and under the dated tag: the same database.
+    for other in (pinned, pushed["dated-ref"]):
+        again = run_step("scan", "--source", str(app), "--scanners", "deps", "--osv-db-ref", other, "--no-tls-verify",
+                         "--fail-on", "never", env=tools_env)  # fmt: skip
+        assert again.returncode == 0 and again.results["critical"] == "1", again.output
+        assert again.results["advisories"] == f"checked: {pinned} (updated {updated[:16]}Z)"
+
+
+def test_a_ref_that_cannot_be_pulled_fails_with_one_line(run_step, tools_env, registry, tmp_path, out):
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    missing = f"{registry.host}/druppie/no-such-db:latest"
+    other = f"{registry.host}/druppie/osv-db@sha256:{'0' * 64}"
+    for ref, why in (
+        ("127.0.0.1:9/druppie/osv-db:latest", "registry 127.0.0.1:9 unreachable: [Errno 111] Connection refused"),
+        (missing, f"registry {registry.host} has no {missing}"),
+        (other, f"registry {registry.host} has no {other}"),
+    ):
+        run = run_step("scan", "--source", str(app), "--osv-db-ref", ref, "--no-tls-verify", env=tools_env)
+        assert run.returncode == 1, run.output
+        assert (
+            run.stderr.strip().splitlines()[-1] == f"error: cannot pull the advisory database --osv-db-ref {ref}: {why}"
+        )
+        assert run.results == {} and not out.exists() and "Traceback" not in run.output
+
+
+def test_an_artifact_older_than_max_db_age_fails_however_recently_it_was_pushed(
+    run_step, tools_env, registry, tmp_path
+):
+    """The age is the database's own: pushing a three-day-old database again does not make it young."""
+    ref = f"{registry.host}/druppie/stale-db:latest"
+    old = stamped_db(tmp_path / "old", dt.timedelta(days=3, hours=2))
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    push_db(run_step, old, ref)
+    second = push_db(run_step, old, ref)  # pushed again just now: its created annotation is new
+    for max_age, code in (("2d", 1), ("7d", 1)):
+        run = run_step("scan", "--source", str(app), "--scanners", "deps", "--osv-db-ref", ref, "--no-tls-verify",
+                       "--max-db-age", max_age, env=tools_env)  # fmt: skip
+        assert run.returncode == code, run.output
+        if max_age == "2d":
+            assert run.results == {}
+            assert run.stderr.strip().splitlines()[-1] == (
+                f"error: advisory database {registry.host}/druppie/stale-db@{second['digest']} (PyPI): updated "
+                f"{(old / 'last-updated').read_text()[:16]}Z, 3d 2h ago (from last-updated): older than "
+                "--max-db-age 2d; refresh it (the druppie-scan README, samples/osv-db-refresh.yaml)"
+            )
+        else:  # within 7d: it scans, with a warning of its age, and fails on the critical finding
+            assert "3d 2h ago (from last-updated): stale" in run.stderr and run.results["critical"] == "1"
+
+
+def test_a_database_without_a_stamp_is_as_old_as_its_newest_advisory(run_step, tools_env, registry, tmp_path):
+    ref = f"{registry.host}/druppie/unstamped-db:latest"
+    push_db(run_step, OSV_DB, ref)
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    run = run_step("scan", "--source", str(app), "--osv-db-ref", ref, "--no-tls-verify", env=tools_env)
+    assert run.returncode == 1 and "updated 2024-05-20T22:07Z" in run.stderr, run.output
+    assert "(from the newest advisory): older than --max-db-age 7d" in run.stderr
+
+
+def test_an_image_is_not_taken_for_a_database(run_step, tools_env, registry, tmp_path):
+    image = push_busybox_base(registry, "druppie/not-a-db", "latest")
+    app = drone_app(tmp_path / "app", "vulnerable-dependency")
+    run = run_step("scan", "--source", str(app), "--osv-db-ref", image, "--no-tls-verify", env=tools_env)
+    assert run.returncode == 1, run.output
+    [line] = run.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"error: cannot pull the advisory database --osv-db-ref {image}: {image} is not an OSV "
+                           "advisory database (its manifest is"), line  # fmt: skip
+    assert "push one with druppie-step osv-db-push" in line
 
 
 def test_database_without_the_apps_ecosystem_is_named(run_step, tools_env, fresh_db, tmp_path):
@@ -359,7 +526,8 @@ def test_missing_or_crashing_scanner_is_a_clear_error(run_step, tools_env, tmp_p
         str(app),
         "--scanners",
         "secrets",
-        path=path_with("osv-scanner", base="/usr/bin:/bin"),
+        # Not path_with: it adds this venv's bin, where make setup links gitleaks too.
+        path=f"{tool_path('osv-scanner').parent}:/usr/bin:/bin",
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert (
@@ -445,18 +613,59 @@ def test_task_env_runs_the_step_and_writes_the_declared_results(tools_env, fresh
     assert proc.stdout.startswith("scan: critical=0 high=0 medium=3")
     assert changes(before, snapshot(app)) == []
 
-    # Unbound osv-db and reports workspaces: deps (selected by default) is skipped, not run on an empty
-    # path; the report goes to the step's working folder (the Task's emptyDir), not the source.
+    # Unbound osv-db and reports workspaces, no osv-db-ref: deps (selected by default) fails closed
+    # before scanning, not run on an empty path; deps-advisories "skip" is the way to go without.
+    # The report goes to the step's working folder (the Task's emptyDir), not the source.
     pod_dir = tmp_path / "in-pod"
     pod_dir.mkdir()
-    env = tekton_env(
-        task, {} if HAVE_TRIVY else {"scanners": "code,secrets"}, {"source": str(app)}, str(tmp_path / "r2")
-    )
     assert step["workingDir"] == next(m["mountPath"] for m in step["volumeMounts"] if m["name"] == "reports-in-pod")
-    proc = subprocess.run(
-        [str(STEP), "scan"], capture_output=True, text=True, env={"PATH": tools_env["PATH"], **env}, cwd=pod_dir
-    )
-    assert proc.returncode == 0, proc.stderr
+    for params, code in (({}, 2), ({"deps-advisories": "skip"}, 0)):
+        env = tekton_env(
+            task, params | ({} if HAVE_TRIVY else {"scanners": "code,secrets,deps"}), {"source": str(app)},
+            str(tmp_path / f"r{code}"),
+        )  # fmt: skip
+        proc = subprocess.run(
+            [str(STEP), "scan"], capture_output=True, text=True, env={"PATH": tools_env["PATH"], **env}, cwd=pod_dir
+        )
+        assert proc.returncode == code, proc.stderr
+    assert proc.stderr.count("advisory checks SKIPPED on purpose") == 3
+    assert (tmp_path / "r0" / "advisories").read_text() == "skipped: opted out with --deps-advisories skip"
     assert (pod_dir / ".druppie" / "scan.sarif").is_file() and changes(before, snapshot(app)) == []
-    if HAVE_TRIVY:
-        assert "skipped: no advisory database" in proc.stderr
+
+
+def test_task_env_pulls_osv_db_ref_with_the_dockerconfig_workspace(tools_env, fresh_db, run_step, tmp_path):
+    """The Task's params and workspaces reach the step: osv-db-ref and tls-verify, from a registry
+    that wants a login, which the dockerconfig workspace (a Secret's .dockerconfigjson) gives."""
+    task = yaml.safe_load(TASK.read_text())
+    (tmp_path / "registry").mkdir()
+    reg = start_registry(tmp_path / "registry", user="scan", password="Pull-Only-Pw-31")
+    try:
+        secret = tmp_path / "secret"
+        secret.mkdir()
+        reg.auth_file(secret).rename(secret / ".dockerconfigjson")
+        ref = f"{reg.host}/druppie/osv-db:latest"
+        pushed = push_db(run_step, fresh_db, ref, "--dockerconfig", str(secret))
+        app = drone_app(tmp_path / "source", "vulnerable-dependency")
+        params = {"osv-db-ref": ref, "tls-verify": "false", "fail-on": "never", "scanners": "deps"}
+        for workspaces, code in (({}, 1), ({"dockerconfig": str(secret)}, 0)):
+            env = tekton_env(task, params, {"source": str(app), **workspaces}, str(tmp_path / f"results-{code}"))
+            env["HOME"] = str(tmp_path)
+            proc = subprocess.run([str(STEP), "scan"], capture_output=True, text=True,
+                                  env={"PATH": tools_env["PATH"], **env}, cwd=tmp_path)  # fmt: skip
+            assert proc.returncode == code, proc.stderr
+            if code == 1:
+                assert proc.stderr.strip().splitlines()[-1] == (
+                    f"error: cannot pull the advisory database --osv-db-ref {ref}: registry {reg.host} requires "
+                    "credentials for "
+                    f"{reg.host}/druppie/osv-db: bind the dockerconfig workspace (a Secret of type "
+                    f"kubernetes.io/dockerconfigjson) with an entry for {reg.host}"
+                )
+        assert (tmp_path / "results-0" / "critical").read_text() == "1"
+        assert (
+            (tmp_path / "results-0" / "advisories")
+            .read_text()
+            .startswith(f"checked: {reg.host}/druppie/osv-db@{pushed['digest']} (updated ")
+        )
+        assert "Pull-Only-Pw-31" not in proc.stderr + proc.stdout
+    finally:
+        reg.stop()

@@ -19,7 +19,6 @@ from testbed import wait
 from testbed.readme import block_with
 
 README = ROOT / "README.md"
-BASE_REPO = "druppie/python:3.11-bookworm"  # the offline Debian base, as the loop pushes it
 T = TypeVar("T")
 
 
@@ -87,8 +86,10 @@ def ci_commands() -> dict[str, str]:
     return found
 
 
-def offline_base() -> str:
-    """The debootstrap base `make images` made (hack/images.sh keeps it in local storage)."""
-    out = subprocess.run(["buildah", "--storage-driver", "vfs", "images", "--format", "{{.Name}}:{{.Tag}}"],
-                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-    return next(i for i in out if "druppie/bookworm-python3:" in i)
+def fresh_namespace(cluster: LocalCluster, namespace: str = "ci") -> None:
+    """Delete ``namespace`` (other e2e modules use it too) and wait until it is gone. Its pods are
+    removed from the API at once: a pod whose sandbox the node cannot tear down right away (seen:
+    containerd's "remove netns: device or resource busy" under load) must not hold the next module."""
+    cluster.kubectl("delete", "pods", "-n", namespace, "--all", "--force", "--grace-period=0", "--wait=false",
+                    check=False)  # fmt: skip
+    cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=180s")

@@ -120,6 +120,8 @@ def test_the_defaults_follow_the_repos_conventions():
         "tls-verify": "true",
         "allow-plain-http": "false",
         "allow-no-change": "false",  # a build that is not deployed fails the run
+        "osv-db-ref": "registry.example/druppie/osv-db:latest",  # the scan's advisories, from a registry
+        "deps-advisories": "check",  # no advisory database fails the scan
     }
     # drone-service with the defaults lands where flux/ and examples/druppie-apps have it.
     kustomization = yaml.safe_load((ROOT / "flux/druppie-apps/kustomization-drone-service-prod.yaml").read_text())
@@ -151,6 +153,7 @@ def test_results_map_to_the_right_task_results():
         "IMAGE_DIGEST": "$(tasks.build.results.IMAGE_DIGEST)",
         "GITOPS_COMMIT": "$(tasks.tag-commit.results.commit)",
         "APPLIED_REVISION": "$(tasks.flux-wait.results.applied-revision)",
+        "ADVISORIES": "$(tasks.scan.results.advisories)",
         "DEPLOYED": "$(tasks.tag-commit.results.deployed)",
         "DEPLOY_REASON": "$(tasks.tag-commit.results.reason)",
         "status": "$(finally.summary.results.status)",
@@ -166,13 +169,15 @@ def test_only_source_is_a_volume_and_the_credentials_go_where_they_are_needed():
     workspaces = {w["name"]: bool(w.get("optional")) for w in SPEC["workspaces"]}
     assert workspaces == {"source": False, "app-read-credentials": True, "gitops-read-credentials": True,
                           "gitops-write-credentials": True, "registry-credentials": True, "osv-db": True,
-                          "pip-cache": True}  # fmt: skip
+                          "pip-cache": True, "osv-db-credentials": True}  # fmt: skip
     # A token that can push to druppie-apps goes to tag-commit only: never beside the app's code.
     # The checkout in src/, the reports beside it (build refuses a tree with files not in the commit).
     assert workspaces_of("clone") == {"output": "source/src", "basic-auth": "app-read-credentials"}
     assert workspaces_of("test") == {"source": "source/src", "reports": "source/reports",
                                      "pip-cache": "pip-cache/$(params.app-name)"}  # fmt: skip
-    assert workspaces_of("scan") == {"source": "source/src", "reports": "source/reports", "osv-db": "osv-db"}
+    # The advisory database is pulled with a pull-only credential, never the build's push one.
+    assert workspaces_of("scan") == {"source": "source/src", "reports": "source/reports", "osv-db": "osv-db",
+                                     "dockerconfig": "osv-db-credentials"}  # fmt: skip
     assert workspaces_of("build") == {"source": "source/src", "reports": "source/reports",
                                       "dockerconfig": "registry-credentials"}  # fmt: skip
     assert workspaces_of("tag-commit") == {"basic-auth": "gitops-write-credentials"}
@@ -205,7 +210,11 @@ def _check_run(spec: dict) -> None:
 
 
 def test_the_sample_run_gives_each_task_its_service_account_and_a_fresh_volume():
-    (run,) = _docs(FOLDER / "samples/ci-cd-drone-service.yaml")
+    docs = _docs(FOLDER / "samples/ci-cd-drone-service.yaml")
+    (run,) = [d for d in docs if d["kind"] == "PipelineRun"]
+    # The three git credentials it binds, each a basic-auth Secret shown as a placeholder.
+    assert sorted(d["metadata"]["name"] for d in docs if d["kind"] == "Secret") == [
+        "drone-service-git-read", "druppie-apps-read", "druppie-apps-write"]  # fmt: skip
     assert run["kind"] == "PipelineRun" and run["metadata"]["generateName"] == "drone-service-ci-cd-"
     _check_run(run["spec"])
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
@@ -374,6 +383,7 @@ def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade
             "build-args",
             "offline",
             "tls-verify",
+            "osv-db-ref",
         )
     }
     assert "persistentVolumeClaim" not in yaml.safe_dump(run)

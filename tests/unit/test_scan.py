@@ -520,6 +520,7 @@ def test_scanner_selection(value, expected):
         (lambda: step.parse_fail_on("severe"), "invalid --fail-on 'severe': use one of critical, high, medium"),
         (lambda: age("a week"), '--max-db-age: "a week" is not a duration (use 90s, 30m, 1.5h or 7d; 0 for no limit)'),
         (lambda: age("7days"), '--max-db-age: "7days" is not a duration'),
+        (lambda: step.parse_advisories("off"), "invalid --deps-advisories 'off': use check (the deps scanner needs"),
     ],
 )
 def test_bad_options_are_one_line_naming_the_value(call, message):
@@ -594,6 +595,52 @@ def test_stale_db_fails_past_max_age_and_warns_before(tmp_path, capsys):
     with pytest.raises(StepError, match=r"3d 1h ago \(from last-updated\): older than --max-db-age 2d"):
         step._check_db(tmp_path, age("2d"))
     step._check_db(tmp_path, age("0"))  # no limit
+
+
+def test_a_claimed_time_can_age_a_database_never_make_it_fresher(tmp_path, capsys):
+    """An artifact's annotation or config claims a time: the older of it and the content's own counts."""
+    (tmp_path / "PyPI").mkdir()
+    (tmp_path / "PyPI" / "a.json").write_text('{"id": "X", "modified": "2020-01-01T00:00:00Z"}')
+    three_days = dt.datetime.now(dt.UTC) - dt.timedelta(days=3, hours=1)
+    (tmp_path / "last-updated").write_text(three_days.isoformat())
+    fresh = {"its io.druppie.osv-db.updated annotation": dt.datetime.now(dt.UTC)}
+    with pytest.raises(StepError, match=r"3d 1h ago \(from last-updated\): older than --max-db-age 2d"):
+        step._check_db(tmp_path, age("2d"), claimed=fresh)
+    older = {"its config": three_days - dt.timedelta(days=2)}
+    with pytest.raises(StepError, match=r"5d 1h ago \(from its config\): older than --max-db-age 4d"):
+        step._check_db(tmp_path, age("4d"), "--osv-db-ref r.example/db:1", "r.example/db@sha256:1", older)
+    db = step._check_db(tmp_path, age("7d"), "--osv-db-ref r.example/db:1", "r.example/db@sha256:1", older)
+    assert db.age_from == "its config" and db.updated == older["its config"]
+    assert "advisory database r.example/db@sha256:1 (PyPI): updated " in capsys.readouterr().err
+
+
+def test_the_advisories_result_names_the_database_or_why_there_was_none():
+    checked = {"status": "checked", "source": "r.example/db@sha256:ab", "updated": "2026-11-26T06:17Z"}
+    assert step.advisories_result(checked) == "checked: r.example/db@sha256:ab (updated 2026-11-26T06:17Z)"
+    skipped = {"status": "skipped", "reason": "opted out with --deps-advisories skip"}
+    assert step.advisories_result(skipped) == "skipped: opted out with --deps-advisories skip"
+
+
+def test_sarif_says_what_the_dependencies_were_checked_against():
+    opted_out = ScanOutcome("deps", "osv-scanner", skipped=step.OPTED_OUT, notes=[step.LOUD])
+    doc = sarif.build([opted_out], [], [], [], {"status": "skipped", "reason": "opted out"})
+    assert doc["properties"]["advisories"] == {"status": "skipped", "reason": "opted out"}
+    notes = doc["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert [(n["level"], n["message"]["text"]) for n in notes] == [
+        ("note", f"skipped: {step.OPTED_OUT}"),
+        ("warning", step.LOUD),
+    ]
+    assert "advisories" not in sarif.build([], [], [])["properties"]
+    assert_sarif_shape(doc)
+
+
+def test_deps_without_a_database_fails_before_anything_runs(tmp_path, capsys):
+    app, out, results = tmp_path / "app", tmp_path / "out", tmp_path / "results"
+    app.mkdir()
+    (app / "requirements.txt").write_text("requests==2.31.0\n")
+    code = main(["scan", "--source", str(app), "--output", str(out), "--results-dir", str(results)])
+    assert code == 2 and capsys.readouterr().err.splitlines() == [f"error: {step.NO_DB}"]
+    assert not out.exists() and not results.exists()
 
 
 def _program(folder, name):

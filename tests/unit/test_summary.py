@@ -258,6 +258,19 @@ def test_the_scans_active_suppressions_are_listed_in_the_log_and_the_summary():
     assert "suppressions" not in results["summary"]
 
 
+def test_a_scan_that_did_not_check_advisories_says_so_in_the_log_and_the_summary():
+    """deps-advisories: skip is a choice the run's summary shows, as an exception is."""
+    skipped = "skipped: opted out with --deps-advisories skip"
+    scan = taskrun("scan", results={"critical": "0", "high": "0", "medium": "0", "low": "0", "advisories": skipped})
+    text, results = s.summarise(statuses(), [CLONE, TEST_OK, scan, BUILD, TAG, WAIT], NS)
+    assert f"scan advisories: {skipped}" in text.splitlines()
+    assert results["summary"].endswith(f"; scan advisories: {skipped}")
+    checked = "checked: registry.example/druppie/osv-db@sha256:ab (updated 2026-11-26T06:17Z)"
+    scan = taskrun("scan", results={"critical": "0", "high": "0", "medium": "0", "low": "0", "advisories": checked})
+    text, results = s.summarise(statuses(), [CLONE, TEST_OK, scan, BUILD, TAG, WAIT], NS)
+    assert "advisories" not in text and "advisories" not in results["summary"]
+
+
 def test_a_tag_that_was_already_there_or_newer_says_nothing_was_deployed():
     tag = taskrun(
         "tag-commit",

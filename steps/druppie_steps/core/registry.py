@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import tools
-from .errors import StepError
+from .errors import InvalidInputError, StepError
 
 DOCKER_HUB = "docker.io"  # containers/image's name of Docker Hub; its API is at registry-1.docker.io
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -41,6 +41,21 @@ REFUSED = re.compile(r"unauthorized|authentication required|denied|forbidden|inv
 
 class NoSuchTagError(StepError):
     """The registry answered, and has no manifest for that tag (served_digest)."""
+
+
+def auth_file_from(dockerconfig_dir: str) -> str | None:
+    """config.json or .dockerconfigjson (a kubernetes.io/dockerconfigjson Secret) in the workspace."""
+    if not dockerconfig_dir:
+        return None
+    for name in ("config.json", ".dockerconfigjson"):
+        path = Path(dockerconfig_dir) / name
+        if path.is_file():
+            try:
+                json.loads(path.read_text())
+            except ValueError as err:
+                raise InvalidInputError(f"invalid dockerconfig {path}: not JSON ({err.args[0]})") from err
+            return str(path)
+    raise InvalidInputError(f"invalid --dockerconfig {dockerconfig_dir!r}: holds no config.json or .dockerconfigjson")
 
 
 def registry_name(image: str) -> str:
@@ -134,7 +149,7 @@ def login_user(image: str, auth_file: str | None, timeout: float = 30) -> str | 
     return proc.stdout.decode(errors="replace").strip() or None
 
 
-def _context(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext | None:
+def ssl_context(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext | None:
     if not tls_verify:
         return ssl._create_unverified_context()  # noqa: S323 - the user said --tls-verify=false
     if not cert_dir:
@@ -145,9 +160,9 @@ def _context(tls_verify: bool, cert_dir: str | None) -> ssl.SSLContext | None:
     return context
 
 
-def _ping(host: str, tls_verify: bool, cert_dir: str | None) -> tuple[str, bool]:
+def ping(host: str, tls_verify: bool, cert_dir: str | None) -> tuple[str, bool]:
     """GET /v2/ without credentials: (the scheme that answered, whether it asks for credentials)."""
-    context = _context(tls_verify, cert_dir)
+    context = ssl_context(tls_verify, cert_dir)
     last_error = ""
     for scheme in ["https"] if tls_verify else ["https", "http"]:
         url = f"{scheme}://{host}/v2/"
@@ -173,7 +188,7 @@ def check_access(image: str, auth_file: str | None = None, tls_verify: bool = Tr
     """
     host, _ = split_image(image)
     registry = registry_name(image)
-    scheme, wants_login = _ping(host, tls_verify, cert_dir)
+    scheme, wants_login = ping(host, tls_verify, cert_dir)
     if not wants_login:
         return scheme
     user = login_user(image, auth_file)

@@ -12,7 +12,8 @@ and ``--offline-vulnerabilities``. The database folder given to the step (``--os
 - ``<Ecosystem>/*.json``, advisories in OSV's format, unpacked (a curated database; the tests).
 
 Its age is the time in ``<folder>/last-updated`` (ISO 8601, written by whatever refreshes the
-folder), else the newest ``modified`` of its advisories.
+folder), else the newest ``modified`` of its advisories. A time more than an hour ahead of the
+clock is refused: a database dated in the future would never grow old.
 
 Severity of a finding: the advisory's own label (GitHub's LOW/MODERATE/HIGH/CRITICAL in
 ``database_specific.severity``) where it has one, else the highest CVSS base score osv-scanner
@@ -45,6 +46,7 @@ LABELS = {
     "negligible": "info",
     "unimportant": "info",
 }
+FUTURE_SKEW = dt.timedelta(hours=1)  # clocks differ a little; a stamp further ahead is wrong
 _MODIFIED = re.compile(rb'"modified"\s*:\s*"([^"]+)"')
 
 
@@ -55,16 +57,20 @@ class AdvisoryDB:
     source: Path
     ecosystems: dict[str, Path]  # ecosystem -> all.zip, or a folder of *.json
     age_from: str  # how the age was found, for the log
+    label: str = ""  # what the messages call it: "--osv-db '<folder>'" unless told
+    updated: dt.datetime | None = None  # its time, once db_updated found it
 
     @property
     def names(self) -> str:
         return ", ".join(sorted(self.ecosystems))
 
 
-def find_db(folder: Path) -> AdvisoryDB:
-    """The ecosystems of a database folder, or InvalidInputError naming the folder and the layout wanted."""
+def find_db(folder: Path, label: str = "") -> AdvisoryDB:
+    """The ecosystems of a database folder, or InvalidInputError naming it (``label``, default its
+    --osv-db) and the layout wanted."""
+    label = label or f"--osv-db {str(folder)!r}"
     if not folder.is_dir():
-        raise InvalidInputError(f"invalid --osv-db {str(folder)!r}: not a folder")
+        raise InvalidInputError(f"invalid {label}: not a folder")
     ecosystems: dict[str, Path] = {}
     for base in (folder / "osv-scalibr", folder):
         if not base.is_dir():
@@ -76,41 +82,53 @@ def find_db(folder: Path) -> AdvisoryDB:
                 ecosystems.setdefault(eco.name, eco)
     if not ecosystems:
         raise InvalidInputError(
-            f"invalid --osv-db {str(folder)!r}: no advisory database in it; expected "
+            f"invalid {label}: no advisory database in it; expected "
             f"<Ecosystem>/all.zip as OSV publishes it (e.g. PyPI/all.zip), or <Ecosystem>/*.json"
         )
-    return AdvisoryDB(folder, ecosystems, "")
+    return AdvisoryDB(folder, ecosystems, "", label)
 
 
-def db_updated(db: AdvisoryDB) -> dt.datetime:
-    """When the database was last refreshed: its stamp file, else its newest advisory."""
+def db_updated(db: AdvisoryDB, now: dt.datetime | None = None) -> dt.datetime:
+    """When the database was last refreshed: its stamp file, else its newest advisory; refused when
+    that is in the future (more than FUTURE_SKEW ahead of ``now``)."""
+    updated = _updated(db)
+    now = now or dt.datetime.now(dt.UTC)
+    if updated > now + FUTURE_SKEW:
+        raise InvalidInputError(
+            f"invalid {db.label}: dated {updated.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%MZ')} (from "
+            f"{db.age_from}), in the future; a wrong stamp or clock would make a stale database look fresh"
+        )
+    db.updated = updated
+    return updated
+
+
+def _updated(db: AdvisoryDB) -> dt.datetime:
     stamp = db.source / STAMP
     if stamp.is_file():
         text = stamp.read_text(encoding="utf-8", errors="replace").strip()
         when = parse_time(text)
         if when is None:
             raise InvalidInputError(
-                f"invalid --osv-db: {stamp} holds {text[:40]!r}, not an ISO 8601 time such as 2026-11-26T06:00:00Z"
+                f"invalid {db.label}: {STAMP} holds {text[:40]!r}, not an ISO 8601 time such as 2026-11-26T06:00:00Z"
             )
         db.age_from = STAMP
         return when
     newest: dt.datetime | None = None
     for source in db.ecosystems.values():
-        for raw in _advisory_texts(source):
+        for raw in _advisory_texts(source, db.label):
             for match in _MODIFIED.finditer(raw):
                 when = parse_time(match[1].decode("ascii", "replace"))
                 if when and (newest is None or when > newest):
                     newest = when
     if newest is None:
         raise InvalidInputError(
-            f"invalid --osv-db {str(db.source)!r}: no advisory in it has a 'modified' time "
-            f"(and there is no {STAMP} file)"
+            f"invalid {db.label}: no advisory in it has a 'modified' time (and there is no {STAMP} file)"
         )
     db.age_from = "the newest advisory"
     return newest
 
 
-def _advisory_texts(source: Path) -> Iterator[bytes]:
+def _advisory_texts(source: Path, label: str) -> Iterator[bytes]:
     if source.is_dir():
         for path in sorted(source.glob("*.json")):
             yield path.read_bytes()
@@ -121,7 +139,7 @@ def _advisory_texts(source: Path) -> Iterator[bytes]:
                 if name.endswith(".json"):
                     yield archive.read(name)
     except (OSError, zipfile.BadZipFile) as err:
-        raise InvalidInputError(f"invalid --osv-db: {source} is not a readable zip archive: {err}") from err
+        raise InvalidInputError(f"invalid {label}: {source} is not a readable zip archive: {err}") from err
 
 
 def parse_time(text: str) -> dt.datetime | None:

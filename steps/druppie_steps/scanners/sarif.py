@@ -5,7 +5,10 @@ Suppressed findings stay in the log with a ``suppressions`` entry (kind external
 such as GitHub code scanning expect; the log's own ``properties.suppressions`` lists every active
 entry of .druppie-scan.yaml with the number of findings it suppressed, so an exception that hides
 nothing (yet) is visible too. A skipped scanner
-has a run without results and a notification saying why. No code snippets are copied in: a
+has a run without results and a notification saying why. The log's ``properties.advisories`` says
+which advisory database the dependencies were checked against (its reference and digest, or
+folder, and its date), or that they were not, and why: an opted-out deps scanner is a warning of
+its run as well. No code snippets are copied in: a
 finding is its rule, place and message, so a secret in the scanned code cannot reach the report.
 """
 
@@ -90,10 +93,11 @@ def _run(outcome: ScanOutcome, findings: list[tuple[Finding, Entry | None]]) -> 
     if outcome.version:
         driver["version"] = outcome.version
     invocation: dict[str, Any] = {"executionSuccessful": True}
-    notes = ([f"skipped: {outcome.skipped}"] if outcome.skipped else []) + outcome.notes
+    notes = [("note", f"skipped: {outcome.skipped}")] if outcome.skipped else []
+    notes += [("warning", n) for n in outcome.notes]
     if notes:
         invocation["toolExecutionNotifications"] = [
-            {"level": "note" if outcome.skipped else "warning", "message": {"text": n}} for n in notes
+            {"level": level, "message": {"text": text}} for level, text in notes
         ]
     return {
         "tool": {"driver": driver},
@@ -109,9 +113,11 @@ def build(
     kept: list[Finding],
     suppressed: list[tuple[Finding, Entry]],
     active: list[Entry] | None = None,
+    advisories: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The SARIF log; ``kept`` and ``suppressed`` are the findings after the ignore file, ``active``
-    the ignore file's live entries (listed in the log's properties)."""
+    the ignore file's live entries (listed in the log's properties), ``advisories`` what the deps
+    scanner was checked against (``status`` checked, skipped or not checked, and the details)."""
     runs = []
     for outcome in outcomes:
         mine: list[tuple[Finding, Entry | None]] = [(f, None) for f in kept if f.scanner == outcome.scanner]
@@ -122,4 +128,7 @@ def build(
         _entry_properties(e) | {"reason": e.reason, "suppressed": sum(1 for _, s in suppressed if s.index == e.index)}
         for e in active or []
     ]
-    return {"$schema": SCHEMA, "version": VERSION, "runs": runs, "properties": {"suppressions": entries}}
+    properties: dict[str, Any] = {"suppressions": entries}
+    if advisories is not None:
+        properties["advisories"] = dict(advisories)
+    return {"$schema": SCHEMA, "version": VERSION, "runs": runs, "properties": properties}
