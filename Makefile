@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation images release
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts clean catalog lint mutation images release
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ cluster-down: ## Stop the local cluster; no process is left behind
 test-e2e: setup ## The e2e tier: real Kubernetes, Flux controllers and Tekton (needs make cluster-build)
 	@$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
+test-e2e-lts: setup ## The task-level e2e on the oldest Tekton LTS the catalog claims (TEKTON_LTS_VERSION)
+	@DRUPPIE_TEKTON_VERSION=lts DRUPPIE_LOOP=0 $(PY) -m pytest -m e2e tests/e2e/test_tekton.py tests/e2e/test_ci_tasks.py $(PYTEST_ARGS)
+
 clean: ## Remove the virtual environment and caches inside the repo
 	rm -rf $(VENV) .pytest_cache
 
@@ -49,7 +52,7 @@ lint: setup ## ruff (lint, format), mypy on steps/, yamllint, the catalog conven
 	@$(VENV)/bin/ruff check --quiet .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@cd steps && ../$(VENV)/bin/mypy
-	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies examples catalog.yaml artifacthub-repo.yml
+	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies install examples catalog.yaml kustomization.yaml artifacthub-repo.yml
 	@$(PY) hack/catalog.py check
 	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \
 	if [[ -x $$bin ]]; then $$bin $$(ls -d tasks pipelines triggers 2>/dev/null); \

@@ -137,7 +137,8 @@ build_tekton() {
   mkdir -p "$out/bin"
   for cmd in "${TEKTON_COMMANDS[@]}"; do
     log "  tekton: $cmd"
-    (cd "$work" && go build -trimpath -ldflags "-s -w" \
+    # -mod=mod: an older release's go.mod sits beside a vendor/ folder the module zip leaves empty.
+    (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w" \
       -o "$out/bin/$cmd" "./cmd/$cmd")
   done
   cp -r "$work/config" "$out/config"
@@ -215,7 +216,7 @@ build_gitea() {
 
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
-  notification-crds kwok flux tekton tkn tekton-validate local-path triggers coredns gitea
+  notification-crds kwok flux tekton tekton-lts tkn tekton-validate local-path triggers coredns gitea
   kube-router gitleaks osv-scanner trivy syft)
 for c in "${components[@]}"; do
   case $c in
@@ -229,6 +230,7 @@ for c in "${components[@]}"; do
     notification-crds) run_build notification-crds "$NOTIFICATION_API_VERSION" build_notification_crds ;;
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
     tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
+    tekton-lts) run_build tekton-pipeline "$TEKTON_LTS_VERSION" build_tekton ;;
     tkn) run_build tkn "$TKN_VERSION" build_tkn ;;
     tekton-validate) run_build tekton-validate "$TEKTON_PIPELINE_VERSION-$(cd "$here/tekton-validate" && cat go.mod go.sum *.go | sha256sum | cut -c1-12)" build_tekton_validate ;;
     gitleaks) run_build gitleaks "$GITLEAKS_VERSION" build_gitleaks ;;

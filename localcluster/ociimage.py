@@ -55,6 +55,22 @@ class Image:
         return _digest(self.manifest)
 
 
+def with_libraries(programs: list[Path]) -> list[File]:
+    """Dynamically linked ``programs`` of this machine with the shared libraries ``ldd`` names, each
+    at the path the loader looks for it (a symlinked library is copied as the file it points to)."""
+    files: dict[str, File] = {}
+    for program in programs:
+        files[str(program)] = File(str(program), program)
+        out = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            # "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            words = line.split()
+            path = words[2] if "=>" in words and len(words) > 3 else words[0]
+            if path.startswith("/"):
+                files.setdefault(path, File(path, Path(path).resolve()))
+    return list(files.values())
+
+
 def build_pause_binary(dest: Path) -> Path:
     source = dest.with_suffix(".c")
     source.write_text(PAUSE_C)

@@ -42,6 +42,7 @@ class Binary:
     path: str
     user: str = "65532"  # ko's default base runs as nonroot
     env: tuple[str, ...] = ()
+    extra: tuple[File, ...] = ()  # what ko's base image would have given it (e.g. git)
 
 
 def load_config(config_dir: Path, skip: tuple[str, ...] = ()) -> list[dict]:
@@ -61,7 +62,8 @@ def publish(ctx: Context, repository: str, images: dict[str, Binary], tag: str) 
 
     def one(image: Binary) -> str:
         name = image.source.name
-        built = build_layered([File(image.path, image.source)], [image.path], user=image.user, env=list(image.env))
+        files = [File(image.path, image.source), *image.extra]
+        built = build_layered(files, [image.path], user=image.user, env=list(image.env))
         return f"{MIRROR}/{repository}/{name}@{push(built, ctx.registry, f'{repository}/{name}', tag)}"
 
     with ThreadPoolExecutor(max_workers=4) as pool:

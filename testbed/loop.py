@@ -167,7 +167,7 @@ class Loop:
                              f"--from-literal={OTHER_APP}={self.other_webhook_secret}")  # fmt: skip
 
         self.say("Triggers: the EventListener, with the local site settings as a second TriggerBinding")
-        self.cluster.kubectl("apply", "-f", str(ROOT / "triggers" / "druppie-ci-cd"))
+        self.cluster.kubectl("apply", "-k", str(ROOT / "triggers" / "druppie-ci-cd"))
         # The list of allowed repositories, as the platform team writes it: this Gitea's app repository.
         # A second team's app (its own secret) and a repository whose name cannot be an app name
         # stand beside it, as in a platform's list.
@@ -226,9 +226,12 @@ class Loop:
         ks = yaml.safe_load((flux / "kustomization-drone-service-prod.yaml").read_text())
         ks["spec"].update(retryInterval="10s")
         tenant = list(yaml.safe_load_all((flux / "tenant-drone-service-prod.yaml").read_text()))
+        # Flux's grant to ci: its druppie-flux-wait may request reconciles in flux-system.
+        grant = yaml.safe_load((flux / "rbac-flux-reconcile-wait.yaml").read_text())
         self.cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks, *tenant]})
-        )
+            "apply", "-f", "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks, *tenant, grant]}),
+        )  # fmt: skip
 
         self.say("first version: drone-service 1.0.4 built on this machine, so Flux has something to run")
         self.build_on_host("1.0.4")

@@ -109,7 +109,14 @@ def test_the_whole_shipped_flux_setup_is_accepted_by_the_api_server(cluster):
         "receiver.notification.toolkit.fluxcd.io/druppie-apps",
         "gitrepository.source.toolkit.fluxcd.io/druppie-apps",
         "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod",
-        "role.rbac.authorization.k8s.io/druppie-flux-wait",
+        "rolebinding.rbac.authorization.k8s.io/druppie-flux-wait-ci",
+    ):
+        assert line in out
+    # What the platform installs once per cluster (README), accepted too.
+    out = cluster.kubectl("apply", "-k", str(FLUX_DIR.parents[1] / "install/cluster"), "--dry-run=server").stdout
+    for line in (
+        "clusterrole.rbac.authorization.k8s.io/druppie-flux-wait",
+        "clusterrole.rbac.authorization.k8s.io/druppie-triggers-cluster-read",
         "validatingadmissionpolicy.admissionregistration.k8s.io/druppie-flux-wait-annotate-only",
         "validatingadmissionpolicybinding.admissionregistration.k8s.io/druppie-flux-wait-annotate-only",
     ):

@@ -23,6 +23,16 @@ from tests.support.paths import STEP
 
 IMAGE = "registry.example/druppie/drone-service"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "flux-status"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def grant_flux_wait(cluster, namespace: str = "ci") -> None:
+    """What the platform installs (install/cluster) and grants `ci` (flux/druppie-apps), and the
+    task's own ServiceAccount (its rbac.yaml, through the catalog's kustomization)."""
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    cluster.kubectl("apply", "-k", str(ROOT / "install/cluster"))
+    cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "tasks/druppie-flux-reconcile-wait/0.1/rbac.yaml"))
+    cluster.kubectl("apply", "-f", str(ROOT / "flux/druppie-apps/rbac-flux-reconcile-wait.yaml"))
 
 
 def record(name: str, obj: dict) -> None:
@@ -242,9 +252,7 @@ def flux_app_kustomization(app) -> str:
 def test_the_tasks_rbac_is_enough_and_no_more(flux_app, tmp_path):
     """Run the step as the ServiceAccount from rbac.yaml, with a token the apiserver issued for it."""
     cluster = flux_app.cluster
-    rbac = Path(__file__).resolve().parents[2] / "tasks/druppie-flux-reconcile-wait/0.1/rbac.yaml"
-    cluster.kubectl("create", "namespace", "ci", check=False)
-    cluster.kubectl("apply", "-f", str(rbac))
+    grant_flux_wait(cluster)
     sa = "system:serviceaccount:ci:druppie-flux-wait"
     for verb in ("get", "list", "watch", "patch"):
         assert (
@@ -498,16 +506,14 @@ def test_manifest_the_api_server_rejects_fails_fast_with_reconciliation_failed(f
 
 
 def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_app):
-    """RBAC grants patch; the ValidatingAdmissionPolicy from rbac.yaml narrows it to the requestedAt annotation."""
+    """RBAC grants patch; the ValidatingAdmissionPolicy of install/cluster narrows it to the requestedAt
+    annotation, on objects whose ci.druppie.io/flux-wait-namespaces annotation lists the caller's namespace."""
     cluster = flux_app.cluster
-    rbac = Path(__file__).resolve().parents[2] / "tasks/druppie-flux-reconcile-wait/0.1/rbac.yaml"
-    cluster.kubectl("create", "namespace", "ci", check=False)
-    cluster.kubectl("apply", "-f", str(rbac))
+    grant_flux_wait(cluster)
     policy = cluster.get_json("validatingadmissionpolicy", "druppie-flux-wait-annotate-only")
     assert not policy.get("status", {}).get("typeChecking", {}).get("expressionWarnings"), policy["status"]
-    as_sa = ("--as", "system:serviceaccount:ci:druppie-flux-wait")
 
-    def patch(kind: str, name: str, body: dict, *extra: str):
+    def patch(kind: str, name: str, body: dict, *extra: str, team: str = "ci"):
         return cluster.kubectl(
             "patch",
             "-n",
@@ -517,7 +523,8 @@ def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_
             "--type=merge",
             "-p",
             json.dumps(body),
-            *as_sa,
+            "--as",
+            f"system:serviceaccount:{team}:druppie-flux-wait",
             *extra,
             check=False,
         )
@@ -548,6 +555,25 @@ def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_
         assert denied.returncode != 0, (target, body)
         assert "druppie-flux-wait may only set the reconcile.fluxcd.io/requestedAt annotation, not" in denied.stderr
         assert what in denied.stderr.rsplit(", not ", 1)[1]
+    # Nor may it add its namespace to (or strike another team's from) the list of who may reconcile.
+    for value in ("ci,team-gemalen", ""):
+        body = {"metadata": {"annotations": {"ci.druppie.io/flux-wait-namespaces": value}}}
+        denied = patch(*ks, body)
+        assert denied.returncode != 0 and "not other annotations" in denied.stderr, denied.stderr
+    # Another team's druppie-flux-wait, bound to the same ClusterRole, may reconcile nothing listed for ci only.
+    cluster.kubectl("create", "namespace", "team-gemalen", check=False)
+    cluster.kubectl("create", "serviceaccount", "druppie-flux-wait", "-n", "team-gemalen", check=False)
+    cluster.kubectl("create", "rolebinding", "druppie-flux-wait-team-gemalen", "-n", "flux-system",
+                    "--clusterrole", "druppie-flux-wait", "--serviceaccount", "team-gemalen:druppie-flux-wait",
+                    check=False)  # fmt: skip
+    request = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp + "g"}}}
+    other = patch(*ks, request, team="team-gemalen")
+    assert other.returncode != 0, other.stdout
+    assert (
+        f"druppie-flux-wait of namespace team-gemalen may not reconcile Kustomization {flux_app.kustomization}: "
+        "its annotation ci.druppie.io/flux-wait-namespaces does not list team-gemalen"
+    ) in other.stderr
+    assert flux_app.ks()["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] == stamp
     assert flux_app.gitrepo()["spec"]["url"] == flux_app.repo_url and not flux_app.ks()["spec"].get("suspend")
     # An administrator is not bound by it.
     assert (

@@ -1,13 +1,17 @@
 """The real kustomize CLI (built by hack/setup.sh into the cache), as an oracle for image edits.
 
 build(folder)                                   # `kustomize build folder`, the rendered YAML
+installed(path, folder)                         # a file's objects as `kubectl apply -k folder` installs them
 edit_set_image(folder, image, tag, digest)      # what tag-commit should be equivalent to
 """
 
 from __future__ import annotations
 
 import subprocess
+from functools import cache
 from pathlib import Path
+
+import yaml
 
 from localcluster.toolchain import cache_dir, toolchain
 
@@ -33,6 +37,17 @@ def _run(folder: Path, *args: str) -> str:
 
 def build(folder: Path) -> str:
     return _run(folder, "build", ".")
+
+
+@cache
+def _rendered(folder: Path) -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(build(folder)) if d}
+
+
+def installed(path: Path, folder: Path) -> list[dict]:
+    """The objects of one file, as the kustomization in ``folder`` renders them (namespace set)."""
+    rendered = _rendered(folder)
+    return [rendered[(d["kind"], d["metadata"]["name"])] for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def edit_set_image(folder: Path, image: str, tag: str, digest: str | None = None) -> None:

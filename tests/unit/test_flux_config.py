@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-FLUX = Path(__file__).resolve().parents[2] / "flux" / "druppie-apps"
+ROOT = Path(__file__).resolve().parents[2]
+FLUX = ROOT / "flux" / "druppie-apps"
+CLUSTER_FLUX_WAIT = ROOT / "install" / "cluster" / "flux-wait.yaml"
+MAY_RECONCILE = {"ci.druppie.io/flux-wait-namespaces": "ci"}  # ci's druppie-flux-wait may reconcile it
 
 
 def docs(name):
@@ -18,14 +21,14 @@ def docs(name):
 def test_gitrepository_follows_main_every_minute():
     (repo,) = docs("gitrepository.yaml")
     assert repo["apiVersion"] == "source.toolkit.fluxcd.io/v1" and repo["kind"] == "GitRepository"
-    assert repo["metadata"] == {"name": "druppie-apps", "namespace": "flux-system"}
+    assert repo["metadata"] == {"name": "druppie-apps", "namespace": "flux-system", "annotations": MAY_RECONCILE}
     assert repo["spec"]["interval"] == "1m" and repo["spec"]["ref"] == {"branch": "main"}
 
 
 def test_kustomization_is_the_seeds_drone_service_prod():
     (ks,) = docs("kustomization-drone-service-prod.yaml")
     assert ks["apiVersion"] == "kustomize.toolkit.fluxcd.io/v1"
-    assert ks["metadata"] == {"name": "drone-service-prod", "namespace": "flux-system"}
+    assert ks["metadata"] == {"name": "drone-service-prod", "namespace": "flux-system", "annotations": MAY_RECONCILE}
     spec = ks["spec"]
     assert spec["targetNamespace"] == "productie" and spec["path"] == "./envs/prod/drone-service"
     assert spec["prune"] is True and spec["wait"] is True
@@ -64,27 +67,36 @@ def grants(role: dict) -> set[tuple[str, str, str]]:
     }
 
 
+def cluster_objects() -> list[dict]:
+    return list(yaml.safe_load_all(CLUSTER_FLUX_WAIT.read_text()))
+
+
 def check_least_privilege(objects: list[dict]) -> None:
     by_kind = {d["kind"]: d for d in objects}
-    role = by_kind["Role"]
-    assert role["metadata"]["namespace"] == "flux-system"
+    role = by_kind["ClusterRole"]
     assert all(set(rule) <= {"apiGroups", "resources", "verbs"} for rule in role["rules"]), (
         "no resourceNames/nonResourceURLs surprises"
     )
     assert grants(role) == ALLOWED
-    assert by_kind["RoleBinding"]["subjects"] == [SA]
-    assert by_kind["RoleBinding"]["roleRef"]["name"] == role["metadata"]["name"]
-    assert set(by_kind) == {
-        "ServiceAccount",
-        "Role",
-        "RoleBinding",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
-    }
+    assert set(by_kind) == {"ClusterRole", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 def test_flux_wait_rbac_is_least_privilege():
-    check_least_privilege(docs("rbac-flux-reconcile-wait.yaml"))
+    check_least_privilege(cluster_objects())
+
+
+def test_the_grant_to_ci_is_one_rolebinding_in_flux_system_to_that_clusterrole():
+    """Flux's setup binds the ClusterRole for `ci` only in flux-system; the task's rbac.yaml grants nothing."""
+    (binding,) = docs("rbac-flux-reconcile-wait.yaml")
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == "flux-system"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "druppie-flux-wait",
+    }
+    assert binding["subjects"] == [SA]
+    task_rbac = list(yaml.safe_load_all((ROOT / "tasks/druppie-flux-reconcile-wait/0.1/rbac.yaml").read_text()))
+    assert [(d["kind"], d["metadata"]) for d in task_rbac] == [("ServiceAccount", {"name": "druppie-flux-wait"})]
 
 
 @pytest.mark.parametrize(
@@ -99,16 +111,16 @@ def test_flux_wait_rbac_is_least_privilege():
 )
 def test_an_extra_grant_in_any_rule_or_position_is_caught(rule_index, field, extra):
     """Appended, not first: a check of only apiGroups[0]/resources[0] would pass these."""
-    objects = copy.deepcopy(docs("rbac-flux-reconcile-wait.yaml"))
-    role = next(d for d in objects if d["kind"] == "Role")
+    objects = copy.deepcopy(cluster_objects())
+    role = next(d for d in objects if d["kind"] == "ClusterRole")
     role["rules"][rule_index][field].append(extra)
     with pytest.raises(AssertionError):
         check_least_privilege(objects)
 
 
 def test_an_extra_rule_is_caught():
-    objects = copy.deepcopy(docs("rbac-flux-reconcile-wait.yaml"))
-    next(d for d in objects if d["kind"] == "Role")["rules"].append(
+    objects = copy.deepcopy(cluster_objects())
+    next(d for d in objects if d["kind"] == "ClusterRole")["rules"].append(
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
     )
     with pytest.raises(AssertionError):
@@ -116,13 +128,13 @@ def test_an_extra_rule_is_caught():
 
 
 def test_admission_policy_limits_the_service_account_to_the_reconcile_annotation():
-    by_kind = {d["kind"]: d for d in docs("rbac-flux-reconcile-wait.yaml")}
+    by_kind = {d["kind"]: d for d in cluster_objects()}
     policy, binding = by_kind["ValidatingAdmissionPolicy"], by_kind["ValidatingAdmissionPolicyBinding"]
     assert policy["apiVersion"] == binding["apiVersion"] == "admissionregistration.k8s.io/v1"
     assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
     spec = policy["spec"]
     assert spec["failurePolicy"] == "Fail"
-    # Matches exactly what the Role lets it patch, and only this ServiceAccount.
+    # Matches exactly what the ClusterRole lets it patch, and only a druppie-flux-wait ServiceAccount.
     assert {
         (g, r)
         for rule in spec["matchConstraints"]["resourceRules"]
@@ -131,7 +143,14 @@ def test_admission_policy_limits_the_service_account_to_the_reconcile_annotation
     } == {(g, r) for g, r, _ in ALLOWED}
     assert all(rule["operations"] == ["UPDATE"] for rule in spec["matchConstraints"]["resourceRules"])
     (match,) = spec["matchConditions"]
-    assert match["expression"] == f'request.userInfo.username == "system:serviceaccount:{SA["namespace"]}:{SA["name"]}"'
+    assert match["expression"] == (
+        "request.userInfo.username.matches('^system:serviceaccount:[a-z0-9-]+:druppie-flux-wait$')"
+    )
+    # Which team may reconcile an object is the object's own annotation, which it may not change.
+    assert {"name": "team", "expression": 'request.userInfo.username.split(":")[2]'} in spec["variables"]
+    assert spec["validations"][0]["expression"] == "variables.team in variables.allowedTeams"
+    allowed = next(v["expression"] for v in spec["variables"] if v["name"] == "allowedTeams")
+    assert 'variables.oldAnnotations["ci.druppie.io/flux-wait-namespaces"]' in allowed and "object." not in allowed
     checked = " ".join(v["expression"] for v in spec["validations"])
     for field in (
         "object.spec",
@@ -148,8 +167,3 @@ def test_admission_policy_limits_the_service_account_to_the_reconcile_annotation
 def test_kustomize_entry_lists_every_file():
     (k,) = docs("kustomization.yaml")
     assert sorted(k["resources"]) == sorted(p.name for p in FLUX.glob("*.yaml") if p.name != "kustomization.yaml")
-
-
-def test_flux_rbac_is_the_tasks_rbac():
-    task_rbac = FLUX.parents[1] / "tasks" / "druppie-flux-reconcile-wait" / "0.1" / "rbac.yaml"
-    assert (FLUX / "rbac-flux-reconcile-wait.yaml").read_text() == task_rbac.read_text()

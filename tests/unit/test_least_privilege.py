@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from hack import catalog
+from tests.support import kustomize
 from tests.support.catalog import TASK_ACCOUNTS
 
 ROOT = catalog.ROOT
@@ -67,7 +68,7 @@ def test_the_build_step_has_four_capabilities_and_nothing_else():
 
 
 def test_tag_commit_service_account_gets_no_api_token():
-    (sa,) = _docs(ROOT / "tasks/druppie-tag-commit/0.1/rbac.yaml")
+    (sa,) = kustomize.installed(ROOT / "tasks/druppie-tag-commit/0.1/rbac.yaml", ROOT)
     assert sa["kind"] == "ServiceAccount" and sa["metadata"] == {"name": "druppie-tag-commit", "namespace": "ci"}
     assert sa["automountServiceAccountToken"] is False
 
