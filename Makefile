@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation images release
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e clean catalog lint mutation images release bundles
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ images: setup ## Build the step image with buildah (offline base, cached) and pu
 
 release: setup ## Push the step image, record its digest in catalog.yaml, write digest-pinned Tasks to dist/
 	@$(PY) hack/release.py
+
+bundles: setup ## Push every Task and Pipeline as a Tekton bundle to REGISTRY (default: the local cluster's), digests into catalog.yaml
+	@$(PY) hack/bundles.py
 
 catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme
