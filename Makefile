@@ -39,8 +39,8 @@ clean: ## Remove the virtual environment and caches inside the repo
 images: setup ## Build the step image with buildah (offline base, cached) and push it to REGISTRY (default: the local cluster's)
 	@hack/images.sh
 
-release: setup ## Push the step image, record its digest in catalog.yaml, write digest-pinned Tasks to dist/
-	@$(PY) hack/release.py
+release: setup ## Push the images, record their digests, pinned Tasks to dist/; TAG=vX.Y.Z: bundles and the release commit
+	@$(PY) hack/release.py $(if $(TAG),--tag $(TAG))
 
 bundles: setup ## Push every Task and Pipeline as a Tekton bundle to REGISTRY (default: the local cluster's), digests into catalog.yaml
 	@$(PY) hack/bundles.py

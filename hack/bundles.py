@@ -17,6 +17,7 @@ written only once every push succeeded. Bundles are reproducible: their created 
 
 The rewrites are textual, so the released files keep their comments and layout; each is checked
 by parsing it again (the only difference to the source: the pinned images, the taskRefs).
+`hack/release.py --tag` uses the same functions for the release commit (and adds a tag per release).
 
     hack/bundles.py [--registry HOST[:PORT][/PATH]] [--catalog catalog.yaml]
 
@@ -109,6 +110,11 @@ def replace_block(text: str, begin: str, end: str, block: str, after: str | None
         stop = text.index("\n", text.index(after)) + 1 if "\n" in text[text.index(after) :] else len(text)
         return text[:stop] + ("" if text[:stop].endswith("\n") else "\n") + block + text[stop:]
     return text + ("" if text.endswith("\n") or not text else "\n") + block
+
+
+def images_block(digests: dict[str, str], version: str, names: Iterable[str]) -> str:
+    body = "".join(f"  - name: {n}\n    version: {version}\n    digest: {digests[n]}\n" for n in names)
+    return f"{IMAGES_BEGIN}\nimages:\n{body}{IMAGES_END}\n"
 
 
 def bundles_block(bundles: Iterable[Bundle]) -> str:

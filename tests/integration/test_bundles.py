@@ -1,7 +1,8 @@
-"""`make bundles` with the real tkn against a real registry (docker-registry on loopback): the
-bundles of the real catalog are read back over the registry's HTTP API, each holding exactly its
-object with the annotations Tekton's bundles resolver looks for; the Pipelines name their Tasks'
-bundles by the digests the registry serves, and catalog.yaml records those.
+"""`make bundles` and `make release TAG=...` with the real tkn against a real registry (docker-registry
+on loopback): the bundles of the real catalog are read back over the registry's HTTP API, each holding
+exactly its object with the annotations Tekton's bundles resolver looks for; the Pipelines name their
+Tasks' bundles by the digests the registry serves, and catalog.yaml records those. The release commit
+is made in a copy of the catalog, the image build replaced by given digests (buildah is the e2e's).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import time
 import pytest
 import yaml
 
-from hack import bundles, catalog
+from hack import bundles, catalog, release
 from localcluster.process import http_request
 from localcluster.toolchain import optional_binaries
 from testbed.registry import free_port, start_registry
+from tests.support.release import catalog_repo, git, refs
+from tests.support.tools import tekton_validate
 
 ROOT = catalog.ROOT
 TKN = optional_binaries()["tkn"]
@@ -186,6 +189,68 @@ def test_tkn_reads_the_pipeline_the_readme_names_from_its_bundle_by_digest(regis
     pipeline = json.loads(listed.stdout)
     assert pipeline["kind"] == "Pipeline" and pipeline["metadata"]["name"] == params["name"]
     assert all(t["taskRef"]["resolver"] == "bundles" for t in pipeline["spec"]["tasks"])
+
+
+DIGESTS = {name: "sha256:" + f"{i}" * 64 for i, name in enumerate(release.IMAGES, 1)}
+
+
+def test_the_release_commit_holds_the_released_files_and_moves_no_branch(registry, tmp_path, monkeypatch):
+    repo = catalog_repo(tmp_path / "catalog", monkeypatch)
+    head = git(repo, "rev-parse", "HEAD")
+    tag = f"v{VERSION}"
+    assert release.main(["--tag", tag, "--registry", registry.host], root=repo, build_images=lambda _: DIGESTS) == 0
+
+    commit = git(repo, "rev-parse", f"{tag}^{{commit}}")
+    assert git(repo, "cat-file", "-t", tag) == "tag"  # annotated
+    assert git(repo, "rev-parse", "release") == commit
+    assert git(repo, "rev-parse", f"{commit}^@") == head  # one parent: the HEAD it was made from
+    assert git(repo, "rev-parse", "HEAD") == head and git(repo, "symbolic-ref", "HEAD") == "refs/heads/main"
+    assert git(repo, "status", "--porcelain") == ""  # the work tree was not touched
+    listed = bundles.entries((ROOT / "catalog.yaml").read_text())
+    changed = set(git(repo, "diff", "--name-only", head, commit).splitlines())
+    assert changed == {"catalog.yaml", *(e.path for e in listed)}
+
+    released = tmp_path / "released"
+    released.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", tag], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(released, filter="data")
+    index = yaml.safe_load((released / "catalog.yaml").read_text())
+    assert {i["name"]: i["digest"] for i in index["images"]} == DIGESTS
+    images = {name: (VERSION, digest) for name, digest in DIGESTS.items()}
+    for entry in index["bundles"]:
+        path = released / next(e.path for e in listed if e.name == entry["name"])
+        digest, _, obj = read_bundle(registry.host, entry["bundle"], entry["version"])
+        assert entry["digest"] == digest
+        assert obj == yaml.safe_load(path.read_text())  # the bundle holds the released file
+        assert read_bundle(registry.host, entry["bundle"], VERSION)[0] == digest  # tagged by the release too
+        if entry["kind"] == "task":
+            assert obj == expected_task(str(path.relative_to(released)), images)
+    assert catalog.check(released) == []  # `make lint`'s conventions hold at the tag too
+    if tekton_validate().is_file():  # and Tekton's own validation (the taskRefs by bundle)
+        checked = subprocess.run(
+            [str(tekton_validate()), "tasks", "pipelines"], cwd=released, capture_output=True, text=True
+        )
+        assert checked.returncode == 0 and " 0 problems" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_a_failed_push_leaves_no_commit_tag_or_branch(tmp_path, monkeypatch):
+    """A registry that refuses the push (it wants a login): nothing is written in the repository."""
+    repo = catalog_repo(tmp_path / "catalog", monkeypatch)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no docker config of the machine's
+    (tmp_path / "locked").mkdir()
+    locked = start_registry(tmp_path / "locked", user="ci", password="s3cret-registry-pw")
+    before, objects = refs(repo), git(repo, "count-objects")
+    try:
+        with pytest.raises(SystemExit) as raised:
+            release.main(["--tag", f"v{VERSION}", "--registry", locked.host], root=repo, build_images=lambda _: DIGESTS)
+    finally:
+        locked.stop()
+    message = str(raised.value.code)
+    assert message.startswith(f"release: tkn bundle push {locked.host}/druppie-catalog/druppie-tag-commit:0.1 failed: ")
+    assert "401 Unauthorized" in message and "\n" not in message
+    assert refs(repo) == before and git(repo, "count-objects") == objects
+    assert git(repo, "tag") == "" and "release" not in git(repo, "branch")
 
 
 def test_no_registry_to_push_to_is_one_line(tmp_path, monkeypatch):

@@ -1,18 +1,21 @@
 """The pure parts of the bundles and of the release commit: a Pipeline's taskRefs turned into bundle
 refs and a Task's images pinned (in place, every other byte kept), catalog.yaml's bundles block as
-written and as `make lint` checks it, and the README's PipelineRun. Pushing to a real registry:
-tests/integration/test_bundles.py."""
+written and as `make lint` checks it, the README's PipelineRun, and what `make release TAG=...`
+refuses before it builds anything. Pushing to a real registry: tests/integration/test_bundles.py."""
 
 from __future__ import annotations
 
 import difflib
 import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
-from hack import bundles, catalog
+from hack import bundles, catalog, release
+from tests.support.release import catalog_repo, refs
 
 ROOT = catalog.ROOT
 CATALOG_TEXT = (ROOT / "catalog.yaml").read_text()
@@ -154,10 +157,8 @@ def released_tree(tmp_path):
             bundles.pin_images(text, IMAGES, e.path) if e.kind == "task" else bundles.bundle_refs(text, refs, e.path)
         )
         (tmp_path / e.path).write_text(released)
-    body = "".join(f"  - name: {n}\n    version: {v}\n    digest: {d}\n" for n, (v, d) in IMAGES.items())
-    images = f"{bundles.IMAGES_BEGIN}\nimages:\n{body}{bundles.IMAGES_END}\n"
-    text = bundles.replace_block(CATALOG_TEXT, bundles.IMAGES_BEGIN, bundles.IMAGES_END, images)
-    (tmp_path / "catalog.yaml").write_text(bundles.record(text, pushed))
+    digests = {name: digest for name, (_, digest) in IMAGES.items()}
+    (tmp_path / "catalog.yaml").write_text(bundles.record(release.with_images(CATALOG_TEXT, digests, VERSION), pushed))
     return tmp_path
 
 
@@ -238,3 +239,61 @@ def test_the_readmes_pipelinerun_names_a_pipeline_bundle_as_make_bundles_pushes_
 )  # fmt: skip
 def test_plain_http_is_what_tkn_and_the_bundles_resolver_use_without_being_told(registry, plain):
     assert bundles.plain_http(registry) is plain
+
+
+# ---- what a release refuses, before it builds anything -------------------------------------------
+
+
+def never_build(registry):
+    raise AssertionError("a refused release built images")
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    return catalog_repo(tmp_path / "catalog", monkeypatch)
+
+
+def refusal(repo: Path, *argv: str) -> str:
+    before = refs(repo)
+    with pytest.raises(SystemExit) as raised:
+        release.main(["--registry", "127.0.0.1:9", *argv], root=repo, build_images=never_build)
+    message = str(raised.value.code)
+    assert "\n" not in message and message.startswith("release: ")
+    assert refs(repo) == before
+    return message
+
+
+def test_a_tag_other_than_the_version_is_refused(repo):
+    assert refusal(repo, "--tag", "v9.9.9") == (
+        f"release: --tag v9.9.9 does not match steps/pyproject.toml's version {VERSION}: "
+        f"use --tag v{VERSION}, or change the version there first"
+    )
+    assert (
+        refusal(repo, "--tag", VERSION)
+        == f"release: --tag '{VERSION}' is not vX.Y.Z (this release would be --tag v{VERSION})"
+    )
+
+
+def test_an_existing_tag_is_refused(repo):
+    subprocess.run(["git", "-C", str(repo), "tag", f"v{VERSION}"], check=True)
+    assert refusal(repo, "--tag", f"v{VERSION}").startswith(f"release: --tag v{VERSION} already exists (commit ")
+
+
+def test_a_dirty_tree_is_refused(repo):
+    (repo / "catalog.yaml").write_text((repo / "catalog.yaml").read_text() + "# edited\n")
+    (repo / "tasks/new.yaml").write_text("kind: Task\n")
+    assert refusal(repo, "--tag", f"v{VERSION}") == (
+        f"release: --tag v{VERSION} needs a clean work tree; uncommitted: catalog.yaml, tasks/new.yaml "
+        "(commit or stash them)"
+    )
+
+
+def test_a_release_branch_checked_out_in_a_worktree_is_refused(repo, tmp_path):
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "release", str(tmp_path / "wt")], check=True)
+    assert f"branch release is checked out in {tmp_path / 'wt'}" in refusal(repo, "--tag", f"v{VERSION}")
+
+
+def test_catalog_and_dist_do_not_go_with_a_tag(repo):
+    assert refusal(repo, "--tag", f"v{VERSION}", "--dist", "dist") == (
+        f"release: --tag v{VERSION} writes the release commit, not --catalog or --dist: leave those out"
+    )
