@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts clean catalog lint mutation images release
+.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts clean catalog lint mutation images release bundles
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,8 +42,11 @@ clean: ## Remove the virtual environment and caches inside the repo
 images: setup ## Build the step image with buildah (offline base, cached) and push it to REGISTRY (default: the local cluster's)
 	@hack/images.sh
 
-release: setup ## Push the step image, record its digest in catalog.yaml, write digest-pinned Tasks to dist/
-	@$(PY) hack/release.py
+release: setup ## Push the images, record their digests, pinned Tasks to dist/; TAG=vX.Y.Z: bundles and the release commit
+	@$(PY) hack/release.py $(if $(TAG),--tag $(TAG))
+
+bundles: setup ## Push every Task and Pipeline as a Tekton bundle to REGISTRY (default: the local cluster's), digests into catalog.yaml
+	@$(PY) hack/bundles.py
 
 catalog: setup ## Regenerate the README tables from the Task YAML
 	@$(PY) hack/catalog.py readme

@@ -133,6 +133,71 @@ def _steps(doc: dict) -> list[dict]:
     )
 
 
+BUNDLES_BEGIN, BUNDLES_END = "# BEGIN bundles: written by `make bundles`", "# END bundles"
+BUNDLE_KINDS = {"tasks": "task", "pipelines": "pipeline"}
+
+
+def _bundles(root: Path, index: dict, listed: dict) -> tuple[dict[str, dict], list[str]]:
+    """catalog.yaml's bundles block (written by `make bundles`; a release commit has one): {task or
+    pipeline name: its entry}, and what is wrong with it. No block is fine: main has none."""
+    entries = index.get("bundles")
+    text = (root / "catalog.yaml").read_text()
+    if entries is None:
+        return {}, ([f"catalog.yaml: {BUNDLES_BEGIN!r} without a bundles: list"] if BUNDLES_BEGIN in text else [])
+    problems = []
+    lines = text.splitlines()
+    if (
+        BUNDLES_BEGIN not in lines
+        or BUNDLES_END not in lines
+        or not (lines.index(BUNDLES_BEGIN) < lines.index("bundles:") < lines.index(BUNDLES_END))
+    ):
+        problems.append(f"catalog.yaml: the bundles list must stand between {BUNDLES_BEGIN!r} and {BUNDLES_END!r}")
+    found: dict[str, dict] = {}
+    registries = set()
+    for entry in entries if isinstance(entries, list) else []:
+        name, kind, version = entry.get("name"), entry.get("kind"), str(entry.get("version"))
+        folder = next((f for f, k in BUNDLE_KINDS.items() if k == kind), None)
+        label = f"catalog.yaml: bundles: {name}"
+        if folder is None or (folder, name, version) not in listed:
+            problems.append(f"{label}: {kind} {name} {version} is no task or pipeline of catalog.yaml")
+            continue
+        if name in found:
+            problems.append(f"{label}: listed twice")
+        found[name] = entry
+        bundle = str(entry.get("bundle", ""))
+        registry, _, rest = bundle.rpartition("/druppie-catalog/")
+        registries.add(registry)
+        if not registry or rest != f"{name}:{version}":
+            problems.append(f"{label}: bundle {bundle!r} must be <registry>/druppie-catalog/{name}:{version}")
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(entry.get("digest", ""))):
+            problems.append(f"{label}: digest {entry.get('digest')!r} is not sha256:<64 hex digits>")
+    if len(registries) > 1:
+        problems.append(f"catalog.yaml: bundles: pushed to more than one registry ({', '.join(sorted(registries))})")
+    for folder, name, version in listed:
+        if name not in found:
+            problems.append(f"catalog.yaml: bundles: no bundle of {BUNDLE_KINDS[folder]} {name} {version}")
+    return found, problems
+
+
+def _task_refs(rel: Path, spec: dict, recorded: dict[str, dict]) -> list[str]:
+    """A Pipeline's taskRefs to bundles (a released Pipeline) name the bundle catalog.yaml records, by digest."""
+    problems = []
+    for task in [*spec.get("tasks", []), *spec.get("finally", [])]:
+        ref = task.get("taskRef") or {}
+        if ref.get("resolver") != "bundles":
+            continue
+        params = {p.get("name"): p.get("value") for p in ref.get("params", [])}
+        entry = recorded.get(params.get("name"))
+        want = f"{entry['bundle']}@{entry['digest']}" if entry else None
+        if params.get("kind") != "task" or entry is None or entry.get("kind") != "task" or params.get("bundle") != want:
+            problems.append(
+                f"{rel}: task {task.get('name')!r}: its bundles taskRef (bundle {params.get('bundle')!r}, "
+                f"name {params.get('name')!r}, kind {params.get('kind')!r}) is not a Task's bundle "
+                "by the digest catalog.yaml records"
+            )
+    return problems
+
+
 def check(root: Path = ROOT) -> list[str]:
     problems: list[str] = []
     index = yaml.safe_load((root / "catalog.yaml").read_text()) or {}
@@ -142,7 +207,10 @@ def check(root: Path = ROOT) -> list[str]:
                 f"catalog.yaml: images: {entry.get('name')} version {entry.get('version')!r} is not "
                 f"steps/pyproject.toml's {step_version(root)!r}: run `make release`"
             )
+    recorded_images = {e.get("name"): e.get("digest") for e in index.get("images") or []}
     listed = {(k, e["name"], str(e["version"])): e for k in KINDS for e in index.get(k) or []}
+    recorded_bundles, bundle_problems = _bundles(root, index, listed)
+    problems += bundle_problems
     seen = set()
     for folder, path, doc in resources(root):
         rel = path.relative_to(root)
@@ -183,10 +251,17 @@ def check(root: Path = ROOT) -> list[str]:
                 if image.endswith(":latest") or (":" not in image.split("/")[-1] and "@" not in image):
                     problems.append(f"{label}: image {image!r} must be pinned (no :latest)")
                 own = next((i for i in CATALOG_IMAGES if image.startswith(i + ":")), None)
-                if own and image != f"{own}:{step_version(root)}":
+                tagged, _, digest = image.partition("@")
+                if own and tagged != f"{own}:{step_version(root)}":
                     problems.append(
                         f"{label}: image {image!r} must be {own}:{step_version(root)} "
                         "(the version in steps/pyproject.toml; `make release` pins the digest)"
+                    )
+                elif own and digest and digest != recorded_images.get(own):
+                    # a released file (the release commit) pins the digest catalog.yaml records
+                    problems.append(
+                        f"{label}: image {image!r} is pinned to another digest than catalog.yaml's images "
+                        f"record ({recorded_images.get(own)})"
                     )
             if (
                 folder == "tasks"
@@ -198,6 +273,8 @@ def check(root: Path = ROOT) -> list[str]:
             for env in step.get("env", []):
                 if re.search(r"(?i)(token|password|secret)", env.get("name", "")) and "value" in env:
                     problems.append(f"{label}: secret-like env {env['name']!r} set as a plain value")
+        if folder == "pipelines":
+            problems += _task_refs(rel, spec, recorded_bundles)
         readme = path.parent / "README.md"
         if not readme.is_file():
             problems.append(f"{rel.parent}: missing README.md")

@@ -8,6 +8,7 @@ folders on PATH with ``path_with``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -41,3 +42,14 @@ def path_with(*names: str, base: str | None = None) -> str:
     """A PATH with the cached tools first, then this Python's bin (bandit), then ``base`` (default: PATH)."""
     dirs = [str(tool_path(n).parent) for n in names] + [str(Path(sys.executable).parent)]
     return os.pathsep.join([*dirs, base if base is not None else os.environ.get("PATH", "")])
+
+
+def tekton_validate() -> Path:
+    """hack/tekton-validate as hack/cluster-build.sh caches it: tekton-validate-<pipeline version>-<source
+    hash>, so a binary built from other sources is never used (check ``.is_file()``)."""
+    source = ROOT / "hack" / "tekton-validate"
+    digest = hashlib.sha256()
+    for path in [source / "go.mod", source / "go.sum", *sorted(source.glob("*.go"))]:
+        digest.update(path.read_bytes())
+    name = f"tekton-validate-{versions()['TEKTON_PIPELINE_VERSION']}-{digest.hexdigest()[:12]}"
+    return cache() / name / "tekton-validate"

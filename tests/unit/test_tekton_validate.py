@@ -7,8 +7,6 @@ under a key that carries a hash of its sources, so a stale binary is never used.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -17,26 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.tools import tekton_validate
+
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "hack" / "tekton-validate"
 FOLDERS = [name for name in ("tasks", "pipelines", "triggers") if (ROOT / name).is_dir()]
-
-
-def _binary() -> Path:
-    """The cache entry hack/cluster-build.sh makes: tekton-validate-<pipeline version>-<source hash>."""
-    env = dict(
-        line.split("=", 1)
-        for line in (ROOT / "hack/toolchain.env").read_text().splitlines()
-        if re.match(r"^[A-Z_]+=", line)
-    )
-    digest = hashlib.sha256()
-    for path in [SOURCE / "go.mod", SOURCE / "go.sum", *sorted(SOURCE.glob("*.go"))]:
-        digest.update(path.read_bytes())
-    cache = Path(os.environ.get("DRUPPIE_CACHE", "/var/cache/druppie"))
-    return cache / f"tekton-validate-{env['TEKTON_PIPELINE_VERSION']}-{digest.hexdigest()[:12]}" / "tekton-validate"
-
-
-BINARY = _binary()
+BINARY = tekton_validate()
 if not BINARY.is_file():
     pytest.skip(
         "tekton-validate is not built for this source: run hack/cluster-build.sh tekton-validate",
