@@ -167,10 +167,17 @@ class GiteaClient:
         return self.clone_url(name)
 
     def push(
-        self, repo: str, workdir: Path, branch: str = "main", user: str | None = None, force: bool = False
+        self,
+        repo: str,
+        workdir: Path,
+        branch: str = "main",
+        user: str | None = None,
+        force: bool = False,
+        also: tuple[str, ...] = (),
     ) -> None:
-        """Push ``branch`` of the clone ``workdir`` to ``repo`` as ``user`` (default the admin)."""
-        args = ["push", "--quiet", *(["--force"] if force else []), self.clone_url(repo), f"{branch}:{branch}"]
+        """Push ``branch`` of the clone ``workdir`` to ``repo`` as ``user`` (default the admin), and the
+        refspecs ``also`` (e.g. a tag) in the same push."""
+        args = ["push", "--quiet", *(["--force"] if force else []), self.clone_url(repo), f"{branch}:{branch}", *also]
         self._git(Path(workdir), *args, token=self.token_for(user or ADMIN))
         self.wait_for_head(repo, self._git(Path(workdir), "rev-parse", branch).strip(), branch)
 

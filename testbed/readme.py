@@ -23,6 +23,11 @@ def bash_blocks(markdown: Path) -> list[list[str]]:
     return blocks
 
 
+def yaml_blocks(markdown: Path) -> list[str]:
+    """Every ```yaml block's text, in order."""
+    return re.findall(r"```yaml\n(.*?)```", markdown.read_text(), flags=re.S)
+
+
 def block_with(markdown: Path, prefix: str) -> list[str]:
     """The commands of the one bash block that has a command starting with ``prefix``."""
     found = [b for b in bash_blocks(markdown) if any(c.startswith(prefix) for c in b)]

@@ -18,12 +18,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 
+from hack import release as catalog_release
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS, Loop
-from testbed.readme import block_with
+from testbed.readme import block_with, yaml_blocks
 from tests.support.e2e import fresh_namespace
+from tests.support.release import catalog_repo
 
 pytestmark = pytest.mark.e2e
 
@@ -370,6 +373,80 @@ def test_each_git_credential_reaches_only_its_task_and_the_read_token_cannot_pus
     assert push.returncode != 0, push.stderr
     assert loop.gitea.head("druppie-apps") != subprocess.run(
         ["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+
+def test_the_loop_runs_from_a_release_by_reference_with_no_task_or_pipeline_installed(loop, cluster, tmp_path,
+                                                                                     monkeypatch):  # fmt: skip
+    """A release (hack/release.py --tag, its images and bundles in the cluster registry) pushed to Gitea
+    with its tag; the trigger's PipelineRun takes druppie-ci-cd from that tag with Tekton's git resolver,
+    and the released Pipeline takes each Task from its bundle by digest. With no Task or Pipeline in the
+    namespace, a push runs the whole loop. Then druppie-promote runs from its own bundle, as the
+    README's PipelineRun shows."""
+    repo = catalog_repo(tmp_path / "catalog", monkeypatch)
+    tag = f"v{catalog_release.version(repo)}"
+    digests = catalog_release.build_and_push(cluster.registry)  # the images `make images` built, pushed here
+    commit = catalog_release.release(repo, tag, cluster.registry, lambda _registry: digests)
+    loop.gitea.create_repo("druppie-catalog")
+    loop.gitea.push("druppie-catalog", repo, "main", also=(f"refs/tags/{tag}", "release:release"))
+    url = loop.gitea.clone_url("druppie-catalog")
+
+    template = cluster.get_json("triggertemplate", "-n", "ci", "druppie-ci-cd")
+    referenced = json.loads(json.dumps(template))
+    for key in ("resourceVersion", "uid", "generation", "creationTimestamp", "managedFields"):
+        referenced["metadata"].pop(key, None)
+    path = "pipelines/druppie-ci-cd/0.1/druppie-ci-cd.yaml"
+    git_ref = {"url": url, "revision": tag, "pathInRepo": path}
+    referenced["spec"]["resourcetemplates"][0]["spec"]["pipelineRef"] = {
+        "resolver": "git",
+        "params": [{"name": k, "value": v} for k, v in git_ref.items()],
+    }
+    cluster.kubectl("replace", "-f", "-", input=json.dumps(referenced))
+    cluster.kubectl("delete", "tasks,pipelines", "--all", "-n", "ci")
+    try:
+        assert cluster.get_json("tasks,pipelines", "-n", "ci")["items"] == []
+        greeting = "Gemalen pompen op peil (release)"
+        name = loop.pipelinerun_for(loop.push_change(greeting))
+        run = loop.finished(name)
+        assert run["status"]["conditions"][0]["reason"] == "Succeeded", taskrun_reasons(cluster, name)
+        # Where Tekton got them: the Pipeline from the release commit, each Task from its bundle digest.
+        source = run["status"]["provenance"]["refSource"]
+        assert source["uri"] == f"git+{url}" and source["digest"] == {"sha1": commit}, source
+        assert source["entryPoint"] == path
+        released = yaml.safe_load(loop.gitea.read_file("druppie-catalog", "catalog.yaml", ref=tag))
+        bundles = {b["name"]: f"{b['bundle']}@{b['digest']}" for b in released["bundles"]}
+        for taskrun in cluster.get_json("taskruns", "-n", "ci", "-l", f"tekton.dev/pipelineRun={name}")["items"]:
+            task = taskrun["spec"]["taskRef"]["params"]
+            ref = next(p["value"] for p in task if p["name"] == "bundle")
+            assert taskrun["spec"]["taskRef"]["resolver"] == "bundles"
+            assert ref == bundles[next(p["value"] for p in task if p["name"] == "name")], ref
+        loop.wait("the new pods to serve the change", lambda: loop.service_says() == greeting, 240)
+
+        # druppie-promote from its bundle: the README's PipelineRun, for this cluster.
+        docs = [yaml.safe_load(b) for b in yaml_blocks(ROOT / "README.md")]
+        (example,) = [d for d in docs if isinstance(d, dict) and d.get("kind") == "PipelineRun"
+                      and d["spec"].get("pipelineRef", {}).get("resolver") == "bundles"]  # fmt: skip
+        deployed = loop.deployed_image().rpartition(":")[2].split("@")[0]
+        subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                        f"docker://{loop.image}:{deployed}", f"docker://{loop.image}:9.9.9"], check=True)  # fmt: skip
+        ref = {p["name"]: p for p in example["spec"]["pipelineRef"]["params"]}
+        ref["bundle"]["value"] = bundles["druppie-promote"]
+        values = {"gitops-repo-url": loop.gitea.clone_url("druppie-apps"), "image": loop.image, "tag": "9.9.9"}
+        example["spec"]["params"] = [
+            {**p, "value": values.get(p["name"], p["value"])} for p in example["spec"]["params"]
+        ]
+        example["spec"]["params"].append({"name": "allow-plain-http", "value": "true"})
+        example["spec"]["workspaces"] = [{"name": "git-credentials", "secret": {"secretName": "druppie-apps-write"}}]
+        created = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(example)).stdout
+        promote = loop.finished(json.loads(created)["metadata"]["name"])
+        assert promote["status"]["conditions"][0]["reason"] == "Succeeded", promote["status"]["conditions"]
+        source = promote["status"]["provenance"]["refSource"]
+        assert source["uri"] == bundles["druppie-promote"].split("@")[0].rsplit(":", 1)[0], source
+        assert source["digest"] == {"sha256": bundles["druppie-promote"].split("@sha256:")[1]}, source
+        assert loop.deployed_image().startswith(f"{loop.image}:9.9.9")
+    finally:
+        template["metadata"].pop("resourceVersion", None)
+        cluster.kubectl("replace", "-f", "-", input=json.dumps(template))
+        cluster.kubectl("apply", "-k", str(ROOT))  # the catalog, as README's install put it
 
 
 def test_zz_old_runs_are_pruned_with_their_volumes(loop, cluster):

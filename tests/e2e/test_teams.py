@@ -5,19 +5,17 @@ Secrets or runs, and one team's flux-wait cannot make Flux reconcile the other's
 
 from __future__ import annotations
 
-import os
-import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from localcluster.gitserver import GitServer
-from localcluster.toolchain import ROOT
 from testbed.fluxapp import make_flux_app
 from testbed.readme import block_with
 from testbed.site import apply_site_settings
 from tests.support.e2e import README, Tekton, started, wait_for
+from tests.support.install import team_overlay
 
 TEAMS = ("team-dijken", "team-gemalen")
 IMAGE = "registry.example/druppie/drone-service"
@@ -38,18 +36,6 @@ ACCOUNTS = (
 )
 
 
-def overlay(team: str, folder) -> str:
-    """README's overlay for ``team``, naming this checkout by a relative path instead of GitHub."""
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
-    (block,) = [b for b in blocks if "kind: NamespaceTransformer" in b]
-    here = os.path.relpath(ROOT, folder)
-    text = block.replace(
-        "https://github.com/waterschap/druppie-catalog//triggers/druppie-ci-cd?ref=main",
-        f"{here}/triggers/druppie-ci-cd",
-    )
-    return text.replace("https://github.com/waterschap/druppie-catalog?ref=main", here).replace("team-dijken", team)
-
-
 @pytest.fixture(scope="module")
 def teams(cluster, tekton, tmp_path_factory):
     work = tmp_path_factory.mktemp("teams")
@@ -63,7 +49,7 @@ def teams(cluster, tekton, tmp_path_factory):
     apps = {}
     for team in TEAMS:
         (work / team).mkdir()
-        (work / team / "kustomization.yaml").write_text(overlay(team, work / team))
+        (work / team / "kustomization.yaml").write_text(team_overlay(team, work / team))
         for command in platform:
             Tekton(cluster, work).run(command.replace("team-dijken", team))
         Tekton(cluster, secret_dir).run(create_secret.replace("-n ci", f"-n {team}"))

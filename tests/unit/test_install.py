@@ -6,7 +6,6 @@ apart is the e2e tier's (tests/e2e/test_teams.py)."""
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import yaml
 
 from hack import catalog
 from tests.support import kustomize
+from tests.support.install import team_overlay
 
 ROOT = catalog.ROOT
 TEAM_BASES = (ROOT, ROOT / "triggers/druppie-ci-cd")
@@ -27,19 +27,6 @@ def _docs(path: Path) -> list[dict]:
 
 def _render(folder: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(kustomize.build(folder)) if d]
-
-
-def readme_overlay(namespace: str, folder: Path) -> str:
-    """README's team overlay for ``namespace``, written to ``folder``, naming this checkout (by a
-    relative path: kustomize refuses absolute ones) instead of GitHub."""
-    here = os.path.relpath(ROOT, folder)
-    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-                if "kind: NamespaceTransformer" in b]  # fmt: skip
-    text = block.replace("https://github.com/waterschap/druppie-catalog//triggers/druppie-ci-cd?ref=main",
-                         f"{here}/triggers/druppie-ci-cd")  # fmt: skip
-    text = text.replace("https://github.com/waterschap/druppie-catalog?ref=main", here)
-    assert "github.com" not in text, text
-    return text.replace("namespace: team-dijken", f"namespace: {namespace}")
 
 
 def subjects(objects: list[dict]) -> list[dict]:
@@ -80,7 +67,7 @@ def test_alone_each_base_installs_into_ci(base):
 
 
 def test_the_readme_overlay_moves_everything_and_every_service_account_subject(tmp_path):
-    (tmp_path / "kustomization.yaml").write_text(readme_overlay("team-dijken", tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(team_overlay("team-dijken", tmp_path))
     rendered = _render(tmp_path)
     base = _render(ROOT) + _render(ROOT / "triggers/druppie-ci-cd")
     assert sorted((d["kind"], d["metadata"]["name"]) for d in rendered) == sorted(
