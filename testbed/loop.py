@@ -87,7 +87,8 @@ class Loop:
         proc = subprocess.run(
             [self.tool(words[0]), *words[1:]], cwd=cwd, env=self.env(), capture_output=True, text=True
         )
-        if proc.returncode != 0 and "AlreadyExists" not in proc.stderr:
+        # Run again (make demo after an interruption): what exists stays, as for a user.
+        if proc.returncode != 0 and "already exists" not in proc.stderr.lower():
             raise RuntimeError(f"{command}: {proc.stderr.strip()}")
 
     # ---- install -----------------------------------------------------------------------------
