@@ -4,7 +4,9 @@ in catalog.yaml, and write the released Task files, each image pinned by its dig
 
 The version has one source: steps/pyproject.toml. The Task files in tasks/ name the image by that
 version's tag (so a checkout runs what `make images` built); the released copies in dist/ pin
-the digest too, as tektoncd/catalog and Konflux do, and are what a bundle or Artifact Hub ships.
+the digest too, as tektoncd/catalog and Konflux do, and are what a bundle ships. dist/tasks/ is a
+whole catalog folder (each version folder, artifacthub-repo.yml): Artifact Hub lists the images a
+Task's steps name, so a registration tracking these files lists them by digest.
 
     hack/release.py [--registry HOST:PORT] [--catalog catalog.yaml] [--dist dist]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,12 +66,14 @@ def write_released_tasks(dist: Path, digests: dict[str, str]) -> list[tuple[Path
         for name in used:
             text = text.replace(f"image: {name}:{version()}\n", f"image: {name}:{version()}@{digests[name]}\n")
         target = dist / source.relative_to(ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # The whole version folder (README.md, samples/, rbac.yaml, ...), as Artifact Hub's tracker
+        # reads it, then the Task with its images pinned.
+        shutil.copytree(source.parent, target.parent, dirs_exist_ok=True)
         target.write_text(text)
-        for extra in source.parent.glob("*.yaml"):
-            if extra != source:
-                (target.parent / extra.name).write_text(extra.read_text())
         written.extend((target, f"{name}:{version()}@{digests[name]}") for name in used)
+    # The repository metadata sits at the registered path (hack/artifacthub.py), so dist/tasks/ is a
+    # catalog Artifact Hub can track as it is.
+    shutil.copy(ROOT / "tasks" / "artifacthub-repo.yml", dist / "tasks" / "artifacthub-repo.yml")
     return written
 
 
