@@ -8,6 +8,7 @@ the annotation (or label, or folder) at fault.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -508,3 +509,20 @@ def test_released_tasks_name_their_images_by_digest(tmp_path):
     unpinned = artifacthub.check(catalog.ROOT, folders=("tasks",), pinned=True)
     assert unpinned and all("a released Task names its image by digest" in p for p in unpinned)
     assert any(p.startswith(f"{TASK}: step 'clone' image 'ghcr.io/waterschap/druppie-step:") for p in unpinned)
+
+
+def test_the_readme_references_a_task_through_artifact_hub():
+    """README.md's hub resolver example names the tasks registration, a task and a version it has."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", (catalog.ROOT / "README.md").read_text(), re.M | re.S)
+    blocks = [b for b in blocks if "resolver: hub" in b]
+    assert blocks, "README.md has no hub resolver example"
+    for block in blocks:
+        ref = yaml.safe_load(block)
+        ref = ref.get("taskRef") or ref.get("pipelineRef")
+        assert ref["resolver"] == "hub"
+        params = {p["name"]: p["value"] for p in ref["params"]}
+        assert params["type"] == "artifact"
+        folder = {"task": "tasks", "pipeline": "pipelines"}[params["kind"]]
+        assert params["catalog"] == artifacthub.REGISTRATIONS[folder].name
+        versions = [p.name for p in (catalog.ROOT / folder / params["name"]).iterdir() if p.is_dir()]
+        assert params["version"] in versions and re.fullmatch(r"\d+\.\d+", params["version"])
