@@ -55,7 +55,7 @@ lint: setup ## ruff (lint, format), mypy on steps/, yamllint, the catalog conven
 	@$(VENV)/bin/ruff check --quiet .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@cd steps && ../$(VENV)/bin/mypy
-	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies install examples catalog.yaml kustomization.yaml artifacthub-repo.yml
+	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies install examples catalog.yaml kustomization.yaml
 	@$(PY) hack/catalog.py check
 	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \
 	if [[ -x $$bin ]]; then $$bin $$(ls -d tasks pipelines triggers 2>/dev/null); \

@@ -1,7 +1,8 @@
 """Catalog tooling: README tables generated from the YAML, and the checks hubs and catlin make.
 
 python hack/catalog.py readme   # rewrite the generated part of every README
-python hack/catalog.py check    # list every convention broken (exit 1 if any)
+python hack/catalog.py check    # list every convention broken (exit 1 if any), Artifact Hub's
+                                # rules (hack/artifacthub.py) included
 """
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ import sys
 from pathlib import Path
 
 import yaml
+
+try:
+    from hack import artifacthub
+except ImportError:  # run as a script: hack/ itself is on sys.path
+    import artifacthub  # type: ignore[no-redef]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- BEGIN GENERATED: do not edit, run `make catalog` -->", "<!-- END GENERATED -->"
@@ -292,7 +298,7 @@ def check(root: Path = ROOT) -> list[str]:
         problems.append("README.md: the task table is stale; run `make catalog`")
     for key in set(listed) - seen:
         problems.append(f"catalog.yaml: lists {key[0]} {key[1]} {key[2]}, which does not exist")
-    return problems
+    return problems + artifacthub.check(root)
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,8 @@ by that version's tag, so a checkout runs what `make images` built. Two modes:
 
 - without --tag (as before): build and push druppie-step, -scan and -build, record their digests
   in catalog.yaml (its images block), and write the Task files with each image pinned by its
-  digest to dist/ (git-ignored; a preview of the released Tasks, e.g. to apply by hand).
+  digest to dist/ (git-ignored; a preview of the released Tasks, e.g. to apply by hand): dist/tasks/
+  is a whole catalog folder (each version folder, artifacthub-repo.yml), as Artifact Hub reads one.
 - with --tag vX.Y.Z: a release. It refuses a tag that is not v<steps/pyproject.toml's version>, a
   tag that exists and a work tree with uncommitted changes, before building anything. Then it
   builds and pushes the images, pushes every Task and Pipeline as a bundle (hack/bundles.py;
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,12 +87,14 @@ def write_released_tasks(dist: Path, digests: dict[str, str]) -> list[tuple[Path
         used = [name for name in IMAGES if f"image: {name}:{version()}\n" in text]
         text = bundles.pin_images(text, images, str(source.relative_to(ROOT)))
         target = dist / source.relative_to(ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # The whole version folder (README.md, samples/, rbac.yaml, ...), as Artifact Hub's tracker
+        # reads it, then the Task with its images pinned.
+        shutil.copytree(source.parent, target.parent, dirs_exist_ok=True)
         target.write_text(text)
-        for extra in source.parent.glob("*.yaml"):
-            if extra != source:
-                (target.parent / extra.name).write_text(extra.read_text())
         written.extend((target, f"{name}:{version()}@{digests[name]}") for name in used)
+    # The repository metadata sits at the registered path (hack/artifacthub.py), so dist/tasks/ is a
+    # catalog Artifact Hub can track as it is.
+    shutil.copy(ROOT / "tasks" / "artifacthub-repo.yml", dist / "tasks" / "artifacthub-repo.yml")
     return written
 
 
