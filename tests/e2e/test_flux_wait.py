@@ -556,22 +556,29 @@ def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_
         assert "druppie-flux-wait may only set the reconcile.fluxcd.io/requestedAt annotation, not" in denied.stderr
         assert what in denied.stderr.rsplit(", not ", 1)[1]
     # Nor may it add its namespace to (or strike another team's from) the list of who may reconcile.
-    for value in ("ci,team-gemalen", ""):
+    for value in ("ci,team-sluizen", ""):
         body = {"metadata": {"annotations": {"ci.druppie.io/flux-wait-namespaces": value}}}
         denied = patch(*ks, body)
         assert denied.returncode != 0 and "not other annotations" in denied.stderr, denied.stderr
     # Another team's druppie-flux-wait, bound to the same ClusterRole, may reconcile nothing listed for ci only.
-    cluster.kubectl("create", "namespace", "team-gemalen", check=False)
-    cluster.kubectl("create", "serviceaccount", "druppie-flux-wait", "-n", "team-gemalen", check=False)
-    cluster.kubectl("create", "rolebinding", "druppie-flux-wait-team-gemalen", "-n", "flux-system",
-                    "--clusterrole", "druppie-flux-wait", "--serviceaccount", "team-gemalen:druppie-flux-wait",
-                    check=False)  # fmt: skip
-    request = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp + "g"}}}
-    other = patch(*ks, request, team="team-gemalen")
+    # Its namespace is this test's own (test_teams installs team-dijken and team-gemalen) and goes when it is done.
+    outsider = "team-sluizen"
+    cluster.kubectl("create", "namespace", outsider)
+    try:
+        cluster.kubectl("create", "serviceaccount", "druppie-flux-wait", "-n", outsider)
+        cluster.kubectl("create", "rolebinding", f"druppie-flux-wait-{outsider}", "-n", "flux-system",
+                        "--clusterrole", "druppie-flux-wait",
+                        "--serviceaccount", f"{outsider}:druppie-flux-wait")  # fmt: skip
+        request = {"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp + "g"}}}
+        other = patch(*ks, request, team=outsider)
+    finally:
+        cluster.kubectl("delete", "rolebinding", f"druppie-flux-wait-{outsider}", "-n", "flux-system",
+                        "--ignore-not-found", "--wait=false")  # fmt: skip
+        cluster.kubectl("delete", "namespace", outsider, "--wait=false")
     assert other.returncode != 0, other.stdout
     assert (
-        f"druppie-flux-wait of namespace team-gemalen may not reconcile Kustomization {flux_app.kustomization}: "
-        "its annotation ci.druppie.io/flux-wait-namespaces does not list team-gemalen"
+        f"druppie-flux-wait of namespace {outsider} may not reconcile Kustomization {flux_app.kustomization}: "
+        f"its annotation ci.druppie.io/flux-wait-namespaces does not list {outsider}"
     ) in other.stderr
     assert flux_app.ks()["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] == stamp
     assert flux_app.gitrepo()["spec"]["url"] == flux_app.repo_url and not flux_app.ks()["spec"].get("suspend")

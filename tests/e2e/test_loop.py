@@ -425,9 +425,11 @@ def test_the_loop_runs_from_a_release_by_reference_with_no_task_or_pipeline_inst
         docs = [yaml.safe_load(b) for b in yaml_blocks(ROOT / "README.md")]
         (example,) = [d for d in docs if isinstance(d, dict) and d.get("kind") == "PipelineRun"
                       and d["spec"].get("pipelineRef", {}).get("resolver") == "bundles"]  # fmt: skip
-        deployed = loop.deployed_image().rpartition(":")[2].split("@")[0]
+        # The deployed reference is image:tag@sha256:digest; copy by digest, not by what follows the last colon.
+        named, _, digest = loop.deployed_image().partition("@")
+        source = f"{loop.image}@{digest}" if digest else named
         subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
-                        f"docker://{loop.image}:{deployed}", f"docker://{loop.image}:9.9.9"], check=True)  # fmt: skip
+                        f"docker://{source}", f"docker://{loop.image}:9.9.9"], check=True)  # fmt: skip
         ref = {p["name"]: p for p in example["spec"]["pipelineRef"]["params"]}
         ref["bundle"]["value"] = bundles["druppie-promote"]
         values = {"gitops-repo-url": loop.gitea.clone_url("druppie-apps"), "image": loop.image, "tag": "9.9.9"}
