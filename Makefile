@@ -58,6 +58,7 @@ lint: setup ## ruff (lint, format), mypy on steps/, yamllint, the catalog conven
 	@cd steps && ../$(VENV)/bin/mypy
 	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies install examples catalog.yaml kustomization.yaml
 	@$(PY) hack/catalog.py check
+	@$(PY) hack/seccomp_install.py
 	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \
 	if [[ -x $$bin ]]; then $$bin $$(ls -d tasks pipelines triggers 2>/dev/null); \
 	else echo "lint: tekton-validate skipped (not built for this source; build it with: hack/cluster-build.sh tekton-validate)"; fi

@@ -50,6 +50,8 @@ REQUIRED_ANNOTATIONS = (
     "tekton.dev/platforms",
 )
 KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
+# The platforms the catalog's images are built for (hack/images.sh): a Task or Pipeline may claim no other.
+BUILT_PLATFORMS = ("linux/amd64",)
 
 
 STEP_IMAGE = "ghcr.io/waterschap/druppie-step"
@@ -233,6 +235,10 @@ def check(root: Path = ROOT) -> list[str]:
         for key in REQUIRED_ANNOTATIONS:
             if not annotations.get(key):
                 problems.append(f"{rel}: missing annotation {key}")
+        for platform in filter(None, (p.strip() for p in str(annotations.get("tekton.dev/platforms", "")).split(","))):
+            if platform not in BUILT_PLATFORMS:
+                problems.append(f"{rel}: tekton.dev/platforms claims {platform}, but the images are built for "
+                                f"{', '.join(BUILT_PLATFORMS)} only")  # fmt: skip
         for category in filter(None, (c.strip() for c in str(annotations.get("tekton.dev/categories", "")).split(","))):
             if category not in CATEGORIES:
                 problems.append(f"{rel}: unknown category {category!r}")

@@ -118,6 +118,12 @@ build_notification_crds() {
   rm -rf "$work"
 }
 
+build_spo_crds() {  # only the CRD: the operator's daemon is not built (see install/seccomp-operator)
+  local v=$1 dir; dir=$(go mod download -json "sigs.k8s.io/security-profiles-operator@$v" | jq -r .Dir)
+  mkdir -p "$out/crds"
+  cp "$dir/bundle/manifests/security-profiles-operator.x-k8s.io_seccompprofiles.yaml" "$out/crds/"
+}
+
 build_kwok() {
   local v=$1 stages
   GOBIN="$out" go install "sigs.k8s.io/kwok/cmd/kwok@$v"
@@ -216,7 +222,7 @@ build_gitea() {
 
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
-  notification-crds kwok flux tekton tekton-lts tkn tekton-validate local-path triggers coredns gitea
+  notification-crds spo-crds kwok flux tekton tekton-lts tkn tekton-validate local-path triggers coredns gitea
   kube-router gitleaks osv-scanner trivy syft)
 for c in "${components[@]}"; do
   case $c in
@@ -228,6 +234,7 @@ for c in "${components[@]}"; do
     kustomize-controller) run_build kustomize-controller "$KUSTOMIZE_CONTROLLER_VERSION" build_kustomize_controller ;;
     kwok) run_build kwok "$KWOK_VERSION" build_kwok ;;
     notification-crds) run_build notification-crds "$NOTIFICATION_API_VERSION" build_notification_crds ;;
+    spo-crds) run_build spo-crds "$SPO_VERSION" build_spo_crds ;;
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
     tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
     tekton-lts) run_build tekton-pipeline "$TEKTON_LTS_VERSION" build_tekton ;;

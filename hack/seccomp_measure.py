@@ -44,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hack import seccomp_install  # noqa: E402
 from testbed import seccomp  # noqa: E402
 from testbed.apps import drone_app  # noqa: E402
 from testbed.registry import push_busybox_base, start_registry  # noqa: E402
@@ -544,7 +545,9 @@ def main() -> int:
             opts.json.write_text(json.dumps({"builds": record, "runtime": sorted(logged), "refused": sorted(refused)}))
         if opts.write:
             seccomp.PROFILE.write_text(json.dumps(final, indent=2) + "\n")
-            print(f"wrote {seccomp.PROFILE.relative_to(ROOT)}")
+            for path, text in seccomp_install.expected().items():  # the installers' copies
+                path.write_text(text)
+            print(f"wrote {seccomp.PROFILE.relative_to(ROOT)} and the installers' copies (hack/seccomp_install.py)")
         print(f"({time.monotonic() - started:.0f} s, {m.runs} builds)")
         return 0
     finally:

@@ -152,6 +152,11 @@ class LocalCluster:
         return self.ctx.api_url
 
     @property
+    def kubelet_root(self) -> Path:
+        """The node's kubelet --root-dir (a real node's /var/lib/kubelet)."""
+        return Kubelet.root_dir(self.ctx)
+
+    @property
     def git_root(self) -> Path:
         """The folder of bare repos the cluster's git server serves."""
         return GitServerComponent.root(self.ctx)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from . import containerd
 from .component import Component
 from .context import CLUSTER_DNS_IP, CLUSTER_DOMAIN, Context
 from .process import running_anywhere
-from .toolchain import ROOT, binaries
+from .toolchain import binaries
 
 # Chains the kubelet itself adds (a canary, and a firewall that drops non-loopback traffic to
 # 127.0.0.0/8); it re-creates them while it runs, so they go only after it stopped.
@@ -34,6 +33,11 @@ class Kubelet(Component):
 
     def missing(self) -> list[str]:
         return [] if binaries()["kubelet"].is_file() else [str(binaries()["kubelet"])]
+
+    @staticmethod
+    def root_dir(ctx: Context) -> Path:
+        """The kubelet's --root-dir (a real node's /var/lib/kubelet); Localhost seccomp profiles go in seccomp/."""
+        return ctx.state_dir / "kubelet" / "root"
 
     def cgroup_root(self, ctx: Context) -> str:
         return f"druppie-{ctx.state.subnet_index}"
@@ -56,15 +60,11 @@ class Kubelet(Component):
             "fileCheckFrequency": "5s",
         }))  # fmt: skip
         (d / "manifests").mkdir(exist_ok=True)
-        # Seccomp profiles the catalog's Tasks name (type Localhost), as a platform team installs
-        # them on every node: the build Task's lets buildah make a user namespace.
-        seccomp = d / "root" / "seccomp"
-        seccomp.mkdir(parents=True, exist_ok=True)
-        for profile in (ROOT / "tasks").glob("*/*/seccomp/*.json"):
-            shutil.copy(profile, seccomp / profile.name)
+        # No seccomp profile is put on this node: like any node nobody prepared, it gets the build
+        # Task's from the catalog's installer (install/seccomp), which the e2e tier and the demo apply.
         ctx.spawn(self.name, [
             binaries()["kubelet"], "--config", d / "kubelet.yaml", "--kubeconfig", ctx.kubeconfig,
-            "--root-dir", d / "root", "--cert-dir", d / "pki", "--hostname-override", ctx.node_name,
+            "--root-dir", self.root_dir(ctx), "--cert-dir", d / "pki", "--hostname-override", ctx.node_name,
             "--node-ip", ctx.host_ip, "--v", "1",
         ])  # fmt: skip
 

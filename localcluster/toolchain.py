@@ -63,6 +63,12 @@ def crd_dirs() -> list[Path]:
     ]
 
 
+def spo_crd_dir() -> Path:
+    """The Security Profiles Operator's SeccompProfile CRD (hack/cluster-build.sh spo-crds), for the e2e
+    check of install/seccomp-operator; no cluster installs it by default."""
+    return cache_dir() / f"spo-crds-{toolchain()['SPO_VERSION']}" / "crds"
+
+
 def node_side() -> str:
     side = os.environ.get("DRUPPIE_NODE_SIDE", "kubelet")
     if side not in NODE_SIDES:

@@ -33,7 +33,7 @@ from localcluster.process import http_request, log
 from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
 from .readme import block_with
-from .site import BASE_REPO, apply_site_settings, push_advisory_database, push_offline_base
+from .site import BASE_REPO, apply_site_settings, push_advisory_database, push_offline_base, site_command
 from .wait import wait_for
 
 APP = "drone-service"
@@ -108,7 +108,7 @@ class Loop:
 
         self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
         for command in block_with(ROOT / "README.md", "kubectl create namespace ci"):
-            self.readme_command(command)
+            self.readme_command(site_command(self.cluster, command, self.state))
         apply_site_settings(self.cluster)  # the registry on the node's address, for build pods
 
         self.say("Gitea: repositories drone-service and druppie-apps, the CI bot's account and its two tokens")

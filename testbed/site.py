@@ -4,6 +4,7 @@ infrastructure, applied the same way by the e2e tier and `make demo`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,9 @@ import time
 from pathlib import Path
 
 from localcluster.cluster import LocalCluster
+from localcluster.toolchain import ROOT
+
+from .readme import yaml_blocks
 
 
 def registry_allowance(cluster: LocalCluster, namespace: str = "ci") -> dict:
@@ -28,6 +32,32 @@ def registry_allowance(cluster: LocalCluster, namespace: str = "ci") -> dict:
 
 def apply_site_settings(cluster: LocalCluster, namespace: str = "ci") -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(registry_allowance(cluster, namespace)))
+
+
+# druppie-build's seccomp profile: the README's installer, through druppie-build README's overlay for
+# a node whose kubelet root is not /var/lib/kubelet (this node's is in the cluster's state folder).
+SECCOMP_INSTALL = "kubectl apply -k install/seccomp"
+BUILD_README = ROOT / "tasks/druppie-build/0.1/README.md"
+SECCOMP_URL = "https://github.com/waterschap/druppie-catalog//install/seccomp?ref=main"
+README_KUBELET_SECCOMP = "/var/lib/k0s/kubelet/seccomp"
+
+
+def seccomp_overlay(cluster: LocalCluster, folder: Path) -> Path:
+    """druppie-build README's overlay, written into ``folder`` for this cluster's kubelet root."""
+    (block,) = [b for b in yaml_blocks(BUILD_README) if SECCOMP_URL in b]
+    folder.mkdir(parents=True, exist_ok=True)
+    text = block.replace(SECCOMP_URL, os.path.relpath(ROOT / "install/seccomp", folder))
+    (folder / "kustomization.yaml").write_text(
+        text.replace(README_KUBELET_SECCOMP, str(cluster.kubelet_root / "seccomp"))
+    )
+    return folder
+
+
+def site_command(cluster: LocalCluster, command: str, work: Path) -> str:
+    """A README install command as this site runs it: the seccomp installer through the overlay."""
+    if command == SECCOMP_INSTALL:
+        return f"kubectl apply -k {seccomp_overlay(cluster, work / 'seccomp-overlay')}"
+    return command
 
 
 # Where the example app's Containerfile finds its base (BASE_IMAGE build arg): docker.io cannot be

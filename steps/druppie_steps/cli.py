@@ -45,6 +45,11 @@ SERVICES = {
         "osv_db_push",
         "Push the OSV advisory database (a folder, or downloaded) as an OCI artifact for scan --osv-db-ref.",
     ),
+    "seccomp-install": (
+        "druppie_steps.seccomp_install",
+        "seccomp_install",
+        "Install the catalog's seccomp profiles into a node's kubelet folder; keep them there.",
+    ),
     "webhook-gate": (
         "druppie_steps.webhook_gate",
         "webhook_gate",

@@ -181,11 +181,22 @@ def table(rows: list[Row]) -> str:
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in lines)
 
 
+# A build pod whose node lacks the Localhost seccomp profile never starts its step; the runtime's
+# message names the file, not the fix.
+MISSING_PROFILE = re.compile(r"seccomp.*druppie-build\.json.*no such file", re.I)
+MISSING_PROFILE_FIX = (
+    "the node has no seccomp profile druppie-build.json: the platform team installs it on every node with "
+    "`kubectl apply -k install/seccomp` (druppie-build's README)"
+)
+
+
 def failure_reason(row: Row, namespace: str) -> str:
     """Why a task failed: Tekton's reason and message, the results it wrote, where its log is."""
     parts = [row.reason or "Failed"]
     if row.message:
         parts[0] += f": {row.message}"
+    if MISSING_PROFILE.search(row.message):
+        parts.insert(0, f"{MISSING_PROFILE_FIX}.")
     written = key_results(row)
     if written:
         parts.append(f"({written})")

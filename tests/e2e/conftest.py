@@ -12,7 +12,7 @@ from localcluster.cluster import LocalCluster, missing
 from localcluster.toolchain import ROOT
 from testbed.fluxapp import make_flux_app
 from testbed.readme import block_with
-from testbed.site import apply_site_settings
+from testbed.site import apply_site_settings, site_command
 from tests.support.e2e import README, Tekton, fresh_namespace
 
 _ids = itertools.count()
@@ -57,7 +57,7 @@ def _release_flux_app(request):
 
 
 @pytest.fixture(scope="module")
-def tekton(cluster):
+def tekton(cluster, tmp_path_factory):
     if not cluster.with_tekton:
         pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
     # The step image the unmodified Tasks name (ghcr.io/waterschap/druppie-step), built and pushed
@@ -73,7 +73,7 @@ def tekton(cluster):
     # modules of this session use ci too).
     fresh_namespace(cluster)
     for command in block_with(README, "kubectl create namespace ci"):
-        proc = t.run(command, check=False)
+        proc = t.run(site_command(cluster, command, tmp_path_factory.mktemp("site")), check=False)
         # The platform's ClusterRoleBinding outlives the namespace another module deleted.
         if proc.returncode and "already exists" not in proc.stderr.lower():
             pytest.fail(f"{command} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -14,14 +14,18 @@ import json
 import subprocess
 
 import pytest
+import yaml
 
+from druppie_steps.summary import MISSING_PROFILE
 from localcluster.gitserver import seed_repo
 from localcluster.process import http_request
-from localcluster.toolchain import ROOT
+from localcluster.toolchain import ROOT, spo_crd_dir
 from testbed.apps import drone_app
-from testbed.site import BASE_REPO, push_advisory_database, push_offline_base
+from testbed.readme import block_with
+from testbed.site import BASE_REPO, push_advisory_database, push_offline_base, site_command
 from tests.support.e2e import ci_commands, started, wait_for
 
+README = ROOT / "README.md"
 GITHUB_APP = "https://github.com/waterschap/drone-service.git"
 IMAGE = "registry.example/druppie/drone-service"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
@@ -261,3 +265,62 @@ def test_app_test_code_cannot_reach_into_the_cluster(tekton, cluster, ci):
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", logs
     targets = len(reach_targets(cluster))
     assert results["passed"] == str(4 + targets) and results["failed"] == "0", logs
+
+
+def test_a_node_without_the_seccomp_profile_fails_the_build_clearly_and_the_installer_puts_it_there(
+    tekton, cluster, ci, tmp_path
+):
+    """The node has the profile only because the README's install ran install/seccomp (the local
+    cluster puts none there). Taken away, the build pod cannot start and Tekton fails the TaskRun
+    with the runtime's message naming the profile; the README's two installer commands put it back,
+    and the same build runs. The installer itself holds no capability and no API token."""
+    profile = cluster.kubelet_root / "seccomp" / "druppie-build.json"
+    measured = (ROOT / "tasks/druppie-build/0.1/seccomp/druppie-build.json").read_bytes()
+    assert profile.read_bytes() == measured
+    installer = [c for c in block_with(README, "kubectl create namespace ci") if "seccomp" in c]
+    assert [c.split()[:3] for c in installer] == [["kubectl", "apply", "-k"], ["kubectl", "rollout", "status"]]
+    pod = cluster.get_json("pods", "-n", "druppie-seccomp")["items"][0]["metadata"]["name"]
+    status = cluster.kubectl("exec", "-n", "druppie-seccomp", pod, "--", "python3", "-c",
+                             "print(open('/proc/self/status').read())").stdout  # fmt: skip
+    assert "CapEff:\t0000000000000000" in status and "NoNewPrivs:\t1" in status, status
+    token = cluster.kubectl("exec", "-n", "druppie-seccomp", pod, "--", "ls", "/var/run/secrets", check=False)
+    assert token.returncode != 0, token.stdout
+
+    cluster.kubectl("delete", "namespace", "druppie-seccomp", "--timeout=180s")
+    profile.unlink()
+    build = ["-p", "tls-verify=false", "-p", f"build-args=BASE_IMAGE={cluster.registry}/{BASE_REPO}"]
+    try:
+        clone(tekton, cluster, ci)
+        _, run, _ = start(tekton, cluster, ci["druppie-build"], extra=build, check=False)
+        condition = run["status"]["conditions"][0]
+        assert condition["status"] == "False" and condition["reason"] == "PodCreationFailed", condition
+        assert 'the step "build"' in condition["message"] and "druppie-build.json" in condition["message"], condition
+        assert "no such file or directory" in condition["message"], condition
+        # druppie-summary turns that message into the fix (tests/unit/test_summary.py has it verbatim).
+        assert MISSING_PROFILE.search(condition["message"]), condition["message"]
+    finally:
+        for command in installer:
+            tekton.run(site_command(cluster, command, tmp_path))
+    assert profile.read_bytes() == measured
+    _, run, logs = start(tekton, cluster, ci["druppie-build"], extra=build)
+    assert tekton.results(run)["IMAGE_DIGEST"].startswith("sha256:"), logs
+
+
+def test_the_security_profiles_operator_alternative_is_a_seccompprofile_its_crd_accepts(cluster, tmp_path):
+    """SPO itself does not run here (its daemon is not built); its v1.0.0 CRD does: the API server
+    validates install/seccomp-operator against it, strictly. The measured profile as it is (with
+    defaultErrnoRet, which SPO's spec lacks) would be refused: that is why the copy drops it."""
+    crds = spo_crd_dir()
+    if not crds.is_dir():
+        subprocess.run([str(ROOT / "hack/cluster-build.sh"), "spo-crds"], check=True, capture_output=True)
+    cluster.kubectl("apply", "--server-side", "-f", str(crds))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+    accepted = cluster.kubectl("apply", "-k", str(ROOT / "install/seccomp-operator"), "--dry-run=server", "-o", "json")
+    item = json.loads(accepted.stdout)
+    item = item["items"][0] if item.get("kind") == "List" else item
+    measured = json.loads((ROOT / "tasks/druppie-build/0.1/seccomp/druppie-build.json").read_text())
+    assert [r["names"] for r in item["spec"]["syscalls"]] == [r["names"] for r in measured["syscalls"]]
+    shipped = yaml.safe_load((ROOT / "install/seccomp-operator/druppie-build.yaml").read_text())
+    verbatim = {**shipped, "spec": {**shipped["spec"], "defaultErrnoRet": measured["defaultErrnoRet"]}}
+    refused = cluster.kubectl("apply", "-f", "-", "--dry-run=server", input=json.dumps(verbatim), check=False)
+    assert refused.returncode != 0 and 'unknown field "spec.defaultErrnoRet"' in refused.stderr, refused.stderr
