@@ -1,7 +1,7 @@
 """Push every Task and Pipeline of the catalog as a Tekton bundle and record the digests (`make bundles`).
 
 Each Task and Pipeline of catalog.yaml becomes a bundle of exactly that one object, pushed with
-`tkn bundle push` to ``<registry>/druppie-catalog/<name>:<version>`` (version: the folder, 0.1),
+`tkn bundle push` to ``<registry>/waterschap/druppie-catalog/<name>:<version>`` (version: the folder, 0.1),
 Tasks first:
 
 - a Task as released: each of the catalog's images pinned by the digest catalog.yaml records
@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 from hack.catalog import BUNDLES_BEGIN, BUNDLES_END  # noqa: E402 - after the path is set
 from localcluster.toolchain import optional_binaries  # noqa: E402
 
-REPOSITORY = "druppie-catalog"  # bundles live at <registry>/druppie-catalog/<name>
+# Beside the images (<registry>/waterschap/druppie-step): one REGISTRY (e.g. ghcr.io) for both.
+REPOSITORY = "waterschap/druppie-catalog"  # bundles live at <registry>/waterschap/druppie-catalog/<name>
 IMAGES_BEGIN, IMAGES_END = "# BEGIN images: written by `make release`", "# END images"
 CTIME = "1970-01-01T00:00:00Z"  # tkn's default, given explicitly: SOURCE_DATE_EPOCH must not change a digest
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")

@@ -132,14 +132,14 @@ def test_the_bundles_block_goes_after_the_images_block_and_is_replaced_in_place(
         "name": TASKS[0].name,
         "kind": "task",
         "version": TASKS[0].version,
-        "bundle": f"{REGISTRY}/druppie-catalog/{TASKS[0].name}:{TASKS[0].version}",
+        "bundle": f"{REGISTRY}/waterschap/druppie-catalog/{TASKS[0].name}:{TASKS[0].version}",
         "digest": fake_digest(TASKS[0].name),
     }
     assert [b["kind"] for b in index["bundles"]] == ["task"] * len(TASKS) + ["pipeline"] * len(PIPELINES)
     assert index["images"] == yaml.safe_load(CATALOG_TEXT)["images"]
     assert bundles.record(once, some_bundles()) == once
     again = bundles.record(once, some_bundles("other.example"))
-    assert again.count(catalog.BUNDLES_BEGIN) == 1 and "other.example/druppie-catalog/" in again
+    assert again.count(catalog.BUNDLES_BEGIN) == 1 and "other.example/waterschap/druppie-catalog/" in again
     assert REGISTRY not in again
 
 
@@ -172,8 +172,10 @@ def test_the_check_accepts_a_release_commits_files(released_tree):
         (lambda t: t.replace("digest: " + fake_digest("druppie-summary"), "digest: sha256:abc"),
          "bundles: druppie-summary: digest 'sha256:abc' is not sha256:<64 hex digits>"),
         (lambda t: t.replace("druppie-catalog/druppie-test:0.1\n", "druppie-catalog/druppie-test:latest\n"),
-         "bundles: druppie-test: bundle 'registry.example:5000/druppie-catalog/druppie-test:latest' must be"),
-        (lambda t: t.replace(f"{REGISTRY}/druppie-catalog/druppie-ci-cd", "x.example/druppie-catalog/druppie-ci-cd"),
+         "bundles: druppie-test: bundle 'registry.example:5000/waterschap/druppie-catalog/druppie-test:latest' "
+         "must be"),
+        (lambda t: t.replace(f"{REGISTRY}/waterschap/druppie-catalog/druppie-ci-cd",
+                             "x.example/waterschap/druppie-catalog/druppie-ci-cd"),
          "bundles: pushed to more than one registry"),
         (lambda t: re.sub(r"  - name: druppie-promote\n    kind: pipeline\n(    .*\n)+", "", t),
          "bundles: no bundle of pipeline druppie-promote 0.1"),
@@ -182,7 +184,8 @@ def test_the_check_accepts_a_release_commits_files(released_tree):
         (lambda t: t.replace("# END bundles\n", ""), "the bundles list must stand between"),
         # the Pipelines name the Tasks' bundles by the digests pushed: another one recorded is caught
         (lambda t: t.replace(fake_digest("druppie-tag-commit"), fake_digest("other")),
-         "its bundles taskRef (bundle 'registry.example:5000/druppie-catalog/druppie-tag-commit:0.1@sha256:"),
+         "its bundles taskRef (bundle "
+         "'registry.example:5000/waterschap/druppie-catalog/druppie-tag-commit:0.1@sha256:"),
         (lambda t: t.replace(IMAGES["ghcr.io/waterschap/druppie-scan"][1], "sha256:" + "f" * 64),
          "tasks/druppie-scan/0.1/druppie-scan.yaml: step 'scan': image 'ghcr.io/waterschap/druppie-scan:"),
     ],
