@@ -44,9 +44,10 @@ images: setup ## Build the step image with buildah (offline base, cached) and pu
 	@hack/images.sh
 
 release: setup ## Push the images, record their digests, pinned Tasks to dist/; TAG=vX.Y.Z: bundles and the release commit
-	@$(PY) hack/release.py $(if $(TAG),--tag $(TAG))
+	@$(if $(TAG),hack/cluster-build.sh tkn && )$(PY) hack/release.py $(if $(TAG),--tag $(TAG))
 
 bundles: setup ## Push every Task and Pipeline as a Tekton bundle to REGISTRY (default: the local cluster's), digests into catalog.yaml
+	@hack/cluster-build.sh tkn
 	@$(PY) hack/bundles.py
 
 catalog: setup ## Regenerate the README tables from the Task YAML
@@ -56,7 +57,8 @@ lint: setup ## ruff (lint, format), mypy on steps/, yamllint, the catalog conven
 	@$(VENV)/bin/ruff check --quiet .
 	@$(VENV)/bin/ruff format --check --quiet .
 	@cd steps && ../$(VENV)/bin/mypy
-	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies install examples catalog.yaml kustomization.yaml
+	@$(VENV)/bin/yamllint -c .yamllint.yaml tasks pipelines triggers flux policies install examples catalog.yaml kustomization.yaml .github
+	@$${DRUPPIE_CACHE:-/var/cache/druppie}/actionlint-$$(sed -n 's/^ACTIONLINT_VERSION=//p' hack/toolchain.env)/actionlint
 	@$(PY) hack/catalog.py check
 	@$(PY) hack/seccomp_install.py
 	@bin=$${DRUPPIE_CACHE:-/var/cache/druppie}/tekton-validate-$$(source hack/toolchain.env && echo $$TEKTON_PIPELINE_VERSION)-$$(cd hack/tekton-validate && cat go.mod go.sum *.go | sha256sum | cut -c1-12)/tekton-validate; \

@@ -176,7 +176,9 @@ def _bundles(root: Path, index: dict, listed: dict) -> tuple[dict[str, dict], li
         registry, _, rest = bundle.rpartition("/waterschap/druppie-catalog/")
         registries.add(registry)
         if not registry or rest != f"{name}:{version}":
-            problems.append(f"{label}: bundle {bundle!r} must be <registry>/waterschap/druppie-catalog/{name}:{version}")
+            problems.append(
+                f"{label}: bundle {bundle!r} must be <registry>/waterschap/druppie-catalog/{name}:{version}"
+            )
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(entry.get("digest", ""))):
             problems.append(f"{label}: digest {entry.get('digest')!r} is not sha256:<64 hex digits>")
     if len(registries) > 1:

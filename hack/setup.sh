@@ -9,10 +9,11 @@ cd "$root"
 # Debian packages: git's http-backend and sshd serve test repos; docker-registry, openssl, containerd,
 # runc, the CNI plugins, ipset (kube-router's NetworkPolicies) and gcc (a static pause image) serve
 # the e2e cluster; buildah, podman, skopeo and debootstrap build the images offline (make images);
-# strace and musl-tools measure the build step's syscalls (hack/seccomp_measure.py).
+# strace and musl-tools measure the build step's syscalls (hack/seccomp_measure.py); shellcheck checks
+# the release workflow's scripts (actionlint runs it, make lint).
 DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server openssl docker-registry
   containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev
-  buildah podman skopeo debootstrap busybox-static ipset strace musl-tools)
+  buildah podman skopeo debootstrap busybox-static ipset strace musl-tools shellcheck)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -62,24 +63,28 @@ if [[ ! -f $dev_stamp || $(cat "$dev_stamp") != "$dev_want" || ! -x .venv/bin/ru
   echo "$dev_want" > "$dev_stamp"
 fi
 
-# kustomize, the oracle the tests compare tag-commit's edits with, built from its Go module into the
-# shared cache (keyed by hack/toolchain.env). GOBIN is a temporary folder renamed into place, so an
-# interrupted build never leaves a binary that looks complete.
-KUSTOMIZE_VERSION=$(sed -n 's/^KUSTOMIZE_VERSION=//p' hack/toolchain.env)
-: "${KUSTOMIZE_VERSION:?missing in hack/toolchain.env}"
-kustomize_dir=${DRUPPIE_CACHE:-/var/cache/druppie}/kustomize-$KUSTOMIZE_VERSION
-if [[ ! -x $kustomize_dir/kustomize ]]; then
-  echo "setup: building kustomize $KUSTOMIZE_VERSION into $kustomize_dir (about a minute)"
-  command -v go >/dev/null || { echo "setup: building kustomize needs Go (go not on PATH)" >&2; exit 1; }
-  mkdir -p "$(dirname "$kustomize_dir")"
-  rm -rf "$kustomize_dir.tmp"
+# Go tools the tests and make lint run, each built from its Go module into the shared cache
+# (keyed by hack/toolchain.env): kustomize, the oracle the tests compare tag-commit's edits with,
+# and actionlint, which checks the release workflow. GOBIN is a temporary folder renamed into
+# place, so an interrupted build never leaves a binary that looks complete.
+go_tool() {  # go_tool NAME VERSION_VARIABLE MODULE_PATH
+  local name=$1 version module=$3 dir build_log
+  version=$(sed -n "s/^$2=//p" hack/toolchain.env)
+  [[ -n $version ]] || { echo "setup: $2 missing in hack/toolchain.env" >&2; exit 1; }
+  dir=${DRUPPIE_CACHE:-/var/cache/druppie}/$name-$version
+  [[ -x $dir/$name ]] && return
+  echo "setup: building $name $version into $dir (about a minute)"
+  command -v go >/dev/null || { echo "setup: building $name needs Go (go not on PATH)" >&2; exit 1; }
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir.tmp"
   # go's download chatter is shown only when the build fails.
-  if ! build_log=$(GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$kustomize_dir.tmp" \
-      go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" 2>&1); then
+  if ! build_log=$(GOFLAGS=-buildvcs=false CGO_ENABLED=0 GOBIN="$dir.tmp" go install "$module@$version" 2>&1); then
     echo "$build_log" >&2; exit 1
   fi
-  rm -rf "$kustomize_dir"; mv "$kustomize_dir.tmp" "$kustomize_dir"
-fi
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+}
+go_tool kustomize KUSTOMIZE_VERSION sigs.k8s.io/kustomize/kustomize/v5
+go_tool actionlint ACTIONLINT_VERSION github.com/rhysd/actionlint/cmd/actionlint
 
 # The scanners and the SBOM tool the scan and build tests run for real (gitleaks, osv-scanner,
 # trivy, syft), built from their Go modules into the same cache; about 10 min once on 2 cores,

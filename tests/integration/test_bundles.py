@@ -247,7 +247,8 @@ def test_a_failed_push_leaves_no_commit_tag_or_branch(tmp_path, monkeypatch):
     finally:
         locked.stop()
     message = str(raised.value.code)
-    assert message.startswith(f"release: tkn bundle push {locked.host}/waterschap/druppie-catalog/druppie-tag-commit:0.1 failed: ")
+    target = f"{locked.host}/waterschap/druppie-catalog/druppie-tag-commit:0.1"
+    assert message.startswith(f"release: tkn bundle push {target} failed: ")
     assert "401 Unauthorized" in message and "\n" not in message
     assert refs(repo) == before and git(repo, "count-objects") == objects
     assert git(repo, "tag") == "" and "release" not in git(repo, "branch")
@@ -277,7 +278,8 @@ def test_no_registry_to_push_to_is_one_line(tmp_path, monkeypatch):
     )
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert run.stderr.startswith(
-        f"bundles: tkn bundle push {closed}/waterschap/druppie-catalog/druppie-tag-commit:0.1 failed: Error: could not push"
+        f"bundles: tkn bundle push {closed}/waterschap/druppie-catalog/druppie-tag-commit:0.1 failed: "
+        "Error: could not push"
     )
     assert "connection refused" in run.stderr and time.monotonic() - started < 30
     assert (tmp_path / "catalog.yaml").read_text() == (ROOT / "catalog.yaml").read_text()  # nothing recorded
