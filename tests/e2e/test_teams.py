@@ -130,15 +130,32 @@ def test_no_team_reads_the_others_secrets_or_runs(cluster, teams):
 def test_a_teams_flux_wait_cannot_reconcile_the_other_teams_kustomization(tekton, cluster, teams):
     dijken, gemalen = TEAMS
     target = teams[gemalen]
-    before = target.ks()["metadata"].get("annotations", {}).get("reconcile.fluxcd.io/requestedAt")
+
+    def requested() -> tuple:
+        return tuple(o["metadata"].get("annotations", {}).get("reconcile.fluxcd.io/requestedAt")
+                     for o in (target.gitrepo(), target.ks()))  # fmt: skip
+
+    before = requested()
     cluster.publish_image(f"{IMAGE}:1.0.9")
     out, run = promote(tekton, dijken, target, "1.0.9")
     assert run["status"]["conditions"][0]["status"] == "False", out[-3000:]
     logs = tekton.tkn("pipelinerun", "logs", run["metadata"]["name"], "-n", dijken).stdout
+    # flux-wait asks the source first: the policy refuses it there, so it never gets to the Kustomization.
     assert (
-        f"druppie-flux-wait of namespace {dijken} may not reconcile Kustomization {target.kustomization}"
+        f"druppie-flux-wait of namespace {dijken} may not reconcile GitRepository {target.name}: "
+        f"its annotation ci.druppie.io/flux-wait-namespaces does not list {dijken}"
     ) in logs, logs[-3000:]
-    assert target.ks()["metadata"].get("annotations", {}).get("reconcile.fluxcd.io/requestedAt") == before
+    assert requested() == before
+    # Nor can it ask for the Kustomization itself, by hand.
+    asked = cluster.kubectl("annotate", "-n", "flux-system", "kustomization", target.kustomization, "--overwrite",
+                            "reconcile.fluxcd.io/requestedAt=by-hand",
+                            f"--as=system:serviceaccount:{dijken}:druppie-flux-wait", check=False)  # fmt: skip
+    assert (
+        asked.returncode != 0
+        and (f"druppie-flux-wait of namespace {dijken} may not reconcile Kustomization {target.kustomization}")
+        in asked.stderr
+    ), asked.stderr
+    assert requested() == before
 
 
 def test_each_team_has_its_own_eventlistener(cluster, teams):
