@@ -40,6 +40,10 @@ class Flux(Component):
             binaries()["kustomize-controller"], "--metrics-addr", f"127.0.0.1:{ctx.port('kc-metrics')}",
             "--health-addr", f"127.0.0.1:{ctx.port('kc-health')}", "--enable-leader-election=false",
             "--watch-all-namespaces", "--log-level", "info",
+            # Flux's multi-tenancy lockdown, as flux/README.md asks of a real cluster: a Kustomization
+            # without serviceAccountName applies as its namespace's `default` (no rights), never as the
+            # controller; no Kustomization reads a source in another namespace.
+            "--default-service-account=default", "--no-cross-namespace-refs=true",
         ], env)  # fmt: skip
 
     def ready(self, ctx: Context) -> None:

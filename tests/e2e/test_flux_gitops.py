@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 from localcluster.gitserver import run
@@ -62,6 +63,36 @@ def test_drift_is_corrected(flux_app):
     )
     assert flux_app.image() == f"{IMAGE}:6.6.6-hand-edit"
     wait_for("Flux to restore the image from git", lambda: flux_app.image() == f"{IMAGE}:1.0.4", timeout=60)
+
+
+def test_a_kustomization_without_its_service_account_applies_nothing(flux_app):
+    """kustomize-controller runs locked down (flux/README.md step 5): the shipped Kustomization with
+    its serviceAccountName taken out applies as flux-system's `default` ServiceAccount, which may
+    create nothing, instead of with the controller's own rights."""
+    flux_app.wait_ready()
+    ks = flux_app.ks()
+    target = f"{flux_app.namespace}-bare"
+    bare = {
+        "apiVersion": ks["apiVersion"],
+        "kind": "Kustomization",
+        "metadata": {"name": f"{flux_app.kustomization}-bare", "namespace": "flux-system"},
+        "spec": {**{k: v for k, v in ks["spec"].items() if k != "serviceAccountName"}, "targetNamespace": target},
+    }
+    cluster = flux_app.cluster
+    cluster.kubectl("create", "namespace", target)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(bare))
+    try:
+
+        def refused() -> dict | None:
+            cond = condition(cluster.get_json("kustomization", "-n", "flux-system", bare["metadata"]["name"]), "Ready")
+            return cond if cond.get("status") == "False" and "forbidden" in cond.get("message", "") else None
+
+        cond = wait_for("Flux to refuse the Kustomization without a ServiceAccount", refused, timeout=90)
+        assert 'User "system:serviceaccount:flux-system:default" cannot' in cond["message"], cond
+        assert cluster.get_json("deployments", "-n", target)["items"] == []
+    finally:
+        cluster.kubectl("delete", "kustomization", "-n", "flux-system", bare["metadata"]["name"], "--wait=false")
+        cluster.kubectl("delete", "namespace", target, "--wait=false")
 
 
 def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flux_app, tmp_path):

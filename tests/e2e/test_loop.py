@@ -437,7 +437,9 @@ def test_the_loop_runs_from_a_release_by_reference_with_no_task_or_pipeline_inst
             {**p, "value": values.get(p["name"], p["value"])} for p in example["spec"]["params"]
         ]
         example["spec"]["params"].append({"name": "allow-plain-http", "value": "true"})
-        example["spec"]["workspaces"] = [{"name": "git-credentials", "secret": {"secretName": "druppie-apps-write"}}]
+        # The README's two credentials of druppie-apps, as the loop made them.
+        assert {w["secret"]["secretName"] for w in example["spec"]["workspaces"]} == {"druppie-apps-read",
+                                                                                     "druppie-apps-write"}  # fmt: skip
         created = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(example)).stdout
         promote = loop.finished(json.loads(created)["metadata"]["name"])
         assert promote["status"]["conditions"][0]["reason"] == "Succeeded", promote["status"]["conditions"]
@@ -457,6 +459,8 @@ def test_zz_old_runs_are_pruned_with_their_volumes(loop, cluster):
     runs = [r for r in cluster.get_json("pipelineruns", "-n", "ci", "-l", f"app.kubernetes.io/name={APP}")["items"]
             if r.get("status", {}).get("completionTime")]  # fmt: skip
     assert len(runs) >= 2, "the tests above ran the pipeline more than once"
+    # The README's tkn command labels its run as the trigger does: prune counts it with the app's runs.
+    assert any("triggers.tekton.dev/eventlistener" not in r["metadata"]["labels"] for r in runs), "a tkn run"
     newest = max(runs, key=lambda r: (r["metadata"]["creationTimestamp"], r["metadata"]["name"]))["metadata"]["name"]
     claims_before = {c["metadata"]["name"] for c in cluster.get_json("pvc", "-n", "ci")["items"]}
     cluster.kubectl("set", "env", "-n", "ci", "cronjob/druppie-prune", "DRUPPIE_KEEP=1")

@@ -74,6 +74,8 @@ SUBSTITUTIONS = {
 # with basic auth ({auth} = its host:port).
 SECRET_FILL = {
     "https://ci-bot:<token>@github.com": "http://{user}:{token}@{auth}",
+    # The second door knows one login: the read-only credential of the samples uses it too.
+    "https://ci-bot:<read-token>@github.com": "http://{user}:{token}@{auth}",
     '"https://github.com"': '"http://{auth}"',
 }
 BASE_IMAGE_ARG = "BASE_IMAGE={registry}/" + BASE_REPO

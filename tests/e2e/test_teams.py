@@ -44,15 +44,19 @@ def teams(cluster, tekton, tmp_path_factory):
     port = git.base_url.rsplit(":", 1)[1]
     (secret_dir / ".git-credentials").write_text(f"http://{USER}:{TOKEN}@{cluster.host_ip}:{port}\n")
     (secret_dir / ".gitconfig").write_text("[credential]\n\thelper = store\n")
+    # The README's two Secrets of druppie-apps; this server knows one login, so the read one is the same.
+    (secret_dir / "read").mkdir()
+    (secret_dir / "read" / ".git-credentials").write_text((secret_dir / ".git-credentials").read_text())
     platform = block_with(README, "kubectl create namespace team-dijken")
-    create_secret, _ = block_with(README, "tkn task start druppie-tag-commit")
+    create_secrets = block_with(README, "kubectl create secret generic druppie-apps-write")
     apps = {}
     for team in TEAMS:
         (work / team).mkdir()
         (work / team / "kustomization.yaml").write_text(team_overlay(team, work / team))
         for command in platform:
             Tekton(cluster, work).run(command.replace("team-dijken", team))
-        Tekton(cluster, secret_dir).run(create_secret.replace("-n ci", f"-n {team}"))
+        for command in create_secrets:
+            Tekton(cluster, secret_dir).run(command.replace("-n ci", f"-n {team}"))
         apply_site_settings(cluster, team)
         # The team's own app in Flux, listed for that team only (the platform's annotation).
         app = apps[team] = make_flux_app(cluster, f"{team}-apps", f"{team}-app", f"{team}-drone-service", "1m", "1m")

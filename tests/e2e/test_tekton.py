@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
 import uuid
 
 import pytest
 import yaml
 
 from localcluster.gitserver import GitServer
+from localcluster.process import http_ok
 from localcluster.toolchain import ROOT
 from testbed.fluxapp import EXAMPLE_APPS, make_flux_app
 from testbed.readme import block_with
@@ -35,15 +37,19 @@ def auth_git(cluster, tekton, tmp_path_factory):
         f"http://{USER}:{TOKEN}@{cluster.host_ip}:{server.base_url.rsplit(':', 1)[1]}\n"
     )
     (secret_dir / ".gitconfig").write_text("[credential]\n\thelper = store\n")
-    create_secret, _ = block_with(README, "tkn task start druppie-tag-commit")
-    Tekton(cluster, secret_dir).run(create_secret)
+    # The README's two Secrets of druppie-apps; this server knows one login, so the read one is the same.
+    (secret_dir / "read").mkdir()
+    (secret_dir / "read" / ".git-credentials").write_text((secret_dir / ".git-credentials").read_text())
+    create_secrets = block_with(README, "kubectl create secret generic druppie-apps-write")
+    for command in create_secrets:
+        Tekton(cluster, secret_dir).run(command)
     yield server
     server.stop()
 
 
 def test_tag_commit_taskrun_pushes_from_a_pod_with_basic_auth(tekton, auth_git):
     repo = auth_git.create_repo("druppie-apps", source_dir=EXAMPLE_APPS)
-    _, start = block_with(README, "tkn task start druppie-tag-commit")
+    (start,) = block_with(README, "tkn task start druppie-tag-commit")
     out = tekton.run(start, ["-p", "allow-plain-http=true"], {GITHUB_APPS: repo}).stdout
     run = tekton.taskrun(started(out, "TaskRun"))
     assert run["status"]["conditions"][0]["reason"] == "Succeeded", out
@@ -62,7 +68,7 @@ def test_tag_commit_taskrun_pushes_from_a_pod_with_basic_auth(tekton, auth_git):
 def test_tag_commit_with_bad_params_fails_with_the_steps_message_and_pushes_nothing(tekton, auth_git):
     auth_git.create_repo("bad-params", source_dir=EXAMPLE_APPS)
     before = auth_git.log("bad-params", fmt="%H")
-    _, start = block_with(README, "tkn task start druppie-tag-commit")
+    (start,) = block_with(README, "tkn task start druppie-tag-commit")
     out = tekton.run(
         start,
         ["-p", "allow-plain-http=true"],
@@ -231,7 +237,7 @@ def test_released_task_pins_the_step_image_by_digest_and_runs(tekton, cluster, a
     released["metadata"]["name"] = "druppie-tag-commit-released"  # beside the installed one
     cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(released))
     repo = auth_git.create_repo("released-apps", source_dir=EXAMPLE_APPS)
-    _, start = block_with(README, "tkn task start druppie-tag-commit")
+    (start,) = block_with(README, "tkn task start druppie-tag-commit")
     out = tekton.run(
         start,
         ["-p", "allow-plain-http=true"],
@@ -282,3 +288,17 @@ def test_a_script_step_runs_in_a_namespace_that_enforces_pod_security_restricted
         assert place_scripts["image"].startswith("registry.example/druppie/busybox@sha256:")
     finally:
         cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_local_clusters_admin_token_is_its_own_random_secret_in_private_files(cluster):
+    """The cluster's system:masters token (issue 15: once a constant in the source, on an address pods
+    reach) is random per cluster, kept in 0600 files only; the old constant opens nothing."""
+    folder = cluster.state_dir / "apiserver"
+    token = (folder / "admin-token").read_text().strip()
+    assert len(token) >= 40 and token not in (ROOT / "localcluster/apiserver.py").read_text()
+    for path in (folder / "admin-token", folder / "tokens.csv", cluster.kubeconfig):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert http_ok(f"{cluster.api_url}/api", token=token)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        http_ok(f"{cluster.api_url}/api", token="druppie-local-admin-token")
+    assert refused.value.code == 401

@@ -144,8 +144,9 @@ BROKEN = [
     (
         "workspace-not-declared-by-task",
         PROMOTE,
-        "{name: basic-auth, workspace: git-credentials}\n    - name: flux-wait",
-        "{name: basic-auth, workspace: git-credentials}\n        - {name: ssh, workspace: git-credentials}\n"
+        "{name: basic-auth, workspace: gitops-write-credentials}\n    - name: flux-wait",
+        "{name: basic-auth, workspace: gitops-write-credentials}\n"
+        "        - {name: ssh, workspace: gitops-write-credentials}\n"
         "    - name: flux-wait",
         "spec.tasks[0].workspaces[1].name",
         'workspace "ssh" is not declared by Task druppie-tag-commit',
