@@ -223,6 +223,28 @@ def test_a_timeout_shows_tektons_reason_in_the_status_column():
     )
 
 
+def test_a_build_on_a_node_without_the_seccomp_profile_names_the_fix():
+    """The TaskRun's message as Tekton v1.15 writes it from containerd's refusal (the e2e test of a node
+    without the profile checks that the real message matches the same pattern)."""
+    profile = "/var/lib/kubelet/seccomp/druppie-build.json"
+    message = (
+        f'the step "build" in TaskRun "{PR}-build" failed to start. The pod errored with the message: '
+        f'"failed to create containerd container: cannot load seccomp profile \\"{profile}\\": '
+        f'open {profile}: no such file or directory."'
+    )
+    build = taskrun("build", "PodCreationFailed", message=message)
+    given = statuses(build="Failed PodCreationFailed", tag_commit="None", flux_wait="None")
+    _, results = s.summarise(given, [CLONE, TEST_OK, SCAN_OK, build], NS)
+    assert results["failed-reason"].startswith(
+        "build: the node has no seccomp profile druppie-build.json: the platform team installs it on every node "
+        "with `kubectl apply -k install/seccomp`"
+    ), results["failed-reason"]
+    assert "PodCreationFailed: the step" in results["failed-reason"], "Tekton's own words stay"
+    other = taskrun("build", "PodCreationFailed", message=message.replace("no such file", "permission denied"))
+    _, results = s.summarise(given, [CLONE, TEST_OK, SCAN_OK, other], NS)
+    assert "install/seccomp" not in results["failed-reason"]
+
+
 def test_the_scans_active_suppressions_are_listed_in_the_log_and_the_summary():
     """What the app excepted from its own scan is part of what happened, succeeded or not."""
     excepted = (
