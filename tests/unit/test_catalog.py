@@ -8,6 +8,7 @@ import yaml
 
 from druppie_steps.cli import DEBUG_ENV, STEPS, cli
 from hack import catalog
+from localcluster.toolchain import toolchain
 
 
 def test_catalog_has_no_problems():
@@ -159,3 +160,14 @@ def test_task_and_pipeline_readmes_show_the_tested_commands():
         if c.startswith("tkn ")
     }
     assert shown and shown <= tested, shown - tested
+
+
+def test_the_minimum_tekton_version_is_the_lts_the_e2e_tier_runs_on():
+    """tekton.dev/pipelines.minVersion and the README claim what make test-e2e-lts tests: the
+    minor release of TEKTON_LTS_VERSION (hack/toolchain.env), no older one."""
+    lts = toolchain()["TEKTON_LTS_VERSION"].lstrip("v")
+    claimed = ".".join(lts.split(".")[:2]) + ".0"
+    for _folder, path, doc in catalog.resources():
+        assert doc["metadata"]["annotations"]["tekton.dev/pipelines.minVersion"] == claimed, path
+    major, minor = lts.split(".")[:2]
+    assert f"Tekton Pipelines v{major}.{minor} or newer" in (catalog.ROOT / "README.md").read_text()
