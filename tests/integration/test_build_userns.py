@@ -28,7 +28,7 @@ from testbed.apps import drone_app
 from testbed.registry import push_busybox_base, start_registry
 from tests.support.checkout import commit_all
 
-THREE = ("SETUID", "SETGID", "SETFCAP")
+THREE = userns.THREE
 LEAST = userns.Setting(caps=THREE, seccomp="Localhost", proc="Default")
 
 
