@@ -124,6 +124,13 @@ build_spo_crds() {  # only the CRD: the operator's daemon is not built (see inst
   cp "$dir/bundle/manifests/security-profiles-operator.x-k8s.io_seccompprofiles.yaml" "$out/crds/"
 }
 
+# OpenShift's SecurityContextConstraints CRD, to check install/openshift against (no cluster; a test).
+build_openshift_crds() {
+  local v=$1 dir; dir=$(go mod download -json "github.com/openshift/api@$v" | jq -r .Dir)
+  mkdir -p "$out/crds"
+  cp "$dir/security/v1/zz_generated.crd-manifests/0000_03_config-operator_01_securitycontextconstraints.crd.yaml" "$out/crds/"
+}
+
 build_kwok() {
   local v=$1 stages
   GOBIN="$out" go install "sigs.k8s.io/kwok/cmd/kwok@$v"
@@ -256,6 +263,7 @@ for c in "${components[@]}"; do
     kwok) run_build kwok "$KWOK_VERSION" build_kwok ;;
     notification-crds) run_build notification-crds "$NOTIFICATION_API_VERSION" build_notification_crds ;;
     spo-crds) run_build spo-crds "$SPO_VERSION" build_spo_crds ;;
+    openshift-crds) run_build openshift-crds "$OPENSHIFT_API_VERSION" build_openshift_crds ;;
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
     tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
     tekton-lts) run_build tekton-pipeline "$TEKTON_LTS_VERSION" build_tekton ;;
