@@ -37,11 +37,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hack.seccomp_measure import commit_all  # noqa: E402
 from testbed import seccomp  # noqa: E402
 from testbed.apps import drone_app  # noqa: E402
 from testbed.registry import push_busybox_base, start_registry  # noqa: E402
 from testbed.userns import FOUR, Setting, UsernsNode  # noqa: E402
-from tests.support.checkout import commit_all  # noqa: E402
 
 CAPS = {
     "none": (),
