@@ -124,6 +124,13 @@ build_spo_crds() {  # only the CRD: the operator's daemon is not built (see inst
   cp "$dir/bundle/manifests/security-profiles-operator.x-k8s.io_seccompprofiles.yaml" "$out/crds/"
 }
 
+# OpenShift's SecurityContextConstraints CRD, to check install/openshift against (no cluster; a test).
+build_openshift_crds() {
+  local v=$1 dir; dir=$(go mod download -json "github.com/openshift/api@$v" | jq -r .Dir)
+  mkdir -p "$out/crds"
+  cp "$dir/security/v1/zz_generated.crd-manifests/0000_03_config-operator_01_securitycontextconstraints.crd.yaml" "$out/crds/"
+}
+
 build_kwok() {
   local v=$1 stages
   GOBIN="$out" go install "sigs.k8s.io/kwok/cmd/kwok@$v"
@@ -169,9 +176,10 @@ build_tekton_validate() {
 
 # build_module_cmd VERSION MODULE PKG BIN: one command built from a writable copy of its module, so
 # the module's own go.mod (with its replaces) applies; -mod=mod lets go fill a missing go.sum line.
+# Further arguments go to go build (e.g. -tags).
 build_module_cmd() {
-  local v=$1 mod=$2 pkg=$3 bin=$4 work; work=$(module_copy "$mod@$v")
-  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w ${LDFLAGS_EXTRA:-}" -o "$out/$bin" "$pkg")
+  local v=$1 mod=$2 pkg=$3 bin=$4 work; shift 4; work=$(module_copy "$mod@$v")
+  (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w ${LDFLAGS_EXTRA:-}" "$@" -o "$out/$bin" "$pkg")
   rm -rf "$work"
 }
 # Scanners of druppie-scan and the SBOM tool of druppie-build (issue 9); images/ copies them in.
@@ -220,6 +228,26 @@ build_gitea() {
   rm -rf "$work"
 }
 
+# runc and containerd as a node with user-namespaced pods (`hostUsers: false`) has them: containerd v2
+# and runc >= 1.2 (idmapped mounts). Only the druppie-build measurement of user namespaces runs them
+# (testbed/userns.py), with a containerd of its own; the local cluster keeps Debian's.
+# runc: cgo with libseccomp (Debian's libseccomp-dev), without libpathrs (a Rust library).
+build_runc2() {
+  CGO_ENABLED=1 LDFLAGS_EXTRA="-X main.gitCommit=druppie-module-build" \
+    build_module_cmd "$1" github.com/opencontainers/runc . runc -tags "seccomp urfave_cli_no_docs"
+}
+# containerd, its runc shim and ctr (no btrfs snapshotter: it needs btrfs headers; the native one
+# is what the measurement uses).
+build_containerd2() {
+  local v=$1 work cmd; work=$(module_copy "github.com/containerd/containerd/v2@$v")
+  local ld="-s -w -X github.com/containerd/containerd/v2/version.Version=$v -X github.com/containerd/containerd/v2/version.Revision=druppie-module-build"
+  for cmd in containerd containerd-shim-runc-v2 ctr; do
+    log "  containerd: $cmd"
+    (cd "$work" && go build -mod=mod -trimpath -tags no_btrfs -ldflags "$ld" -o "$out/$cmd" "./cmd/$cmd")
+  done
+  rm -rf "$work"
+}
+
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
   notification-crds spo-crds kwok flux tekton tekton-lts tkn tekton-validate local-path triggers coredns gitea
@@ -235,6 +263,7 @@ for c in "${components[@]}"; do
     kwok) run_build kwok "$KWOK_VERSION" build_kwok ;;
     notification-crds) run_build notification-crds "$NOTIFICATION_API_VERSION" build_notification_crds ;;
     spo-crds) run_build spo-crds "$SPO_VERSION" build_spo_crds ;;
+    openshift-crds) run_build openshift-crds "$OPENSHIFT_API_VERSION" build_openshift_crds ;;
     flux) run_build flux-cli "$FLUX_CLI_VERSION" build_flux_cli ;;
     tekton) run_build tekton-pipeline "$TEKTON_PIPELINE_VERSION" build_tekton ;;
     tekton-lts) run_build tekton-pipeline "$TEKTON_LTS_VERSION" build_tekton ;;
@@ -250,6 +279,9 @@ for c in "${components[@]}"; do
     coredns) run_build coredns "$COREDNS_VERSION" build_coredns ;;
     gitea) run_build gitea "$GITEA_VERSION" build_gitea ;;
     kube-router) run_build kube-router "$KUBE_ROUTER_VERSION" build_kube_router ;;
+    runc2) run_build runc "$RUNC2_VERSION" build_runc2 ;;
+    containerd2) run_build containerd "$CONTAINERD2_VERSION" build_containerd2 ;;
+    userns) "$0" runc2 containerd2 ;;
     *) echo "cluster-build: unknown component '$c'" >&2; exit 2 ;;
   esac
 done

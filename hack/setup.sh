@@ -10,10 +10,12 @@ cd "$root"
 # runc, the CNI plugins, ipset (kube-router's NetworkPolicies) and gcc (a static pause image) serve
 # the e2e cluster; buildah, podman, skopeo and debootstrap build the images offline (make images);
 # strace and musl-tools measure the build step's syscalls (hack/seccomp_measure.py); shellcheck checks
-# the release workflow's scripts (actionlint runs it, make lint).
+# the release workflow's scripts (actionlint runs it, make lint); libseccomp-dev builds runc v1.5.3 (cgo) for
+# the user-namespace measurement of druppie-build, and apparmor's parser checks its AppArmor profile.
 DEBIAN_PACKAGES=(git ca-certificates openssh-client openssh-server openssl docker-registry
   containerd runc containernetworking-plugins iptables iproute2 gcc libc6-dev
-  buildah podman skopeo debootstrap busybox-static ipset strace musl-tools shellcheck)
+  buildah podman skopeo debootstrap busybox-static ipset strace musl-tools shellcheck
+  libseccomp-dev apparmor)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

@@ -555,17 +555,28 @@ class Containerd:
     as the runtime-spec's LinuxSeccomp (contrib/seccomp.WithProfile), not in Docker's format."""
 
     NAMESPACE = "druppie-seccomp"
+    # containerd v2 splits the CRI into three plugins; v1.6 has the first only (it ignores the others).
+    CRI_PLUGINS = ("io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime")
 
-    def __init__(self) -> None:
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        """Debian's containerd, or the one in ``bin_dir`` (containerd, ctr and its runc shim, e.g.
+        containerd v2 from hack/cluster-build.sh userns: its shim is found on PATH)."""
+        self.bin_dir = bin_dir
         self.dir = Path(tempfile.mkdtemp(prefix="druppie-ctrd-"))  # short: sockets live under it
         self.address = str(self.dir / "containerd.sock")
         config = self.dir / "config.toml"
+        disabled = ", ".join(f'"{p}"' for p in self.CRI_PLUGINS)
         config.write_text(
             f'version = 2\nroot = "{self.dir / "root"}"\nstate = "{self.dir / "state"}"\n'
-            f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{self.address}"\n'
+            f'disabled_plugins = [{disabled}]\n[grpc]\n  address = "{self.address}"\n'
         )
         self.log = (self.dir / "containerd.log").open("w")
-        self.process = subprocess.Popen(["containerd", "--config", str(config)], stdout=self.log, stderr=self.log)
+        env = dict(os.environ)
+        if bin_dir is not None:
+            env["PATH"] = f"{bin_dir}:{env.get('PATH', DEBIAN_PATH)}"
+        self.process = subprocess.Popen(
+            [self.binary("containerd"), "--config", str(config)], stdout=self.log, stderr=self.log, env=env
+        )
         for _ in range(300):
             if subprocess.run(self.ctr("version"), capture_output=True).returncode == 0:
                 return
@@ -573,8 +584,11 @@ class Containerd:
         self.stop()
         raise RuntimeError(f"containerd did not start: {(self.dir / 'containerd.log').read_text()[-2000:]}")
 
+    def binary(self, name: str) -> str:
+        return str(self.bin_dir / name) if self.bin_dir else name
+
     def ctr(self, *args: str) -> list[str]:
-        return ["ctr", "--address", self.address, "--namespace", self.NAMESPACE, *args]
+        return [self.binary("ctr"), "--address", self.address, "--namespace", self.NAMESPACE, *args]
 
     def run(self, pod: BuildPod, argv: Sequence[str], profile: Path, env: dict[str, str] | None = None,
             timeout: float = 900) -> subprocess.CompletedProcess[str]:  # fmt: skip

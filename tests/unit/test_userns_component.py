@@ -1,0 +1,72 @@
+"""install/userns, the component for clusters with user-namespaced pods: rendered by the real kustomize
+with the team's catalog and trigger, it gives druppie-build's step the three capabilities measured to
+suffice in a user namespace (tests/integration/test_build_userns.py) and the trigger's PipelineRuns
+`hostUsers: false` for the build task, and changes nothing else. That such a pod starts is a node's
+matter (containerd v2, runc >= 1.2): the integration test runs the container, no kubelet here does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from hack import catalog
+from testbed.readme import yaml_blocks
+from testbed.userns import THREE
+from tests.support import kustomize
+
+ROOT = catalog.ROOT
+COMPONENT = ROOT / "install/userns"
+
+
+def rendered(folder: Path) -> dict[tuple[str, str], dict]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(kustomize.build(folder)) if d}
+
+
+def overlay(tmp_path: Path, *, triggers: bool = True, component: bool = True) -> Path:
+    folder = tmp_path / ("team-userns" if component else "team")
+    folder.mkdir()
+    resources = [os.path.relpath(ROOT, folder)]  # kustomize takes relative paths only
+    if triggers:
+        resources.append(os.path.relpath(ROOT / "triggers/druppie-ci-cd", folder))
+    kustomization: dict = {"resources": resources}
+    if component:
+        kustomization["components"] = [os.path.relpath(COMPONENT, folder)]
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return folder
+
+
+def test_the_build_step_gets_the_three_measured_capabilities_and_nothing_else_changes(tmp_path):
+    with_userns, plain = rendered(overlay(tmp_path)), rendered(overlay(tmp_path, component=False))
+    task = with_userns[("Task", "druppie-build")]
+    context = task["spec"]["steps"][0]["securityContext"]
+    assert context["capabilities"] == {"drop": ["ALL"], "add": list(THREE)}
+    assert context["seccompProfile"] == {"type": "Localhost", "localhostProfile": "druppie-build.json"}
+    context["capabilities"]["add"].append("SYS_CHROOT")
+    template = with_userns[("TriggerTemplate", "druppie-ci-cd")]
+    specs = template["spec"]["resourcetemplates"][0]["spec"]["taskRunSpecs"]
+    (build,) = [s for s in specs if s["pipelineTaskName"] == "build"]
+    assert build == {"pipelineTaskName": "build", "serviceAccountName": "druppie-build",
+                     "podTemplate": {"hostUsers": False}}  # fmt: skip
+    assert [s for s in specs if "podTemplate" in s] == [build], "only the build task runs in a user namespace"
+    del build["podTemplate"]
+    assert with_userns == plain, "nothing else changed"
+
+
+def test_a_team_without_the_trigger_can_use_it_too(tmp_path):
+    objects = rendered(overlay(tmp_path, triggers=False))
+    context = objects[("Task", "druppie-build")]["spec"]["steps"][0]["securityContext"]
+    assert context["capabilities"]["add"] == list(THREE)
+    assert not any(kind == "TriggerTemplate" for kind, _ in objects)
+
+
+def test_the_readme_names_this_component_and_the_podtemplate_a_pipelinerun_needs():
+    url = "https://github.com/waterschap/druppie-catalog//install/userns?ref=main"
+    (block,) = [b for b in yaml_blocks(ROOT / "tasks/druppie-build/0.1/README.md") if url in b]
+    overlay_part, pipelinerun_part = yaml.safe_load_all(block)
+    assert overlay_part == {"components": [url]}
+    (build,) = pipelinerun_part["spec"]["taskRunSpecs"]
+    assert build == {"pipelineTaskName": "build", "serviceAccountName": "druppie-build",
+                     "podTemplate": {"hostUsers": False}}  # fmt: skip
