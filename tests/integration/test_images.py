@@ -46,9 +46,9 @@ def image():
     subprocess.run([*PODMAN, "rmi", "--force", tag], capture_output=True)
 
 
-def run_in(image: str, entrypoint: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*PODMAN, "run", "--rm", *LIMITS, "--network", "none", "--entrypoint", entrypoint,
-                           image, *args], capture_output=True, text=True, timeout=120)  # fmt: skip
+def run_in(image: str, entrypoint: str, *args: str, user: list[str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*PODMAN, "run", "--rm", *LIMITS, "--network", "none", *(user or []), "--entrypoint",
+                           entrypoint, image, *args], capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
 def says_version(output: str, version: str) -> bool:
@@ -86,8 +86,9 @@ def test_the_scan_image_builds_from_a_clean_clone_and_its_tools_say_their_pinned
     assert out.returncode == 0 and "--scanners" in out.stdout, out.stderr
 
     # Nothing of the build stages but their results: no Go, no pip, no compiler, no caches.
-    out = run_in(image, "sh", "-c", "command -v go gofmt gcc cc pip pip3; ls -d /usr/local/go /root/go /root/.cache")
-    assert out.stdout == "", out.stdout
+    leftovers = "command -v go gofmt gcc cc pip pip3; ls -d /usr/local/go /root/go /root/.cache /out /src"
+    out = run_in(image, "sh", "-c", leftovers, user=["--user", "0"])
+    assert out.stdout == "" and out.stderr.count("No such file") == 5, out.stdout + out.stderr
     assert run_in(image, "python3", "-m", "pip", "--version").returncode != 0
     user = run_in(image, "id", "-u")
     assert user.stdout.strip() == "65532"
