@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts clean catalog lint mutation images release bundles
+.PHONY: help setup test test-slow demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts clean catalog lint mutation images release bundles
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -13,7 +13,10 @@ setup: ## Install Debian packages, .venv and druppie-step (idempotent, ~1 s when
 	@hack/setup.sh
 
 test: setup ## Run the test suite (unit + integration against real servers on loopback)
-	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+
+test-slow: setup ## The slow tier: the images built from a clean clone as their READMEs say (podman)
+	@$(PY) -m pytest -m slow tests/integration $(PYTEST_ARGS)
 
 demo: setup ## The whole loop live: push to Gitea, webhook, pipeline, image, tag commit, Flux, new pods (cluster stays up)
 	@$(PY) hack/demo.py

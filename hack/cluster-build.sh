@@ -182,15 +182,13 @@ build_module_cmd() {
   (cd "$work" && go build -mod=mod -trimpath -ldflags "-s -w ${LDFLAGS_EXTRA:-}" "$@" -o "$out/$bin" "$pkg")
   rm -rf "$work"
 }
-# Scanners of druppie-scan and the SBOM tool of druppie-build (issue 9); images/ copies them in.
-build_gitleaks() { LDFLAGS_EXTRA="-X github.com/zricethezav/gitleaks/v8/version.Version=$1" \
-  build_module_cmd "$1" github.com/zricethezav/gitleaks/v8 . gitleaks; }
-# osv-scanner v2.6.0 declares go 1.27: the go command fetches that toolchain from the module proxy.
-build_osv_scanner() { GOTOOLCHAIN=$GO127_TOOLCHAIN build_module_cmd "$1" github.com/google/osv-scanner/v2 ./cmd/osv-scanner osv-scanner; }
-# trivy uses encoding/json/v2, behind GOEXPERIMENT=jsonv2 (as its goreleaser.yml sets it).
-build_trivy() { GOEXPERIMENT=jsonv2 LDFLAGS_EXTRA="-X github.com/aquasecurity/trivy/pkg/version/app.ver=${1#v}" \
-  build_module_cmd "$1" github.com/aquasecurity/trivy ./cmd/trivy trivy; }
-build_syft() { LDFLAGS_EXTRA="-X main.version=${1#v}" build_module_cmd "$1" github.com/anchore/syft ./cmd/syft syft; }
+# Scanners of druppie-scan and the SBOM tool of druppie-build (issue 9): the images' own recipe
+# (hack/go-tools.sh, which their go stage runs too), here for the host copies the tests use.
+build_go_tool() { "$here/go-tools.sh" "$out" "$1"; }
+build_gitleaks() { build_go_tool gitleaks; }
+build_osv_scanner() { build_go_tool osv-scanner; }
+build_trivy() { build_go_tool trivy; }
+build_syft() { build_go_tool syft; }
 
 # Tekton Triggers: controller, webhook, EventListener sink and core interceptors, plus config/.
 build_triggers() {

@@ -5,17 +5,27 @@
 #                        one the images are only built into local storage)
 #   IMAGES="step scan build"  which images (default: all three)
 #   DIGEST_FILE=path     write "name digest" lines of the pushed images there (hack/release.py)
-#   BASE_IMAGE=ref       base for the step image (default: an offline Debian bookworm + python3
-#                        made with debootstrap, cached; the Containerfile's own default is the
-#                        public python:3.11-slim-bookworm pinned by digest)
-#   BUILD_BASE_IMAGE=ref base for the build image (default: the same offline base plus buildah)
+#   BASE_IMAGE=ref       base of the step and scan images (default: an offline Debian bookworm +
+#                        python3 made with debootstrap, cached; the Containerfiles' own default is
+#                        the public python:3.11-slim-bookworm pinned by digest)
+#   BUILD_BASE_IMAGE=ref base of the build image (default: the same offline base plus buildah)
+#   GOPROXY, PIP_INDEX_URL  passed to the builds' go and python stages (a mirror; defaults: the
+#                        Containerfiles', https://proxy.golang.org and https://pypi.org/simple)
+#   CA_BUNDLE=path       CA certificates the go and python stages trust for their downloads (default:
+#                        /etc/ssl/certs/ca-certificates.crt, this machine's), as the secret ca-certificates
 #
-# Everything is keyed by the hash of its inputs: a second run with unchanged inputs only checks.
+# Each image is images/druppie-<name>/Containerfile built with the repository root as its context,
+# as anyone builds it (`podman build -f images/druppie-step/Containerfile .`): nothing is staged
+# here. Everything is keyed by the hash of its inputs: a second run with unchanged inputs only checks.
+# (A mirror is not an input: what it serves is checked against the pins.)
+#
+#   hack/images.sh base|build-base   only makes the offline base (once) and prints its name
 set -euo pipefail
 shopt -s inherit_errexit
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 CACHE=${DRUPPIE_CACHE:-/var/cache/druppie}
+CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 BUILDAH=(buildah --storage-driver vfs)
 PODMAN=(podman --storage-driver vfs --runtime /usr/sbin/runc)
 # The machine's hard limits are below podman's defaults (nofile 1048576): ask for what is allowed.
@@ -58,93 +68,34 @@ offline_base() {
   echo "$name"
 }
 
-PIP_TARGET=(--quiet --disable-pip-version-check --no-cache-dir --only-binary=:all: --implementation cp
-  --python-version 3.11 --abi cp311 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64)
-
-# The program shared by the step and build images: druppie-step installed from its wheel with the
-# pinned runtime dependencies (the lock as constraints), for CPython 3.11 on x86_64 glibc.
-stage_program() {
-  local ctx=$1 wheels
-  wheels=$(mktemp -d "${TMPDIR:-/tmp}/druppie-wheels.XXXXXX")
-  # Built from a copy: setuptools would leave build/ and *.egg-info in the work tree.
-  cp -r steps "$wheels/src"; rm -rf "$wheels/src/build" "$wheels"/src/*.egg-info
-  .venv/bin/python -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$wheels" "$wheels/src"
-  .venv/bin/python -m pip install "${PIP_TARGET[@]}" --target "$ctx/site-packages" \
-    -c steps/requirements.lock "$wheels"/druppie_steps-*.whl
-  # kubernetes >= 35 ships an asyncio twin of its client (about 70 MB with aiohttp and friends)
-  # that no step imports; the smoke test below imports what the steps do use.
-  (cd "$ctx/site-packages" && rm -rf bin kubernetes/aio aiohttp aiohttp_retry aiohappyeyeballs aiosignal \
-    frozenlist multidict propcache yarl)
-  rm -rf "$wheels"
-  launcher "$ctx/druppie-step" druppie_steps.cli main
-}
-
-# launcher PATH MODULE FUNCTION: a small program that runs MODULE.FUNCTION() from PYTHONPATH.
-launcher() {
-  printf '#!/usr/bin/env python3\nimport sys\nfrom %s import %s\nsys.exit(%s())\n' "$2" "$3" "$3" > "$1"
-  chmod 755 "$1"
-}
-
-cached_tool() {  # the Go-built tool NAME from the cache (hack/cluster-build.sh builds it once)
-  local name=$1 var; var=$(tr 'a-z-' 'A-Z_' <<<"$name")_VERSION
-  # shellcheck source=toolchain.env
-  source "$root/hack/toolchain.env"
-  local path="$CACHE/$name-${!var}/$name"
-  [[ -x $path ]] || "$root/hack/cluster-build.sh" "$name" >&2
-  echo "$path"
-}
-
-# stage_context KIND DIR: everything images/druppie-KIND/Containerfile copies.
-stage_context() {
-  local kind=$1 ctx=$2 tool
-  cp "images/druppie-$kind/Containerfile" "$ctx/"
+inputs_hash() {  # what decides an image's content, besides its base: what its stages copy
+  local kind=$1 files=(.dockerignore "images/druppie-$kind" hack/image-python.sh steps/druppie_steps
+    steps/pyproject.toml steps/requirements.lock)
   case $kind in
-    step)
-      stage_program "$ctx"
-      # pytest and pytest-cov for `druppie-step test`, so that an app whose only test dependency
-      # is pytest installs offline (pip --find-links).
-      mkdir -p "$ctx/wheels"
-      if [[ -f steps/requirements-test-tools.txt ]]; then
-        .venv/bin/python -m pip download "${PIP_TARGET[@]}" --no-deps -d "$ctx/wheels" -r steps/requirements-test-tools.txt
-      fi ;;
-    scan)
-      mkdir -p "$ctx/bin" "$ctx/scan-packages"
-      for tool in gitleaks osv-scanner trivy; do cp "$(cached_tool "$tool")" "$ctx/bin/"; done
-      .venv/bin/python -m pip install "${PIP_TARGET[@]}" --target "$ctx/scan-packages" -r steps/requirements-scan.txt
-      rm -rf "$ctx/scan-packages/bin"
-      launcher "$ctx/bin/bandit" bandit.cli.main main ;;
-    build)
-      stage_program "$ctx"
-      mkdir -p "$ctx/bin"; cp "$(cached_tool syft)" "$ctx/bin/"
-      cp -r images/druppie-build/containers "$ctx/containers" ;;
+    step) files+=(steps/requirements-test-tools.txt) ;;
+    scan) files+=(steps/requirements-scan.txt hack/toolchain.env hack/go_toolchain.py hack/go-tools.sh) ;;
+    build) files+=(hack/toolchain.env hack/go_toolchain.py hack/go-tools.sh) ;;
   esac
-}
-
-inputs_hash() {  # what decides an image's content, besides its base
-  local kind=$1 extra=()
-  case $kind in
-    step) extra=(steps/druppie_steps steps/pyproject.toml steps/requirements.lock)
-          [[ ! -f steps/requirements-test-tools.txt ]] || extra+=(steps/requirements-test-tools.txt) ;;
-    scan) extra=(steps/requirements-scan.txt hack/toolchain.env) ;;
-    build) extra=(steps/druppie_steps steps/pyproject.toml steps/requirements.lock hack/toolchain.env) ;;
-  esac
-  hash_files "images/druppie-$kind" "${extra[@]}"
+  hash_files "${files[@]}"
 }
 
 # build_image KIND BASE: localhost/druppie/druppie-KIND:<version>-<inputs>, built unless present.
 build_image() {
-  local kind=$1 base=$2 key name ctx started
+  local kind=$1 base=$2 key name started
   key=$(printf '%s\n' "$base" "$(inputs_hash "$kind")" | sha256sum | cut -c1-16)
   name="localhost/druppie/druppie-$kind:$VERSION-$key"
   if ! "${BUILDAH[@]}" inspect --type image "$name" >/dev/null 2>&1; then
     started=$SECONDS
     log "druppie-$kind: building $name"
-    ctx=$(mktemp -d "${TMPDIR:-/tmp}/druppie-$kind-ctx.XXXXXX")
-    stage_context "$kind" "$ctx"
-    "${BUILDAH[@]}" bud --quiet --isolation chroot "${RUN_LIMITS[@]}" --layers=false \
-      --build-arg BASE_IMAGE="$base" --label "org.opencontainers.image.version=$VERSION" \
-      --label "io.druppie.inputs=$key" -t "$name" "$ctx" >/dev/null
-    rm -rf "$ctx"
+    local args=(--build-arg BASE_IMAGE="$base")
+    # Behind a TLS-inspecting proxy the stages need this machine's CA bundle (an optional secret:
+    # it reaches their RUNs, never a layer).
+    [[ ! -s $CA_BUNDLE ]] || args+=(--secret "id=ca-certificates,src=$CA_BUNDLE")
+    [[ -z ${GOPROXY:-} ]] || args+=(--build-arg GOPROXY="$GOPROXY")
+    [[ -z ${PIP_INDEX_URL:-} ]] || args+=(--build-arg PIP_INDEX_URL="$PIP_INDEX_URL")
+    "${BUILDAH[@]}" bud --quiet --isolation chroot "${RUN_LIMITS[@]}" --layers=false "${args[@]}" \
+      --label "org.opencontainers.image.version=$VERSION" --label "io.druppie.inputs=$key" \
+      -f "images/druppie-$kind/Containerfile" -t "$name" . >/dev/null
     log "druppie-$kind: built in $((SECONDS - started)) s"
     smoke_test "$kind" "$name"
   else
@@ -158,22 +109,33 @@ build_image() {
 }
 
 # The smoke test of each image: it starts as its user, knows its version, loads what the steps
-# import, shows its steps' --help, and every tool it carries answers.
+# import, shows its steps' --help, and every tool it carries answers with the version it was
+# built at (hack/toolchain.env, steps/requirements-scan.txt).
 smoke_test() {
   local kind=$1 name=$2 run=("${PODMAN[@]}" run --rm "${RUN_LIMITS[@]}" --network none) cmd
   "${run[@]}" "$name" --version >&2
   "${run[@]}" --entrypoint python3 "$name" -c 'import kubernetes.client, kubernetes.config, yaml, click, semver' >&2
+  # shellcheck source=toolchain.env
+  source "$root/hack/toolchain.env"
   case $kind in
     step) for cmd in tag-commit flux-wait test; do "${run[@]}" "$name" "$cmd" --help >/dev/null; done ;;
     scan) "${run[@]}" "$name" scan --help >/dev/null
-          for cmd in "gitleaks version" "osv-scanner --version" "trivy --version" "bandit --version"; do
-            # shellcheck disable=SC2086
-            "${run[@]}" --entrypoint "${cmd%% *}" "$name" ${cmd#* } >/dev/null
-          done ;;
+          tool_version "$name" "$GITLEAKS_VERSION" gitleaks version
+          tool_version "$name" "$OSV_SCANNER_VERSION" osv-scanner --version
+          tool_version "$name" "$TRIVY_VERSION" trivy --version
+          tool_version "$name" "v$(sed -nE 's/^bandit==//p' steps/requirements-scan.txt)" bandit --version ;;
     build) "${run[@]}" "$name" build --help >/dev/null
            "${run[@]}" --entrypoint buildah "$name" --version >&2
-           "${run[@]}" --entrypoint syft "$name" version >/dev/null ;;
+           tool_version "$name" "$SYFT_VERSION" syft version ;;
   esac
+}
+
+# tool_version IMAGE VERSION TOOL ARGS...: TOOL in IMAGE says VERSION (with or without its v).
+tool_version() {
+  local name=$1 want=${2#v} tool=$3 said; shift 3
+  said=$("${PODMAN[@]}" run --rm "${RUN_LIMITS[@]}" --network none --entrypoint "$tool" "$name" "$@" 2>&1)
+  grep -qE -- "(^|[^0-9.])${want//./\\.}([^0-9.]|$)" <<<"$said" || { log "smoke test: $tool in $name says '$said', not $want"; return 1; }
+  log "smoke test: $tool $want"
 }
 
 default_registry() {
@@ -197,17 +159,24 @@ push() {  # push NAME TARGET: prints the digest the registry serves, after check
   echo "$served"
 }
 
-# IMAGES="step scan build" (default: all) picks what to build; the scan image is the step image
-# plus the scanners, so it builds the step image too.
+step_base() { echo "${BASE_IMAGE:-$(offline_base bookworm-python3 "$STEP_BASE_PACKAGES")}"; }
+build_base() { echo "${BUILD_BASE_IMAGE:-$(offline_base druppie-build-base "$BUILD_BASE_PACKAGES")}"; }
+# `hack/images.sh base` / `hack/images.sh build-base`: only the offline base (made once), its name
+# on stdout, for a plain `podman build --build-arg BASE_IMAGE=...` on a machine without a registry.
+case ${1:-} in
+  base) step_base; exit ;;
+  build-base) build_base; exit ;;
+  '') ;;
+  *) log "usage: hack/images.sh [base|build-base]"; exit 2 ;;
+esac
+
+# IMAGES="step scan build" (default: all) picks what to build.
 read -r -a kinds <<<"${IMAGES:-step scan build}"
 declare -A built
-step_base() { echo "${BASE_IMAGE:-$(offline_base bookworm-python3 "$STEP_BASE_PACKAGES")}"; }
 for kind in "${kinds[@]}"; do
   case $kind in
-    step) built[step]=$(build_image step "$(step_base)") ;;
-    scan) [[ -n ${built[step]:-} ]] || built[step]=$(build_image step "$(step_base)")
-          built[scan]=$(build_image scan "${built[step]}") ;;
-    build) built[build]=$(build_image build "${BUILD_BASE_IMAGE:-$(offline_base druppie-build-base "$BUILD_BASE_PACKAGES")}") ;;
+    step|scan) built[$kind]=$(build_image "$kind" "$(step_base)") ;;
+    build) built[build]=$(build_image build "$(build_base)") ;;
     *) log "unknown image '$kind' in IMAGES (step, scan, build)"; exit 2 ;;
   esac
 done

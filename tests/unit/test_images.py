@@ -1,0 +1,283 @@
+"""The images' Containerfiles build from a clean clone: tools are compiled and pip-installed in build
+stages, the final stage only copies their results (no Go, pip or compiler in an image), and every
+version comes from one place (hack/toolchain.env, steps/requirements*). The Go toolchain's check
+(hack/go_toolchain.py) is tested against the go command's own hashes and a fake module proxy."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from hack import go_toolchain
+from localcluster.toolchain import toolchain
+from testbed.readme import bash_blocks
+from tests.support.paths import REPO_ROOT
+
+IMAGES = ("druppie-step", "druppie-scan", "druppie-build")
+CONTAINERFILES = {name: REPO_ROOT / "images" / name / "Containerfile" for name in IMAGES}
+# What the go stages build, each with its version in hack/toolchain.env.
+GO_TOOLS = {"druppie-scan": ["gitleaks", "osv-scanner", "trivy"], "druppie-build": ["syft"]}
+# The only packages a final stage may add (when its base lacks them): run-time tools, no compiler.
+RUNTIME_PACKAGES = {"git", "openssh-client", "ca-certificates", "buildah", "containers-storage", "skopeo"}
+# Where versions may be written: the pins themselves.
+PIN_FILES = {"hack/toolchain.env", "steps/requirements.lock", "steps/requirements-scan.txt",
+             "steps/requirements-test-tools.txt", "steps/requirements-dev.txt"}  # fmt: skip
+
+
+@dataclass
+class Stage:
+    line: str  # the FROM line
+    name: str | None
+    instructions: list[str] = field(default_factory=list)  # continuation lines joined
+
+
+def stages(path: Path) -> list[Stage]:
+    result: list[Stage] = []
+    current = ""
+    for raw in path.read_text().splitlines():
+        if raw.lstrip().startswith("#") or (not raw.strip() and not current):
+            continue
+        current += raw.rstrip("\\").strip() + " " if raw.rstrip().endswith("\\") else raw.strip()
+        if raw.rstrip().endswith("\\"):
+            continue
+        line, current = current, ""
+        if line.startswith("FROM "):
+            as_name = re.search(r"\s+AS\s+(\S+)$", line, flags=re.I)
+            result.append(Stage(line, as_name.group(1) if as_name else None))
+        elif result:
+            result[-1].instructions.append(line)
+    return result
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_the_final_stage_copies_from_the_build_stages_and_adds_no_toolchain(name):
+    *builders, final = stages(CONTAINERFILES[name])
+    assert final.line == "FROM ${BASE_IMAGE}" and final.name is None, final.line
+    assert {b.name for b in builders} >= {"python"}, "the program is pip-installed in a build stage"
+    for instruction in final.instructions:
+        word = instruction.split()[0]
+        assert word in {"RUN", "COPY", "ENV", "USER", "ENTRYPOINT", "CMD", "LABEL", "WORKDIR"}, instruction
+        if word == "COPY":
+            args = shlex.split(instruction)[1:]
+            stage = next((a.split("=", 1)[1] for a in args if a.startswith("--from=")), None)
+            # From a build stage, or the image's own configuration files from its folder.
+            assert stage in {b.name for b in builders} or args[0].startswith(f"images/{name}/"), instruction
+        if word == "RUN":
+            assert not re.search(r"\b(pip|pip3|go|gcc|cc|make|curl|wget)\b|ensurepip|venv", instruction), instruction
+            packages = re.search(r"missing=\"\$missing ([^\"]+)\"", instruction)
+            installed = set(" ".join(re.findall(r"missing=\"\$missing ([^\"]+)\"", instruction)).split())
+            assert packages and installed <= RUNTIME_PACKAGES, installed - RUNTIME_PACKAGES
+        if word == "ENV":
+            assert not re.search(r"\bGO(ROOT|PATH|CACHE)\b|PIP_", instruction), instruction
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_build_stages_run_on_the_build_platform_for_the_target(name):
+    """A cross build (linux/arm64 on amd64) runs no RUN of a build stage under emulation: they are
+    FROM --platform=$BUILDPLATFORM and produce for TARGETARCH (GOOS/GOARCH, pip's --platform)."""
+    *builders, _ = stages(CONTAINERFILES[name])
+    for stage in builders:
+        assert stage.line == f"FROM --platform=$BUILDPLATFORM ${{BASE_IMAGE}} AS {stage.name}", stage.line
+        args = {i.split()[1].split("=")[0] for i in stage.instructions if i.startswith("ARG ")}
+        runs = " ".join(i for i in stage.instructions if i.startswith("RUN "))
+        assert "TARGETARCH" in args and "${TARGETARCH" in runs, stage.name
+        if stage.name == "go":
+            assert "TARGETOS" in args and 'GOOS="${TARGETOS' in runs and 'GOARCH="${TARGETARCH' in runs
+            assert {"GOPROXY", "GOSUMDB"} <= args
+            # The module and build caches outlive the build: rebuilds link, they do not compile again.
+            assert "--mount=type=cache,target=/root/go/pkg/mod" in runs and "GOCACHE=/root/.cache/" in runs
+        if stage.name == "python":
+            assert "PIP_INDEX_URL" in args and "--mount=type=cache,target=/root/.cache/pip" in runs
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_the_default_base_is_the_public_image_pinned_by_digest(name):
+    text = CONTAINERFILES[name].read_text()
+    assert re.search(r"^ARG BASE_IMAGE=docker\.io/library/python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$", text, re.M)
+    assert text.count("ARG BASE_IMAGE=") == 1
+
+
+@pytest.mark.parametrize("name", GO_TOOLS)
+def test_the_go_stage_builds_each_tool_at_its_toolchain_env_version(name):
+    runs = " ".join(i for s in stages(CONTAINERFILES[name]) if s.name == "go" for i in s.instructions)
+    assert runs.endswith("hack/go-tools.sh /out/bin " + " ".join(GO_TOOLS[name])), runs
+    recipe = (REPO_ROOT / "hack" / "go-tools.sh").read_text()
+    env = toolchain()
+    for tool in GO_TOOLS[name]:
+        var = tool.upper().replace("-", "_") + "_VERSION"
+        assert var in env, var
+        branch = re.search(rf"^\s+{re.escape(tool)}\) (.*?);;", recipe, flags=re.M | re.S)
+        assert branch and (f"${var}" in branch.group(1) or f"${{{var}#v}}" in branch.group(1)), tool
+
+
+def test_no_version_of_toolchain_env_or_the_requirements_is_written_a_second_time():
+    """The versions the images are built at live in hack/toolchain.env and steps/requirements*; the
+    Containerfiles, the build scripts and the READMEs say the variable, not the number."""
+    env = toolchain()
+    pinned = {k: v for k, v in env.items() if k in {"GITLEAKS_VERSION", "OSV_SCANNER_VERSION", "TRIVY_VERSION",
+                                                    "SYFT_VERSION", "GO_TOOLCHAIN", "GO127_TOOLCHAIN"}}  # fmt: skip
+    assert len(pinned) == 6
+    needles = set(pinned.values()) | {v.removeprefix("v") for v in pinned.values()}
+    needles |= {v for k, v in env.items() if k.startswith("GO_TOOLCHAIN_H1_")}
+    for req in ("steps/requirements-scan.txt", "steps/requirements-test-tools.txt"):
+        for line in (REPO_ROOT / req).read_text().splitlines():
+            if "==" in line and not line.startswith("#"):
+                needles.add(line.strip())
+    files = [*CONTAINERFILES.values(), *(REPO_ROOT / "images").glob("*/README.md")]
+    files += [REPO_ROOT / "hack" / f for f in ("go-tools.sh", "go_toolchain.py", "image-python.sh", "images.sh",
+                                               "cluster-build.sh")]  # fmt: skip
+    for path in files:
+        text = path.read_text()
+        for needle in needles:
+            assert not re.search(rf"(?<![\w.]){re.escape(needle)}(?![\w.])", text), f"{path}: {needle}"
+    for path in CONTAINERFILES.values():
+        assert not re.search(r"\bgo1\.\d+|==\d|@v\d", path.read_text()), path
+
+
+def test_the_go_toolchain_is_pinned_for_both_architectures_and_new_enough_for_each_tool():
+    env = toolchain()
+    assert re.fullmatch(r"go1\.\d+\.\d+", env["GO_TOOLCHAIN"])
+    for arch in ("AMD64", "ARM64"):
+        assert re.fullmatch(r"h1:[A-Za-z0-9+/]{43}=", env[f"GO_TOOLCHAIN_H1_LINUX_{arch}"]), arch
+    # Each tool's go.mod go line (where the module cache has it) against the Go that builds it.
+    gomodcache = Path(os.environ.get("GOMODCACHE", Path.home() / "go" / "pkg" / "mod"))
+    recipe = (REPO_ROOT / "hack" / "go-tools.sh").read_text()
+    modules = {"gitleaks": "github.com/zricethezav/gitleaks/v8", "osv-scanner": "github.com/google/osv-scanner/v2",
+               "trivy": "github.com/aquasecurity/trivy", "syft": "github.com/anchore/syft"}  # fmt: skip
+    for tool, module in modules.items():
+        branch = re.search(rf"^\s+{re.escape(tool)}\) (.*?);;", recipe, flags=re.M | re.S)
+        assert branch, tool
+        go = env["GO127_TOOLCHAIN"] if "GOTOOLCHAIN=$GO127_TOOLCHAIN" in branch.group(1) else env["GO_TOOLCHAIN"]
+        version = env[tool.upper().replace("-", "_") + "_VERSION"]
+        gomod = gomodcache / "cache" / "download" / module / "@v" / f"{version}.mod"
+        if gomod.is_file():
+            go_line = re.search(r"^go (\d+)\.(\d+)(?:\.(\d+))?", gomod.read_text(), flags=re.M)
+            assert go_line, gomod
+            needs = tuple(int(x or 0) for x in go_line.groups())
+            assert needs <= tuple(int(x) for x in go.removeprefix("go").split(".")), f"{tool} needs {go_line.group(0)}"
+
+
+def test_hash_zip_is_the_go_commands_go_sum_hash():
+    """Against the hashes the go command wrote beside the zips it downloaded (.ziphash)."""
+    download = Path(os.environ.get("GOMODCACHE", Path.home() / "go" / "pkg" / "mod")) / "cache" / "download"
+    checked = 0
+    for ziphash in (
+        sorted(download.glob("golang.org/x/*/@v/*.ziphash"))[:3]
+        + sorted(download.glob("golang.org/toolchain/@v/*.ziphash"))[:1]
+    ):
+        zip_path = ziphash.with_suffix(".zip")
+        if zip_path.is_file():
+            assert go_toolchain.hash_zip(zip_path) == ziphash.read_text().strip(), zip_path
+            checked += 1
+    if not checked:
+        pytest.skip(f"no module zips in {download} to compare with")
+
+
+def fake_proxy(tmp_path: Path, version: str, files: dict[str, bytes]) -> Path:
+    """A GOPROXY folder serving golang.org/toolchain@<version> with these files."""
+    at = tmp_path / "proxy" / "golang.org" / "toolchain" / "@v"
+    at.mkdir(parents=True)
+    with zipfile.ZipFile(at / f"{version}.zip", "w") as z:
+        for name, data in files.items():
+            z.writestr(f"golang.org/toolchain@{version}/{name}", data)
+    return at / f"{version}.zip"
+
+
+def test_fetch_unpacks_a_checked_toolchain_with_its_executables(tmp_path):
+    version = go_toolchain.module_version("go1.99.1", "arm64")
+    files = {
+        "bin/go": b"#!/bin/sh\necho go\n",
+        "pkg/tool/linux_arm64/compile": b"x",
+        "src/fmt/print.go": b"package fmt",
+    }
+    zip_path = fake_proxy(tmp_path, version, files)
+    env = {"GO_TOOLCHAIN": "go1.99.1", "GO_TOOLCHAIN_H1_LINUX_ARM64": go_toolchain.hash_zip(zip_path)}
+    proxy = f"off,file://{tmp_path / 'proxy'}|direct"
+    goroot = go_toolchain.fetch(tmp_path / "cache", "arm64", env, proxy)
+    assert goroot == tmp_path / "cache" / "go1.99.1.linux-arm64"
+    assert (goroot / "bin" / "go").read_bytes() == files["bin/go"]
+    assert os.access(goroot / "bin" / "go", os.X_OK) and os.access(goroot / "pkg/tool/linux_arm64/compile", os.X_OK)
+    assert not os.access(goroot / "src/fmt/print.go", os.X_OK)
+    # A second call finds it: the proxy is not asked again.
+    zip_path.unlink()
+    assert go_toolchain.fetch(tmp_path / "cache", "arm64", env, proxy) == goroot
+
+
+def test_fetch_refuses_a_toolchain_whose_hash_is_not_the_pinned_one(tmp_path):
+    version = go_toolchain.module_version("go1.99.1", "amd64")
+    fake_proxy(tmp_path, version, {"bin/go": b"not the real go"})
+    env = {"GO_TOOLCHAIN": "go1.99.1", "GO_TOOLCHAIN_H1_LINUX_AMD64": "h1:" + "A" * 43 + "="}
+    with pytest.raises(SystemExit, match=r"toolchain\.env pins h1:AAAA.*refused"):
+        go_toolchain.fetch(tmp_path / "cache", "amd64", env, f"file://{tmp_path / 'proxy'}")
+    assert not (tmp_path / "cache" / "go1.99.1.linux-amd64").exists()
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_the_proxy_is_the_first_url_of_goproxy():
+    assert go_toolchain.proxy_url("https://proxy.golang.org,direct") == "https://proxy.golang.org"
+    assert go_toolchain.proxy_url("direct|https://mirror.example/go/") == "https://mirror.example/go"
+    with pytest.raises(SystemExit, match="names no proxy"):
+        go_toolchain.proxy_url("direct")
+
+
+def ignored(path: str) -> bool:
+    """Whether .dockerignore keeps ``path`` out of the build context (its patterns: the last match wins)."""
+    verdict = False
+    for line in (REPO_ROOT / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").rstrip("/")
+        regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
+        if re.fullmatch(rf"{regex}(/.*)?", path):
+            verdict = not negate
+    return verdict
+
+
+def test_the_build_context_holds_what_the_stages_copy_and_no_venv_or_git():
+    for path in (".venv/bin/python", ".git/HEAD", "tests/unit/test_images.py", "localcluster/cluster.py",
+                 "steps/druppie_steps/__pycache__/cli.cpython-311.pyc", "steps/build/lib/x.py"):  # fmt: skip
+        assert ignored(path), path
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    images_sh = (REPO_ROOT / "hack" / "images.sh").read_text()
+    for name, containerfile in CONTAINERFILES.items():
+        for stage in stages(containerfile):
+            for instruction in stage.instructions:
+                if instruction.startswith("COPY ") and "--from=" not in instruction:
+                    for source in shlex.split(instruction)[1:-1]:
+                        files = [f for f in tracked.stdout.splitlines() if f == source or f.startswith(source)]
+                        assert files and not all(ignored(f) for f in files), (name, source)
+                        assert source.endswith("/") or not ignored(source), (name, source)
+                        # make images' content hash covers it, so a change rebuilds the image.
+                        assert source.rstrip("/") in images_sh or source.startswith(f"images/{name}/"), source
+
+
+def test_make_images_builds_the_containerfiles_from_the_repository_root():
+    text = (REPO_ROOT / "hack" / "images.sh").read_text()
+    assert '-f "images/druppie-$kind/Containerfile" -t "$name" .' in text
+    for gone in ("stage_context", "stage_program", "cached_tool", "pip install", "pip download"):
+        assert gone not in text, gone
+    for kept in ("DIGEST_FILE", "smoke_test", "--digestfile", 'BASE_IMAGE="$base"', "GOPROXY", "PIP_INDEX_URL"):
+        assert kept in text, kept
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_each_image_readme_shows_its_build_from_the_repository_root(name):
+    commands = [c for block in bash_blocks(REPO_ROOT / "images" / name / "README.md") for c in block]
+    assert f"podman build -f images/{name}/Containerfile -t {name} ." in commands
+    text = (REPO_ROOT / "images" / name / "README.md").read_text()
+    assert ("stage" in text and "hack/toolchain.env" in text) or name == "druppie-step"
