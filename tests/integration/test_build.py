@@ -16,7 +16,7 @@ import pytest
 
 from localcluster.toolchain import cache_dir, toolchain
 from testbed.apps import drone_app
-from testbed.registry import push_busybox_base, start_registry
+from testbed.registry import start_registry
 from tests.support.checkout import COMMITTER_DATE, commit_all
 from tests.support.paths import STEP
 from tests.support.readonly import can_mount_read_only, read_only
@@ -24,14 +24,6 @@ from tests.support.trees import changes, snapshot
 
 IMAGE_REPO = "druppie/drone-service"
 SYFT_DIR = cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"  # built by make setup (hack/cluster-build.sh syft)
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    reg.base = push_busybox_base(reg)
-    yield reg
-    reg.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import pytest
 
 from testbed import seccomp
 from testbed.apps import drone_app
-from testbed.registry import push_busybox_base, start_registry
 from tests.support.checkout import commit_all
 
 pytestmark = pytest.mark.skipif(
@@ -37,14 +36,6 @@ def dns(tmp_path_factory):
         pytest.skip(f"no DNS server for the test: {err}")
     yield server.resolv_conf(tmp_path_factory.mktemp("dns"))
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    reg.base = push_busybox_base(reg)
-    yield reg
-    reg.stop()
 
 
 def by_name(ref: str) -> str:

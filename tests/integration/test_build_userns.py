@@ -25,7 +25,6 @@ import pytest
 
 from testbed import seccomp, userns
 from testbed.apps import drone_app
-from testbed.registry import push_busybox_base, start_registry
 from tests.support.checkout import commit_all
 
 THREE = userns.THREE
@@ -37,14 +36,6 @@ def node():
     server = userns.UsernsNode()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    reg.base = push_busybox_base(reg)
-    yield reg
-    reg.stop()
 
 
 @pytest.fixture(scope="module")
