@@ -223,6 +223,23 @@ def test_broken_containerfile_fails_with_buildahs_reason_and_pushes_nothing(regi
     assert not results.exists()
 
 
+def test_a_failing_run_instruction_is_named_with_its_exit_status(registry, storage, tmp_path):
+    """The step's one-line error for an app's failing RUN names the instruction and its exit status
+    (buildah's "Error: building at STEP ...": exit status 3), and nothing is pushed."""
+    app = drone_app(tmp_path / "app")
+    (app / "Containerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo checking the fleet && exit 3\n")
+    commit_all(app)
+    args = ["--image", f"{registry.host}/druppie/failing-run", "--version", "1.0.0", "--no-tls-verify",
+            "--build-args", f"BASE_IMAGE={registry.base}"]  # fmt: skip
+    proc, _, _ = build(tmp_path, storage, *args, app=app)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: build of Containerfile failed:"), last
+    assert "Unable to determine exit status" not in last, proc.stderr[-2000:]
+    assert "RUN echo checking the fleet && exit 3" in last and "exit status 3" in last, proc.stderr[-2000:]
+    assert tags_in(registry.host, "druppie/failing-run") == []
+
+
 def test_unreachable_registry_is_reported_before_building(storage, tmp_path):
     proc, results, _ = build(
         tmp_path, storage, "--image", "127.0.0.1:9/druppie/x", "--version", "1.0.0", "--no-tls-verify"
