@@ -10,6 +10,10 @@ What differs from a real install, and why (each is one line below):
 - druppie-apps in Gitea names the image by that registry (`newName:` in its kustomization);
 - the git server is Gitea over plain http on the node's bridge (`allow-plain-http=true`);
 - there is no package index: the tests install from the step image's wheelhouse (`offline=true`).
+
+Another team joins the same Gitea, bot and druppie-apps with its own ``Team``: once its catalog
+and trigger are in its namespace (README "Another team"), ``install_team()`` adds its app's
+repository and folder, its Secrets, webhook-gate list, GitRepository, Kustomization and webhook.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -41,37 +47,67 @@ APP = "drone-service"
 # tags, and build refuses to move a version tag to another commit's image.
 IMAGE_PATH = "demo"
 OTHER_APP = "gemaal-monitor"  # a second team's app in webhook-gate's list
-# The pipeline's git credentials, each a basic-auth Secret of the bot with a token of one kind.
-CREDENTIALS = {f"{APP}-git-read": "read", "druppie-apps-read": "read", "druppie-apps-write": "write"}
 BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
 NAMESPACE = "productie"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
+_DRUPPIE_APPS_COMMITS = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Team:
+    """Who runs a loop: the namespace its catalog and EventListener run in, its app (a repository
+    in Gitea, a folder envs/prod/<app> in the shared druppie-apps) and the namespace Flux deploys
+    that app into, through the team's own GitRepository and Kustomization."""
+
+    namespace: str = "ci"
+    app: str = APP
+    target: str = NAMESPACE
+    gitrepository: str = "druppie-apps"
+    # The platform's own list also holds a second team's app and a name that cannot be an app's
+    # (the e2e tier's refused deliveries use them).
+    decoys: bool = False
+
+    @property
+    def kustomization(self) -> str:
+        return f"{self.app}-prod"
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The pipeline's git credential Secrets and the kind of the bot's token in each."""
+        return {f"{self.app}-git-read": "read", "druppie-apps-read": "read", "druppie-apps-write": "write"}
+
+
+# The platform's own loop in namespace ci, as the README installs it and `make demo` shows it.
+PLATFORM = Team(decoys=True)
+# The pipeline's git credentials, each a basic-auth Secret of the bot with a token of one kind.
+CREDENTIALS = PLATFORM.credentials
 
 
 class Loop:
-    def __init__(self, cluster: LocalCluster, say: Callable[[str], None] = log) -> None:
-        self.cluster, self.say = cluster, say
-        self.state = cluster.state_dir / "loop"
+    def __init__(self, cluster: LocalCluster, say: Callable[[str], None] = log, team: Team = PLATFORM) -> None:
+        self.cluster, self.say, self.team = cluster, say, team
+        self.state = cluster.state_dir / "loop"  # the shared part: the bot's tokens, "installed"
+        self.team_state = self.state if team == PLATFORM else self.state / team.namespace
         self.gitea = cluster.gitea
 
     # ---- facts -------------------------------------------------------------------------------
     @property
     def image(self) -> str:
-        return f"{self.cluster.registry}/{IMAGE_PATH}/{APP}"
+        return f"{self.cluster.registry}/{IMAGE_PATH}/{self.team.app}"
 
     @property
     def webhook_secret(self) -> str:
         """The app repository's webhook secret."""
-        return (self.state / "webhook-secret").read_text()
+        return (self.team_state / "webhook-secret").read_text()
 
     @property
     def other_webhook_secret(self) -> str:
         """Another team's app's webhook secret (what an attacker with one team's secret holds)."""
-        return (self.state / "other-webhook-secret").read_text()
+        return (self.team_state / "other-webhook-secret").read_text()
 
     @property
     def installed(self) -> bool:
-        return (self.state / "installed").is_file()
+        return (self.team_state / "installed").is_file()
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
@@ -93,6 +129,19 @@ class Loop:
 
     # ---- install -----------------------------------------------------------------------------
     def install(self) -> None:
+        """The platform's loop: the shared parts, the catalog in ci by the README's commands, the team ci."""
+        if self.team != PLATFORM:
+            raise ValueError(f"install() sets up the platform's loop in ci; a team ({self.team.namespace}) joins it "
+                             "with install_team() once its catalog is installed")  # fmt: skip
+        self.install_shared()
+        self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
+        for command in block_with(ROOT / "README.md", "kubectl create namespace ci"):
+            self.readme_command(site_command(self.cluster, command, self.state))
+        apply_site_settings(self.cluster)  # the registry on the node's address, for build pods
+        self.install_team()
+
+    def install_shared(self) -> None:
+        """What every team's loop shares: the images, the CI bot and its tokens, druppie-apps."""
         self.state.mkdir(parents=True, exist_ok=True)
         step = time.monotonic()
         self.say("images: druppie-step, -scan and -build (make images) into the cluster registry")
@@ -106,12 +155,7 @@ class Loop:
         push_advisory_database(self.cluster.registry)
         self.say(f"  images pushed in {time.monotonic() - step:.0f} s")
 
-        self.say("catalog: README's install commands (namespace ci, tasks, pipelines, ServiceAccounts)")
-        for command in block_with(ROOT / "README.md", "kubectl create namespace ci"):
-            self.readme_command(site_command(self.cluster, command, self.state))
-        apply_site_settings(self.cluster)  # the registry on the node's address, for build pods
-
-        self.say("Gitea: repositories drone-service and druppie-apps, the CI bot's account and its two tokens")
+        self.say("Gitea: the CI bot's account and its two tokens, the repository druppie-apps")
         # Idempotent, so that a `make demo` interrupted during the install can simply run again.
         if not (self.state / "bot-write-token").is_file():
             password = secrets.token_hex(16)
@@ -122,29 +166,44 @@ class Loop:
                 token = self.gitea.token_for(BOT, password, scopes=(f"{kind}:repository",))
                 (self.state / f"bot-{kind}-token").write_text(token)
                 os.chmod(self.state / f"bot-{kind}-token", 0o600)
-        if not self._has_repo(APP):
-            self.gitea.create_repo(APP, source_dir=ROOT / "examples" / APP)
         if not self._has_repo("druppie-apps"):
             with tempfile.TemporaryDirectory() as tmp:
                 apps = Path(tmp) / "druppie-apps"
                 subprocess.run(["cp", "-r", str(ROOT / "examples" / "druppie-apps"), str(apps)], check=True)
                 kustomization = apps / "envs/prod/drone-service/kustomization.yaml"
-                kustomization.write_text(
-                    kustomization.read_text().replace(
-                        "  - name: registry.example/druppie/drone-service\n",
-                        "  - name: registry.example/druppie/drone-service\n"
-                        f"    newName: {self.image}  # local registry\n",
-                    )
-                )
+                platform_image = f"{self.cluster.registry}/{IMAGE_PATH}/{APP}"
+                kustomization.write_text(self._local_image(kustomization.read_text(), platform_image))
                 self.gitea.create_repo("druppie-apps", source_dir=apps)
         self.gitea.add_collaborator("druppie-apps", BOT)
 
-        self.say("Secrets: the bot's read and write credentials, registry credentials, the webhook secrets")
-        self.cluster.kubectl("delete", "secret", "-n", "ci", "--ignore-not-found", *CREDENTIALS, "registry-credentials")
-        for secret, kind in CREDENTIALS.items():
+    def install_team(self) -> None:
+        """One team's loop, once its catalog and trigger are installed in its namespace: the app's
+        repository and folder in druppie-apps, the Secrets, webhook-gate's list, the site settings,
+        its GitRepository, Kustomization and tenant in Flux, a first version and Gitea's webhook."""
+        team, ns = self.team, self.team.namespace
+        self.team_state.mkdir(parents=True, exist_ok=True)
+        if not self._has_repo(team.app):
+            self.gitea.create_repo(team.app, source_dir=ROOT / "examples" / APP)
+        folder = f"envs/prod/{team.app}"
+        # The app's folder, as its team adds it to druppie-apps: the example app's manifests. One
+        # team's commits at a time: Gitea's contents API refuses a commit on a moved branch.
+        with _DRUPPIE_APPS_COMMITS:
+            if team.app != APP and not self._has_file("druppie-apps", f"{folder}/kustomization.yaml"):
+                example = ROOT / "examples" / "druppie-apps" / "envs" / "prod" / APP
+                for source in sorted(example.iterdir()):
+                    text = source.read_text()
+                    if source.name == "kustomization.yaml":
+                        text = self._local_image(text, self.image)
+                    self.gitea.commit_file("druppie-apps", f"{folder}/{source.name}", text,
+                                           f"{team.app}: {source.name}")  # fmt: skip
+
+        self.say(f"Secrets in {ns}: the bot's read and write credentials, registry credentials, the webhook secrets")
+        self.cluster.kubectl("delete", "secret", "-n", ns, "--ignore-not-found", *team.credentials,
+                             "registry-credentials")  # fmt: skip
+        for secret, kind in team.credentials.items():
             token = (self.state / f"bot-{kind}-token").read_text()
             line = self.gitea.base_url.replace("://", f"://{BOT}:{token}@")
-            self.cluster.kubectl("create", "secret", "generic", secret, "-n", "ci",
+            self.cluster.kubectl("create", "secret", "generic", secret, "-n", ns,
                                  f"--from-literal=.git-credentials={line}\n",
                                  "--from-literal=.gitconfig=[credential]\n\thelper = store\n")  # fmt: skip
         self.cluster.kubectl(
@@ -153,41 +212,40 @@ class Loop:
             "docker-registry",
             "registry-credentials",
             "-n",
-            "ci",
+            ns,
             f"--docker-server={self.cluster.registry}",
             "--docker-username=ci-bot",
             "--docker-password=unused-by-this-registry",
         )
         # The app repository's own webhook secret (webhook-gate has one per repository).
-        (self.state / "webhook-secret").write_text(secrets.token_hex(32))
-        os.chmod(self.state / "webhook-secret", 0o600)
-        self.cluster.kubectl("delete", "secret", "-n", "ci", "--ignore-not-found", "druppie-webhook-secrets")
-        (self.state / "other-webhook-secret").write_text(secrets.token_hex(32))
-        self.cluster.kubectl("create", "secret", "generic", "druppie-webhook-secrets", "-n", "ci",
-                             f"--from-literal={APP}={self.webhook_secret}",
+        (self.team_state / "webhook-secret").write_text(secrets.token_hex(32))
+        os.chmod(self.team_state / "webhook-secret", 0o600)
+        (self.team_state / "other-webhook-secret").write_text(secrets.token_hex(32))
+        self.cluster.kubectl("delete", "secret", "-n", ns, "--ignore-not-found", "druppie-webhook-secrets")
+        self.cluster.kubectl("create", "secret", "generic", "druppie-webhook-secrets", "-n", ns,
+                             f"--from-literal={team.app}={self.webhook_secret}",
                              f"--from-literal={OTHER_APP}={self.other_webhook_secret}")  # fmt: skip
 
-        self.say("Triggers: the EventListener, with the local site settings as a second TriggerBinding")
-        self.cluster.kubectl("apply", "-k", str(ROOT / "triggers" / "druppie-ci-cd"))
+        self.say(f"Triggers in {ns}: webhook-gate's list, the local site settings as a second TriggerBinding")
+        if team == PLATFORM:
+            self.cluster.kubectl("apply", "-k", str(ROOT / "triggers" / "druppie-ci-cd"))
         # The list of allowed repositories, as the platform team writes it: this Gitea's app repository.
-        # A second team's app (its own secret) and a repository whose name cannot be an app name
-        # stand beside it, as in a platform's list.
-        repositories = {
-            "bot": BOT,
-            "repositories": [
-                {"repository": f"{self.gitea.admin}/{APP}", "forge": self.gitea.base_url, "app": APP, "secret": APP},
-                {"repository": f"{self.gitea.admin}/{OTHER_APP}", "forge": self.gitea.base_url},
-                {"repository": f"{self.gitea.admin}/Bad_Name", "forge": self.gitea.base_url},
-            ],
-        }
+        forge = self.gitea.base_url
+        listed = [{"repository": f"{self.gitea.admin}/{team.app}", "forge": forge, "app": team.app, "secret": team.app}]
+        if team.decoys:
+            # A second team's app (its own secret) and a repository whose name cannot be an app
+            # name stand beside it, as in a platform's list.
+            listed += [{"repository": f"{self.gitea.admin}/{OTHER_APP}", "forge": forge},
+                       {"repository": f"{self.gitea.admin}/Bad_Name", "forge": forge}]  # fmt: skip
         gate_config = {"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": "druppie-webhook-gate", "namespace": "ci"},
-                       "data": {"repositories.yaml": yaml.safe_dump(repositories, sort_keys=False)}}  # fmt: skip
+                       "metadata": {"name": "druppie-webhook-gate", "namespace": ns},
+                       "data": {"repositories.yaml": yaml.safe_dump({"bot": BOT, "repositories": listed},
+                                                                    sort_keys=False)}}  # fmt: skip
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(gate_config))
         local = {
             "apiVersion": "triggers.tekton.dev/v1beta1",
             "kind": "TriggerBinding",
-            "metadata": {"name": "druppie-ci-cd-local", "namespace": "ci"},
+            "metadata": {"name": "druppie-ci-cd-local", "namespace": ns},
             "spec": {
                 "params": [
                     {"name": "image-registry", "value": f"{self.cluster.registry}/{IMAGE_PATH}"},
@@ -201,51 +259,68 @@ class Loop:
             },
         }
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
-        bindings = self.cluster.get_json("eventlistener", "-n", "ci", "druppie-ci-cd")["spec"]["triggers"][0][
-            "bindings"
-        ]
+        bindings = self.cluster.get_json("eventlistener", "-n", ns, "druppie-ci-cd")["spec"]["triggers"][0]["bindings"]
         if {"ref": "druppie-ci-cd-local"} not in bindings:
-            self.cluster.kubectl(
-                "patch",
-                "eventlistener",
-                "druppie-ci-cd",
-                "-n",
-                "ci",
-                "--type",
-                "json",
-                "-p",
-                json.dumps(
-                    [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]
-                ),
-            )
+            add = [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]
+            self.cluster.kubectl("patch", "eventlistener", "druppie-ci-cd", "-n", ns, "--type", "json",
+                                 "-p", json.dumps(add))  # fmt: skip
 
-        self.say("Flux: GitRepository druppie-apps (Gitea) and Kustomization drone-service-prod")
-        self.cluster.kubectl("create", "namespace", NAMESPACE, check=False)
+        self.say(f"Flux: GitRepository {team.gitrepository} (Gitea) and Kustomization {team.kustomization}")
+        self.cluster.kubectl("create", "namespace", team.target, check=False)
+        flux_objects = {"apiVersion": "v1", "kind": "List", "items": self._flux_objects()}
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(flux_objects))
+
+        if team == PLATFORM:
+            self.say("first version: drone-service 1.0.4 built on this machine, so Flux has something to run")
+            self.build_on_host("1.0.4")
+        else:  # the same first version, under the team's app name (the registry mounts its blobs)
+            platform_image = f"{self.cluster.registry}/{IMAGE_PATH}/{APP}:1.0.4"
+            subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                            f"docker://{platform_image}", f"docker://{self.image}:1.0.4"],
+                           check=True, capture_output=True)  # fmt: skip
+        self.wait(f"Kustomization {team.kustomization} Ready", self._kustomization_ready, 180)
+
+        self.say(f"webhook: Gitea's {team.app} → the EventListener's Service in {ns}")
+        self.wait(f"the EventListener in {ns}", lambda: self._deployment_available(ns, "el-druppie-ci-cd"), 180)
+        self.wait(f"webhook-gate in {ns}", lambda: self._deployment_available(ns, "druppie-webhook-gate"), 180)
+        ip = self.cluster.get_json("service", "-n", ns, "el-druppie-ci-cd")["spec"]["clusterIP"]
+        for hook in self.gitea.hooks(team.app):
+            self.gitea.api("DELETE", f"/repos/{self.gitea.admin}/{team.app}/hooks/{hook['id']}")
+        self.gitea.add_webhook(team.app, f"http://{ip}:8080", self.webhook_secret)
+        (self.team_state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def _flux_objects(self) -> list[dict]:
+        """flux/'s GitRepository, Kustomization and tenant, for this team (unchanged but for the
+        Gitea URL and shorter intervals for the platform's): names, path, target namespace and
+        whose flux-wait may reconcile them."""
+        team = self.team
         flux = ROOT / "flux" / "druppie-apps"
         repo = yaml.safe_load((flux / "gitrepository.yaml").read_text())
+        repo["metadata"]["name"] = team.gitrepository
         repo["spec"].update(url=self.gitea.clone_url("druppie-apps"), interval="1m")
         ks = yaml.safe_load((flux / "kustomization-drone-service-prod.yaml").read_text())
-        ks["spec"].update(retryInterval="10s")
-        tenant = list(yaml.safe_load_all((flux / "tenant-drone-service-prod.yaml").read_text()))
-        # Flux's grant to ci: its druppie-flux-wait may request reconciles in flux-system.
-        grant = yaml.safe_load((flux / "rbac-flux-reconcile-wait.yaml").read_text())
-        self.cluster.kubectl(
-            "apply", "-f", "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [repo, ks, *tenant, grant]}),
-        )  # fmt: skip
+        ks["metadata"]["name"] = team.kustomization
+        ks["spec"].update(retryInterval="10s", targetNamespace=team.target, serviceAccountName=team.kustomization,
+                          path=f"./envs/prod/{team.app}")  # fmt: skip
+        ks["spec"]["sourceRef"]["name"] = team.gitrepository
+        for obj in (repo, ks):
+            obj["metadata"].setdefault("annotations", {})["ci.druppie.io/flux-wait-namespaces"] = team.namespace
+        sa, binding = yaml.safe_load_all((flux / "tenant-drone-service-prod.yaml").read_text())
+        sa["metadata"]["name"] = team.kustomization
+        binding["metadata"].update(name=f"flux-{team.kustomization}", namespace=team.target)
+        binding["subjects"][0]["name"] = team.kustomization
+        objects = [repo, ks, sa, binding]
+        if team == PLATFORM:  # Flux's grant to ci: its druppie-flux-wait may request reconciles in flux-system
+            objects.append(yaml.safe_load((flux / "rbac-flux-reconcile-wait.yaml").read_text()))
+        return objects
 
-        self.say("first version: drone-service 1.0.4 built on this machine, so Flux has something to run")
-        self.build_on_host("1.0.4")
-        self.wait("Kustomization drone-service-prod Ready", self._kustomization_ready, 180)
-
-        self.say("webhook: Gitea → the EventListener's Service")
-        self.wait("the EventListener", lambda: self._deployment_available("ci", "el-druppie-ci-cd"), 180)
-        self.wait("webhook-gate", lambda: self._deployment_available("ci", "druppie-webhook-gate"), 180)
-        ip = self.cluster.get_json("service", "-n", "ci", "el-druppie-ci-cd")["spec"]["clusterIP"]
-        for hook in self.gitea.hooks(APP):
-            self.gitea.api("DELETE", f"/repos/druppie-admin/{APP}/hooks/{hook['id']}")
-        self.gitea.add_webhook(APP, f"http://{ip}:8080", self.webhook_secret)
-        (self.state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    @staticmethod
+    def _local_image(kustomization: str, image: str) -> str:
+        """druppie-apps' images entry naming the image in the local registry (``newName:``)."""
+        entry = "  - name: registry.example/druppie/drone-service\n"
+        if entry not in kustomization:
+            raise ValueError(f"no images entry {entry.strip()!r} in the example kustomization")
+        return kustomization.replace(entry, f"{entry}    newName: {image}  # local registry\n")
 
     def build_on_host(self, version: str) -> None:
         path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])
@@ -277,15 +352,16 @@ class Loop:
     # ---- the loop ----------------------------------------------------------------------------
     def push_change(self, greeting: str, user: str | None = None, branch: str = "main") -> str:
         """A visible change to the app, pushed to Gitea (a real push event); returns the commit."""
-        source = self.gitea.read_file(APP, "drone_service/app.py", ref=branch)
+        app = self.team.app
+        source = self.gitea.read_file(app, "drone_service/app.py", ref=branch)
         changed = re.sub(r'^GREETING = ".*"$', f'GREETING = "{greeting}"', source, count=1, flags=re.M)
         return self.gitea.commit_file(
-            APP, "drone_service/app.py", changed, f"Greeting: {greeting}", branch=branch, user=user
+            app, "drone_service/app.py", changed, f"Greeting: {greeting}", branch=branch, user=user
         )
 
     def pipelinerun_for(self, commit: str, timeout: float = 60) -> str:
         def find() -> str | None:
-            for run in self.cluster.get_json("pipelineruns", "-n", "ci")["items"]:
+            for run in self.cluster.get_json("pipelineruns", "-n", self.team.namespace)["items"]:
                 if any(p["name"] == "revision" and p["value"] == commit for p in run["spec"].get("params", [])):
                     return run["metadata"]["name"]
             return None
@@ -294,13 +370,13 @@ class Loop:
 
     def finished(self, name: str, timeout: float = 900) -> dict:
         def done() -> dict | None:
-            run = self.cluster.get_json("pipelinerun", "-n", "ci", name)
+            run = self.cluster.get_json("pipelinerun", "-n", self.team.namespace, name)
             return run if run.get("status", {}).get("completionTime") else None
 
         return self.wait(f"PipelineRun {name}", done, timeout)
 
     def service_says(self) -> str | None:
-        ip = self.cluster.get_json("service", "-n", NAMESPACE, APP)["spec"]["clusterIP"]
+        ip = self.cluster.get_json("service", "-n", self.team.target, APP)["spec"]["clusterIP"]
         try:
             with http_request(f"http://{ip}/", timeout=3) as response:
                 return json.loads(response.read())["message"]
@@ -308,9 +384,8 @@ class Loop:
             return None
 
     def deployed_image(self) -> str:
-        return self.cluster.get_json("deployment", "-n", NAMESPACE, APP)["spec"]["template"]["spec"]["containers"][0][
-            "image"
-        ]
+        deployment = self.cluster.get_json("deployment", "-n", self.team.target, APP)
+        return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
     # ---- helpers -----------------------------------------------------------------------------
     def _has_repo(self, name: str) -> bool:
@@ -320,8 +395,15 @@ class Loop:
         except GiteaError:
             return False
 
+    def _has_file(self, repo: str, path: str) -> bool:
+        try:
+            self.gitea.read_file(repo, path)
+            return True
+        except GiteaError:
+            return False
+
     def _kustomization_ready(self) -> bool:
-        ks = self.cluster.get_json("kustomization", "-n", "flux-system", "drone-service-prod")
+        ks = self.cluster.get_json("kustomization", "-n", "flux-system", self.team.kustomization)
         return any(c["type"] == "Ready" and c["status"] == "True" for c in ks.get("status", {}).get("conditions", []))
 
     def _deployment_available(self, namespace: str, name: str) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from localcluster.cluster import LocalCluster, missing
 from localcluster.toolchain import ROOT
 from testbed.fluxapp import make_flux_app
+from testbed.loop import Loop
 from testbed.readme import block_with
 from testbed.site import apply_site_settings, site_command
 from tests.support.e2e import README, Tekton, fresh_namespace
@@ -81,3 +82,18 @@ def tekton(cluster, tmp_path_factory):
     cluster.kubectl("apply", "-f", str(ROOT / "flux/druppie-apps/rbac-flux-reconcile-wait.yaml"))
     apply_site_settings(cluster)
     return t
+
+
+@pytest.fixture(scope="module")
+def loop(cluster):
+    """The platform's loop in ci (testbed.loop, as `make demo` sets it up), installed once per session."""
+    if not cluster.with_loop:  # .ci/run says so up front, in one line
+        pytest.skip(
+            f"the loop's parts are not in the cache (make cluster-build); missing: {', '.join(missing('loop'))}"
+        )
+    lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
+    if not lp.installed:
+        # Another module's tekton fixture may have left a namespace ci behind: start clean.
+        fresh_namespace(cluster)
+        lp.install()
+    return lp

@@ -23,28 +23,11 @@ import yaml
 from hack import release as catalog_release
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
-from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS, Loop
+from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS
 from testbed.readme import block_with, yaml_blocks
-from tests.support.e2e import fresh_namespace
 from tests.support.release import catalog_repo
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def loop(cluster):
-    if not cluster.with_loop:  # .ci/run says so up front, in one line
-        from localcluster.cluster import missing
-
-        pytest.skip(
-            f"the loop's parts are not in the cache (make cluster-build); missing: {', '.join(missing('loop'))}"
-        )
-    lp = Loop(cluster, say=lambda m: print(f"[loop] {m}", flush=True))
-    if not lp.installed:
-        # Another module's tekton fixture may have left a namespace ci behind: start clean.
-        fresh_namespace(cluster)
-        lp.install()
-    return lp
 
 
 def results(run: dict) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,19 +22,29 @@ from testbed import seccomp
 from testbed.apps import drone_app
 from tests.support.checkout import commit_all
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("podman") and Path(seccomp.RUNC).is_file() and shutil.which("gcc")),
-    reason="needs podman, runc and gcc (make setup)",
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools():
+    if not (shutil.which("podman") and Path(seccomp.RUNC).is_file() and shutil.which("gcc")):
+        pytest.fail("needs podman, runc and gcc: `make setup` installs them")
+
+
 DENIED_BY_THE_PROFILE = ("keyctl", "add_key", "request_key", "ptrace", "userfaultfd", "perf_event_open", "bpf")
 
 
 @pytest.fixture(scope="module")
 def dns(tmp_path_factory):
-    try:
-        server = seccomp.TinyDNS()
-    except OSError as err:  # port 53 of the machine's address is taken
-        pytest.skip(f"no DNS server for the test: {err}")
+    # Port 53 of the machine's address is the one a resolv.conf can name. Another `make test` on
+    # this machine may hold it for a while: wait for it, then fail (a skip would hide the tests).
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            server = seccomp.TinyDNS()
+            break
+        except OSError as err:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no DNS server for the test: port 53 stayed taken for 300 s: {err}")
+            time.sleep(1)
     yield server.resolv_conf(tmp_path_factory.mktemp("dns"))
     server.stop()
 
@@ -141,7 +152,7 @@ def test_the_step_itself_gets_eperm_and_a_32_bit_syscall_is_killed(probe, tmp_pa
 @pytest.fixture(scope="module")
 def containerd():
     if not (shutil.which("containerd") and shutil.which("ctr")):
-        pytest.skip("needs containerd and ctr (make setup)")
+        pytest.fail("needs containerd and ctr: `make setup` installs them")
     server = seccomp.Containerd()
     yield server
     server.stop()
