@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-slow demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts clean catalog lint mutation images release bundles
+.PHONY: help setup test test-slow demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts test-e2e-userns clean catalog lint mutation images release bundles
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,7 +34,10 @@ cluster-down: ## Stop the local cluster; no process is left behind
 	@$(PY) -m localcluster down
 
 test-e2e: setup ## The e2e tier: real Kubernetes, Flux controllers and Tekton (needs make cluster-build)
-	@$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "e2e and not userns" tests/e2e $(PYTEST_ARGS)
+
+test-e2e-userns: setup ## druppie-build in a user-namespaced pod: the node on containerd v2 (hack/cluster-build.sh userns)
+	@DRUPPIE_CONTAINERD=2 DRUPPIE_LOOP=0 $(PY) -m pytest -m userns tests/e2e/test_userns.py $(PYTEST_ARGS)
 
 test-e2e-lts: setup ## Every task and pipeline on the oldest Tekton LTS the catalog claims (TEKTON_LTS_VERSION)
 	@DRUPPIE_TEKTON_VERSION=lts DRUPPIE_LOOP=0 $(PY) -m pytest -m e2e tests/e2e/test_tekton.py \

@@ -227,8 +227,8 @@ build_gitea() {
 }
 
 # runc and containerd as a node with user-namespaced pods (`hostUsers: false`) has them: containerd v2
-# and runc >= 1.2 (idmapped mounts). Only the druppie-build measurement of user namespaces runs them
-# (testbed/userns.py), with a containerd of its own; the local cluster keeps Debian's.
+# and runc >= 1.2 (idmapped mounts). The local cluster's node runs them with DRUPPIE_CONTAINERD=2
+# (localcluster/containerd2.py, `make test-e2e-userns`); testbed/userns.py measures with them.
 # runc: cgo with libseccomp (Debian's libseccomp-dev), without libpathrs (a Rust library).
 build_runc2() {
   CGO_ENABLED=1 LDFLAGS_EXTRA="-X main.gitCommit=druppie-module-build" \
@@ -249,7 +249,7 @@ build_containerd2() {
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
   notification-crds spo-crds kwok flux tekton tekton-lts tkn tekton-validate local-path triggers coredns gitea
-  kube-router gitleaks osv-scanner trivy syft)
+  kube-router gitleaks osv-scanner trivy syft runc2 containerd2)
 for c in "${components[@]}"; do
   case $c in
     etcd) run_build etcd "$ETCD_VERSION" build_etcd ;;

@@ -13,6 +13,7 @@ through the narrow ``Context`` (context.py). ``cluster.py`` holds the ordered li
 - ``scheduler``           kube-scheduler
 - ``flux``                Flux's CRDs, source-controller and kustomize-controller
 - ``containerd``          the node's container runtime (Debian's containerd and runc), the pause image
+- ``containerd2``         instead, containerd v2 and runc v1.5.3 (DRUPPIE_CONTAINERD=2): pods with hostUsers: false
 - ``kubelet``             a real kubelet, the node ``druppie-node``
 - ``kwok``                kwok's fake node instead (DRUPPIE_NODE_SIDE=kwok)
 - ``kube_proxy``          Services in iptables mode

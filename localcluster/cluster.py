@@ -24,6 +24,7 @@ from .apiserver import ApiServer
 from .bridge import Bridge, used_subnet_indexes
 from .component import Component
 from .containerd import Containerd
+from .containerd2 import Containerd2
 from .context import STATE_FILE, ClusterState, Context
 from .controller_manager import ControllerManager
 from .dns import CoreDNS
@@ -41,7 +42,7 @@ from .registry import Registry
 from .scheduler import Scheduler
 from .storage import LocalPath
 from .tekton import Tekton
-from .toolchain import node_side
+from .toolchain import node_runtime, node_side
 from .triggers import Triggers
 
 # Every component, in start order (a component starts once what it `needs` is ready).
@@ -56,6 +57,7 @@ COMPONENTS: tuple[Component, ...] = (
     Scheduler(),
     Flux(),
     Containerd(),
+    Containerd2(),  # instead of Debian's containerd: DRUPPIE_CONTAINERD=2
     Kubelet(),
     KubeRouter(),  # NetworkPolicy enforcement, egress included
     Kwok(),
@@ -72,14 +74,14 @@ TIER_SWITCHES = {"tekton": "DRUPPIE_TEKTON", "loop": "DRUPPIE_LOOP"}  # "0" leav
 
 def plan(features: frozenset[str]) -> list[Component]:
     """The components a cluster with ``features`` runs, in start order."""
-    return [c for c in COMPONENTS if c.features <= features]
+    return [c for c in COMPONENTS if c.features <= features and not c.unless & features]
 
 
 def missing(tier: str = "cluster") -> list[str]:
     """What the cache (or the machine) lacks for ``tier``: "cluster", "tekton" or "loop"; empty when it can run.
 
     For a tier, only what it adds to the tiers below it."""
-    side = frozenset({node_side()})
+    side = node_features()
     if tier == "cluster":
         return [m for c in plan(side) for m in c.missing()]
     if tier not in TIERS:
@@ -91,9 +93,15 @@ def missing(tier: str = "cluster") -> list[str]:
     return [m for c in added for m in c.missing()]
 
 
+def node_features() -> frozenset[str]:
+    """The node side (DRUPPIE_NODE_SIDE) and, on a kubelet node, containerd v2 if DRUPPIE_CONTAINERD=2."""
+    runtime = node_runtime()
+    return frozenset({node_side(), runtime} if runtime == "containerd2" and node_side() == "kubelet" else {node_side()})
+
+
 def wanted_features() -> frozenset[str]:
-    """The node side, and each tier that is built and not switched off (DRUPPIE_TEKTON=0, DRUPPIE_LOOP=0)."""
-    features = {node_side()}
+    """The node's features, and each tier that is built and not switched off (DRUPPIE_TEKTON=0, DRUPPIE_LOOP=0)."""
+    features = set(node_features())
     for tier in TIERS:
         if os.environ.get(TIER_SWITCHES[tier], "1") == "0" or missing(tier):
             break

@@ -1,7 +1,8 @@
 """The one interface every part of the local cluster has, and the base most of them use.
 
 A component is a small object with a name, the names of the components it needs running first,
-the cluster features that select it, and four methods:
+the cluster features that select it (``features``, and ``unless`` for those that rule it out), and
+four methods:
 
 - ``missing()``   what its build cache (or the machine) lacks; empty when it can run
 - ``prepare(ctx)`` work that needs only ``prepare_needs`` (e.g. pushing its images to the
@@ -32,6 +33,8 @@ class Component:
     # The cluster runs this component only when it has all of these features
     # ("kubelet" or "kwok" node side, "tekton", "loop").
     features: ClassVar[frozenset[str]] = frozenset()
+    # ... and not when it has any of these (another component of the same name stands in).
+    unless: ClassVar[frozenset[str]] = frozenset()
     stops_early: ClassVar[bool] = False
 
     def missing(self) -> list[str]:

@@ -56,6 +56,7 @@ class Containerd(Component):
     name = "containerd"
     needs = ("bridge",)
     features = frozenset({"kubelet"})
+    unless = frozenset({"containerd2"})  # that node runs containerd v2 (containerd2.py) instead
 
     def missing(self) -> list[str]:
         return [tool for tool in ("containerd", "ctr", "runc", "gcc") if not shutil.which(tool)]
@@ -64,7 +65,30 @@ class Containerd(Component):
         d = ctx.component_dir("containerd")
         for sub in ("cni/net.d", "cni/ipam", *[f"certs.d/{host}" for host in (*MIRRORED_REGISTRIES, ctx.registry)]):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        (d / "containerd.toml").write_text(f"""version = 2
+        (d / "containerd.toml").write_text(self.config(ctx))
+        for host in (*MIRRORED_REGISTRIES, ctx.registry):
+            (d / "certs.d" / host / "hosts.toml").write_text(
+                f'server = "http://{ctx.registry}"\n'
+                f'[host."http://{ctx.registry}"]\n  capabilities = ["pull", "resolve"]\n'
+            )
+        (d / "cni" / "net.d" / "10-druppie.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "druppie", "plugins": [
+                {"type": "bridge", "bridge": ctx.bridge, "isGateway": True, "isDefaultGateway": True, "ipMasq": False,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": ctx.pod_subnet}]],
+                          "dataDir": str(d / "cni" / "ipam")}},
+                {"type": "loopback"}]}))  # fmt: skip
+        ctx.spawn(self.name, [self.binary(), "--config", d / "containerd.toml"], env=self.env())
+
+    def binary(self) -> str:
+        return "containerd"
+
+    def env(self) -> dict[str, str]:
+        """What containerd's environment adds (its shims are found on PATH)."""
+        return {}
+
+    def config(self, ctx: Context) -> str:
+        d = ctx.component_dir("containerd")
+        return f"""version = 2
 root = "{d / "root"}"
 state = "{d / "state"}"
 [grpc]
@@ -77,19 +101,7 @@ state = "{d / "state"}"
     conf_dir = "{d / "cni" / "net.d"}"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "{d / "certs.d"}"
-""")
-        for host in (*MIRRORED_REGISTRIES, ctx.registry):
-            (d / "certs.d" / host / "hosts.toml").write_text(
-                f'server = "http://{ctx.registry}"\n'
-                f'[host."http://{ctx.registry}"]\n  capabilities = ["pull", "resolve"]\n'
-            )
-        (d / "cni" / "net.d" / "10-druppie.conflist").write_text(json.dumps({
-            "cniVersion": "1.0.0", "name": "druppie", "plugins": [
-                {"type": "bridge", "bridge": ctx.bridge, "isGateway": True, "isDefaultGateway": True, "ipMasq": False,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": ctx.pod_subnet}]],
-                          "dataDir": str(d / "cni" / "ipam")}},
-                {"type": "loopback"}]}))  # fmt: skip
-        ctx.spawn(self.name, ["containerd", "--config", d / "containerd.toml"])
+"""
 
     def ready(self, ctx: Context) -> None:
         ctx.wait_until(self.name, lambda: socket(ctx).exists() and ctr(ctx, "version", check=False).returncode == 0)

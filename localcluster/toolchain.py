@@ -74,3 +74,22 @@ def node_side() -> str:
     if side not in NODE_SIDES:
         raise RuntimeError(f"DRUPPIE_NODE_SIDE={side!r}: use one of {', '.join(NODE_SIDES)}")
     return side
+
+
+def containerd2_dir() -> Path:
+    """containerd v2 (containerd, its runc shim, ctr) from its Go module: hack/cluster-build.sh userns."""
+    return cache_dir() / f"containerd-{toolchain()['CONTAINERD2_VERSION']}"
+
+
+def runc2_binary() -> Path:
+    """runc >= 1.2 (idmapped mounts, for user-namespaced pods): hack/cluster-build.sh userns."""
+    return cache_dir() / f"runc-{toolchain()['RUNC2_VERSION']}" / "runc"
+
+
+def node_runtime() -> str:
+    """The node's container runtime: Debian's containerd 1.6, or with DRUPPIE_CONTAINERD=2 containerd
+    v2 and runc v1.5.3, which run pods with ``hostUsers: false`` in a user namespace."""
+    version = os.environ.get("DRUPPIE_CONTAINERD", "1")
+    if version not in ("1", "2"):
+        raise RuntimeError(f"DRUPPIE_CONTAINERD={version!r}: use 1 (Debian's containerd 1.6) or 2 (containerd v2)")
+    return "containerd2" if version == "2" else "containerd"

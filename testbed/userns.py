@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from localcluster.toolchain import ROOT, cache_dir, toolchain
+from localcluster.toolchain import ROOT, containerd2_dir, runc2_binary
 
 from . import seccomp
 
@@ -58,22 +58,14 @@ FOUR = ("SETUID", "SETGID", "SETFCAP", "SYS_CHROOT")  # the Task's capabilities 
 THREE = ("SETUID", "SETGID", "SETFCAP")
 
 
-def runc_binary() -> Path:
-    return cache_dir() / f"runc-{toolchain()['RUNC2_VERSION']}" / "runc"
-
-
-def containerd_dir() -> Path:
-    return cache_dir() / f"containerd-{toolchain()['CONTAINERD2_VERSION']}"
-
-
 def built() -> tuple[Path, Path]:
     """(runc, containerd's folder), building them with hack/cluster-build.sh userns when they are
     not in the cache yet (about 2 min with a warm Go module cache, more on a cold one)."""
-    if not ((runc_binary().parent / ".complete").is_file() and (containerd_dir() / ".complete").is_file()):
+    if not ((runc2_binary().parent / ".complete").is_file() and (containerd2_dir() / ".complete").is_file()):
         proc = subprocess.run([str(ROOT / "hack/cluster-build.sh"), "userns"], capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"hack/cluster-build.sh userns failed: {(proc.stdout + proc.stderr)[-3000:]}")
-    return runc_binary(), containerd_dir()
+    return runc2_binary(), containerd2_dir()
 
 
 @dataclass(frozen=True)

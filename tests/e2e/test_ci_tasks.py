@@ -23,11 +23,10 @@ from localcluster.toolchain import ROOT, spo_crd_dir
 from testbed.apps import drone_app
 from testbed.readme import block_with
 from testbed.site import BASE_REPO, push_advisory_database, push_offline_base, site_command
-from tests.support.e2e import ci_commands, started, wait_for
+from tests.support.ci_tasks import IMAGE, clone, start
+from tests.support.e2e import ci_commands, wait_for
 
 README = ROOT / "README.md"
-GITHUB_APP = "https://github.com/waterschap/drone-service.git"
-IMAGE = "registry.example/druppie/drone-service"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 
 
@@ -68,33 +67,6 @@ def reach_targets(cluster) -> dict[str, list]:
 
 def api_port(cluster) -> int:
     return int(cluster.api_url.rsplit(":", 1)[1])
-
-
-def start(
-    tekton, cluster, command: str, repo: str = "drone-service", extra: list[str] | None = None, check: bool = True
-) -> tuple[str, dict, str]:
-    """Run one README tkn command; returns (TaskRun name, finished TaskRun, its log)."""
-    out = tekton.run(
-        command,
-        extra,
-        {
-            GITHUB_APP: f"{cluster.git_url.rsplit('/', 1)[0]}/{repo}.git",
-            IMAGE: f"{cluster.registry}/druppie/drone-service",
-            "registry.example/druppie/osv-db": f"{cluster.registry}/druppie/osv-db",
-        },
-        check=False,
-    )
-    name = started(out.stdout, "TaskRun")
-    run = tekton.taskrun(name)
-    logs = tekton.tkn("taskrun", "logs", name, "-n", "ci").stdout
-    if check:
-        assert run["status"]["conditions"][0]["reason"] == "Succeeded", logs
-    return name, run, logs
-
-
-def clone(tekton, cluster, ci, repo: str = "drone-service") -> dict:
-    _, run, _ = start(tekton, cluster, ci["druppie-git-clone"], repo, ["-p", "allow-plain-http=true"])
-    return tekton.results(run)
 
 
 def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, cluster, ci):

@@ -5,6 +5,7 @@ cycle (not even under TYPE_CHECKING), and the component list is consistent data.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -121,8 +122,12 @@ def test_every_component_needs_only_components_that_start_before_it():
             assert (unknown, later) == ([], []), component.name
 
 
-def test_component_names_are_unique_and_each_has_the_interface():
-    names = [c.name for c in cluster.COMPONENTS]
+FEATURE_SETS = [{"kwok"}, {"kubelet"}, {"kubelet", "tekton", "loop"}, {"kubelet", "containerd2", "tekton", "loop"}]
+
+
+@pytest.mark.parametrize("features", FEATURE_SETS, ids="+".join)
+def test_component_names_are_unique_in_every_plan_and_each_has_the_interface(features):
+    names = [c.name for c in cluster.plan(frozenset(features))]
     assert len(names) == len(set(names))
     for component in cluster.COMPONENTS:
         assert isinstance(component, Component)
@@ -142,6 +147,40 @@ def test_component_names_are_unique_and_each_has_the_interface():
 def test_which_components_run_follows_from_the_features(features, present, absent):
     planned = {c.name for c in cluster.plan(frozenset(features))}
     assert present <= planned and not (absent & planned)
+
+
+def test_containerd_v2_stands_in_for_debians_on_request(monkeypatch):
+    kinds = {
+        f: {type(c).__name__ for c in cluster.plan(frozenset(f))} for f in (("kubelet",), ("kubelet", "containerd2"))
+    }
+    assert "Containerd" in kinds[("kubelet",)] and "Containerd2" not in kinds[("kubelet",)]
+    assert "Containerd2" in kinds[("kubelet", "containerd2")] and "Containerd" not in kinds[("kubelet", "containerd2")]
+    monkeypatch.setenv("DRUPPIE_NODE_SIDE", "kubelet")
+    monkeypatch.setenv("DRUPPIE_CONTAINERD", "2")
+    assert cluster.node_features() == frozenset({"kubelet", "containerd2"})
+    monkeypatch.setenv("DRUPPIE_CONTAINERD", "v2")
+    with pytest.raises(RuntimeError, match="DRUPPIE_CONTAINERD='v2': use 1"):
+        cluster.node_features()
+
+
+def test_containerd_v2s_config_names_the_built_runc_and_the_same_mirrors(tmp_path, monkeypatch):
+    from localcluster.containerd2 import Containerd2
+    from localcluster.toolchain import runc2_binary
+
+    class Ctx:  # the two things config() reads
+        def component_dir(self, name: str):
+            return tmp_path / name
+
+    import localcluster.containerd2 as c2
+
+    monkeypatch.setattr(c2, "socket", lambda ctx: tmp_path / "containerd" / "containerd.sock")
+    config = tomllib.loads(Containerd2().config(Ctx()))
+    assert config["version"] == 3
+    runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
+    assert runtime["containerd"]["runtimes"]["runc"]["options"]["BinaryName"] == str(runc2_binary())
+    images = config["plugins"]["io.containerd.cri.v1.images"]
+    assert images["registry"]["config_path"] == str(tmp_path / "containerd" / "certs.d")
+    assert images["pinned_images"]["sandbox"] == "druppie.local/pause:1"
 
 
 def test_a_tier_that_is_not_built_is_left_out(monkeypatch, tmp_path):
