@@ -16,7 +16,7 @@ caller's bug, a bad option, is one line naming the option and exit code 2, befor
 a forge state (pending, success, failure, error) or what Tekton says of a pipeline task
 (``$(tasks.<name>.status)``: Succeeded, Failed, None), then DESCRIPTION is its
 ``$(tasks.<name>.reason)`` and the step words the description itself. The token is read from a
-file (``--token-file``, the workspace), never from an option or variable, and masked in every line.
+file (``<--credentials>/token``, the workspace), never from an option or variable, and masked in every line.
 """
 
 from __future__ import annotations
@@ -201,19 +201,19 @@ def check_plain_http(forge: Forge, allow_plain_http: bool) -> None:
     log.warn(f"sending the status token over plain http:// to {parts.hostname!r} (--allow-plain-http)")
 
 
-def read_token(token_file: str) -> tuple[str, str]:
+def read_token(credentials: str) -> tuple[str, str]:
     """(token, "") or ("", why there is none). A missing token is not the caller's bug: statuses are optional."""
-    if not token_file:
+    if not credentials:
         return "", "no status token (the status-token workspace is not bound)"
-    path = Path(token_file)
+    path = Path(credentials) / TOKEN_KEY
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        return "", f"no status token at {token_file} (the status-token Secret has no key {TOKEN_KEY!r}, or is absent)"
+        return "", f"no status token at {path} (the status-token Secret is absent or has no key {TOKEN_KEY!r})"
     except (OSError, UnicodeDecodeError) as err:
-        return "", f"cannot read the status token at {token_file} ({type(err).__name__})"
+        return "", f"cannot read the status token at {path} ({type(err).__name__})"
     if not token or any(c.isspace() for c in token):
-        return "", f"the status token at {token_file} is empty or not one word"
+        return "", f"the status token at {path} is empty or not one word"
     register_secret(token)
     return token, ""
 
@@ -336,7 +336,9 @@ def report(
     "derived from --repo-url if empty.",
 )
 @workspace_option(
-    "--token-file", "token_file", f"File holding the token that may write commit statuses: key {TOKEN_KEY!r} of"
+    "--credentials",
+    "credentials",
+    f"Folder with the file {TOKEN_KEY!r}: a token that may write commit statuses (the status-token Secret)",
 )
 @flag_option(
     "--allow-plain-http",
@@ -352,7 +354,7 @@ def commit_status(
     target_url: str,
     forge: str,
     api_url: str,
-    token_file: str,
+    credentials: str,
     allow_plain_http: bool,
     timeout: Duration,
     results_dir: str | None,
@@ -366,7 +368,7 @@ def commit_status(
     statuses = parse_statuses(status_values)
     link = _http_url(target_url, "--target-url") if target_url.strip() else ""
     check_plain_http(where, allow_plain_http)
-    token, why = read_token(token_file)
+    token, why = read_token(credentials)
     done: list[Status] = []
     if token:
         done, why = report(where, token, sha, statuses, link, deadline)

@@ -52,10 +52,11 @@ def bot_token(client, *scopes: str) -> str:
 
 
 def token_file(tmp_path: Path, token: str) -> Path:
+    """The status-token workspace: a folder with the Secret's key ``token``."""
     folder = tmp_path / "status-token"
     folder.mkdir(exist_ok=True)
     (folder / "token").write_text(token + "\n")
-    return folder / "token"
+    return folder
 
 
 def statuses(client, repo: str, sha: str) -> dict[str, tuple[str, str, str]]:
@@ -65,7 +66,7 @@ def statuses(client, repo: str, sha: str) -> dict[str, tuple[str, str, str]]:
 
 
 def step_args(client, sha: str, path: Path, *statuses: str, repo: str = "drone-service") -> list[str]:
-    args = ["commit-status", "--repo-url", client.clone_url(repo), "--commit", sha, "--token-file", str(path)]
+    args = ["commit-status", "--repo-url", client.clone_url(repo), "--commit", sha, "--credentials", str(path)]
     for status in statuses:
         args += ["--status", status]
     return args
@@ -156,7 +157,7 @@ def test_an_unreachable_forge_is_one_warning_and_exit_0(run_step, tmp_path):
         "druppie/test=pending",
         "--status",
         "druppie/scan=pending",
-        "--token-file",
+        "--credentials",
         str(token_file(tmp_path, token)),
         "--timeout",
         "20s",
@@ -172,22 +173,24 @@ def test_an_unreachable_forge_is_one_warning_and_exit_0(run_step, tmp_path):
 
 
 def test_no_token_is_a_warning_and_exit_0(forge, run_step, tmp_path):
+    """The trigger binds the status-token Secret as optional: an absent Secret is an empty folder."""
     sha = forge.head("drone-service")
-    run = run_step(*step_args(forge, sha, tmp_path / "absent" / "token", "druppie/test=pending"))
-    assert run.returncode == 0 and run.results["reported"] == "false"
-    assert "no status token at" in run.results["reason"]
-    unbound = run_step(
-        *step_args(forge, sha, Path("/workspace/status-token/token"), "druppie/test=pending"),
-        env={"DRUPPIE_TOKEN_FILE_BOUND": "false"},
-    )
-    # An option on the command line counts, bound or not; from the Task, the variable says unbound:
-    assert unbound.results["reported"] == "false"
-    env = {"DRUPPIE_TOKEN_FILE": "/workspace/status-token/token", "DRUPPIE_TOKEN_FILE_BOUND": "false"}
+    (tmp_path / "empty").mkdir()
+    run = run_step(*step_args(forge, sha, tmp_path / "empty", "druppie/test=pending"))
+    assert run.returncode == 0 and run.results == {
+        "reported": "false",
+        "reason": f"druppie/test: no status token at {tmp_path}/empty/token (the status-token Secret is absent or "
+        "has no key 'token')",
+    }
+    assert run.stderr.startswith("warning: commit statuses NOT reported on druppie-admin/drone-service@")
+    # The Task's variables when its optional workspace is not bound at all.
+    env = {"DRUPPIE_CREDENTIALS": "", "DRUPPIE_CREDENTIALS_BOUND": "false"}
     args = ["commit-status", "--repo-url", forge.clone_url("drone-service"), "--commit", sha, "--status", "x=pending"]
-    from_task = run_step(*args, env=env)
-    assert from_task.returncode == 0 and from_task.results["reason"] == (
+    unbound = run_step(*args, env=env)
+    assert unbound.returncode == 0 and unbound.results["reason"] == (
         "x: no status token (the status-token workspace is not bound)"
     )
+    assert statuses(forge, "drone-service", sha).get("x") is None
 
 
 def test_a_bad_option_is_the_callers_bug_exit_2_before_any_call(forge, run_step, tmp_path):

@@ -208,8 +208,8 @@ def test_the_token_goes_over_plain_http_only_to_this_machine_or_with_the_opt_in(
         SHA,
         "--status",
         "a=pending",
-        "--token-file",
-        str(tmp_path / "token"),
+        "--credentials",
+        str(tmp_path),
     ]
     assert main(args) == 2
     assert capsys.readouterr().err.splitlines() == [
@@ -246,8 +246,8 @@ def github_args(fake: FakeGitHub, tmp_path, token: str = TOKEN) -> list[str]:
         "github",
         "--api-url",
         fake.url,
-        "--token-file",
-        str(tmp_path / "token"),
+        "--credentials",
+        str(tmp_path),
         "--results-dir",
         str(tmp_path / "results"),
     ]
@@ -328,8 +328,8 @@ def test_a_redirect_is_not_followed_with_the_token(tmp_path, capsys):
                     SHA,
                     "--status",
                     "a=pending",
-                    "--token-file",
-                    str(tmp_path / "token"),
+                    "--credentials",
+                    str(tmp_path),
                 ]
             )
             == 0
