@@ -148,6 +148,21 @@ def _http_url(value: str, flag: str) -> str:
     return value.strip().rstrip("/")
 
 
+def run_link(target_url: str, dashboard_url: str, pipeline_run: str, namespace: str) -> str:
+    """--target-url as given, else the run's page in Tekton Dashboard, else no link."""
+    if target_url.strip():
+        return _http_url(target_url, "--target-url")
+    if not dashboard_url.strip():
+        return ""
+    dashboard = _http_url(dashboard_url, "--dashboard-url")
+    for flag, value in (("--pipeline-run", pipeline_run), ("--namespace", namespace)):
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", value.strip()):
+            raise InvalidInputError(
+                f"invalid {flag} {value!r}: not a Kubernetes name (--dashboard-url links to the run's page)"
+            )
+    return f"{dashboard}/#/namespaces/{namespace.strip()}/pipelineruns/{pipeline_run.strip()}"
+
+
 _SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>(?!/)\S+)$")
 
 
@@ -327,7 +342,14 @@ def report(
     help="CONTEXT=STATE[:DESCRIPTION], repeatable (one per line in the variable). STATE: pending, success, "
     "failure, error, or Tekton's Succeeded, Failed, None with its reason as DESCRIPTION.",
 )
-@option("--target-url", default="", help="Link from each status to the run (e.g. its dashboard page); none if empty.")
+@option("--target-url", default="", help="Link from each status to the run; none if empty (and no --dashboard-url).")
+@option(
+    "--dashboard-url",
+    default="",
+    help="Tekton Dashboard's address: the link goes to --pipeline-run's page there (unless --target-url).",
+)
+@option("--pipeline-run", default="", help="The PipelineRun the statuses are about ($(context.pipelineRun.name)).")
+@option("--namespace", default="", help="Its namespace ($(context.taskRun.namespace) in the Task).")
 @option("--forge", default="auto", help="gitea or github; auto: github for github.com, else gitea.")
 @option(
     "--api-url",
@@ -352,6 +374,9 @@ def commit_status(
     commit: str,
     status_values: tuple[str, ...],
     target_url: str,
+    dashboard_url: str,
+    pipeline_run: str,
+    namespace: str,
     forge: str,
     api_url: str,
     credentials: str,
@@ -366,7 +391,7 @@ def commit_status(
     where = forge_of(repo_url, forge.strip().lower(), api_url)
     sha = validate_commit(commit)
     statuses = parse_statuses(status_values)
-    link = _http_url(target_url, "--target-url") if target_url.strip() else ""
+    link = run_link(target_url, dashboard_url, pipeline_run, namespace)
     check_plain_http(where, allow_plain_http)
     token, why = read_token(credentials)
     done: list[Status] = []

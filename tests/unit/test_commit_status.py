@@ -10,7 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from druppie_steps.cli import main
-from druppie_steps.commit_status import Forge, Status, forge_of, parse_status, parse_statuses, validate_commit
+from druppie_steps.commit_status import (
+    Forge,
+    Status,
+    forge_of,
+    parse_status,
+    parse_statuses,
+    run_link,
+    validate_commit,
+)
 from druppie_steps.core.errors import InvalidInputError
 from tests.support.github_statuses import FakeGitHub
 
@@ -82,6 +90,18 @@ def test_statuses_come_one_per_line_and_a_context_once():
         parse_statuses(("a=pending", "a=success"))
     with pytest.raises(InvalidInputError, match=r"^invalid --status: none given"):
         parse_statuses(("\n",))
+
+
+def test_the_link_is_the_target_url_or_the_runs_dashboard_page():
+    assert run_link("", "", "", "") == ""
+    assert run_link("", "https://tekton.example/", "drone-service-4f0c2a9e1b7d", "ci") == (
+        "https://tekton.example/#/namespaces/ci/pipelineruns/drone-service-4f0c2a9e1b7d"
+    )
+    assert run_link("https://ci.example/runs/1", "https://tekton.example", "r", "ci") == "https://ci.example/runs/1"
+    with pytest.raises(InvalidInputError, match=r"^invalid --pipeline-run '': not a Kubernetes name"):
+        run_link("", "https://tekton.example", "", "ci")
+    with pytest.raises(InvalidInputError, match=r"^invalid --dashboard-url 'tekton': use an http"):
+        run_link("", "tekton", "r", "ci")
 
 
 def test_a_commit_is_a_full_sha():
