@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from localcluster.gitea import GiteaServer, missing
 from localcluster.gitea_api import ADMIN, GiteaError, _git_env
 from localcluster.process import free_port
+from localcluster.toolchain import ROOT
+from tests.support.paths import STEP
+from tests.support.tekton_env import tekton_env
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=f"not built yet: {', '.join(missing())}")
 
@@ -293,3 +298,60 @@ def test_on_a_protected_repository_the_status_token_cannot_change_code_tags_or_w
     assert refused(lambda: forge.api("POST", f"{repo}/issues", {"title": "x"}, token=token)) == 403  # scope
     assert refused(lambda: forge.api("DELETE", repo, token=token)) == 403
     assert forge.head("drone-service") == sha
+
+
+# --- the Task and the pipeline's wiring, run as Tekton would (no cluster) ---------------------------
+
+
+def test_the_pipelines_status_tasks_run_the_step_as_tekton_would(forge, tmp_path):
+    """druppie-ci-cd's statuses-pending and finally statuses, their params substituted as Tekton does
+    (a failed scan, so build and deploy did not run), the Task's env, the step: what the commit shows."""
+    task = yaml.safe_load((ROOT / "tasks/druppie-commit-status/0.1/druppie-commit-status.yaml").read_text())
+    pipeline = yaml.safe_load((ROOT / "pipelines/druppie-ci-cd/0.1/druppie-ci-cd.yaml").read_text())["spec"]
+    forge.commit_file("drone-service", "app.py", "print('wired')\n", "a commit the pipeline reports on")
+    sha = forge.head("drone-service")
+    outcome = {"clone": ("Succeeded", "Succeeded"), "test": ("Succeeded", "Succeeded"), "scan": ("Failed", "Failed"),
+               "build": ("None", "None"), "tag-commit": ("None", "None"), "flux-wait": ("None", "None")}  # fmt: skip
+    context = {
+        "params.repo-url": forge.clone_url("drone-service"),
+        "params.environment": "prod",
+        "params.dashboard-url": "https://tekton.example",
+        "params.allow-plain-http": "false",  # the forge is on loopback: allowed without the opt-in
+        "tasks.clone.results.commit": sha,
+        "context.pipelineRun.name": "drone-service-run-1",
+        **{f"tasks.{t}.status": s for t, (s, _) in outcome.items()},
+        **{f"tasks.{t}.reason": r for t, (_, r) in outcome.items()},
+    }
+
+    def substituted(value: str) -> str:
+        return re.sub(r"\$\(([\w.-]+)\)", lambda m: context[m[1]], value)
+
+    (tmp_path / "status-token").mkdir()
+    (tmp_path / "status-token/token").write_text(bot_token(forge))
+    shown = {}
+    for name in ("statuses-pending", "statuses"):
+        (pipeline_task,) = [t for t in pipeline["tasks"] + pipeline["finally"] if t["name"] == name]
+        assert pipeline_task["workspaces"] == [{"name": "status-token", "workspace": "status-token"}]
+        params = {p["name"]: substituted(p["value"]) for p in pipeline_task["params"]}
+        results = tmp_path / f"results-{name}"
+        env = tekton_env(task, params, {"status-token": str(tmp_path / "status-token")}, str(results))
+        env = {k: v.replace("$(context.taskRun.namespace)", "ci") for k, v in env.items()}
+        proc = subprocess.run([str(STEP), *task["spec"]["steps"][0]["command"][1:]], capture_output=True, text=True,
+                              env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert {p.name: p.read_text() for p in results.iterdir()} == {"reported": "true", "reason": ""}
+        shown[name] = statuses(forge, "drone-service", sha)
+    link = "https://tekton.example/#/namespaces/ci/pipelineruns/drone-service-run-1"
+    assert shown["statuses-pending"] == {
+        "druppie/test": ("pending", "running", link),
+        "druppie/scan": ("pending", "running", link),
+        "druppie/build": ("pending", "waiting for test and scan", link),
+        "druppie/deploy-prod": ("pending", "waiting for the build", link),
+    }
+    not_run = "not run: an earlier task failed or the run was stopped"
+    assert shown["statuses"] == {
+        "druppie/test": ("success", "succeeded", link),
+        "druppie/scan": ("failure", "failed", link),
+        "druppie/build": ("failure", not_run, link),
+        "druppie/deploy-prod": ("failure", not_run, link),
+    }
