@@ -242,6 +242,11 @@ def test_the_token_goes_over_plain_http_only_to_this_machine_or_with_the_opt_in(
     assert "sending the status token over plain http:// to 'gitea.ci.svc' (--allow-plain-http)" in err
     assert (tmp_path / "r/reported").read_text() == "false"
     assert "t0ken-for-plain-http" not in err
+    # Without a token nothing is sent: no refusal, the usual warning (a public app cloned over http://).
+    (tmp_path / "token").unlink()
+    assert main([*args, "--results-dir", str(tmp_path / "r2")]) == 0
+    assert "no status token at" in capsys.readouterr().err
+    assert (tmp_path / "r2/reported").read_text() == "false"
 
 
 # --- GitHub's shape, against the fake -----------------------------------------------------------
