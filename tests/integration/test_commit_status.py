@@ -46,7 +46,14 @@ def protect(client, repo: str) -> None:
     client.api(
         "POST",
         f"{path}/branch_protections",
-        {"rule_name": "*", "enable_push": True, "enable_push_whitelist": True, "push_whitelist_usernames": [ADMIN]},
+        {
+            "rule_name": "*",
+            "enable_push": True,
+            "enable_push_whitelist": True,
+            "push_whitelist_usernames": [ADMIN],
+            "enable_merge_whitelist": True,
+            "merge_whitelist_usernames": [ADMIN],
+        },
     )
     client.api("POST", f"{path}/tag_protections", {"name_pattern": "*", "whitelist_usernames": [ADMIN]})
     client.api("PATCH", path, {"has_wiki": False})
@@ -231,6 +238,15 @@ def refused(call) -> int:
     raise AssertionError("the forge accepted it")
 
 
+def open_pull_request(client, repo: str, branch: str) -> int:
+    """A branch with one new file (the admin's), and a pull request of it into main."""
+    content = {"content": base64.b64encode(b"x\n").decode(), "message": branch, "branch": "main", "new_branch": branch}
+    client.api("POST", f"/repos/{ADMIN}/{repo}/contents/{branch}.txt", content)
+    return client.api("POST", f"/repos/{ADMIN}/{repo}/pulls", {"head": branch, "base": "main", "title": branch})[
+        "number"
+    ]
+
+
 def test_only_write_repository_with_write_access_may_write_statuses_and_such_a_token_can_push(forge, tmp_path):
     """Measured on Gitea 1.27.3: no scope narrower than write:repository covers statuses, and the
     token's user needs write access to the repository; without branch protection that token pushes."""
@@ -252,13 +268,24 @@ def test_only_write_repository_with_write_access_may_write_statuses_and_such_a_t
     pushed = git(work, "push", "origin", "main", token=token)
     assert pushed.returncode == 0, pushed.stderr  # the honest part: this token can push
     assert forge.head("unprotected") != sha
-    # ... and write the wiki (a repository write, the same scope).
+    # ... and write the wiki (a repository write, the same scope) ...
     forge.api("POST", f"/repos/{ADMIN}/unprotected/wiki/new", {"title": "x", "content_base64": "eA=="}, token=token)
+    # ... and merge anyone's pull request: with branch protection but no merge allow-list too.
+    forge.api(
+        "POST",
+        f"/repos/{ADMIN}/unprotected/branch_protections",
+        {"rule_name": "*", "enable_push": True, "enable_push_whitelist": True, "push_whitelist_usernames": [ADMIN]},
+    )
+    number = open_pull_request(forge, "unprotected", "feature")
+    before = forge.head("unprotected")
+    forge.api("POST", f"/repos/{ADMIN}/unprotected/pulls/{number}/merge", {"Do": "merge"}, token=token)
+    assert forge.head("unprotected") != before
 
 
 def test_on_a_protected_repository_the_status_token_cannot_change_code_tags_or_wiki(forge, tmp_path):
-    """The platform's counter-measure (README): every branch and tag protected against the bot, the wiki
-    off. Its token still writes statuses; it can no longer push, commit through the API, tag or release."""
+    """The platform's counter-measure (README): every branch and tag protected against the bot's pushes
+    and merges, the wiki off. Its token still writes statuses; it can no longer push, commit through the
+    API, merge, tag or release."""
     token = bot_token(forge)
     repo = f"/repos/{ADMIN}/drone-service"
     sha = forge.head("drone-service")
@@ -297,6 +324,12 @@ def test_on_a_protected_repository_the_status_token_cannot_change_code_tags_or_w
     )
     assert refused(lambda: forge.api("POST", f"{repo}/issues", {"title": "x"}, token=token)) == 403  # scope
     assert refused(lambda: forge.api("DELETE", repo, token=token)) == 403
+    # The merge allow-list leaves the bot out: it cannot merge a pull request (405 "User not allowed
+    # to merge PR"). It can still close one: what remains of write access (README).
+    number = open_pull_request(forge, "drone-service", "feature")
+    sha = forge.head("drone-service")
+    assert refused(lambda: forge.api("POST", f"{repo}/pulls/{number}/merge", {"Do": "merge"}, token=token)) == 405
+    assert forge.api("PATCH", f"{repo}/pulls/{number}", {"state": "closed"}, token=token)["state"] == "closed"
     assert forge.head("drone-service") == sha
 
 
