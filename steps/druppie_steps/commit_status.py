@@ -163,14 +163,13 @@ def run_link(target_url: str, dashboard_url: str, pipeline_run: str, namespace: 
     return f"{dashboard}/#/namespaces/{namespace.strip()}/pipelineruns/{pipeline_run.strip()}"
 
 
-_SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?P<path>(?!/)\S+)$")
-
-
 def forge_of(repo_url: str, forge: str, api_url: str) -> Forge:
     """The forge and repository of ``--repo-url`` (https, http, ssh or git@host:owner/repo), its API root
     derived unless ``--api-url`` gives it."""
     if forge not in FORGES:
         raise InvalidInputError(f"invalid --forge {forge!r}: use {', '.join(FORGES)}")
+    from .gitops.git import _SCP_LIKE  # git@host:owner/repo, as the git steps read it
+
     url = repo_url.strip()
     scp = _SCP_LIKE.match(url) if "://" not in url else None
     if scp:
