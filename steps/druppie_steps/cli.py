@@ -30,6 +30,11 @@ STEPS = {
         "summary",
         "Summarise a PipelineRun: its tasks, results, and which failed and why.",
     ),
+    "commit-status": (
+        "druppie_steps.commit_status",
+        "commit_status",
+        "Report a run's stages as commit statuses on the app's forge (Gitea, GitHub).",
+    ),
 }
 
 # The catalog's services and jobs (a Deployment or CronJob runs them), not steps of a Task: the

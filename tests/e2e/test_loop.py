@@ -341,6 +341,7 @@ def test_each_git_credential_reaches_only_its_task_and_the_read_token_cannot_pus
     assert git == {
         "clone": {f"{APP}-git-read"}, "test": set(), "scan": set(), "build": set(),
         "tag-commit": {"druppie-apps-write"}, "flux-wait": {"druppie-apps-read"}, "summary": set(),
+        "statuses-pending": set(), "statuses": set(),
     }  # fmt: skip
 
     work = tmp_path / "apps"

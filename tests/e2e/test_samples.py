@@ -229,6 +229,9 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
         registry=True,
         params={"tls-verify": "false", "build-args": BASE_IMAGE_ARG, "version": BUILD_SAMPLE_VERSION},
     ),
+    "tasks/druppie-commit-status/0.1/samples/report-statuses.yaml": SampleRun(
+        admission_only="its git server has no commit status API"
+    ),
     "tasks/druppie-flux-reconcile-wait/0.1/samples/promote-and-wait.yaml": SampleRun(
         check_promote_and_wait,
         credentials=True,

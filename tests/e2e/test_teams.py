@@ -35,6 +35,7 @@ ACCOUNTS = (
     "druppie-tag-commit",
     "druppie-flux-wait",
     "druppie-summary",
+    "druppie-commit-status",
     "druppie-triggers",
     "druppie-webhook-gate",
     "druppie-prune",

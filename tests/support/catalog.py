@@ -9,4 +9,5 @@ TASK_ACCOUNTS = {
     "druppie-scan": "druppie-scan",
     "druppie-build": "druppie-build",
     "druppie-summary": "druppie-summary",
+    "druppie-commit-status": "druppie-commit-status",
 }

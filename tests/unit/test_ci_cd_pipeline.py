@@ -46,11 +46,13 @@ def workspaces_of(task: str) -> dict[str, str]:
 
 
 def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wait():
-    assert [t["name"] for t in SPEC["tasks"]] == ["clone", "test", "scan", "build", "tag-commit", "flux-wait"]
+    assert [t["name"] for t in SPEC["tasks"]] == [
+        "clone", "test", "scan", "statuses-pending", "build", "tag-commit", "flux-wait"]  # fmt: skip
     assert {t["name"]: t["taskRef"]["name"] for t in SPEC["tasks"]} == {
         "clone": "druppie-git-clone",
         "test": "druppie-test",
         "scan": "druppie-scan",
+        "statuses-pending": "druppie-commit-status",
         "build": "druppie-build",
         "tag-commit": "druppie-tag-commit",
         "flux-wait": "druppie-flux-reconcile-wait",
@@ -59,6 +61,7 @@ def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wai
         "clone": [],
         "test": ["clone"],
         "scan": ["clone"],
+        "statuses-pending": ["clone"],  # beside test and scan; nothing waits for it
         "build": ["scan", "test"],
         "tag-commit": ["build"],
         "flux-wait": ["tag-commit"],
@@ -68,6 +71,7 @@ def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wai
         "clone": set(),
         "test": {"clone"},
         "scan": {"clone"},
+        "statuses-pending": {"clone"},
         "build": {"clone", "test", "scan"},
         "tag-commit": {"clone", "test", "scan", "build"},
         "flux-wait": {"clone", "test", "scan", "build", "tag-commit"},
@@ -77,9 +81,13 @@ def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wai
         assert referenced <= before[task["name"]], task["name"]
 
 
-def test_the_summary_is_the_only_finally_task_and_references_no_result():
-    (final,) = SPEC["finally"]
+def test_the_finally_tasks_are_the_summary_which_references_no_result_and_the_statuses():
+    final, statuses = SPEC["finally"]
     assert final["name"] == "summary" and final["taskRef"] == {"name": "druppie-summary"}
+    assert statuses["name"] == "statuses" and statuses["taskRef"] == {"name": "druppie-commit-status"}
+    # The statuses need the commit: skipped when the clone failed, when nothing was marked pending either.
+    assert set(re.findall(r"\$\(tasks\.[\w-]+\.results\.[\w-]+\)", yaml.safe_dump(statuses))) == {
+        "$(tasks.clone.results.commit)"}  # fmt: skip
     text = yaml.safe_dump(final)
     # Tekton v1.15 skips a finally task whose referenced result was never written.
     assert "results." not in text
@@ -109,6 +117,7 @@ def test_the_defaults_follow_the_repos_conventions():
     defaults = {p["name"]: p.get("default") for p in SPEC["params"]}
     assert {n for n, d in defaults.items() if d is None} == {"repo-url", "app-name"}
     assert defaults | {"repo-url": None, "app-name": None} == {
+        "dashboard-url": "",  # the commit statuses link nowhere
         "repo-url": None,
         "app-name": None,
         "revision": "main",
@@ -174,7 +183,13 @@ def test_only_source_is_a_volume_and_the_credentials_go_where_they_are_needed():
     workspaces = {w["name"]: bool(w.get("optional")) for w in SPEC["workspaces"]}
     assert workspaces == {"source": False, "app-read-credentials": True, "gitops-read-credentials": True,
                           "gitops-write-credentials": True, "registry-credentials": True, "osv-db": True,
-                          "pip-cache": True, "osv-db-credentials": True}  # fmt: skip
+                          "pip-cache": True, "osv-db-credentials": True, "status-token": True}  # fmt: skip
+    # Each credential workspace reaches only the tasks named here.
+    for credential, tasks in {"app-read-credentials": {"clone"}, "gitops-read-credentials": {"flux-wait"},
+                              "gitops-write-credentials": {"tag-commit"}, "registry-credentials": {"build"},
+                              "osv-db-credentials": {"scan"}, "status-token": {"statuses-pending", "statuses"}
+                              }.items():  # fmt: skip
+        assert {t for t in BY_NAME if credential in workspaces_of(t).values()} == tasks, credential
     # A token that can push to druppie-apps goes to tag-commit only: never beside the app's code.
     # The checkout in src/, the reports beside it (build refuses a tree with files not in the commit).
     assert workspaces_of("clone") == {"output": "source/src", "basic-auth": "app-read-credentials"}
@@ -188,6 +203,8 @@ def test_only_source_is_a_volume_and_the_credentials_go_where_they_are_needed():
     assert workspaces_of("tag-commit") == {"basic-auth": "gitops-write-credentials"}
     assert workspaces_of("flux-wait") == {"basic-auth": "gitops-read-credentials"}
     assert workspaces_of("summary") == {}
+    # The token that may write commit statuses: the status tasks', and nothing else in them.
+    assert workspaces_of("statuses-pending") == workspaces_of("statuses") == {"status-token": "status-token"}
 
 
 def _run_workspaces_and_accounts(spec: dict) -> tuple[dict, dict]:
@@ -202,7 +219,7 @@ def _check_run(spec: dict) -> None:
     assert "serviceAccountName" not in spec.get("taskRunTemplate", {})
     assert spec["taskRunTemplate"]["podTemplate"]["securityContext"] == {"fsGroup": 65532}
     assert set(workspaces) == {"source", "app-read-credentials", "gitops-read-credentials", "gitops-write-credentials",
-                               "registry-credentials"}  # fmt: skip
+                               "registry-credentials", "status-token"}  # fmt: skip
     assert workspaces["source"]["volumeClaimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
     secrets = {n: w["secret"]["secretName"] for n, w in workspaces.items() if "secret" in w}
     assert secrets["gitops-read-credentials"] == "druppie-apps-read"
@@ -212,6 +229,11 @@ def _check_run(spec: dict) -> None:
         "name": "registry-credentials",
         "secret": {"secretName": "registry-credentials"},
     }
+    # Per app, like its read credential; optional, so an app without one still runs (with a warning).
+    assert workspaces["status-token"]["secret"]["secretName"] in (
+        "drone-service-commit-status", "$(tt.params.app-name)-commit-status")  # fmt: skip
+    assert workspaces["status-token"]["secret"]["optional"] is True
+    assert accounts["statuses-pending"] == accounts["statuses"] == "druppie-commit-status"
 
 
 def test_the_sample_run_gives_each_task_its_service_account_and_a_fresh_volume():

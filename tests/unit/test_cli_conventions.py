@@ -1,4 +1,4 @@
-"""The command-line conventions of the seven steps (core/options.py's docstring), checked on the click
+"""The command-line conventions of the eight steps (core/options.py's docstring), checked on the click
 commands themselves: every option of every step is walked, so a new option that breaks one fails here."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hack import catalog
 
 LONG_STEPS = {"clone", "test", "scan", "build", "tag-commit", "flux-wait"}
 SOURCE_STEPS = {"test", "scan", "build"}
-REPO_STEPS = {"clone", "tag-commit", "flux-wait"}
+REPO_STEPS = {"clone", "tag-commit", "flux-wait", "commit-status"}
 # What each step needs besides the option under test to get as far as checking it, without a network.
 REQUIRED = {
     "clone": ["--repo-url", "https://git.example.org/org/app.git"],
@@ -28,12 +28,16 @@ REQUIRED = {
     ],
     "flux-wait": ["--kustomization", "app", "--revision", "0123456789abcdef0123456789abcdef01234567"],
     "summary": ["--pipeline-run", "run-1", "--namespace", "ci", "--tasks", "clone Succeeded"],
+    "commit-status": [
+        *("--repo-url", "https://git.example.org/org/app.git", "--commit", "0123456789abcdef0123456789abcdef01234567"),
+        *("--status", "druppie/test=pending"),
+    ],
 }
 # Names and defaults that say "this is a duration": such an option must use the one parser.
 DURATION_NAME = re.compile(r"(^|-)(timeout|age|expiry|expires|interval|ttl|window|deadline|wait|delay)$")
 DURATION_DEFAULT = re.compile(r"^\d+(\.\d+)?(ms|s|m|h|d)$")
 # URLs that are not a git repository, so not --repo-url.
-OTHER_URLS = {"--index-url"}
+OTHER_URLS = {"--index-url", "--api-url", "--target-url", "--dashboard-url"}
 OLD_REPO_NAMES = {"--url", "--repo", "--git-url", "--gitops-repo", "--gitops-repo-url", "--repository"}
 HINT = "(use 90s, 30m, 1.5h or 7d)"
 
@@ -53,8 +57,8 @@ def parsed(step: str, *args: str) -> dict:
     return command(step).make_context(step, [*REQUIRED[step], *args]).params
 
 
-def test_the_seven_steps():
-    assert set(STEPS) == LONG_STEPS | {"summary"} == set(REQUIRED)
+def test_the_eight_steps():
+    assert set(STEPS) == LONG_STEPS | {"summary", "commit-status"} == set(REQUIRED)
 
 
 # ---- environment ---------------------------------------------------------------------------

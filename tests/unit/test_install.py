@@ -56,7 +56,7 @@ def test_the_catalog_base_holds_every_task_and_pipeline_with_its_service_account
         for t in d["spec"].get("taskRunTemplate", {}).get("taskRunSpecs", [])
     }
     assert task_accounts <= service_accounts
-    assert len(service_accounts) == 7
+    assert len(service_accounts) == 8
 
 
 @pytest.mark.parametrize("base", TEAM_BASES, ids=lambda p: str(p.relative_to(ROOT)) or ".")
