@@ -48,6 +48,9 @@ APP = "drone-service"
 IMAGE_PATH = "demo"
 OTHER_APP = "gemaal-monitor"  # a second team's app in webhook-gate's list
 BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot`)
+# The account whose token writes the apps' commit statuses and is used for nothing else (Gitea has no
+# status-only scope: druppie-commit-status README).
+STATUS_BOT = "druppie-status"
 NAMESPACE = "productie"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 _DRUPPIE_APPS_COMMITS = threading.Lock()
@@ -166,6 +169,12 @@ class Loop:
                 token = self.gitea.token_for(BOT, password, scopes=(f"{kind}:repository",))
                 (self.state / f"bot-{kind}-token").write_text(token)
                 os.chmod(self.state / f"bot-{kind}-token", 0o600)
+        if not (self.state / "status-bot-token").is_file():
+            password = secrets.token_hex(16)
+            self.gitea.create_user(STATUS_BOT, password)
+            token = self.gitea.token_for(STATUS_BOT, password, scopes=("write:repository",))
+            (self.state / "status-bot-token").write_text(token)
+            os.chmod(self.state / "status-bot-token", 0o600)
         if not self._has_repo("druppie-apps"):
             with tempfile.TemporaryDirectory() as tmp:
                 apps = Path(tmp) / "druppie-apps"
@@ -184,6 +193,7 @@ class Loop:
         self.team_state.mkdir(parents=True, exist_ok=True)
         if not self._has_repo(team.app):
             self.gitea.create_repo(team.app, source_dir=ROOT / "examples" / APP)
+        self.gitea.add_collaborator(team.app, STATUS_BOT)  # statuses need write access to the repository
         folder = f"envs/prod/{team.app}"
         # The app's folder, as its team adds it to druppie-apps: the example app's manifests. One
         # team's commits at a time: Gitea's contents API refuses a commit on a moved branch.
@@ -199,7 +209,9 @@ class Loop:
 
         self.say(f"Secrets in {ns}: the bot's read and write credentials, registry credentials, the webhook secrets")
         self.cluster.kubectl("delete", "secret", "-n", ns, "--ignore-not-found", *team.credentials,
-                             "registry-credentials")  # fmt: skip
+                             "registry-credentials", f"{team.app}-commit-status")  # fmt: skip
+        self.cluster.kubectl("create", "secret", "generic", f"{team.app}-commit-status", "-n", ns,
+                             f"--from-file=token={self.state / 'status-bot-token'}")  # fmt: skip
         for secret, kind in team.credentials.items():
             token = (self.state / f"bot-{kind}-token").read_text()
             line = self.gitea.base_url.replace("://", f"://{BOT}:{token}@")
@@ -382,6 +394,11 @@ class Loop:
                 return json.loads(response.read())["message"]
         except (OSError, ValueError, KeyError):
             return None
+
+    def commit_statuses(self, commit: str) -> dict[str, tuple[str, str]]:
+        """The app commit's newest status per context on Gitea: {context: (state, description)}."""
+        combined = self.gitea.api("GET", f"/repos/{self.gitea.admin}/{self.team.app}/commits/{commit}/status")
+        return {s["context"]: (s["status"], s["description"]) for s in combined["statuses"] or []}
 
     def deployed_image(self) -> str:
         deployment = self.cluster.get_json("deployment", "-n", self.team.target, APP)

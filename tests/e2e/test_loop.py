@@ -69,6 +69,12 @@ def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, c
 
     loop.wait("the new pods to serve the change", lambda: loop.service_says() == greeting, 180)
     assert loop.deployed_image() == f"{out['IMAGE_URL']}@{out['IMAGE_DIGEST']}"
+    # The commit on Gitea carries each stage's outcome, from the status bot's token.
+    statuses = loop.commit_statuses(commit)
+    assert {context: state for context, (state, _) in statuses.items()} == {
+        "druppie/test": "success", "druppie/scan": "success", "druppie/build": "success",
+        "druppie/deploy-prod": "success",
+    }, statuses  # fmt: skip
 
 
 def _deliver(loop, cluster, body: dict, signature: str | None, event: str = "push") -> int:
@@ -212,6 +218,11 @@ def test_a_failing_test_stops_the_run_before_build_and_the_summary_says_why(loop
         assert out["status"] == "Failed" and out["failed-task"] == "test", out
         assert "exited with code 1" in out["failed-reason"] and "failed=1" in out["failed-reason"], out
         assert loop.gitea.head("druppie-apps") == before  # Flux untouched
+        # The developer sees it on the commit: the test failed, nothing was built or deployed.
+        statuses = loop.commit_statuses(commit)
+        assert statuses["druppie/test"][0] == "failure", statuses
+        assert statuses["druppie/scan"][0] == "success", statuses
+        assert statuses["druppie/build"][0] != "success" and statuses["druppie/deploy-prod"][0] != "success", statuses
     finally:
         loop.gitea.commit_file(APP, "tests/test_app.py", source, "Remove the failing test")
         # that push runs a pipeline too; let it finish so it does not race the next test
