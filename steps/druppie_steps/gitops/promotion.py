@@ -1,0 +1,103 @@
+"""The words of a promotion by pull request: its branch, its title and body, the inputs they show.
+
+Pure functions (no git, no network), so the body a reviewer reads is tested exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from ..core.errors import InvalidInputError
+from ..core.redact import redact
+
+BRANCH_PREFIX = "promote"
+_SHA = re.compile(r"^[0-9a-f]{7,64}$")
+# A run's name or address: what Tekton names and URLs hold, nothing that could break out of a code span.
+_RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@%?=&+#~-]{0,299}$")
+
+
+def promotion_branch(subdir: str) -> tuple[str, str, str]:
+    """(app, environment, ``promote/<app>/<env>``) of a folder ``envs/<env>/<app>``; deeper folders keep
+    their path as the app (``envs/prod/team/api``: ``promote/team/api/prod``)."""
+    parts = PurePosixPath(subdir).parts
+    if len(parts) < 3 or parts[0] != "envs":
+        raise InvalidInputError(
+            f"invalid --path {subdir!r}: --mode pull-request needs envs/<environment>/<app>, "
+            "which names the branch promote/<app>/<environment>"
+        )
+    env, app = parts[1], "/".join(parts[2:])
+    return app, env, f"{BRANCH_PREFIX}/{app}/{env}"
+
+
+def validate_source_commit(value: str) -> str:
+    value = value.strip()
+    if value and not _SHA.match(value):
+        raise InvalidInputError(
+            f"invalid --source-commit {value!r}: must be the app's commit sha, 7 to 64 lowercase hex digits"
+        )
+    return value
+
+
+def parse_tested_by(value: str) -> list[str]:
+    """The runs that tested the image: names or URLs, separated by commas, spaces or new lines."""
+    runs = [r for r in re.split(r"[\s,]+", value.strip()) if r]
+    for run in runs:
+        if not _RUN.match(run) or ("://" in run and "@" in run.split("://", 1)[1].split("/", 1)[0]):
+            raise InvalidInputError(
+                f"invalid --tested-by {redact(run)!r}: a run's name or URL (letters, digits and ._:/@%?=&+#~-, "
+                "no credentials), several separated by commas"
+            )
+    return runs
+
+
+def _code(text: str) -> str:
+    """Free text as a code span in a table cell: no backtick or pipe can end either."""
+    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What one pull request proposes; ``body()`` is the text the reviewers read."""
+
+    app: str
+    env: str
+    path: str
+    image: str
+    tag: str
+    digest: str | None
+    previous_tag: str
+    base: str
+    source_commit: str = ""
+    tested_by: tuple[str, ...] = ()
+    pipeline_run: str = ""
+
+    def body(self) -> str:
+        ref = f"{self.image}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
+        rows = [
+            ("Image", f"`{self.image}:{self.tag}`"),
+            ("Digest", f"`{self.digest}`" if self.digest else "not given (the tag alone is written)"),
+            ("Source commit", f"`{self.source_commit}`" if self.source_commit else "not given"),
+            ("Tested by", ", ".join(f"`{r}`" for r in self.tested_by) if self.tested_by else "not given"),
+            (
+                "Replaces",
+                f"`{self.previous_tag}` on `{self.base}`" if self.previous_tag else f"nothing on `{self.base}`",
+            ),
+            ("Path", f"`{self.path}`"),
+        ]
+        if self.pipeline_run:
+            rows.append(("Pipeline run", _code(self.pipeline_run)))
+        lines = [
+            f"Promotes **{self.app}** to **{self.env}**: `{ref}`.",
+            "",
+            "| | |",
+            "|---|---|",
+            *(f"| {name} | {value} |" for name, value in rows),
+            "",
+            f"Opened by druppie-tag-commit. A newer promotion of {self.app} to {self.env} rebuilds this branch on "
+            f"the current `{self.base}` and updates this pull request; an older one is refused. Merging it is what "
+            "deploys (Flux follows "
+            f"`{self.base}`).",
+        ]
+        return redact("\n".join(lines) + "\n")
