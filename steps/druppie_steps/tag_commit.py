@@ -55,6 +55,7 @@ BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_CAP_SECONDS = 30.0
 LAST_ATTEMPT_RESERVE_SECONDS = 5.0  # a fetch, commit and push before the deadline
 MODES = ("push", "pull-request")
+MAX_DESCRIBE_ROUNDS = 10  # racing promotions of one app and environment: each round follows a newer one
 
 
 def validate_message(template: str) -> str:
@@ -316,7 +317,8 @@ def _propose(
     every edit verified before the push. Then nothing older than the open pull request proposes.
     The branch is replaced with a lease on the commit we saw (a racing promotion is redone on the
     new state, never overwritten blind), and left alone when it already holds exactly this change
-    on this base, so that a re-run after a failed API call opens the pull request and changes nothing else.
+    on this base (same files, same message), so that a re-run after a failed API call opens the pull
+    request and changes nothing else.
     """
     app, env, head = promotion_branch(subdir)
     attempt = 0
@@ -353,10 +355,24 @@ def _propose(
                     "proposed"
                 ),
             )
-        commit = _commit_edit(
-            ws, plan, subdir, image, tag, digest, message, pipeline_run, author_name, author_email, bound
+        proposal = Proposal(
+            app, env, subdir, image, tag, digest, previous, ws.branch, source_commit, tested_by, pipeline_run
         )
-        if tip and ws.parents(tip) == [base] and ws.tree(tip) == ws.tree(commit):
+        commit = _commit_edit(
+            ws,
+            plan,
+            subdir,
+            image,
+            tag,
+            digest,
+            message,
+            pipeline_run,
+            author_name,
+            author_email,
+            bound,
+            proposal.trailers(),
+        )
+        if tip and (ws.parents(tip), ws.tree(tip), ws.message(tip)) == ([base], ws.tree(commit), ws.message(commit)):
             commit, changed = tip, False
             log.info(f"{head} already holds this change on {ws.branch} {base[:12]}; not pushing it again")
         else:
@@ -369,26 +385,27 @@ def _propose(
                 f"pushed {commit[:12]} to {head} (on {ws.branch} {base[:12]}): {image} {previous or 'none'} -> {tag}, "
                 f"attempt {attempt}"
             )
-        proposal = Proposal(
-            app, env, subdir, image, tag, digest, previous, ws.branch, source_commit, tested_by, pipeline_run
-        )
         title = _subject(message, subdir, image, previous, tag, ws.branch)
         try:
             pr = _open_or_update(forge, open_pr, head, ws.branch, title, proposal.body())
+            described = _describe_the_tip(ws, forge, pr, head, commit, app, env, subdir)
         except GitError as err:  # a ForgeError, or the one TransientRetry made of it when giving up
             state = "was pushed" if changed else "is"
             raise StepError(
                 f"{err}; the branch {head} {state} at {commit[:12]} but its pull request was not opened or updated: "
                 "run again (the same promotion converges)"
             ) from err
-        log.progress(f"pull request {pr.url} proposes {image}:{tag} for {subdir}")
+        reason = f"proposed {tag} (was {previous or 'none'}) in {pr.url}"
+        if described != commit:
+            reason += f"; a newer promotion replaced it since ({described[:12]})"
+        log.progress(f"pull request {pr.url}: {reason}")
         return Outcome(
             _results(
                 ws,
                 commit,
                 changed,
                 previous,
-                f"proposed {tag} (was {previous or 'none'}) in {pr.url}",
+                reason,
                 deployed=False,
                 branch=head,
                 pull_request_url=pr.url,
@@ -417,6 +434,30 @@ def _proposed_tag(ws: Workspace, head: str, base: str, subdir: str, image: str, 
         raise StepError(f"cannot read what {head} proposes: {err}") from err
     finally:
         ws.reset(base)
+
+
+def _describe_the_tip(
+    ws: Workspace, forge: ForgeClient, pr: PullRequest, head: str, described: str, app: str, env: str, subdir: str
+) -> str:
+    """Make the pull request's text describe the branch as it is now; returns the commit it describes.
+
+    Racing promotions of one app and environment each push and then write the text; the text of
+    an earlier push may land last. Each commit of the branch records its proposal (trailers), so
+    whoever sees the branch moved writes the text of the tip instead; every writer checks again
+    after writing, so the last text written is the tip's.
+    """
+    for _ in range(MAX_DESCRIBE_ROUNDS):
+        if ws.remote_branch(head) in (None, described):
+            return described
+        tip = ws.fetch_tip(head)
+        text = ws.message(tip)
+        proposal = Proposal.from_message(text, app, env, subdir, ws.branch)
+        if proposal is None:  # a commit by hand: its author writes the text
+            return described
+        log.info(f"{head} moved to {tip[:12]} ({proposal.image}:{proposal.tag}) meanwhile; describing that")
+        forge.update(pr.number, text.splitlines()[0], proposal.body())
+        described = tip
+    return described
 
 
 def _open_or_update(
@@ -497,14 +538,16 @@ def _commit_edit(
     author_name: str,
     author_email: str,
     bound: str,
+    trailers: list[str] | None = None,
 ) -> str:
-    """Write the checked edit and commit it locally; returns the commit."""
+    """Write the checked edit and commit it locally; returns the commit. ``trailers``: more lines at its end."""
     check_inside(ws.path, subdir, bound, [e.path for e in plan.changed_files])
     plan.apply()
     subject = _subject(message, subdir, image, plan.previous_tag, tag, ws.branch)
     body = f"{subject}\n\nImage: {image}:{tag}{'@' + digest if digest else ''}\nPath: {subdir}\n"
     if pipeline_run:
         body += f"Tekton-Pipeline-Run: {pipeline_run}\n"
+    body += "".join(f"{line}\n" for line in trailers or [])
     return ws.commit([e.path for e in plan.changed_files], body, author_name, author_email)
 
 

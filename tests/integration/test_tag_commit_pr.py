@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,6 +207,47 @@ def test_a_newer_promotion_updates_the_same_pull_request_and_a_rerun_changes_not
     assert again.returncode == 0, again.output
     assert again.results["changed"] == "false" and again.results["commit"] == head == apps.branch()
     assert len(apps.pulls()) == 1
+
+
+def test_racing_promotions_end_in_one_pull_request_that_describes_the_highest(apps, promote):
+    """Rising tags of one app and environment at once: the lease keeps the branch from going back, and
+    whichever run writes the text last writes the tip's (each branch commit records its proposal)."""
+    tags = [f"1.1.{i}" for i in range(6)]
+    with ThreadPoolExecutor(max_workers=len(tags)) as pool:
+        runs = list(pool.map(lambda t: promote(apps, t, "--tested-by", f"run-{t}"), tags))
+    for run in runs:  # proposed, or refused because a newer proposal was there first
+        assert run.returncode == 0 or "error: not proposed: " in _last(run), run.output
+    assert runs[-1].returncode == 0
+    [pull] = apps.pulls()
+    head = apps.branch()
+    assert "newTag: 1.1.5" in apps.read(BRANCH) and pull["head"]["sha"] == head
+    assert pull["title"] == f"drone-service: deploy {IMAGE}:1.1.5 (was 1.0.4)"
+    assert f"| Image | `{IMAGE}:1.1.5` |" in pull["body"] and "| Tested by | `run-1.1.5` |" in pull["body"]
+    assert all(r.results["pull-request-url"] == pull["html_url"] for r in runs if r.returncode == 0)
+
+
+def test_a_stale_text_written_last_is_replaced_by_the_tips(apps, promote, gitea):
+    """The interleaving the race test rarely hits, forced: 1.0.6 pushes, its text is held in the proxy,
+    1.0.7 pushes and writes its text, then 1.0.6's stale text lands; 1.0.6 sees the branch moved and
+    writes the text of the tip (1.0.7's, from the trailers of its commit)."""
+    assert promote(apps, "1.0.5").returncode == 0
+    with ForgeProxy(gitea.base_url) as proxy, ThreadPoolExecutor(1) as pool:
+        hold = proxy.hold_next("PATCH", "/pulls/")
+        slow = pool.submit(promote, apps, "1.0.6", "--tested-by", "run-6", "--forge-api-url", f"{proxy.url}/api/v1")
+        assert hold.arrived.wait(60), "1.0.6 never wrote its text"
+        fast = promote(apps, "1.0.7", "--tested-by", "run-7", "--source-commit", SOURCE)
+        assert fast.returncode == 0, fast.output
+        hold.release.set()
+        late = slow.result(timeout=120)
+    assert late.returncode == 0, late.output
+    tip = apps.branch()
+    assert tip == fast.results["commit"] != late.results["commit"]
+    assert late.results["reason"].endswith(f"; a newer promotion replaced it since ({tip[:12]})")
+    assert f"moved to {tip[:12]} ({IMAGE}:1.0.7) meanwhile; describing that" in late.stderr
+    [pull] = apps.pulls()
+    assert pull["title"] == f"drone-service: deploy {IMAGE}:1.0.7 (was 1.0.4)"
+    assert f"| Image | `{IMAGE}:1.0.7` |" in pull["body"] and "| Tested by | `run-7` |" in pull["body"]
+    assert f"| Source commit | `{SOURCE}` |" in pull["body"]
 
 
 def test_an_older_tag_than_the_open_pull_request_proposes_is_refused(apps, promote):

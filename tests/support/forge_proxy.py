@@ -2,6 +2,8 @@
 
     with ForgeProxy(gitea.base_url) as proxy:             # proxy.url + "/api/v1" is Gitea's API
         proxy.fail_next(1, 500, "POST", "/pulls")          # the next POST to .../pulls answers 500
+        hold = proxy.hold_next("PATCH", "/pulls/")         # the next PATCH waits: hold.arrived.wait(),
+        ...                                                # then hold.release.set() passes it on
         ...
     proxy.requests                                         # [(method, path)] of every request
 
@@ -14,10 +16,18 @@ from __future__ import annotations
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PASSED_HEADERS = ("Authorization", "Content-Type", "Accept", "User-Agent")
+
+
+@dataclass
+class Hold:
+    method: str
+    path: str
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -32,6 +42,7 @@ class ForgeProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         proxy = self
@@ -49,6 +60,12 @@ class ForgeProxy:
                     )
                     if fault:
                         fault.count -= 1
+                    hold = next((h for h in proxy.holds if h.method == self.command and h.path in self.path), None)
+                    if hold:
+                        proxy.holds.remove(hold)
+                if hold:
+                    hold.arrived.set()
+                    hold.release.wait(60)
                 if fault:
                     return self._answer(fault.status, b'{"message":"injected by the test proxy"}')
                 headers = {h: self.headers[h] for h in PASSED_HEADERS if self.headers.get(h)}
@@ -86,10 +103,18 @@ class ForgeProxy:
             self.faults.append(fault)
         return fault
 
+    def hold_next(self, method: str, path: str = "") -> Hold:
+        hold = Hold(method, path)
+        with self._lock:
+            self.holds.append(hold)
+        return hold
+
     def __enter__(self) -> ForgeProxy:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for hold in self.holds:
+            hold.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()

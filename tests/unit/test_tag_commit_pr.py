@@ -218,3 +218,30 @@ def test_the_body_says_what_was_not_given():
     assert "| Digest | not given (the tag alone is written) |" in body
     assert "| Source commit | not given |" in body and "| Tested by | not given |" in body
     assert "| Replaces | nothing on `main` |" in body and "Pipeline run" not in body
+
+
+def test_the_branch_commit_records_the_proposal_so_its_body_can_be_written_again():
+    proposal = Proposal(
+        "drone-service",
+        "prod",
+        "envs/prod/drone-service",
+        "registry.example:5000/druppie/drone-service",
+        "1.0.6",
+        DIGEST,
+        "1.0.5",
+        "main",
+        "0123abc",
+        ("run-1", "run-2"),
+        "promote-run-9",
+    )
+    assert proposal.trailers() == ["Previous-Tag: 1.0.5", "Source-Commit: 0123abc", "Tested-By: run-1, run-2"]
+    message = (
+        "drone-service: deploy registry.example:5000/druppie/drone-service:1.0.6 (was 1.0.5)\n\n"
+        f"Image: registry.example:5000/druppie/drone-service:1.0.6@{DIGEST}\nPath: envs/prod/drone-service\n"
+        "Tekton-Pipeline-Run: promote-run-9\n" + "".join(f"{t}\n" for t in proposal.trailers())
+    )
+    assert Proposal.from_message(message, "drone-service", "prod", "envs/prod/drone-service", "main") == proposal
+    bare = Proposal("app", "test", "envs/test/app", "r.example/app", "1.0.0", None, "", "main")
+    assert bare.trailers() == []
+    assert Proposal.from_message("s\n\nImage: r.example/app:1.0.0\n", "app", "test", "envs/test/app", "main") == bare
+    assert Proposal.from_message("fixed by hand\n\nno image line\n", "app", "test", "envs/test/app", "main") is None

@@ -331,9 +331,8 @@ class Workspace:
                 return sha
         return None
 
-    def checkout_remote(self, branch: str) -> str:
-        """Fetch ``branch`` (its tip only) and check it out detached; returns its commit. The sparse
-        folders stay as they were; ``reset(commit)`` goes back."""
+    def fetch_tip(self, branch: str) -> str:
+        """Fetch ``branch``'s tip (depth 1, trees only) into refs/remotes/origin/; returns its commit."""
 
         def attempt() -> None:
             self.git(
@@ -347,8 +346,18 @@ class Workspace:
             )
 
         self.retry.run("fetch", attempt)
-        self.git("checkout", "--quiet", "--detach", f"refs/remotes/origin/{branch}")
-        return self.head()
+        return self.git("rev-parse", f"refs/remotes/origin/{branch}").stdout.strip()
+
+    def checkout_remote(self, branch: str) -> str:
+        """Fetch ``branch`` (its tip only) and check it out detached; returns its commit. The sparse
+        folders stay as they were; ``reset(commit)`` goes back."""
+        tip = self.fetch_tip(branch)
+        self.git("checkout", "--quiet", "--detach", tip)
+        return tip
+
+    def message(self, commit: str) -> str:
+        """The commit's message, as written (a commit this clone has)."""
+        return self.git("cat-file", "commit", commit).stdout.split("\n\n", 1)[-1]
 
     def reset(self, commit: str) -> None:
         """Back to ``commit`` (one this clone has), dropping what was checked out or committed since."""

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 
 from ..core.errors import InvalidInputError
 from ..core.redact import redact
+from .imageref import parse_reference
 
 BRANCH_PREFIX = "promote"
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -72,6 +73,43 @@ class Proposal:
     source_commit: str = ""
     tested_by: tuple[str, ...] = ()
     pipeline_run: str = ""
+
+    def trailers(self) -> list[str]:
+        """What the body shows beyond the image lines of every tag-commit commit, as trailers of the
+        branch's commit: the body can then be written again from the branch alone (``from_message``)."""
+        lines = [f"Previous-Tag: {self.previous_tag}"] if self.previous_tag else []
+        if self.source_commit:
+            lines.append(f"Source-Commit: {self.source_commit}")
+        if self.tested_by:
+            lines.append(f"Tested-By: {', '.join(self.tested_by)}")
+        return lines
+
+    @classmethod
+    def from_message(cls, message: str, app: str, env: str, path: str, base: str) -> Proposal | None:
+        """The proposal a promote branch's commit records (its ``Image:`` line and trailers); None when
+        the commit is not one of ours."""
+        fields: dict[str, str] = {}
+        for line in message.splitlines()[1:]:
+            key, sep, value = line.partition(": ")
+            if sep and key in ("Image", "Previous-Tag", "Source-Commit", "Tested-By", "Tekton-Pipeline-Run"):
+                fields[key] = value.strip()
+        ref = parse_reference(fields.get("Image", ""))
+        if ref is None or not ref.tag:
+            return None
+        runs = tuple(r for r in re.split(r"[\s,]+", fields.get("Tested-By", "")) if r)
+        return cls(
+            app,
+            env,
+            path,
+            ref.name,
+            ref.tag,
+            ref.digest,
+            fields.get("Previous-Tag", ""),
+            base,
+            fields.get("Source-Commit", ""),
+            runs,
+            fields.get("Tekton-Pipeline-Run", ""),
+        )
 
     def body(self) -> str:
         ref = f"{self.image}:{self.tag}" + (f"@{self.digest}" if self.digest else "")
