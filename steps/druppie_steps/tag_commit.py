@@ -105,7 +105,7 @@ def backoff_seconds(attempt: int) -> float:
 )
 @option(
     "--forge",
-    type=click.Choice(("auto", "gitea", "github")),
+    type=click.Choice(("auto", "gitea", "github", "gitlab")),
     default="auto",
     help="The forge's API kind for --mode pull-request; auto: github for github.com, else it must be given.",
 )

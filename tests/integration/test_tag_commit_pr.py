@@ -20,6 +20,7 @@ from localcluster.gitea import GiteaServer, missing
 from localcluster.gitea_api import GiteaClient, GiteaError
 from localcluster.process import free_port
 from tests.support.fake_github import FakeGitHub
+from tests.support.fake_gitlab import FakeGitLab
 from tests.support.forge_proxy import ForgeProxy
 from tests.support.paths import EXAMPLE_APPS, STEP
 from tests.support.tekton_env import tekton_env
@@ -397,6 +398,27 @@ def test_github_shape_against_a_fake_of_its_api(apps, promote, token):
         assert all(h["authorization"] == f"Bearer {token}" for _, _, h in github.requests)
         assert all(h["x-github-api-version"] == "2022-11-28" for _, _, h in github.requests)
         assert apps.read(BRANCH).count("newTag: 1.0.6") == 1 and token not in first.output + second.output
+
+
+def test_gitlab_shape_against_a_fake_of_its_api(apps, promote, token):
+    with FakeGitLab(apps.forge.admin, apps.name, token, lambda ref: apps.branch(ref) or "") as gitlab:
+        api = ["--forge", "gitlab", "--forge-api-url", gitlab.url]
+        first = promote(apps, "1.0.5", *api, "--tested-by", "run-5")
+        assert first.returncode == 0, first.output
+        second = promote(apps, "1.0.6", *api, "--tested-by", "run-6")
+        assert second.returncode == 0, second.output
+        [mr] = gitlab.pulls
+        assert (mr["iid"], mr["state"], mr["source_branch"], mr["target_branch"]) == (1, "opened", BRANCH, "main")
+        assert first.results["pull-request-url"] == second.results["pull-request-url"] == mr["web_url"]
+        assert f"| Image | `{IMAGE}:1.0.6` |" in mr["description"] and "| Tested by | `run-6` |" in mr["description"]
+        project = f"/projects/{apps.forge.admin}%2F{apps.name}/merge_requests"
+        methods = [(m, p.split("?")[0]) for m, p, _ in gitlab.requests]
+        assert methods == [("GET", project), ("POST", project), ("GET", project), ("PUT", f"{project}/1")]
+        assert (
+            "state=opened" in gitlab.requests[0][1]
+            and "source_branch=promote%2Fdrone-service%2Fprod" in (gitlab.requests[0][1])
+        )
+        assert all(h["authorization"] == f"Bearer {token}" for _, _, h in gitlab.requests)
 
 
 def test_the_tasks_env_runs_the_pull_request_mode(apps, basic_auth, tmp_path):

@@ -71,6 +71,9 @@ class FakeGitHub:
             def do_PATCH(self) -> None:
                 self._handle()
 
+            def do_PUT(self) -> None:  # not GitHub's here (404): FakeGitLab's edit
+                self._handle()
+
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 

@@ -47,7 +47,7 @@ def test_the_new_options_default_to_todays_push_and_read_their_variables(monkeyp
         (
             ["--mode", "pull-request"],
             "error: invalid --forge 'auto': the kind of forge at 'git.example.org' cannot be told from --repo-url; "
-            "pass --forge gitea or --forge github",
+            "pass --forge gitea, --forge github or --forge gitlab",
         ),
         (
             ["--mode", "pull-request", "--forge", "gitea", "--path", "envs/prod"],
@@ -109,12 +109,30 @@ def test_an_unknown_mode_is_refused(capsys):
             "https://git.example.org/api/v1/",
             ("gitea", "https://git.example.org/api/v1"),
         ),
+        (
+            "https://gitlab.example.org/waterschap/apps.git",
+            "gitlab",
+            "",
+            ("gitlab", "https://gitlab.example.org/api/v4"),
+        ),
     ],
 )
 def test_the_forge_is_derived_where_the_url_says_it(url, kind, api, expected):
     forge = resolve_forge(url, kind, api)
     assert (forge.kind, forge.api_url) == expected
     assert (forge.owner, forge.repo) == (url.split("/")[-2].split(":")[-1], url.split("/")[-1].removesuffix(".git"))
+
+
+def test_a_gitlab_project_is_its_whole_path_subgroups_included():
+    forge = resolve_forge("https://gitlab.example.org/waterschap/platform/druppie-apps.git", "gitlab", "")
+    assert (forge.owner, forge.repo, forge.api_url) == (
+        "waterschap/platform",
+        "druppie-apps",
+        "https://gitlab.example.org/api/v4",
+    )
+    assert forge.pulls_path == "/projects/waterschap%2Fplatform%2Fdruppie-apps/merge_requests"
+    gitea = resolve_forge("https://example.org/gitea/waterschap/druppie-apps.git", "gitea", "")
+    assert (gitea.owner, gitea.pulls_path) == ("waterschap", "/repos/waterschap/druppie-apps/pulls")
 
 
 def test_an_ssh_url_of_another_forge_needs_the_api_url():
@@ -140,6 +158,11 @@ def test_only_an_open_pull_request_of_this_repository_from_that_branch_counts():
     assert not _is_ours(pr, "promote/app/prod", "release", "org/apps")
     fork = {**pr, "head": {"ref": "promote/app/prod", "repo": {"full_name": "someone/apps"}}}
     assert not _is_ours(fork, "promote/app/prod", "main", "org/apps")
+    mr = {"state": "opened", "source_branch": "promote/app/prod", "target_branch": "main"}
+    mr |= {"source_project_id": 7, "target_project_id": 7}
+    assert _is_ours(mr, "promote/app/prod", "main", "org/apps")
+    assert not _is_ours({**mr, "source_project_id": 8}, "promote/app/prod", "main", "org/apps")
+    assert not _is_ours({**mr, "state": "merged"}, "promote/app/prod", "main", "org/apps")
 
 
 def test_the_forges_own_words_are_one_line():
@@ -152,6 +175,9 @@ def test_the_forges_own_words_are_one_line():
     assert _message(b'{"message":"pull request already exists\\nfor these targets","url":"x"}') == (
         "pull request already exists for these targets"
     )
+    gitlab = {"message": ["Another open merge request already exists for this source branch: !3"]}
+    assert _message(json.dumps(gitlab).encode()) == gitlab["message"][0]
+    assert _message(b'{"error":"title is missing"}') == "title is missing"
     assert _message(b"<html>\n<h1>502 Bad Gateway</h1>\n</html>") == "<html> <h1>502 Bad Gateway</h1> </html>"
     assert Forge("gitea", "https://g.example/api/v1", "o w", "r").pulls_path == "/repos/o%20w/r/pulls"
 
