@@ -43,10 +43,11 @@ def test_update_commits_only_the_new_tag(druppie_apps, run_step):
         "previous-tag": "1.0.4",
         "deployed": "true",
         "reason": f"deployed 1.0.5 (was 1.0.4) in {head[:12]}",
+        "pull-request-url": "",  # --mode pull-request only
     }
     assert run.stdout.strip() == (
         f"tag-commit: commit={head} revision=main@sha1:{head} changed=true previous-tag=1.0.4 deployed=true "
-        f"reason=deployed 1.0.5 (was 1.0.4) in {head[:12]}"
+        f"reason=deployed 1.0.5 (was 1.0.4) in {head[:12]} pull-request-url="
     )
     message = druppie_apps.server.log(druppie_apps.name, fmt="%B")
     assert "drone-service: deploy registry.example/druppie/drone-service:1.0.5 (was 1.0.4)" in message[0]
@@ -109,6 +110,7 @@ def test_older_tag_never_overwrites_newer_and_the_run_fails_saying_so(druppie_ap
         "previous-tag": "1.0.7",
         "deployed": "false",
         "reason": reason,
+        "pull-request-url": "",
     }
     assert druppie_apps.head() == head and "newTag: 1.0.7" in druppie_apps.read(KUSTOMIZATION)
 

@@ -37,7 +37,7 @@ REQUIRED = {
 DURATION_NAME = re.compile(r"(^|-)(timeout|age|expiry|expires|interval|ttl|window|deadline|wait|delay)$")
 DURATION_DEFAULT = re.compile(r"^\d+(\.\d+)?(ms|s|m|h|d)$")
 # URLs that are not a git repository, so not --repo-url.
-OTHER_URLS = {"--index-url", "--api-url", "--target-url", "--dashboard-url"}
+OTHER_URLS = {"--index-url", "--api-url", "--target-url", "--dashboard-url", "--forge-api-url"}
 OLD_REPO_NAMES = {"--url", "--repo", "--git-url", "--gitops-repo", "--gitops-repo-url", "--repository"}
 HINT = "(use 90s, 30m, 1.5h or 7d)"
 

@@ -311,15 +311,81 @@ class Workspace:
             raise GitError(f"git commit failed: {_last_line(redact(proc.stderr + proc.stdout))}")
         return self.head()
 
-    def push(self) -> PushOutcome:
-        """Push HEAD; a transient server error is retried here, a rejection is the caller's to judge.
+    def push(self, branch: str | None = None, lease: str | None = None) -> PushOutcome:
+        """Push HEAD to ``branch`` (default the clone's); a transient server error is retried here, a
+        rejection is the caller's to judge.
 
         Pushing the same commit again is safe: if the failed attempt did land, git says "up to date".
+        ``lease``: replace the branch only if it is still at that commit ("" : only if it does not
+        exist); a forced push that loses no one else's update (a moved branch counts as moved).
         """
-        return self.retry.run("push", self._push_once)
+        return self.retry.run("push", lambda: self._push_once(branch or self.branch, lease))
 
-    def _push_once(self) -> PushOutcome:
-        proc = self.git("push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}", check=False)
+    def remote_branch(self, branch: str) -> str | None:
+        """The commit ``branch`` points at on the server, or None when there is no such branch."""
+        ref = f"refs/heads/{branch}"
+        proc = self.retry.run("ls-remote", lambda: self.git("ls-remote", "origin", ref))
+        for line in proc.stdout.splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:
+                return sha
+        return None
+
+    def fetch_tip(self, branch: str) -> str:
+        """Fetch ``branch``'s tip (depth 1, trees only) into refs/remotes/origin/; returns its commit."""
+
+        def attempt() -> None:
+            self.git(
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--filter=blob:none",
+                "--no-tags",
+                "origin",
+                f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            )
+
+        self.retry.run("fetch", attempt)
+        return self.git("rev-parse", f"refs/remotes/origin/{branch}").stdout.strip()
+
+    def checkout_remote(self, branch: str) -> str:
+        """Fetch ``branch`` (its tip only) and check it out detached; returns its commit. The sparse
+        folders stay as they were; ``reset(commit)`` goes back."""
+        tip = self.fetch_tip(branch)
+        self.git("checkout", "--quiet", "--detach", tip)
+        return tip
+
+    def message(self, commit: str) -> str:
+        """The commit's message, as written (a commit this clone has)."""
+        return self.git("cat-file", "commit", commit).stdout.split("\n\n", 1)[-1]
+
+    def reset(self, commit: str) -> None:
+        """Back to ``commit`` (one this clone has), dropping what was checked out or committed since."""
+        self.git("checkout", "--quiet", "-B", self.branch, commit)
+        self.git("reset", "--quiet", "--hard", commit)
+
+    def tree(self, commit: str) -> str:
+        return self.git("rev-parse", f"{commit}^{{tree}}").stdout.strip()
+
+    def parents(self, commit: str) -> list[str]:
+        """The parents the commit names (read from the object: in a shallow clone rev-list shows none)."""
+        text = self.git("cat-file", "commit", commit).stdout
+        return [line.split()[1] for line in text.split("\n\n", 1)[0].splitlines() if line.startswith("parent ")]
+
+    def credential(self, url: str) -> tuple[str, str] | None:
+        """The user and password (a token) git would send to ``url``: ``git credential fill`` with the
+        workspace's helpers, never a prompt; None when there is none."""
+        proc = self.git("credential", "fill", stdin=f"url={url}\n\n", check=False)
+        if proc.returncode != 0:
+            return None
+        fields = dict(line.partition("=")[::2] for line in proc.stdout.splitlines() if "=" in line)
+        if not fields.get("password"):
+            return None
+        return fields.get("username", ""), fields["password"]
+
+    def _push_once(self, branch: str, lease: str | None = None) -> PushOutcome:
+        force = [] if lease is None else [f"--force-with-lease=refs/heads/{branch}:{lease}"]
+        proc = self.git("push", "--porcelain", *force, "origin", f"HEAD:refs/heads/{branch}", check=False)
         ref_lines = [line for line in proc.stdout.splitlines() if line[:1] in ("!", " ", "+", "*", "=", "-")]
         if proc.returncode == 0:
             return PushOutcome(pushed=True)
