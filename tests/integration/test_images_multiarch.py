@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -157,7 +158,7 @@ def test_a_base_without_git_gets_the_target_platforms_git_and_ssh_from_the_runti
     `runtime` build stage unpacks the target's git and openssh-client on the build platform and the
     final stage copies them. amd64: they run (and so does the unpacked base, which no maintainer script
     configured); arm64: built without emulation, every ELF file aarch64, git and ssh among them."""
-    tag = tmp_path.name.lower()[-20:]
+    tag = uuid.uuid4().hex[:12]
     bases = {arch: f"localhost/druppie-test/nogit-{arch}-{tag}" for arch in ("amd64", "arm64")}
     base_list, images = f"localhost/druppie-test/nogit-list-{tag}", {}
     try:
