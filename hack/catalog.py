@@ -55,7 +55,7 @@ KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
 # one manifest list per image (hack/release.py passes them to hack/images.sh as PLATFORMS), and
 # `make test-slow` checks every ELF file of the arm64 images is aarch64. A Task or Pipeline may claim
 # no other.
-BUILT_PLATFORMS = ("linux/amd64",)
+BUILT_PLATFORMS = ("linux/amd64", "linux/arm64")
 # A seccomp profile's architectures (SCMP_ARCH_*) and the platform each is: a Task whose step runs
 # under a Localhost profile of its seccomp/ folder claims only the platforms the profile was made for
 # (a profile measured on x86_64 says nothing of arm64's syscalls).
@@ -156,14 +156,18 @@ def _replace_block(text: str, content: str) -> str:
 
 def index_table(root: Path = ROOT) -> str:
     """The README.md overview: every task and pipeline with its params and results."""
-    out = ["| task / pipeline | version | what it does | params (**required**) | results |", "|---|---|---|---|---|"]
+    out = [
+        "| task / pipeline | version | what it does | params (**required**) | results | platforms |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, path, doc in resources(root):
         spec = doc["spec"]
         params = ", ".join(f"**{p['name']}**" if "default" not in p else p["name"] for p in spec.get("params", []))
         results = ", ".join(r["name"] for r in spec.get("results", []))
         link = f"[{doc['metadata']['name']}]({path.parent.relative_to(root)}/README.md)"
         summary = _cell(spec.get("description", "")).split(". ")[0].rstrip(".") + "."
-        out.append(f"| {link} | {path.parent.name} | {summary} | {params} | {results} |")
+        platforms = ", ".join(claimed_platforms(doc))
+        out.append(f"| {link} | {path.parent.name} | {summary} | {params} | {results} | {platforms} |")
     return "\n".join(out) + "\n"
 
 
