@@ -7,6 +7,7 @@ python hack/catalog.py check    # list every convention broken (exit 1 if any), 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -50,8 +51,42 @@ REQUIRED_ANNOTATIONS = (
     "tekton.dev/platforms",
 )
 KINDS = {"tasks": "Task", "pipelines": "Pipeline"}
-# The platforms the catalog's images are built for (hack/images.sh): a Task or Pipeline may claim no other.
-BUILT_PLATFORMS = ("linux/amd64",)
+# The platforms the catalog's images are built for: `make release` builds each image for all of them,
+# one manifest list per image (hack/release.py passes them to hack/images.sh as PLATFORMS), and
+# `make test-slow` checks every ELF file of the arm64 images is aarch64. A Task or Pipeline may claim
+# no other.
+BUILT_PLATFORMS = ("linux/amd64", "linux/arm64")
+# A seccomp profile's architectures (SCMP_ARCH_*) and the platform each is: a Task whose step runs
+# under a Localhost profile of its seccomp/ folder claims only the platforms the profile was made for
+# (a profile measured on x86_64 says nothing of arm64's syscalls).
+SECCOMP_PLATFORMS = {"SCMP_ARCH_X86_64": "linux/amd64", "SCMP_ARCH_AARCH64": "linux/arm64"}
+
+
+def claimed_platforms(doc: dict) -> list[str]:
+    annotations = doc.get("metadata", {}).get("annotations", {})
+    return [p for p in (p.strip() for p in str(annotations.get("tekton.dev/platforms", "")).split(",")) if p]
+
+
+def _localhost_profiles(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["localhostProfile"]] if isinstance(node.get("localhostProfile"), str) else []
+        return found + [name for value in node.values() for name in _localhost_profiles(value)]
+    if isinstance(node, list):
+        return [name for value in node for name in _localhost_profiles(value)]
+    return []
+
+
+def seccomp_platforms(path: Path, doc: dict) -> set[str] | None:
+    """The platforms the Task's own seccomp profiles (seccomp/<localhostProfile>) were made for; None
+    when it has none."""
+    platforms: set[str] | None = None
+    for name in _localhost_profiles(doc.get("spec", {})):
+        profile = path.parent / "seccomp" / Path(name).name
+        if profile.is_file():
+            archs = json.loads(profile.read_text()).get("architectures", [])
+            made_for = {SECCOMP_PLATFORMS.get(a, a) for a in archs}
+            platforms = made_for if platforms is None else platforms & made_for
+    return platforms
 
 
 STEP_IMAGE = "ghcr.io/waterschap/druppie-step"
@@ -121,14 +156,18 @@ def _replace_block(text: str, content: str) -> str:
 
 def index_table(root: Path = ROOT) -> str:
     """The README.md overview: every task and pipeline with its params and results."""
-    out = ["| task / pipeline | version | what it does | params (**required**) | results |", "|---|---|---|---|---|"]
+    out = [
+        "| task / pipeline | version | what it does | params (**required**) | results | platforms |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, path, doc in resources(root):
         spec = doc["spec"]
         params = ", ".join(f"**{p['name']}**" if "default" not in p else p["name"] for p in spec.get("params", []))
         results = ", ".join(r["name"] for r in spec.get("results", []))
         link = f"[{doc['metadata']['name']}]({path.parent.relative_to(root)}/README.md)"
         summary = _cell(spec.get("description", "")).split(". ")[0].rstrip(".") + "."
-        out.append(f"| {link} | {path.parent.name} | {summary} | {params} | {results} |")
+        platforms = ", ".join(claimed_platforms(doc))
+        out.append(f"| {link} | {path.parent.name} | {summary} | {params} | {results} | {platforms} |")
     return "\n".join(out) + "\n"
 
 
@@ -222,7 +261,15 @@ def check(root: Path = ROOT) -> list[str]:
     recorded_bundles, bundle_problems = _bundles(root, index, listed)
     problems += bundle_problems
     seen = set()
-    for folder, path, doc in resources(root):
+    found = resources(root)
+    # What each of the catalog's Tasks claims (over its versions): a Pipeline claims no more than its Tasks.
+    task_platforms: dict[str, set[str]] = {}
+    for folder, path, doc in found:
+        if folder == "tasks":
+            claims = set(claimed_platforms(doc))
+            name = path.parent.parent.name
+            task_platforms[name] = task_platforms.get(name, claims) & claims
+    for folder, path, doc in found:
         rel = path.relative_to(root)
         name, version = path.parent.parent.name, path.parent.name
         meta = doc.get("metadata", {})
@@ -237,10 +284,20 @@ def check(root: Path = ROOT) -> list[str]:
         for key in REQUIRED_ANNOTATIONS:
             if not annotations.get(key):
                 problems.append(f"{rel}: missing annotation {key}")
-        for platform in filter(None, (p.strip() for p in str(annotations.get("tekton.dev/platforms", "")).split(","))):
+        profiled = seccomp_platforms(path, doc) if folder == "tasks" else None
+        if folder == "pipelines":
+            for pipeline_task in [*doc.get("spec", {}).get("tasks", []), *doc.get("spec", {}).get("finally", [])]:
+                ref = (pipeline_task.get("taskRef") or {}).get("name")
+                if ref in task_platforms:
+                    profiled = task_platforms[ref] if profiled is None else profiled & task_platforms[ref]
+        for platform in claimed_platforms(doc):
             if platform not in BUILT_PLATFORMS:
                 problems.append(f"{rel}: tekton.dev/platforms claims {platform}, but the images are built for "
                                 f"{', '.join(BUILT_PLATFORMS)} only")  # fmt: skip
+            elif profiled is not None and platform not in profiled:
+                why = "its seccomp profile is made for" if folder == "tasks" else "its Tasks claim"
+                problems.append(f"{rel}: tekton.dev/platforms claims {platform}, but {why} "
+                                f"{', '.join(sorted(profiled)) or 'no platform'} only")  # fmt: skip
         for category in filter(None, (c.strip() for c in str(annotations.get("tekton.dev/categories", "")).split(","))):
             if category not in CATEGORIES:
                 problems.append(f"{rel}: unknown category {category!r}")

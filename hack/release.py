@@ -3,8 +3,10 @@
 The version has one source: steps/pyproject.toml. The files on the branch (main) name the images
 by that version's tag, so a checkout runs what `make images` built. Two modes:
 
-- without --tag (as before): build and push druppie-step, -scan and -build, record their digests
-  in catalog.yaml (its images block), and write the Task files with each image pinned by its
+- without --tag (as before): build and push druppie-step, -scan and -build for every platform of
+  hack/catalog.py's BUILT_PLATFORMS (linux/amd64 and linux/arm64: one manifest list per image, whose
+  digest is the one recorded and pinned), record their digests in catalog.yaml (its images block),
+  and write the Task files with each image pinned by its
   digest to dist/ (git-ignored; a preview of the released Tasks, e.g. to apply by hand): dist/tasks/
   is a whole catalog folder (each version folder, artifacthub-repo.yml), as Artifact Hub reads one.
 - with --tag vX.Y.Z: a release. It refuses a tag that is not v<steps/pyproject.toml's version>, a
@@ -38,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from hack import bundles  # noqa: E402 - after the path is set
+from hack.catalog import BUILT_PLATFORMS  # noqa: E402
 
 IMAGES = tuple(f"ghcr.io/waterschap/druppie-{kind}" for kind in ("step", "scan", "build"))
 BEGIN, END = bundles.IMAGES_BEGIN, bundles.IMAGES_END
@@ -52,10 +55,22 @@ def version(root: Path = ROOT) -> str:
     return re.search(r'^version = "([^"]+)"', (root / "steps" / "pyproject.toml").read_text(), re.M)[1]
 
 
+def images_env(registry: str | None, digest_file: str) -> dict[str, str]:
+    """hack/images.sh's environment for a release: every platform the Tasks claim (BUILT_PLATFORMS),
+    so each image is one manifest list of them and DIGEST_FILE gets the lists' digests."""
+    return {
+        **os.environ,
+        "DIGEST_FILE": digest_file,
+        "PLATFORMS": " ".join(BUILT_PLATFORMS),
+        **({"REGISTRY": registry} if registry else {}),
+    }
+
+
 def build_and_push(registry: str | None) -> dict[str, str]:
-    """Build and push every image; {image name: the digest the registry serves}."""
+    """Build and push every image for BUILT_PLATFORMS; {image name: the digest the registry serves}
+    (of the manifest list when there is more than one platform)."""
     with tempfile.NamedTemporaryFile() as digest_file:
-        env = {**os.environ, "DIGEST_FILE": digest_file.name, **({"REGISTRY": registry} if registry else {})}
+        env = images_env(registry, digest_file.name)
         built = subprocess.run([str(ROOT / "hack" / "images.sh")], env=env)
         if built.returncode != 0:
             raise SystemExit(

@@ -1,5 +1,7 @@
 """The catalog follows the conventions hubs and catlin check, and each Task matches its step CLI."""
 
+import json
+import re
 import shutil
 
 import click
@@ -26,14 +28,44 @@ def test_check_catches_broken_conventions(tmp_path):
     step["image"] = "druppie-step:latest"
     doc["metadata"]["labels"]["app.kubernetes.io/version"] = "0.2"
     doc["spec"]["params"][0]["description"] = "changed"
-    doc["metadata"]["annotations"]["tekton.dev/platforms"] = "linux/amd64,linux/arm64"
+    doc["metadata"]["annotations"]["tekton.dev/platforms"] = "linux/amd64,linux/s390x"
     task.write_text(yaml.safe_dump(doc))
     problems = "\n".join(catalog.check(tmp_path))
     assert "$(params.*) in script" in problems
     assert "is not fully qualified" in problems and "must be pinned" in problems
     assert "app.kubernetes.io/version must be '0.1'" in problems
     assert "generated tables are stale" in problems
-    assert "tekton.dev/platforms claims linux/arm64, but the images are built for linux/amd64 only" in problems
+    built = ", ".join(catalog.BUILT_PLATFORMS)
+    assert f"tekton.dev/platforms claims linux/s390x, but the images are built for {built} only" in problems
+
+
+def test_a_task_claims_only_what_its_seccomp_profile_is_made_for_and_a_pipeline_only_what_its_tasks_claim(tmp_path):
+    """druppie-build runs under a Localhost seccomp profile measured on x86_64: an arm64 claim (and one of a
+    Pipeline that uses it) is a problem until the profile lists SCMP_ARCH_AARCH64."""
+    for item in ("tasks", "pipelines", "catalog.yaml"):
+        src = catalog.ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    assert catalog.check(tmp_path) == []
+
+    def claim(path: str, platforms: str) -> None:
+        text = (tmp_path / path).read_text()
+        old = re.search(r'tekton\.dev/platforms: "[^"]*"', text)
+        assert old
+        (tmp_path / path).write_text(text.replace(old.group(0), f'tekton.dev/platforms: "{platforms}"'))
+
+    claim("pipelines/druppie-ci-cd/0.1/druppie-ci-cd.yaml", "linux/amd64,linux/arm64")
+    pipeline = "pipelines/druppie-ci-cd/0.1/druppie-ci-cd.yaml: tekton.dev/platforms claims linux/arm64, "
+    assert catalog.check(tmp_path) == [pipeline + "but its Tasks claim linux/amd64 only"]
+    claim("tasks/druppie-build/0.1/druppie-build.yaml", "linux/amd64,linux/arm64")
+    task = "tasks/druppie-build/0.1/druppie-build.yaml: tekton.dev/platforms claims linux/arm64, "
+    assert catalog.check(tmp_path) == [task + "but its seccomp profile is made for linux/amd64 only"]
+
+    # With aarch64 in the profile the Task may claim arm64, and then the Pipeline too.
+    profile = tmp_path / "tasks/druppie-build/0.1/seccomp/druppie-build.json"
+    doc = json.loads(profile.read_text())
+    doc["architectures"].append("SCMP_ARCH_AARCH64")
+    profile.write_text(json.dumps(doc))
+    assert not [p for p in catalog.check(tmp_path) if "platforms" in p]
 
 
 @pytest.mark.parametrize(
@@ -87,8 +119,6 @@ def test_every_task_passes_its_debug_param_to_every_step(folder, path, doc):
     "folder,path,doc", [r for r in catalog.resources() if r[0] == "pipelines"], ids=lambda v: getattr(v, "name", "")
 )
 def test_pipeline_wires_existing_params_and_results(folder, path, doc):
-    import re
-
     tasks = {d["metadata"]["name"]: d for f, _, d in catalog.resources() if f == "tasks"}
     spec = doc["spec"]
     own_params = {p["name"] for p in spec.get("params", [])}

@@ -57,25 +57,35 @@ def stages(path: Path) -> list[Stage]:
 
 
 @pytest.mark.parametrize("name", IMAGES)
-def test_the_final_stage_copies_from_the_build_stages_and_adds_no_toolchain(name):
+def test_the_final_stage_only_copies_from_the_build_stages_and_runs_nothing(name):
+    """No RUN in the final stage: a cross build (linux/arm64 on amd64) runs no code of the target
+    platform, so it needs no emulation; what a base lacks comes from the `runtime` build stage."""
     *builders, final = stages(CONTAINERFILES[name])
-    assert final.line == "FROM ${BASE_IMAGE}" and final.name is None, final.line
-    assert {b.name for b in builders} >= {"python"}, "the program is pip-installed in a build stage"
+    assert final.line == "FROM --platform=$TARGETPLATFORM ${BASE_IMAGE}" and final.name is None, final.line
+    assert {b.name for b in builders} >= {"python", "runtime"}, "the program is pip-installed in a build stage"
+    assert final.instructions[0] == "COPY --from=runtime /out/root/ /", final.instructions[0]
     for instruction in final.instructions:
         word = instruction.split()[0]
-        assert word in {"RUN", "COPY", "ENV", "USER", "ENTRYPOINT", "CMD", "LABEL", "WORKDIR"}, instruction
+        assert word in {"COPY", "ENV", "USER", "ENTRYPOINT", "CMD", "LABEL", "WORKDIR"}, instruction
         if word == "COPY":
             args = shlex.split(instruction)[1:]
             stage = next((a.split("=", 1)[1] for a in args if a.startswith("--from=")), None)
             # From a build stage, or the image's own configuration files from its folder.
             assert stage in {b.name for b in builders} or args[0].startswith(f"images/{name}/"), instruction
-        if word == "RUN":
-            assert not re.search(r"\b(pip|pip3|go|gcc|cc|make|curl|wget)\b|ensurepip|venv", instruction), instruction
-            packages = re.search(r"missing=\"\$missing ([^\"]+)\"", instruction)
-            installed = set(" ".join(re.findall(r"missing=\"\$missing ([^\"]+)\"", instruction)).split())
-            assert packages and installed <= RUNTIME_PACKAGES, installed - RUNTIME_PACKAGES
         if word == "ENV":
             assert not re.search(r"\bGO(ROOT|PATH|CACHE)\b|PIP_", instruction), instruction
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_the_runtime_stage_adds_only_run_time_packages_a_base_lacks(name):
+    (runtime,) = [s for s in stages(CONTAINERFILES[name]) if s.name == "runtime"]
+    (run,) = [i for i in runtime.instructions if i.startswith("RUN ")]
+    assert not re.search(r"\b(pip|pip3|go|gcc|cc|make|curl|wget)\b|ensurepip|venv", run), run
+    installed = set(" ".join(re.findall(r"missing=\"\$missing ([^\"]+)\"", run)).split())
+    assert installed and installed <= RUNTIME_PACKAGES, installed - RUNTIME_PACKAGES
+    # Only what is missing: each package behind a check of the base, then unpacked for the target.
+    assert run.count(" || missing=") == len(re.findall(r"missing=\"\$missing", run))
+    assert run.endswith('hack/image-runtime.sh /out "${TARGETARCH:-amd64}" $missing'), run
 
 
 @pytest.mark.parametrize("name", IMAGES)
@@ -271,7 +281,9 @@ def test_make_images_builds_the_containerfiles_from_the_repository_root():
     assert '-f "images/druppie-$kind/Containerfile" -t "$name" .' in text
     for gone in ("stage_context", "stage_program", "cached_tool", "pip install", "pip download"):
         assert gone not in text, gone
-    for kept in ("DIGEST_FILE", "smoke_test", "--digestfile", 'BASE_IMAGE="$base"', "GOPROXY", "PIP_INDEX_URL"):
+    for kept in ("DIGEST_FILE", "smoke_test", "--digestfile", 'BASE_IMAGE="$base"', "GOPROXY", "PIP_INDEX_URL",
+                 '--platform "linux/$arch"', '"TARGETPLATFORM=linux/$arch"', '"BUILDPLATFORM=linux/$NATIVE"',
+                 "manifest push --all"):  # fmt: skip
         assert kept in text, kept
 
 
@@ -281,3 +293,86 @@ def test_each_image_readme_shows_its_build_from_the_repository_root(name):
     assert f"podman build -f images/{name}/Containerfile -t {name} ." in commands
     text = (REPO_ROOT / "images" / name / "README.md").read_text()
     assert ("stage" in text and "hack/toolchain.env" in text) or name == "druppie-step"
+
+
+def run_script(script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(REPO_ROOT / "hack" / script), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "platforms,said",
+    [
+        ("linux/s390x", "unknown platform 'linux/s390x' in PLATFORMS (linux/amd64, linux/arm64)"),
+        ("linux/amd64 arm64", "unknown platform 'arm64' in PLATFORMS (linux/amd64, linux/arm64)"),
+        ("linux/arm64 linux/arm64", "platform 'linux/arm64' twice in PLATFORMS"),
+        (" ", "PLATFORMS is empty (linux/amd64, linux/arm64)"),
+    ],
+)
+def test_make_images_refuses_a_bad_platforms_in_one_line_before_building(platforms, said):
+    run = run_script("images.sh", env={"PLATFORMS": platforms, "REGISTRY": "127.0.0.1:9"})
+    assert run.returncode == 2 and run.stdout == "", run
+    assert len(run.stderr.splitlines()) == 1 and run.stderr.rstrip().endswith(said), run.stderr
+
+
+def test_the_base_subcommand_makes_one_base():
+    run = run_script("images.sh", "base", env={"PLATFORMS": "linux/amd64 linux/arm64"})
+    assert run.returncode == 2 and "makes one base: PLATFORMS names 2" in run.stderr, run
+
+
+def test_a_release_builds_every_platform_the_tasks_may_claim_and_the_slow_tier_checks_them():
+    from hack import catalog, release
+    from tests.support.platforms import MACHINES, PLATFORMS
+
+    env = release.images_env("127.0.0.1:5000", "digests.txt")
+    assert env["PLATFORMS"].split() == list(catalog.BUILT_PLATFORMS)
+    assert env["REGISTRY"] == "127.0.0.1:5000" and env["DIGEST_FILE"] == "digests.txt"
+    # What the Tasks may claim is what a release builds, and the slow tier checks each one's ELF files.
+    assert set(catalog.BUILT_PLATFORMS) <= set(PLATFORMS) and set(PLATFORMS) == set(MACHINES)
+
+
+def test_image_runtime_adds_nothing_to_a_base_that_lacks_nothing_and_refuses_an_unknown_arch(tmp_path):
+    run = run_script("image-runtime.sh", str(tmp_path / "out"), "arm64")
+    assert run.returncode == 0 and list((tmp_path / "out" / "root").iterdir()) == [], run
+    run = run_script("image-runtime.sh", str(tmp_path / "out2"), "riscv64", "git")
+    assert run.returncode == 2 and run.stderr == "image-runtime: no packages for TARGETARCH=riscv64 (amd64, arm64)\n"
+    assert not (tmp_path / "out2").exists()
+
+
+def test_unpacked_base_wants_an_empty_folder(tmp_path):
+    (tmp_path / "left-over").write_text("x")
+    run = run_script("unpacked-base.sh", "arm64", "python3", str(tmp_path))
+    assert run.returncode == 2 and f"ROOTFS '{tmp_path}' is not an empty folder" in run.stderr, run
+
+
+def test_deb_unpack_unpacks_a_package_and_records_it_as_dpkg_would(tmp_path):
+    """A real .deb (dpkg-deb --build) into a root with a merged /usr: its files under usr/, its status
+    entry with the conffile's md5sum, its file list; nothing of it runs (its postinst would fail)."""
+    package = tmp_path / "pkg"
+    (package / "DEBIAN").mkdir(parents=True)
+    (package / "DEBIAN" / "control").write_text(
+        "Package: druppie-demo\nVersion: 1.0\nArchitecture: arm64\nMulti-Arch: same\n"
+        "Maintainer: x <x@example.org>\nDescription: demo\n"
+    )
+    (package / "DEBIAN" / "conffiles").write_text("/etc/demo.conf\n")
+    (package / "DEBIAN" / "postinst").write_text("#!/bin/sh\nexit 1\n")
+    (package / "DEBIAN" / "postinst").chmod(0o755)
+    (package / "bin").mkdir()
+    (package / "bin" / "demo").write_text("#!/bin/sh\n")
+    (package / "etc").mkdir()
+    (package / "etc" / "demo.conf").write_text("setting=1\n")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(package), str(tmp_path / "demo.deb")],
+                   check=True, capture_output=True)  # fmt: skip
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "bin").symlink_to("usr/bin")
+    run = run_script("deb-unpack.sh", str(root), "arm64", str(tmp_path / "demo.deb"))
+    assert run.returncode == 0, run.stderr
+    assert (root / "bin").is_symlink() and (root / "usr" / "bin" / "demo").is_file()
+    status = (root / "var/lib/dpkg/status").read_text()
+    md5 = subprocess.run(["md5sum", str(root / "etc/demo.conf")], capture_output=True, text=True).stdout.split()[0]
+    assert status.startswith("Package: druppie-demo\nStatus: install ok installed\n"), status
+    assert f"Conffiles:\n /etc/demo.conf {md5}\n" in status and status.endswith("\n\n"), status
+    info = root / "var/lib/dpkg/info"
+    assert "/bin/demo" in (info / "druppie-demo:arm64.list").read_text().splitlines()
+    assert (info / "druppie-demo:arm64.conffiles").read_text() == "/etc/demo.conf\n"
