@@ -3,7 +3,7 @@
 # version (see hack/toolchain.env). A component whose cache entry is complete is not touched, so a
 # second run with a full cache returns in seconds. Usage: hack/cluster-build.sh [component...]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=toolchain.env
 source "$here/toolchain.env"
 CACHE=${DRUPPIE_CACHE:-/var/cache/druppie}
@@ -17,6 +17,15 @@ run_build() {
   local name=$1 version=$2 fn=$3
   out="$CACHE/$name-$version"
   if [[ -f $out/.complete ]]; then log "$name $version: cached in $out"; return; fi
+  # Two runs at once (a test fixture beside `make cluster-build`) would clear each other's $out.tmp:
+  # the second waits for the first and then finds the entry complete.
+  local lock
+  exec {lock}>"$CACHE/.$name-$version.lock"
+  if ! flock -n "$lock"; then
+    log "$name $version: another build of it is running; waiting for it"
+    flock "$lock"
+  fi
+  if [[ -f $out/.complete ]]; then log "$name $version: cached in $out"; exec {lock}>&-; return; fi
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
   local started=$SECONDS
   log "$name $version: building (takes minutes on 2 cores)..."
@@ -24,6 +33,7 @@ run_build() {
   touch "$out.tmp/.complete"
   rm -rf "$CACHE/$name-$version"; mv "$out.tmp" "$CACHE/$name-$version"
   log "$name $version: built in $((SECONDS - started)) s"
+  exec {lock}>&-
 }
 
 # module_copy MOD@VER: a writable copy of a module's source, so its own go.mod (with replaces) applies.
@@ -245,6 +255,9 @@ build_containerd2() {
   done
   rm -rf "$work"
 }
+
+# Sourced (tests/unit/test_cluster_build.py): the functions only.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 components=("$@")
 [[ ${#components[@]} -gt 0 ]] || components=(etcd kubernetes kubectl kube-proxy source-controller kustomize-controller
