@@ -99,7 +99,7 @@ def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flu
     flux_app.wait_ready()
     work = tmp_path / "clone"
     run("git", "clone", "--quiet", flux_app.repo_url, str(work))
-    (work / "envs/prod/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
+    (work / "apps/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
     run(
         "git",
         "-C",
