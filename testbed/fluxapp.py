@@ -123,9 +123,9 @@ def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomizatio
     return app
 
 
-def tenant(namespace: str, account: str) -> list[dict]:
-    """flux/'s tenant ServiceAccount and RoleBinding for a Kustomization ``account`` into ``namespace``."""
-    sa, binding = yaml.safe_load_all((FLUX_DIR / "tenant-drone-service-prod.yaml").read_text())
+def tenant(namespace: str, account: str, env: str = "prod") -> list[dict]:
+    """flux/'s tenant ServiceAccount and RoleBinding of ``env``, for a Kustomization ``account`` into ``namespace``."""
+    sa, binding = yaml.safe_load_all((FLUX_DIR / f"tenant-{EXAMPLE_APP}-{env}.yaml").read_text())
     sa["metadata"]["name"] = account
     binding["metadata"].update(name=f"flux-{account}", namespace=namespace)
     binding["subjects"][0]["name"] = account
