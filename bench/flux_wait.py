@@ -125,7 +125,7 @@ def run_bench(report, step: Path, tmp: Path) -> None:
         # A broken commit: fail fast versus the CLI's timeout.
         work = tmp / "clone"
         run("git", "clone", "--quiet", app.repo_url, str(work))
-        deployment = work / "envs/prod/drone-service/deployment.yaml"
+        deployment = work / "apps/drone-service/deployment.yaml"
         good = deployment.read_text()
         deployment.write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
         run("git", "-C", str(work), "commit", "--quiet", "-am", "broken", env=COMMIT_ENV)

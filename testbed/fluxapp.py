@@ -17,10 +17,42 @@ from .wait import wait_for
 
 FLUX_DIR = ROOT / "flux" / "druppie-apps"
 EXAMPLE_APPS = ROOT / "examples" / "druppie-apps"
+EXAMPLE_APP = "drone-service"  # the app examples/druppie-apps deploys
+EXAMPLE_IMAGE = "registry.example/druppie/drone-service"
 
 
 def load_flux(name: str) -> dict:
     return yaml.safe_load((FLUX_DIR / name).read_text())
+
+
+def environments() -> dict[str, str]:
+    """The environments flux/ ships for the example app, each with its target namespace."""
+    shipped = sorted(FLUX_DIR.glob(f"kustomization-{EXAMPLE_APP}-*.yaml"))
+    return {p.stem.removeprefix(f"kustomization-{EXAMPLE_APP}-"): load_flux(p.name)["spec"]["targetNamespace"]
+            for p in shipped}  # fmt: skip
+
+
+def _replace_once(text: str, old: str, new: str, where: str) -> str:
+    if old not in text:
+        raise ValueError(f"examples/druppie-apps changed: no {old.strip()!r} in {where}")
+    return text.replace(old, new, 1)
+
+
+def local_image(kustomization: str, image: str) -> str:
+    """An overlay's images entry naming ``image`` (``newName:``, e.g. in a local registry)."""
+    entry = f"  - name: {EXAMPLE_IMAGE}\n"
+    return _replace_once(kustomization, entry, f"{entry}    newName: {image}  # local registry\n", "an overlay")
+
+
+def app_files(app: str = EXAMPLE_APP, image: str | None = None) -> dict[str, str]:
+    """The example app's part of druppie-apps, as a team adds its app ``app``: its base apps/<app>/ and
+    an overlay envs/<env>/<app>/ per environment; with ``image``, each overlay names it (newName)."""
+    files = {f"apps/{app}/{p.name}": p.read_text() for p in sorted((EXAMPLE_APPS / "apps" / EXAMPLE_APP).iterdir())}
+    for env in sorted(p.name for p in (EXAMPLE_APPS / "envs").iterdir()):
+        text = (EXAMPLE_APPS / "envs" / env / EXAMPLE_APP / "kustomization.yaml").read_text()
+        text = _replace_once(text, f"  - ../../../apps/{EXAMPLE_APP}\n", f"  - ../../../apps/{app}\n", env)
+        files[f"envs/{env}/{app}/kustomization.yaml"] = local_image(text, image) if image else text
+    return files
 
 
 def condition(obj: dict, kind: str) -> dict:
@@ -91,9 +123,9 @@ def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomizatio
     return app
 
 
-def tenant(namespace: str, account: str) -> list[dict]:
-    """flux/'s tenant ServiceAccount and RoleBinding for a Kustomization ``account`` into ``namespace``."""
-    sa, binding = yaml.safe_load_all((FLUX_DIR / "tenant-drone-service-prod.yaml").read_text())
+def tenant(namespace: str, account: str, env: str = "prod") -> list[dict]:
+    """flux/'s tenant ServiceAccount and RoleBinding of ``env``, for a Kustomization ``account`` into ``namespace``."""
+    sa, binding = yaml.safe_load_all((FLUX_DIR / f"tenant-{EXAMPLE_APP}-{env}.yaml").read_text())
     sa["metadata"]["name"] = account
     binding["metadata"].update(name=f"flux-{account}", namespace=namespace)
     binding["subjects"][0]["name"] = account

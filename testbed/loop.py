@@ -38,6 +38,7 @@ from localcluster.gitea_api import GiteaError
 from localcluster.process import http_request, log
 from localcluster.toolchain import ROOT, binaries, cache_dir, optional_binaries, toolchain
 
+from .fluxapp import app_files
 from .readme import block_with
 from .site import BASE_REPO, apply_site_settings, push_advisory_database, push_offline_base, site_command
 from .wait import wait_for
@@ -59,8 +60,9 @@ _DRUPPIE_APPS_COMMITS = threading.Lock()
 @dataclass(frozen=True)
 class Team:
     """Who runs a loop: the namespace its catalog and EventListener run in, its app (a repository
-    in Gitea, a folder envs/prod/<app> in the shared druppie-apps) and the namespace Flux deploys
-    that app into, through the team's own GitRepository and Kustomization."""
+    in Gitea; in the shared druppie-apps a base apps/<app> and an overlay envs/<env>/<app> per
+    environment) and the namespace Flux deploys its prod overlay into, through the team's own
+    GitRepository and Kustomization."""
 
     namespace: str = "ci"
     app: str = APP
@@ -179,9 +181,9 @@ class Loop:
             with tempfile.TemporaryDirectory() as tmp:
                 apps = Path(tmp) / "druppie-apps"
                 subprocess.run(["cp", "-r", str(ROOT / "examples" / "druppie-apps"), str(apps)], check=True)
-                kustomization = apps / "envs/prod/drone-service/kustomization.yaml"
-                platform_image = f"{self.cluster.registry}/{IMAGE_PATH}/{APP}"
-                kustomization.write_text(self._local_image(kustomization.read_text(), platform_image))
+                # Every environment's overlay names the image in the local registry.
+                for path, text in app_files(APP, f"{self.cluster.registry}/{IMAGE_PATH}/{APP}").items():
+                    (apps / path).write_text(text)
                 self.gitea.create_repo("druppie-apps", source_dir=apps)
         self.gitea.add_collaborator("druppie-apps", BOT)
 
@@ -194,18 +196,14 @@ class Loop:
         if not self._has_repo(team.app):
             self.gitea.create_repo(team.app, source_dir=ROOT / "examples" / APP)
         self.gitea.add_collaborator(team.app, STATUS_BOT)  # statuses need write access to the repository
-        folder = f"envs/prod/{team.app}"
-        # The app's folder, as its team adds it to druppie-apps: the example app's manifests. One
-        # team's commits at a time: Gitea's contents API refuses a commit on a moved branch.
+        # The app's folders, as its team adds them to druppie-apps: the example app's base and
+        # overlays under its own name. One team's commits at a time: Gitea's contents API refuses a
+        # commit on a moved branch.
         with _DRUPPIE_APPS_COMMITS:
-            if team.app != APP and not self._has_file("druppie-apps", f"{folder}/kustomization.yaml"):
-                example = ROOT / "examples" / "druppie-apps" / "envs" / "prod" / APP
-                for source in sorted(example.iterdir()):
-                    text = source.read_text()
-                    if source.name == "kustomization.yaml":
-                        text = self._local_image(text, self.image)
-                    self.gitea.commit_file("druppie-apps", f"{folder}/{source.name}", text,
-                                           f"{team.app}: {source.name}")  # fmt: skip
+            if team.app != APP:
+                for path, text in app_files(team.app, self.image).items():
+                    if not self._has_file("druppie-apps", path):
+                        self.gitea.commit_file("druppie-apps", path, text, f"{team.app}: {path}")
 
         self.say(f"Secrets in {ns}: the bot's read and write credentials, registry credentials, the webhook secrets")
         self.cluster.kubectl("delete", "secret", "-n", ns, "--ignore-not-found", *team.credentials,
@@ -325,14 +323,6 @@ class Loop:
         if team == PLATFORM:  # Flux's grant to ci: its druppie-flux-wait may request reconciles in flux-system
             objects.append(yaml.safe_load((flux / "rbac-flux-reconcile-wait.yaml").read_text()))
         return objects
-
-    @staticmethod
-    def _local_image(kustomization: str, image: str) -> str:
-        """druppie-apps' images entry naming the image in the local registry (``newName:``)."""
-        entry = "  - name: registry.example/druppie/drone-service\n"
-        if entry not in kustomization:
-            raise ValueError(f"no images entry {entry.strip()!r} in the example kustomization")
-        return kustomization.replace(entry, f"{entry}    newName: {image}  # local registry\n")
 
     def build_on_host(self, version: str) -> None:
         path = os.pathsep.join([str(cache_dir() / f"syft-{toolchain()['SYFT_VERSION']}"), os.environ["PATH"]])

@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from localcluster.gitserver import run
-from testbed.fluxapp import FLUX_DIR, condition, make_flux_app
+from testbed.fluxapp import FLUX_DIR, condition, environments, make_flux_app
 from tests.support.e2e import wait_for
 from tests.support.paths import STEP
 
@@ -99,7 +99,7 @@ def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flu
     flux_app.wait_ready()
     work = tmp_path / "clone"
     run("git", "clone", "--quiet", flux_app.repo_url, str(work))
-    (work / "envs/prod/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
+    (work / "apps/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
     run(
         "git",
         "-C",
@@ -134,12 +134,15 @@ def test_broken_manifest_makes_the_kustomization_not_ready_with_fluxs_reason(flu
 def test_the_whole_shipped_flux_setup_is_accepted_by_the_api_server(cluster):
     """`kubectl apply -k flux/druppie-apps` as a user runs it, validated server-side against the real CRD
     schemas (the Receiver's from notification-controller's published API types)."""
-    cluster.kubectl("create", "namespace", "ci", check=False)
+    # A dry run creates no namespace, so the tenants' RoleBindings need theirs to exist already.
+    for namespace in ("ci", *environments().values()):
+        cluster.kubectl("create", "namespace", namespace, check=False)
     out = cluster.kubectl("apply", "-k", str(FLUX_DIR), "--dry-run=server").stdout
     for line in (
         "receiver.notification.toolkit.fluxcd.io/druppie-apps",
         "gitrepository.source.toolkit.fluxcd.io/druppie-apps",
-        "kustomization.kustomize.toolkit.fluxcd.io/drone-service-prod",
+        *(f"kustomization.kustomize.toolkit.fluxcd.io/drone-service-{env}" for env in ("test", "acceptatie", "prod")),
+        *(f"rolebinding.rbac.authorization.k8s.io/flux-drone-service-{env}" for env in ("test", "acceptatie", "prod")),
         "rolebinding.rbac.authorization.k8s.io/druppie-flux-wait-ci",
     ):
         assert line in out

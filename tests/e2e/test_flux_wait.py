@@ -147,7 +147,7 @@ def test_broken_manifest_fails_fast_with_fluxs_message(flux_app, tmp_path):
     work, broken = commit_locally(
         flux_app,
         tmp_path,
-        "envs/prod/drone-service/deployment.yaml",
+        "apps/drone-service/deployment.yaml",
         "apiVersion: apps/v1\nkind: Deployment\nspec: [\n",
         "break it",
     )
@@ -425,11 +425,11 @@ def test_rerun_for_the_same_revision_after_an_outside_fix_succeeds(flux_app, tmp
         "-p",
         '{"spec":{"timeout":"20s","interval":"10m","retryInterval":"10m"}}',
     )
-    deployment = flux_app_file(flux_app, "envs/prod/drone-service/deployment.yaml")
+    deployment = flux_app_file(flux_app, "apps/drone-service/deployment.yaml")
     work, _ = commit_locally(
         flux_app,
         tmp_path,
-        "envs/prod/drone-service/deployment.yaml",
+        "apps/drone-service/deployment.yaml",
         deployment.replace("  replicas: 2\n", "  replicas: 1\n  progressDeadlineSeconds: 10\n"),
         "fail fast",
     )
@@ -489,11 +489,11 @@ def test_missing_path_fails_fast_with_artifact_failed(flux_app, tmp_path):
 
 def test_manifest_the_api_server_rejects_fails_fast_with_reconciliation_failed(flux_app, tmp_path):
     flux_app.wait_ready()
-    deployment = flux_app_file(flux_app, "envs/prod/drone-service/deployment.yaml")
+    deployment = flux_app_file(flux_app, "apps/drone-service/deployment.yaml")
     work, sha = commit_locally(
         flux_app,
         tmp_path,
-        "envs/prod/drone-service/deployment.yaml",
+        "apps/drone-service/deployment.yaml",
         deployment.replace("replicas: 2", "replicas: -1"),
         "invalid replicas",
     )
@@ -672,7 +672,7 @@ def test_prune_the_api_server_refuses_fails_fast_with_prune_failed(flux_app, tmp
     )
     kustomization = (app_dir / "kustomization.yaml").read_text()
     (app_dir / "kustomization.yaml").write_text(
-        kustomization.replace("  - service.yaml\n", "  - service.yaml\n  - configmap.yaml\n")
+        kustomization.replace("resources:\n", "resources:\n  - configmap.yaml\n")
     )
     run("git", "-C", str(work), "add", ".")
     run("git", "-C", str(work), "commit", "--quiet", "-m", "add a ConfigMap", env=COMMIT_ENV)

@@ -251,7 +251,7 @@ def test_two_quick_pushes_the_newer_stays_deployed_and_an_older_one_landing_late
 
 
 def test_a_broken_manifest_in_druppie_apps_fails_flux_wait_with_fluxs_reason(loop, cluster):
-    path = "envs/prod/drone-service/deployment.yaml"
+    path = "apps/drone-service/deployment.yaml"  # the base, under every environment
     good = loop.gitea.read_file("druppie-apps", path)
     loop.gitea.commit_file(
         "druppie-apps", path, good.replace("containerPort: 8080", "containerPort: not-a-port"), "A broken manifest"

@@ -54,7 +54,7 @@ import yaml
 from localcluster.gitserver import COMMIT_ENV, GitServer, run, seed_repo
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
-from testbed.fluxapp import EXAMPLE_APPS, FluxApp, load_flux, tenant
+from testbed.fluxapp import EXAMPLE_APPS, FluxApp, environments, load_flux, tenant
 from testbed.site import BASE_REPO, push_advisory_database, push_offline_base
 from tests.support.e2e import ci_commands, wait_for
 
@@ -330,15 +330,14 @@ def _seed_apps_push_name(bare: Path, tmp: Path, registry: str) -> None:
     """druppie-apps naming drone-service by the registry address builds push to, which kustomize
     maps (newName) to registry.example, the name containerd pulls from that same registry."""
     shutil.copytree(EXAMPLE_APPS, tmp / "apps")
-    folder = tmp / "apps" / "envs" / "prod" / "drone-service"
     pushed = f"{registry}/druppie/drone-service"
-    for name, old, new in (
-        ("deployment.yaml", f"image: {IMAGE}:1.0.4", f"image: {pushed}:1.0.4"),
-        ("kustomization.yaml", f"  - name: {IMAGE}\n", f"  - name: {pushed}\n    newName: {IMAGE}\n"),
-    ):
-        text = (folder / name).read_text()
+    edits = [("apps/drone-service/deployment.yaml", f"image: {IMAGE}:1.0.4", f"image: {pushed}:1.0.4")]
+    edits += [(f"envs/{env}/drone-service/kustomization.yaml", f"  - name: {IMAGE}\n",
+               f"  - name: {pushed}\n    newName: {IMAGE}\n") for env in environments()]  # fmt: skip
+    for name, old, new in edits:
+        text = (tmp / "apps" / name).read_text()
         assert old in text, f"examples/druppie-apps changed: no {old!r} in {name}"
-        (folder / name).write_text(text.replace(old, new))
+        (tmp / "apps" / name).write_text(text.replace(old, new))
     seed_repo(bare, source_dir=tmp / "apps")
 
 

@@ -153,7 +153,7 @@ def test_broken_manifest_fails_the_pipelinerun_with_fluxs_reason(tekton, cluster
     work = tmp_path / "clone"
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "clone", "--quiet", app.repo_url, str(work)], check=True)
-    (work / "envs/prod/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
+    (work / "apps/drone-service/deployment.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nspec: [\n")
     subprocess.run([*git, "-C", str(work), "commit", "--quiet", "-am", "break it"], check=True)
     subprocess.run([*git, "-C", str(work), "push", "--quiet", "origin", "main"], check=True)
 

@@ -189,12 +189,16 @@ LAYOUTS = [
         digest=DIGEST,
         wrap=True,
     ),
-    Layout(
-        "examples-druppie-apps",
-        "envs/prod/drone-service",
-        source_dir=EXAMPLE_APPS,
-        image="registry.example/druppie/drone-service",
-        tag="1.0.5",
+    # Each environment of the example over its one base: the other two must build as before.
+    *(
+        Layout(
+            "examples-druppie-apps" + ("" if env == "prod" else f"-{env}"),
+            f"envs/{env}/drone-service",
+            source_dir=EXAMPLE_APPS,
+            image="registry.example/druppie/drone-service",
+            tag="1.0.5",
+        )
+        for env in ("prod", "acceptatie", "test")
     ),
     # Public kustomizations, copied unchanged (see the README beside each).
     Layout("podinfo", "kustomize", source_dir=FIXTURES / "podinfo", image="ghcr.io/stefanprodan/podinfo", tag="6.15.0"),

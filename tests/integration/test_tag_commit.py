@@ -15,6 +15,7 @@ from tests.support.repos import push_commit
 IMAGE = "registry.example/druppie/drone-service"
 APP = "envs/prod/drone-service"
 KUSTOMIZATION = f"{APP}/kustomization.yaml"
+BASE = "apps/drone-service"  # the overlay's base, shared with test and acceptatie
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 # Reaches this machine on Linux but is not loopback: a stand-in for an in-cluster server.
 NOT_LOOPBACK = "0.0.0.0"  # noqa: S104 - a host in a URL, nothing binds to it
@@ -26,7 +27,7 @@ def args(repo, tag="1.0.5", *extra, path=APP, image=IMAGE):
 
 def test_update_commits_only_the_new_tag(druppie_apps, run_step):
     before = druppie_apps.read(KUSTOMIZATION)
-    deployment = druppie_apps.read(f"{APP}/deployment.yaml")
+    deployment = druppie_apps.read(f"{BASE}/deployment.yaml")
     run = run_step(*args(druppie_apps, "1.0.5", "--digest", DIGEST, "--pipeline-run", "build-drone-xyz"))
     assert run.returncode == 0, run.output
     after = druppie_apps.read(KUSTOMIZATION)
@@ -34,7 +35,7 @@ def test_update_commits_only_the_new_tag(druppie_apps, run_step):
         "    newTag: 1.0.4  # written by CI, do not edit by hand\n",
         f"    newTag: 1.0.5  # written by CI, do not edit by hand\n    digest: {DIGEST}\n",
     )
-    assert druppie_apps.read(f"{APP}/deployment.yaml") == deployment
+    assert druppie_apps.read(f"{BASE}/deployment.yaml") == deployment
     head = druppie_apps.head()
     assert run.results == {
         "commit": head,
