@@ -7,7 +7,11 @@ The Kustomizations, tenants and namespaces are the shipped ones with the prefix 
 copy of druppie-apps on the cluster's git server: the loop and other modules run the shipped
 drone-service-prod in productie in the same session. Paths, specs and RBAC are as shipped. The
 image is the loop's real drone-service 1.0.4 (the example's pause image serves nothing), copied
-under this module's own repository: its tags never meet the loop's versions."""
+under this module's own repository: its tags never meet the loop's versions.
+
+Its name sorts after test_loop.py on purpose: it needs the ``loop`` fixture, and test_flux_gitops.py
+applies the shipped GitRepository ``druppie-apps`` pointed at the cluster's git server, which would
+take the loop's druppie-apps away from it if the loop were set up before that module runs."""
 
 from __future__ import annotations
 
