@@ -12,7 +12,7 @@
 # target (one manifest list), so its dpkg status, with the architecture renamed, is the target
 # base's: apt resolves against it and downloads only what the target base does not have. The
 # merged status goes to OUTDIR/root/var/lib/dpkg/status. No maintainer script runs: the CA bundle is
-# made by ca-certificates' own update-ca-certificates (--sysroot) when it was missing.
+# made by hack/ca-bundle.sh when it was missing.
 set -eu
 out=${1:?usage: hack/image-runtime.sh OUTDIR TARGETARCH PACKAGE...}
 arch=${2:?usage: hack/image-runtime.sh OUTDIR TARGETARCH PACKAGE...}
@@ -41,9 +41,7 @@ done
 mkdir -p "$out/root/var/lib/dpkg"
 cp "$work/status" "$out/root/var/lib/dpkg/status"
 "$(dirname "$0")/deb-unpack.sh" "$out/root" "$arch" "$work"/debs/*.deb
-if [ -x "$out/root/usr/sbin/update-ca-certificates" ]; then
-  (cd "$out/root/usr/share/ca-certificates" && find . -name '*.crt' | sed 's,^\./,,' | LC_ALL=C sort) \
-    >"$out/root/etc/ca-certificates.conf"
-  sh "$out/root/usr/sbin/update-ca-certificates" --sysroot "$out/root" >/dev/null
+if [ -d "$out/root/usr/share/ca-certificates" ]; then
+  "$(dirname "$0")/ca-bundle.sh" "$out/root"
 fi
 rm -rf "$work" /var/lib/apt/lists/*

@@ -72,7 +72,7 @@ offline_base() {
   if [[ $arch == "$NATIVE" ]]; then
     key=$(printf '%s\n' bookworm "$packages" "$BASE_RECIPE" | sha256sum | cut -c1-12)
   else
-    key=$(printf '%s\n' bookworm "$packages" "$BASE_RECIPE" "$arch" "$(hash_files hack/unpacked-base.sh hack/deb-unpack.sh)" |
+    key=$(printf '%s\n' bookworm "$packages" "$BASE_RECIPE" "$arch" "$(hash_files hack/unpacked-base.sh hack/deb-unpack.sh hack/ca-bundle.sh)" |
       sha256sum | cut -c1-12)
     base=$base-$arch
   fi
@@ -109,7 +109,7 @@ offline_base() {
 inputs_hash() {  # what decides an image's content, besides its base: what its stages copy
   local kind=$1
   local files=(.dockerignore "images/druppie-$kind" hack/image-python.sh hack/image-runtime.sh
-    hack/deb-unpack.sh steps/druppie_steps
+    hack/deb-unpack.sh hack/ca-bundle.sh steps/druppie_steps
     steps/pyproject.toml steps/requirements.lock)
   case $kind in
     step) files+=(steps/requirements-test-tools.txt) ;;

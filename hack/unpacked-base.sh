@@ -17,7 +17,7 @@
 #    since their results do not depend on the architecture:
 #    - /etc/passwd and /etc/group from base-passwd's masters (base-passwd's postinst);
 #    - /etc/ca-certificates.conf and /etc/ssl/certs (the bundle and hash links), by
-#      update-ca-certificates --sysroot (ca-certificates' postinst);
+#      hack/ca-bundle.sh (ca-certificates' postinst);
 #    - the alternatives the postinsts of mawk, debianutils, util-linux and tar install (awk, nawk,
 #      which, pager, rmt), by update-alternatives --root.
 #    Not done: ld.so.cache (Debian's ld.so searches /lib/<triplet> and /usr/lib/<triplet> without
@@ -43,8 +43,7 @@ debs=("$rootfs"/var/cache/apt/archives/*.deb)
 cp "$rootfs/usr/share/base-passwd/passwd.master" "$rootfs/etc/passwd"
 cp "$rootfs/usr/share/base-passwd/group.master" "$rootfs/etc/group"
 if [[ -d $rootfs/usr/share/ca-certificates ]]; then
-  (cd "$rootfs/usr/share/ca-certificates" && find . -name '*.crt' | sed 's,^\./,,' | LC_ALL=C sort) >"$rootfs/etc/ca-certificates.conf"
-  update-ca-certificates --sysroot "$rootfs" >/dev/null
+  "$(dirname "$0")/ca-bundle.sh" "$rootfs"
 fi
 alternative() {  # alternative LINK NAME PATH PRIORITY [--slave LINK NAME PATH], where PATH is in the rootfs
   [[ ! -e $rootfs$3 ]] || update-alternatives --root "$rootfs" --quiet --install "$@"

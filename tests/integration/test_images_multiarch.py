@@ -190,7 +190,8 @@ def test_a_base_without_git_gets_the_target_platforms_git_and_ssh_from_the_runti
 
         script = (
             "set -e; git --version; ssh -V 2>&1; druppie-step --version; git init -q /tmp/r && echo init ok;"
-            " python3 -c 'import ssl; ssl.create_default_context(); print(\"ssl ok\")';"
+            ' python3 -c \'import ssl; n = ssl.create_default_context().cert_store_stats()["x509_ca"];'
+            ' assert n > 100, n; print("ssl ok")\';'
             " dpkg-query -W -f '${Package} ${Status}\\n' git openssh-client python3"
         )
         run = subprocess.run([*PODMAN, "run", "--rm", *LIMITS, "--network", "none", "--entrypoint", "sh",

@@ -376,3 +376,30 @@ def test_deb_unpack_unpacks_a_package_and_records_it_as_dpkg_would(tmp_path):
     info = root / "var/lib/dpkg/info"
     assert "/bin/demo" in (info / "druppie-demo:arm64.list").read_text().splitlines()
     assert (info / "druppie-demo:arm64.conffiles").read_text() == "/etc/demo.conf\n"
+
+
+def test_the_ca_bundle_of_an_unpacked_root_holds_every_certificate_the_package_ships(tmp_path):
+    """Debian bookworm's update-ca-certificates has no --sysroot (usage, exit 0, no bundle): an unpacked
+    base or runtime stage once got no CA bundle at all. hack/ca-bundle.sh makes it, as the postinst does."""
+    share = tmp_path / "usr/share/ca-certificates/mozilla"
+    share.mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    (share / "First CA.crt").write_text("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----")  # no newline
+    (share / "Second.crt").write_text("-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n")
+    run = run_script("ca-bundle.sh", str(tmp_path))
+    assert run.returncode == 0 and "ca-bundle: 2 certificates" in run.stderr, run.stderr
+    assert (tmp_path / "etc/ca-certificates.conf").read_text() == "mozilla/First CA.crt\nmozilla/Second.crt\n"
+    bundle = (tmp_path / "etc/ssl/certs/ca-certificates.crt").read_text()
+    assert bundle == ("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
+                      "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n")  # fmt: skip
+    link = tmp_path / "etc/ssl/certs/First_CA.pem"
+    assert os.readlink(link) == "/usr/share/ca-certificates/mozilla/First CA.crt"
+
+
+def test_a_root_without_certificates_gets_no_empty_bundle(tmp_path):
+    (tmp_path / "usr/share/ca-certificates").mkdir(parents=True)
+    (tmp_path / "etc").mkdir()
+    run = run_script("ca-bundle.sh", str(tmp_path))
+    assert run.returncode == 2 and run.stderr.strip().endswith("ca-bundle: no certificate under " + str(
+        tmp_path / "usr/share/ca-certificates")), run.stderr  # fmt: skip
+    assert list((tmp_path / "etc/ssl/certs").iterdir()) == []  # nothing half-written
