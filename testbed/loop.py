@@ -320,8 +320,10 @@ class Loop:
         binding["metadata"].update(name=f"flux-{team.kustomization}", namespace=team.target)
         binding["subjects"][0]["name"] = team.kustomization
         objects = [repo, ks, sa, binding]
-        if team == PLATFORM:  # Flux's grant to ci: its druppie-flux-wait may request reconciles in flux-system
-            objects.append(yaml.safe_load((flux / "rbac-flux-reconcile-wait.yaml").read_text()))
+        if team == PLATFORM:  # Flux's grants to ci: its druppie-flux-wait may request reconciles in
+            # flux-system, its druppie-promotion-gate may read the Flux objects there
+            for grant in ("rbac-flux-reconcile-wait.yaml", "rbac-promotion-gate.yaml"):
+                objects.append(yaml.safe_load((flux / grant).read_text()))
         return objects
 
     def build_on_host(self, version: str) -> None:

@@ -25,6 +25,11 @@ STEPS = {
         "flux_wait",
         "Make Flux apply a pushed revision and wait until it is applied and healthy.",
     ),
+    "promotion-gate": (
+        "druppie_steps.promotion_gate",
+        "promotion_gate",
+        "Build once: check an environment runs an image healthy; its tag and digest to promote.",
+    ),
     "summary": (
         "druppie_steps.summary",
         "summary",

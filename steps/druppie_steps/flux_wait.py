@@ -10,7 +10,6 @@ is judged is in flux/status.py; the task README's "How flux-wait decides" is the
 from __future__ import annotations
 
 import datetime as dt
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -153,16 +152,6 @@ class Ancestry:
         return {0: True, 1: False}.get(check.returncode)
 
 
-def _repo_identity(url: str) -> str:
-    """host/path of a git URL, without user, port, scheme or .git: https and ssh forms of one repo agree."""
-    scp = re.match(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$", url)
-    if scp:
-        host, path = scp.groups()
-    else:
-        host, _, path = re.sub(r"^[a-z+]+://([^@/]*@)?", "", url).partition("/")
-    return f"{host.split(':')[0].lower()}/{path.strip('/').removesuffix('.git')}"
-
-
 def _wait(
     name: str,
     namespace: str,
@@ -184,6 +173,7 @@ def _wait(
         suspended,
     )
     from .flux.watch import FluxApi, FluxObject, WaitTimeoutError
+    from .gitops.git import repo_identity
 
     api = FluxApi(api_client(kubeconfig))
     ks_ref = FluxObject("Kustomization", namespace, name)
@@ -203,7 +193,7 @@ def _wait(
     if not has_health_checks(ks):
         log.warn(f'{ks_ref} has neither wait nor healthChecks: Ready means "applied", not "healthy"')
     source_url = (source.get("spec") or {}).get("url", "")
-    if repo_url and source_url and _repo_identity(repo_url) != _repo_identity(source_url):
+    if repo_url and source_url and repo_identity(repo_url) != repo_identity(source_url):
         log.warn(
             f"--repo-url {repo_url} is not {src_ref}'s spec.url {source_url}: ancestry is checked in "
             "--repo-url, so it must hold the same history"

@@ -1,7 +1,9 @@
 """The environments test, acceptatie and prod on real Flux (issue 18): flux/'s three Kustomizations
 over examples/druppie-apps' overlays, each Ready and serving the real app in its own namespace; a
 tag committed to one environment reaches that one only; a broken test does not hold productie (no
-dependsOn, flux/README.md); and each shipped tenant may write into its own namespace only.
+dependsOn, flux/README.md); each shipped tenant may write into its own namespace only; and build once:
+druppie-promotion-gate's sample promotes to acceptatie exactly the digest test runs, and the gate
+refuses another digest and an unhealthy test (as its ServiceAccount, which may only read).
 
 The Kustomizations, tenants and namespaces are the shipped ones with the prefix ``otap-``, over a
 copy of druppie-apps on the cluster's git server: the loop and other modules run the shipped
@@ -22,9 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
 from localcluster.gitserver import COMMIT_ENV, run, seed_repo
 from localcluster.process import http_request
+from localcluster.toolchain import ROOT
 from testbed.fluxapp import (
     EXAMPLE_APP,
     EXAMPLE_APPS,
@@ -37,8 +41,10 @@ from testbed.fluxapp import (
     load_flux,
     tenant,
 )
-from tests.support.e2e import wait_for
+from tests.support.e2e import Tekton, wait_for
 from tests.support.paths import STEP
+
+GATE_SAMPLE = ROOT / "tasks/druppie-promotion-gate/0.1/samples/promote-test-to-acceptatie.yaml"
 
 PREFIX = "otap-"
 REPLICAS = {"test": 1, "acceptatie": 1, "prod": 2}  # as the overlays set them
@@ -111,10 +117,11 @@ def answer(app: FluxApp) -> dict | None:
         return None
 
 
-def tag_commit(otap: Environments, env: str, tag: str) -> str:
+def tag_commit(otap: Environments, env: str, tag: str, digest: str = "") -> str:
     """``druppie-step tag-commit`` into envs/<env>/drone-service, as CI runs it; returns the commit."""
     step = subprocess.run([str(STEP), "tag-commit", "--repo-url", otap.repo_url, "--path", f"envs/{env}/{EXAMPLE_APP}",
-                           "--image", EXAMPLE_IMAGE, "--tag", tag], capture_output=True, text=True)  # fmt: skip
+                           "--image", EXAMPLE_IMAGE, "--tag", tag, "--digest", digest],
+                          capture_output=True, text=True)  # fmt: skip
     assert step.returncode == 0, step.stderr
     return step.stdout.split("revision=")[1].split()[0].split("@sha1:")[1]
 
@@ -154,6 +161,81 @@ def test_a_tag_committed_to_test_reaches_test_only(otap):
         assert app.deployment()["metadata"]["generation"] == generations[env], f"{env} rolled out"
 
 
+def digest_of(otap: Environments, tag: str) -> str:
+    inspect = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{otap.image}:{tag}"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(inspect.stdout)["Digest"]
+
+
+def gate(otap: Environments, env: str, digest: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``druppie-step promotion-gate`` on an environment, as its Task runs it."""
+    cluster = otap.apps[env].cluster
+    return subprocess.run([str(STEP), "promotion-gate", "--kustomization", otap.apps[env].kustomization, "--image",
+                           EXAMPLE_IMAGE, "--digest", digest, "--repo-url", otap.repo_url, "--kubeconfig",
+                           str(cluster.kubeconfig), *extra], capture_output=True, text=True, timeout=180)  # fmt: skip
+
+
+def run_sample(cluster, tekton, params: dict[str, str]) -> dict:
+    """druppie-promotion-gate's sample: its Pipeline as written, its PipelineRun with these params and
+    without the credential workspaces (the cluster's git server takes anonymous pushes); the finished run."""
+    pipeline, pipeline_run = (d for d in yaml.safe_load_all(GATE_SAMPLE.read_text()) if d)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pipeline))
+    pipeline_run["spec"]["params"] = [{"name": k, "value": v} for k, v in params.items()]
+    pipeline_run["spec"].pop("workspaces")
+    name = cluster.kubectl("create", "-o", "name", "-f", "-", input=json.dumps(pipeline_run)).stdout.strip()
+    return tekton.finished("pipelinerun", name.split("/", 1)[1])
+
+
+def test_build_once_the_sample_promotes_to_acceptatie_exactly_the_digest_test_runs(otap, cluster):
+    tekton = Tekton(cluster, ROOT)  # the loop's catalog in ci (the tekton fixture would make ci afresh)
+    digest = digest_of(otap, "1.0.5")
+    revision = tag_commit(otap, "test", "1.0.5", digest)
+    otap.apps["test"].request_reconcile()
+    otap.apps["test"].wait_ready(revision=revision, timeout=180)
+    head = otap.head()
+    params = {"gitops-repo-url": otap.repo_url, "image": EXAMPLE_IMAGE, "allow-plain-http": "true",
+              "from-kustomization": otap.apps["test"].kustomization,
+              "to-kustomization": otap.apps["acceptatie"].kustomization,
+              "to-path": f"envs/acceptatie/{EXAMPLE_APP}"}  # fmt: skip
+
+    # Another build than the one test runs: refused at the gate, nothing written.
+    other = "sha256:" + "0" * 64
+    refused = run_sample(cluster, tekton, {**params, "digest": other})
+    assert condition(refused, "Succeeded")["status"] == "False", refused["status"]
+    logs = tekton.tkn("pipelinerun", "logs", refused["metadata"]["name"], "-n", "ci").stdout
+    said = f"refused to promote {EXAMPLE_IMAGE}@{other}: Kustomization flux-system/{otap.apps['test'].kustomization}"
+    assert said in logs and f"runs {EXAMPLE_IMAGE}:1.0.5@{digest}, not that digest" in logs, logs
+    assert otap.head() == head
+
+    run = run_sample(cluster, tekton, {**params, "digest": digest})
+    assert condition(run, "Succeeded")["status"] == "True", run["status"]
+    results = {r["name"]: r["value"] for r in run["status"]["results"]}
+    assert results == {"promoted": f"{EXAMPLE_IMAGE}:1.0.5@{digest}"}
+    acceptatie = otap.apps["acceptatie"]
+    assert acceptatie.image() == f"{otap.image}:1.0.5@{digest}"  # what the kubelet pulls: that build
+    assert f"digest: {digest}" in run_git(otap, "show", f"main:envs/acceptatie/{EXAMPLE_APP}/kustomization.yaml")
+    wait_for("acceptatie to serve the promoted build", lambda: answer(acceptatie), timeout=60)
+
+
+def test_the_gates_service_account_may_read_flux_objects_only(cluster, loop):
+    who = "--as=system:serviceaccount:ci:druppie-promotion-gate"
+
+    def can(*args: str) -> str:
+        return cluster.kubectl("auth", "can-i", *args, who, check=False).stdout.strip()
+
+    assert can("get", "kustomizations.kustomize.toolkit.fluxcd.io", "-n", "flux-system") == "yes"
+    assert can("get", "gitrepositories.source.toolkit.fluxcd.io", "-n", "flux-system") == "yes"
+    for verb in ("list", "watch", "patch", "update", "delete"):
+        assert can(verb, "kustomizations.kustomize.toolkit.fluxcd.io", "-n", "flux-system") == "no", verb
+    assert can("get", "secrets", "-n", "ci") == "no" and can("get", "secrets", "-n", "flux-system") == "no"
+    assert can("get", "kustomizations.kustomize.toolkit.fluxcd.io", "-n", "ci") == "no"
+
+
+def run_git(otap: Environments, *args: str) -> str:
+    cluster, name = otap.apps["prod"].cluster, otap.apps["prod"].name
+    return run("git", "--git-dir", str(cluster.git_root / f"{name}.git"), *args).stdout
+
+
 def test_a_broken_test_environment_does_not_hold_productie(otap, tmp_path):
     """With dependsOn on test, prod would apply nothing while test fails (DependencyNotReady)."""
     work = tmp_path / "clone"
@@ -177,6 +259,14 @@ def test_a_broken_test_environment_does_not_hold_productie(otap, tmp_path):
 
     ready = wait_for("test to fail on the broken overlay", test_failed, timeout=120)
     assert ready["reason"] == "BuildFailed" and "missing.yaml" in ready["message"], ready
+    # Build once: nothing leaves a failing environment, whatever it still runs.
+    refused = gate(otap, "test", "")
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith(
+        f"error: refused to promote: Kustomization flux-system/{test.kustomization} is not healthy (Ready=False: "
+        "BuildFailed: "
+    ), refused.stderr
+    assert refused.stderr.count("\n") == 1 and refused.stdout == "", refused
 
 
 def test_each_shipped_tenant_may_write_into_its_own_namespace_only(cluster):

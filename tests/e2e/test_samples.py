@@ -100,6 +100,9 @@ class SampleRun:
     drop_workspaces: tuple[str, ...] = ()  # run workspace bindings left out
     flux: bool = False  # waits for Flux's drone-service-prod: takes its turn (FluxTurns)
     runs: Callable[[list[dict], str], list[dict]] | None = None  # runs made here for a sample that has none
+    # "module.py::test": the e2e test that runs it, on cluster objects this module cannot make cheaply
+    # (several Flux environments); its header names that module, and here it is admitted only.
+    run_by: str = ""
 
 
 # ---- the checks (each after the run Succeeded) -----------------------------------------------
@@ -238,6 +241,9 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
         repos={"druppie-apps": "apps"},
         params={"allow-plain-http": "true"},
         flux=True,
+    ),
+    "tasks/druppie-promotion-gate/0.1/samples/promote-test-to-acceptatie.yaml": SampleRun(
+        run_by="test_otap_environments.py::test_build_once_the_sample_promotes_to_acceptatie_exactly_the_digest_test_runs"
     ),
     "tasks/druppie-git-clone/0.1/samples/clone-commit-with-ssh.yaml": SampleRun(admission_only=NO_SSH),
     "tasks/druppie-git-clone/0.1/samples/clone-with-basic-auth.yaml": SampleRun(
@@ -573,7 +579,11 @@ def samples(request, cluster, tekton, tmp_path_factory):
         if getattr(getattr(item, "module", None), "__name__", "") == __name__ and hasattr(item, "callspec")
     ]
     selected = [p for p in SAMPLES if any(item.callspec.params.get("sample") == p for item in ours)] or SAMPLES
-    runnable = {rel(p): p for p in SAMPLES if rel(p) in SAMPLE_RUNS and not SAMPLE_RUNS[rel(p)].admission_only}
+    runnable = {
+        rel(p): p
+        for p in SAMPLES
+        if rel(p) in SAMPLE_RUNS and not (SAMPLE_RUNS[rel(p)].admission_only or SAMPLE_RUNS[rel(p)].run_by)
+    }
     # The second door: the same repositories as the cluster's git server, with basic auth.
     auth = GitServer(cluster.git_root, credentials=(USER, TOKEN), host=cluster.host_ip).start()
     ctx = Ctx(cluster, tekton, auth, tmp_path_factory.mktemp("samples"))
@@ -632,7 +642,11 @@ def test_sample(sample, samples):
             "cluster (or why it cannot, in its header) and what its run must produce"
         )
     ctx, started = samples
-    if entry.admission_only:
+    if entry.run_by:
+        module, _, test = entry.run_by.partition("::")
+        assert f"Local cluster: run by tests/e2e/{module}" in header(sample), rel(sample)
+        assert f"\ndef {test}(" in (Path(__file__).parent / module).read_text(), entry.run_by
+    if entry.admission_only or entry.run_by:
         assert "Local cluster:" in header(sample) and entry.admission_only in header(sample), (
             f"{rel(sample)}'s header must say why it cannot run here: {entry.admission_only!r}"
         )
@@ -671,5 +685,6 @@ def test_sample_runs_names_only_existing_samples():
     """A renamed or deleted sample must take its entry along."""
     assert set(SAMPLE_RUNS) <= {rel(p) for p in SAMPLES}, set(SAMPLE_RUNS) - {rel(p) for p in SAMPLES}
     for name, entry in SAMPLE_RUNS.items():
-        assert bool(entry.admission_only) != bool(entry.check), f"{name}: either a check or admission_only"
+        ways = [bool(entry.admission_only), bool(entry.check), bool(entry.run_by)]
+        assert ways.count(True) == 1, f"{name}: one of a check, admission_only or run_by"
         assert set(entry.repos.values()) <= set(SEEDS), name

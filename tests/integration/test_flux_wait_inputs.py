@@ -82,9 +82,9 @@ def test_no_revision_contains_the_target(tmp_path):
     ],
 )
 def test_repo_url_compared_with_the_sources_url(a, b, same):
-    from druppie_steps.flux_wait import _repo_identity
+    from druppie_steps.gitops.git import repo_identity
 
-    assert (_repo_identity(a) == _repo_identity(b)) is same
+    assert (repo_identity(a) == repo_identity(b)) is same
 
 
 # Credentials over plain http:// only to this machine, unless explicitly allowed (as clone and tag-commit).

@@ -4,6 +4,7 @@
 TASK_ACCOUNTS = {
     "druppie-tag-commit": "druppie-tag-commit",
     "druppie-flux-reconcile-wait": "druppie-flux-wait",
+    "druppie-promotion-gate": "druppie-promotion-gate",
     "druppie-git-clone": "druppie-git-clone",
     "druppie-test": "druppie-test",
     "druppie-scan": "druppie-scan",

@@ -13,9 +13,9 @@ from druppie_steps.core.errors import InvalidInputError
 from druppie_steps.core.options import DURATION, DURATION_OR_NO_LIMIT, Duration, DurationType, env_name, parse_duration
 from hack import catalog
 
-LONG_STEPS = {"clone", "test", "scan", "build", "tag-commit", "flux-wait"}
+LONG_STEPS = {"clone", "test", "scan", "build", "tag-commit", "flux-wait", "promotion-gate"}
 SOURCE_STEPS = {"test", "scan", "build"}
-REPO_STEPS = {"clone", "tag-commit", "flux-wait", "commit-status"}
+REPO_STEPS = {"clone", "tag-commit", "flux-wait", "commit-status", "promotion-gate"}
 # What each step needs besides the option under test to get as far as checking it, without a network.
 REQUIRED = {
     "clone": ["--repo-url", "https://git.example.org/org/app.git"],
@@ -27,6 +27,10 @@ REQUIRED = {
         *("--image", "registry.example/druppie/app", "--tag", "1.0.0"),
     ],
     "flux-wait": ["--kustomization", "app", "--revision", "0123456789abcdef0123456789abcdef01234567"],
+    "promotion-gate": [
+        *("--kustomization", "app-test", "--image", "registry.example/druppie/app"),
+        *("--repo-url", "https://git.example.org/org/apps.git"),
+    ],
     "summary": ["--pipeline-run", "run-1", "--namespace", "ci", "--tasks", "clone Succeeded"],
     "commit-status": [
         *("--repo-url", "https://git.example.org/org/app.git", "--commit", "0123456789abcdef0123456789abcdef01234567"),
@@ -57,7 +61,7 @@ def parsed(step: str, *args: str) -> dict:
     return command(step).make_context(step, [*REQUIRED[step], *args]).params
 
 
-def test_the_eight_steps():
+def test_the_nine_steps():
     assert set(STEPS) == LONG_STEPS | {"summary", "commit-status"} == set(REQUIRED)
 
 

@@ -56,7 +56,7 @@ def test_the_catalog_base_holds_every_task_and_pipeline_with_its_service_account
         for t in d["spec"].get("taskRunTemplate", {}).get("taskRunSpecs", [])
     }
     assert task_accounts <= service_accounts
-    assert len(service_accounts) == 8
+    assert len(service_accounts) == 9
 
 
 @pytest.mark.parametrize("base", TEAM_BASES, ids=lambda p: str(p.relative_to(ROOT)) or ".")
@@ -91,5 +91,6 @@ def test_install_cluster_is_cluster_scoped_only_and_grants_no_team_anything():
     assert {d["kind"] for d in rendered if d["kind"].endswith("Binding")} == {"ValidatingAdmissionPolicyBinding"}
     assert {d["metadata"]["name"] for d in rendered if d["kind"] == "ClusterRole"} == {
         "druppie-flux-wait",
+        "druppie-promotion-gate",
         "druppie-triggers-cluster-read",
     }

@@ -274,3 +274,49 @@ def kustomization_verdict(
 def has_health_checks(ks: KubeObject) -> bool:
     spec = ks.get("spec") or {}
     return bool(spec.get("wait") or spec.get("healthChecks"))
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a healthy environment runs: the commit Flux applied and the folder it applied."""
+
+    revision: str  # as Flux reports it, e.g. main@sha1:<sha>
+    sha: str
+    path: str  # spec.path without ./, e.g. envs/test/drone-service
+
+
+def running_healthy(ks: KubeObject) -> Deployed:
+    """Promotion's precondition on the environment's Kustomization: ValueError saying why not.
+
+    It runs what it last applied, healthy, only when: not suspended (drift would go uncorrected),
+    health checks on (else Ready means "applied", not "healthy"), its current spec reconciled
+    (observedGeneration), Ready=True (Flux's verdict of the last attempt, health checks included), and
+    no newer revision attempted since (one being applied or failing: the environment is changing).
+    """
+    meta, spec, status = (ks.get(k) or {} for k in ("metadata", "spec", "status"))
+    name = f"Kustomization {meta.get('namespace', '?')}/{meta.get('name', '?')}"
+    if spec.get("suspend"):
+        raise ValueError(f"{name} is suspended: Flux corrects no drift there, so what it runs is unknown")
+    if not has_health_checks(ks):
+        raise ValueError(f'{name} has neither wait nor healthChecks: its Ready means "applied", not "healthy"')
+    if status.get("observedGeneration") != meta.get("generation"):
+        raise ValueError(
+            f"{name} has not reconciled its current spec yet (generation {meta.get('generation')}, "
+            f"observed {status.get('observedGeneration')})"
+        )
+    ready = condition(ks, "Ready")
+    if ready.get("status") != "True":
+        why = " ".join(f"{ready.get('reason', '')}: {ready.get('message', '')}".split()).strip(": ")
+        raise ValueError(f"{name} is not healthy (Ready={ready.get('status', 'missing')}{': ' + why if why else ''})")
+    applied = status.get("lastAppliedRevision", "")
+    sha = revision_sha(applied)
+    if not sha:
+        raise ValueError(f"{name} reports no applied git revision (lastAppliedRevision {applied!r})")
+    attempted = status.get("lastAttemptedRevision", "")
+    if attempted and not same_commit(revision_sha(attempted), sha):
+        raise ValueError(f"{name} is applying {attempted} over {applied}: wait until it is Ready for it")
+    path = str(spec.get("path") or "").strip()
+    path = "/".join(p for p in path.split("/") if p not in ("", "."))
+    if not path or ".." in path.split("/"):
+        raise ValueError(f"{name} has spec.path {spec.get('path')!r}: not a folder inside its repository")
+    return Deployed(applied, sha, path)

@@ -49,6 +49,16 @@ def validate_repo_url(url: str, flag: str = "--repo-url") -> str:
     return url
 
 
+def repo_identity(url: str) -> str:
+    """host/path of a git URL, without user, port, scheme or .git: https and ssh forms of one repo agree."""
+    scp = re.match(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$", url)
+    if scp:
+        host, path = scp.groups()
+    else:
+        host, _, path = re.sub(r"^[a-z+]+://([^@/]*@)?", "", url).partition("/")
+    return f"{host.split(':')[0].lower()}/{path.strip('/').removesuffix('.git')}"
+
+
 def is_loopback(host: str) -> bool:
     if host.lower().rstrip(".") == "localhost":
         return True
@@ -258,6 +268,24 @@ class Workspace:
             return ws
 
         return retry.run("clone", attempt)
+
+    @classmethod
+    def at_commit(
+        cls, url: str, sha: str, subdir: str, dest: Path, env: dict[str, str], retry: TransientRetry | None = None
+    ) -> Workspace:
+        """One commit by its sha (what Flux applied), trees only, then the blobs of ``subdir`` alone; for
+        reading, so no branch. Git servers answer a fetch by sha over protocol v2 (the config's)."""
+        retry = retry or TransientRetry()
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        ws = cls(dest, url, "", env, retry)
+        ws.git("init", "--quiet")
+        ws.git("remote", "add", "origin", url)  # the promisor the checkout fetches subdir's blobs from
+        retry.run("fetch", lambda: ws.git("fetch", "--quiet", "--depth=1", "--filter=blob:none", "--no-tags",
+                                          "origin", sha))  # fmt: skip
+        ws.git("sparse-checkout", "set", "--cone", "--", subdir)
+        retry.run("checkout", lambda: ws.git("checkout", "--quiet", "--detach", "FETCH_HEAD"))
+        return ws
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").stdout.strip()

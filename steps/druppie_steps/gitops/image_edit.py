@@ -31,6 +31,10 @@ Public API (tag_commit and the kustomize-oracle tests use it)::
 lists but that is not on disk, before it is read (``Workspace.include`` in a sparse clone;
 None when every folder is already there). ``ImagePlan.changed_files``, ``.previous_tag``,
 ``.where`` and ``.apply()`` then tell and write the change.
+
+    deployed_reference(root: Path, subdir: str, image: str, include=None) -> (ImageRef, [where])
+
+reads, without changing anything, the one reference a folder deploys (promotion-gate).
 """
 
 from __future__ import annotations
@@ -383,7 +387,7 @@ def _plan_kustomization(
             raise StepError(
                 f"image {image!r} not found under {subdir!r}: no images: entry in {label} and no resource uses it"
             )
-        plan.previous_tags.extend(t for _, t in users if t)
+        plan.previous_tags.extend(ref.tag for _, ref in users if ref.tag)
         _add_images_entry(edit, top, images, image, tag, digest)
         plan.where.append(f"{label} images (new entry; used by {', '.join(sorted({u for u, _ in users}))})")
     _check(
@@ -416,8 +420,8 @@ def _kustomization_sets(data: Any, image: str, tag: str, digest: str | None) -> 
 
 def _resource_image_uses(
     root: Path, folder: Path, image: str, seen: set[Path], include: Callable[[str], None] | None
-) -> Iterator[tuple[str, str]]:
-    """(file, current tag) for every use of ``image`` in the kustomization's local resources.
+) -> Iterator[tuple[str, ImageRef]]:
+    """(file, current reference) for every use of ``image`` in the kustomization's local resources.
 
     A use is an ``image:`` field or an ``images:`` entry of a kustomization further down that
     names the image. Folders outside the sparse checkout are materialised through ``include``.
@@ -438,7 +442,7 @@ def _resource_image_uses(
             continue
         if entry.get("newName") not in (None, image):  # another image leaves the base: ours would match nothing
             raise StepError(f"{label}: renames {image} to {entry['newName']}; set the image in that base by hand")
-        yield label, str(entry.get("newTag") or "")
+        yield label, _entry_reference(entry, image)
     for key in ("resources", "bases", "components"):
         for item in top.get(key) or []:
             if not isinstance(item, str) or "://" in item:
@@ -456,7 +460,48 @@ def _resource_image_uses(
                     for _, value in _data_image_fields(doc):
                         ref = parse_reference(value)
                         if ref and ref.name == image:
-                            yield rel, ref.tag or ""
+                            yield rel, ref
+
+
+def _entry_reference(entry: dict[str, Any], image: str) -> ImageRef:
+    """What a kustomization ``images:`` entry makes of ``image``: its tag and digest (empty: not set)."""
+    tag, digest = (str(entry.get(k) or "").strip() for k in ("newTag", "digest"))
+    return ImageRef(image, tag or None, digest or None)
+
+
+def deployed_reference(
+    root: Path, subdir: str, image: str, include: Callable[[str], None] | None = None
+) -> tuple[ImageRef, list[str]]:
+    """The one reference of ``image`` that ``root/subdir`` deploys, and where it is set; StepError when the
+    folder does not use the image or sets it to more than one reference (nothing to promote then).
+
+    A kustomization's own ``images:`` entries decide when there are any (they override the bases);
+    otherwise every use in its resources, followed as tag-commit does, must agree. Plain manifests:
+    every ``image:`` field. Reads only: the folder is checked out as it was deployed.
+    """
+    folder = (root / subdir).resolve()
+    if not folder.is_relative_to(root.resolve()) or not folder.is_dir():
+        raise StepError(f"{subdir!r} is not a folder in the repository (or leaves it through a symbolic link)")
+    kpath = next((folder / n for n in KUSTOMIZATION_NAMES if (folder / n).is_file()), None)
+    uses: list[tuple[str, ImageRef]] = []
+    if kpath is not None:
+        label = str(kpath.relative_to(root))
+        top = next(iter(_load_all(_read(kpath), label)), None)
+        entries = [e for e in (top.get("images") if isinstance(top, dict) else None) or [] if _names_image(e, image)]
+        uses = [(f"{label} images[name={e.get('name')}]", _entry_reference(e, image)) for e in entries]
+        uses = uses or list(_resource_image_uses(root, folder, image, set(), include))
+    else:
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+            rel = str(path.relative_to(root))
+            for doc in _load_all(_read(path), rel):
+                found = (parse_reference(v) for _, v in _data_image_fields(doc))
+                uses += [(rel, r) for r in found if r and r.name == image]
+    if not uses:
+        raise StepError(f"image {image!r} not found under {subdir!r}: nothing there deploys it")
+    refs = sorted({str(ref) for _, ref in uses})
+    if len(refs) > 1:
+        raise StepError(f"{subdir!r} sets {image} to {len(refs)} references ({', '.join(refs)}): which one runs?")
+    return uses[0][1], [where for where, _ in uses]
 
 
 def _sequence_indent(top: MappingNode) -> str:
