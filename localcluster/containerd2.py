@@ -11,6 +11,8 @@ CNI, the pause image and the state folder are containerd.py's; only the binaries
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
 
 from .containerd import CNI_BIN_DIR, PAUSE_IMAGE, Containerd, socket
 from .context import Context
@@ -25,6 +27,10 @@ class Containerd2(Containerd):
         built = [containerd2_dir() / name for name in ("containerd", "containerd-shim-runc-v2", "ctr")]
         lacking = [str(path) for path in (*built, runc2_binary()) if not path.is_file()]
         return lacking + [m for m in super().missing() if m not in ("containerd", "ctr", "runc")]
+
+    def start(self, ctx: Context) -> None:
+        traversable(ctx.component_dir("containerd") / "state")
+        super().start(ctx)
 
     def binary(self) -> str:
         return str(containerd2_dir() / "containerd")
@@ -54,3 +60,22 @@ state = "{d / "state"}"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
       BinaryName = "{runc2_binary()}"
 """
+
+
+def traversable(folder: Path) -> list[Path]:
+    """Give every folder from ``/`` down to ``folder`` search permission for others (o+x: enter, not
+    list), as /run/containerd has on a real node; returns the folders changed.
+
+    A pod with ``hostUsers: false`` runs as host IDs of its own block, and runc, from inside that user
+    namespace, must reach the rootfs under containerd's state folder; through a 0700 folder (pytest's
+    /tmp/pytest-of-root, a state folder made with mkdtemp) it gets EACCES: "error preparing rootfs:
+    remount-propagation dst=<state>/.../rootfs, flags=MS_PRIVATE: permission denied".
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for path in (folder, *folder.parents):
+        mode = path.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            path.chmod(mode | stat.S_IXOTH)
+            changed.append(path)
+    return changed

@@ -70,3 +70,24 @@ def test_the_readme_names_this_component_and_the_podtemplate_a_pipelinerun_needs
     (build,) = pipelinerun_part["spec"]["taskRunSpecs"]
     assert build == {"pipelineTaskName": "build", "serviceAccountName": "druppie-build",
                      "podTemplate": {"hostUsers": False}}  # fmt: skip
+
+
+def test_containerd_v2s_state_folder_is_reachable_from_a_pods_own_user_namespace(tmp_path):
+    """runc reaches the rootfs from inside the pod's user namespace (host IDs of its own block): a
+    0700 folder on the way (pytest's, mkdtemp's) gave EACCES at "remount-propagation" (make
+    test-e2e-userns on a fresh machine). Others may enter every folder on the way, not list it."""
+    import stat
+
+    from localcluster.containerd2 import traversable
+
+    private = tmp_path / "pytest-of-root" / "cluster0"
+    private.mkdir(parents=True)
+    for folder in (tmp_path / "pytest-of-root", private):
+        folder.chmod(0o700)
+    state = private / "containerd" / "state"
+    changed = traversable(state)
+    assert private in changed and tmp_path / "pytest-of-root" in changed
+    assert state.stat().st_mode & stat.S_IXOTH
+    for folder in (private, tmp_path / "pytest-of-root"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o701, folder  # enter, not list
+    assert traversable(state) == []  # once is enough
