@@ -6,7 +6,8 @@
 
 Run it again for a new buildah, druppie-step, syft or Tekton entrypoint, and for an app whose RUN
 steps need more. Every build runs in a container like the Task's build step (testbed/seccomp.py:
-root, the Task's four capabilities, no new privileges, runc), offline: registries on loopback (one
+root, the Task's three capabilities and SYS_CHROOT, which buildah holds where it chroots: its own
+user namespace (seccomp.profile_capabilities); no new privileges, runc), offline: registries on loopback (one
 plain, one with TLS and a password) that the builds reach by name (a DNS server of the tool's), a
 busybox base and, when hack/images.sh has made it, the debootstrap bookworm + python3 base.
 Needs root, podman, runc, strace, gcc and musl-gcc (make setup installs them).
@@ -363,7 +364,10 @@ class Measurement:
         out = pod.work / "tekton/home/strace.txt"
         wrap = [*STRACE, "-o", "/tekton/home/strace.txt"] if trace else []
         proc = pod.run(
-            seccomp.step_argv("/workspace/source", *args, wrap=wrap), profile, no_new_privileges=no_new_privileges
+            seccomp.step_argv("/workspace/source", *args, wrap=wrap),
+            profile,
+            no_new_privileges=no_new_privileges,
+            caps=seccomp.profile_capabilities(),  # podman's default would refuse the nested chroot
         )
         traced = out.read_text() if trace and out.is_file() else ""
         pod.remove()  # the pod's emptyDir, podman's state
@@ -400,8 +404,8 @@ def make_profile(names: set[str], reference: dict) -> dict:
     It means the same to every runtime: podman and CRI-O read Docker's format, containerd (and so a
     kubelet on it) reads the file as the runtime-spec's LinuxSeccomp and ignores Docker's
     ``archMap``, ``includes`` and ``excludes``. So it has ``architectures`` and no conditions on
-    capabilities: those of podman's rules are settled for the Task's capabilities here."""
-    caps = seccomp.capabilities()
+    capabilities: those of podman's rules are settled here for seccomp.profile_capabilities()."""
+    caps = seccomp.profile_capabilities()
     always, some = seccomp.allowed(reference, caps)
     plain = sorted(n for n in names if n in always and n not in some)
     denied = sorted(n for n in DENIED if n not in names and seccomp.syscall_number(n) is not None)
@@ -466,7 +470,7 @@ def main() -> int:
         parser.error("--write needs every build measured: leave out --only")
 
     reference = seccomp.load(seccomp.PODMAN_DEFAULT)
-    caps = seccomp.capabilities()
+    caps = seccomp.profile_capabilities()
     work = Path(tempfile.mkdtemp(prefix="druppie-seccomp-"))
     started = time.monotonic()
     m = Measurement(work)

@@ -6,15 +6,16 @@ the build step's container as a kubelet runs it with ``hostUsers: false`` on a n
 v2.4.2 and runc v1.5.3 (testbed/userns.py; both built by hack/cluster-build.sh userns), for every
 combination of
 
-- capabilities: none (drop ALL), SETUID+SETGID, those and SETFCAP, the Task's four (and SYS_CHROOT),
-  containerd's default fourteen (nothing dropped), the four or the fourteen plus SYS_ADMIN
+- capabilities: none (drop ALL), SETUID+SETGID, those and SETFCAP (the Task's three), the four the
+  Task had before (and SYS_CHROOT), containerd's default fourteen (nothing dropped), the four or the
+  fourteen plus SYS_ADMIN
   (which, like every capability in a user namespace, acts on that namespace's own things only);
 - seccomp: RuntimeDefault (containerd's default profile, made by containerd for those
   capabilities) or Localhost druppie-build.json;
 - procMount: Default (the kubelet's masked and read-only paths) or Unmasked;
 
 and two builds: the example app (COPY, ENV, USER) and the app with a RUN step (its run-instruction
-variant). The same with ``hostUsers: true`` for the Task's four capabilities, for comparison.
+variant). The same with ``hostUsers: true`` for two, three and four capabilities, for comparison.
 Prints one line per run: the setting, ok or the reason the build failed (the kernel's refusal as
 buildah reports it: the step's own last line is often only buildah's "Unable to determine exit
 status"). The registry and the busybox base are on loopback; nothing leaves the machine. About 5
@@ -75,7 +76,10 @@ def settings(quick: bool = False) -> list[tuple[str, Setting]]:
     ]
     if quick:  # the interesting corners only
         found = [(n, s) for n, s in found if n in ("three", "four", "default+SYS_ADMIN") and s.proc == "Default"]
-    found += [("four", Setting(caps=FOUR, seccomp=p, host_users=True)) for p in ("RuntimeDefault", "Localhost")]
+    found += [
+        (name, Setting(caps=CAPS[name], seccomp=p, host_users=True))
+        for name, p in itertools.product(("SETUID+SETGID", "three", "four"), ("RuntimeDefault", "Localhost"))
+    ]
     return found
 
 

@@ -379,6 +379,18 @@ class Loop:
 
         return self.wait(f"PipelineRun {name}", done, timeout)
 
+    def failures(self, name: str) -> dict[str, str]:
+        """What went wrong in PipelineRun ``name``: {pipeline task: its TaskRun's reason and message},
+        for the assertion message (a pod that could not start says why only here)."""
+        items = self.cluster.get_json("taskruns", "-n", self.team.namespace, "-l", f"tekton.dev/pipelineRun={name}")
+        failed = {}
+        for taskrun in items["items"]:
+            condition = taskrun.get("status", {}).get("conditions", [{}])[0]
+            if condition.get("status") == "False":
+                task = taskrun["metadata"]["labels"]["tekton.dev/pipelineTask"]
+                failed[task] = f"{condition.get('reason')}: {condition.get('message', '')[:600]}"
+        return failed
+
     def service_says(self) -> str | None:
         ip = self.cluster.get_json("service", "-n", self.team.target, APP)["spec"]["clusterIP"]
         try:

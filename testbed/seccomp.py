@@ -66,6 +66,15 @@ def capabilities() -> list[str]:
     return list(step_security_context()["capabilities"]["add"])
 
 
+def profile_capabilities() -> list[str]:
+    """What the profile is measured and settled for: the Task's capabilities and SYS_CHROOT, which
+    buildah holds in the user namespace it makes for itself and chroots in (the pod has no
+    SYS_CHROOT). podman's default allows ``chroot`` only with CAP_SYS_CHROOT, a condition that a
+    kubelet's containerd ignores; the filter is the same in both namespaces."""
+    caps = capabilities()
+    return caps if "SYS_CHROOT" in caps else [*caps, "SYS_CHROOT"]
+
+
 def entrypoint_binary() -> Path | None:
     """Tekton's entrypoint (PID 1 of every step container), built by hack/cluster-build.sh."""
     path = cache_dir() / f"tekton-pipeline-{toolchain()['TEKTON_PIPELINE_VERSION']}" / "bin" / "entrypoint"
@@ -158,8 +167,10 @@ class BuildPod:
         env: dict[str, str] | None = None,
         no_new_privileges: bool = True,
         timeout: float = 900,
+        caps: Sequence[str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` in the container under ``profile``; its output, not raised on failure."""
+        """Run ``argv`` in the container under ``profile`` with ``caps`` (the Task's unless given);
+        its output, not raised on failure."""
         ctx = step_security_context()
         volumes = self.volumes()
         cmd = [
@@ -174,7 +185,7 @@ class BuildPod:
             "--cap-drop",
             "ALL",
             "--cap-add",
-            ",".join(capabilities()),
+            ",".join(capabilities() if caps is None else caps),
             "--security-opt",
             f"seccomp={profile}",
             *(["--security-opt", "no-new-privileges"] if no_new_privileges else []),

@@ -53,9 +53,10 @@ KUBELET_MASKED = ("/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore
                   "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
                   "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap")  # fmt: skip
 KUBELET_READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
-FOUR = ("SETUID", "SETGID", "SETFCAP", "SYS_CHROOT")  # the Task's capabilities (host user namespace)
-# The least that builds in a user-namespaced pod (measured: hack/userns_measure.py; install/userns).
+# The Task's capabilities: the least that builds, with or without a user namespace (measured:
+# hack/userns_measure.py). FOUR, with SYS_CHROOT, is what the Task had before, for comparison.
 THREE = ("SETUID", "SETGID", "SETFCAP")
+FOUR = (*THREE, "SYS_CHROOT")
 
 
 def built() -> tuple[Path, Path]:
@@ -72,7 +73,7 @@ def built() -> tuple[Path, Path]:
 class Setting:
     """What a pod spec decides for the build step's container."""
 
-    caps: tuple[str, ...] = FOUR  # securityContext.capabilities: drop ALL, add these
+    caps: tuple[str, ...] = THREE  # securityContext.capabilities: drop ALL, add these
     seccomp: str = "RuntimeDefault"  # or "Localhost" (druppie-build.json)
     proc: str = "Default"  # procMount: "Default" or "Unmasked"
     host_users: bool = False  # hostUsers

@@ -119,13 +119,10 @@ def test_clone_test_scan_build_the_example_app_as_the_readme_shows(tekton, clust
     assert results["IMAGE_DIGEST"] == served
     assert "registry-credentials" not in logs and "not-a-real-token" not in logs
 
-    # The build pod: root with exactly four added capabilities, never privileged, no API token.
+    # The build pod: root with exactly three added capabilities, never privileged, no API token.
     pod = cluster.get_json("pod", "-n", "ci", run["status"]["podName"])
     step = next(c for c in pod["spec"]["containers"] if c["name"] == "step-build")
-    assert step["securityContext"]["capabilities"] == {
-        "drop": ["ALL"],
-        "add": ["SETUID", "SETGID", "SETFCAP", "SYS_CHROOT"],
-    }
+    assert step["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["SETUID", "SETGID", "SETFCAP"]}
     assert not step["securityContext"].get("privileged")
     assert not any(
         "serviceaccount" in m["mountPath"] for c in pod["spec"]["containers"] for m in c.get("volumeMounts", [])

@@ -5,8 +5,9 @@ build step's container as a kubelet runs it on a node with containerd v2.4.2 and
 Go modules by hack/cluster-build.sh userns when the cache lacks them (about 2 minutes, once).
 
 What hack/userns_measure.py measured, kept true here: the least that builds an app with a RUN step
-and pushes it is SETUID, SETGID and SETFCAP (SYS_CHROOT is no longer needed: buildah chroots inside
-the user namespace it makes itself, where it has every capability), the Localhost profile
+and pushes it is SETUID, SETGID and SETFCAP, in a user-namespaced pod and in the node's user namespace
+alike (no SYS_CHROOT: buildah, root without CAP_SYS_ADMIN, makes a user namespace of its own and
+chroots inside it, where it has every capability), the Localhost profile
 druppie-build.json and the default (masked) /proc. One less capability, or RuntimeDefault instead of
 the profile, fails with the kernel's refusal, measured:
 
@@ -74,22 +75,32 @@ def test_the_container_is_in_a_user_namespace_of_its_own(node):
     assert owners[:2] == ["0", "0"]
 
 
-def test_three_capabilities_and_the_profile_build_a_run_step_and_push(node, registry, app_with_run):
-    proc, results = build(node, registry, app_with_run, LEAST, "1.0.0", "druppie/userns-least")
+# In the node's user namespace (hostUsers: true, the Task's default) the same three suffice: buildah,
+# root without CAP_SYS_ADMIN, makes a user namespace of its own either way and chroots there.
+WHERE = pytest.mark.parametrize("host_users", [False, True], ids=["pod-user-namespace", "node-user-namespace"])
+
+
+@WHERE
+def test_three_capabilities_and_the_profile_build_a_run_step_and_push(node, registry, app_with_run, host_users):
+    setting = userns.Setting(caps=THREE, seccomp="Localhost", proc="Default", host_users=host_users)
+    repo = f"druppie/userns-least-{'host' if host_users else 'pod'}"
+    proc, results = build(node, registry, app_with_run, setting, "1.0.0", repo)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "STEP 3/6: RUN mkdir -p /app/etc" in proc.stderr
     served = subprocess.run(
         ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
-         f"docker://{registry.host}/druppie/userns-least:1.0.0"],
+         f"docker://{registry.host}/{repo}:1.0.0"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    assert results["IMAGE_DIGEST"] == served and results["IMAGE_URL"].endswith("druppie/userns-least:1.0.0")
+    assert results["IMAGE_DIGEST"] == served and results["IMAGE_URL"].endswith(f"{repo}:1.0.0")
     assert set(results) == set(seccomp.RESULTS)
 
 
-def test_without_setfcap_buildah_cannot_map_root_into_its_user_namespace(node, registry, app_with_run):
-    smaller = userns.Setting(caps=("SETUID", "SETGID"), seccomp="Localhost")
-    proc, results = build(node, registry, app_with_run, smaller, "1.0.1", "druppie/userns-no-setfcap")
+@WHERE
+def test_without_setfcap_buildah_cannot_map_root_into_its_user_namespace(node, registry, app_with_run, host_users):
+    smaller = userns.Setting(caps=("SETUID", "SETGID"), seccomp="Localhost", host_users=host_users)
+    repo = f"druppie/userns-no-setfcap-{'host' if host_users else 'pod'}"
+    proc, results = build(node, registry, app_with_run, smaller, "1.0.1", repo)
     assert proc.returncode != 0 and results.keys() <= {"sbom"}
     assert "to /proc/" in proc.stderr and "_map: operation not permitted" in proc.stderr, proc.stderr[-2000:]
 
