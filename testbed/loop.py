@@ -320,6 +320,12 @@ class Loop:
         binding["metadata"].update(name=f"flux-{team.kustomization}", namespace=team.target)
         binding["subjects"][0]["name"] = team.kustomization
         objects = [repo, ks, sa, binding]
+        if team == PLATFORM:  # OTAP: the shipped test and acceptatie too, as flux/druppie-apps has them
+            for env in ("test", "acceptatie"):
+                namespace = yaml.safe_load((flux / f"namespace-{env}.yaml").read_text())
+                env_ks = yaml.safe_load((flux / f"kustomization-{APP}-{env}.yaml").read_text())
+                env_ks["spec"].update(retryInterval="10s")
+                objects += [namespace, env_ks, *yaml.safe_load_all((flux / f"tenant-{APP}-{env}.yaml").read_text())]
         if team == PLATFORM:  # Flux's grants to ci: its druppie-flux-wait may request reconciles in
             # flux-system, its druppie-promotion-gate may read the Flux objects there
             for grant in ("rbac-flux-reconcile-wait.yaml", "rbac-promotion-gate.yaml"):

@@ -55,6 +55,7 @@ class Row:
     duration: str = ""
     results: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    optional: bool = False  # a when-expression may skip it (--optional-tasks)
 
 
 def parse_statuses(text: str) -> list[tuple[str, str, str]]:
@@ -176,7 +177,8 @@ def shown_status(row: Row) -> str:
 
 def table(rows: list[Row]) -> str:
     lines = [("task", "status", "duration", "key results")]
-    lines += [(r.task, shown_status(r), r.duration or "-", key_results(r) or "-") for r in rows]
+    lines += [(r.task, "skipped" if skipped(r, rows) else shown_status(r), r.duration or "-", key_results(r) or "-")
+              for r in rows]  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(3)]
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in lines)
 
@@ -211,9 +213,18 @@ def failed_rows(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.status == "Failed"]
 
 
+def skipped(row: Row, rows: list[Row]) -> bool:
+    """An optional task that did not run while nothing failed: its when-expression skipped it (or a
+    task it takes results from), as the run's params asked. Tekton's status says "None" for both
+    that and a task left out after a failure; only the latter is a failure."""
+    return row.optional and row.status == "None" and not failed_rows(rows)
+
+
 def overall_status(rows: list[Row]) -> str:
-    """Succeeded only when every pipeline task succeeded; a task not run means an earlier one failed."""
-    return "Succeeded" if rows and all(r.status == "Succeeded" for r in rows) else "Failed"
+    """Succeeded only when every pipeline task succeeded or was skipped on purpose; a task not run
+    otherwise means an earlier one failed."""
+    ok = all(r.status == "Succeeded" or skipped(r, rows) for r in rows)
+    return "Succeeded" if rows and ok else "Failed"
 
 
 def _result(rows: list[Row], task_ref: str, name: str) -> str:
@@ -260,12 +271,18 @@ def summary_text(rows: list[Row], namespace: str) -> str:
             said.append(f"GitOps commit {gitops[:12]}")
     if applied:
         said.append(f"Flux applied {short(applied)}")
+    # Promotions after the first deploy (OTAP): each further tag-commit and what became of it.
+    for row in [r for r in rows if r.task_ref == "druppie-tag-commit"][1:]:
+        if row.results.get("pull-request-url"):
+            said.append(f"{row.task}: pull request {row.results['pull-request-url']}")
+        elif row.results.get("deployed") == "true":
+            said.append(f"{row.task}: {row.results.get('path') or 'pushed'} at {short(row.results.get('commit', ''))}")
     # Exceptions the app made to its own scan are part of what happened, whatever the outcome.
     excepted = "".join(f"; {line}" for line in suppressions(rows))
     if status == "Succeeded":
         return one_line(f"Succeeded: {', '.join(said) or 'every task succeeded'}{excepted}", 1000)
     failed = failed_rows(rows)
-    not_run = [r.task for r in rows if r.status == "None"]
+    not_run = [r.task for r in rows if r.status == "None" and not skipped(r, rows)]
     where = ", ".join(f"{r.task} ({r.reason or 'Failed'})" for r in failed) or "no task failed, but not every task ran"
     text = f"Failed at {where}"
     if said:
@@ -276,10 +293,16 @@ def summary_text(rows: list[Row], namespace: str) -> str:
 
 
 def summarise(
-    statuses: list[tuple[str, str, str]], taskruns: list[KubeObject], namespace: str
+    statuses: list[tuple[str, str, str]],
+    taskruns: list[KubeObject],
+    namespace: str,
+    optional: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, str]]:
-    """The log text (table and verdict) and the four results."""
+    """The log text (table and verdict) and the four results; ``optional``: the pipeline tasks a
+    when-expression may skip."""
     rows = build_rows(statuses, taskruns)
+    for row in rows:
+        row.optional = row.task in optional
     failed = failed_rows(rows)
     results = {
         "status": overall_status(rows),
@@ -333,16 +356,32 @@ def _api_error(err: Exception) -> str:
     required=True,
     help="One line per pipeline task: '<task> $(tasks.<task>.status) $(tasks.<task>.reason)'.",
 )
+@option(
+    "--optional-tasks",
+    default="",
+    help="Pipeline tasks a when-expression may skip (comma or space separated): their status None, while "
+    "no task failed, is 'skipped', not a failure.",
+)
 @option("--kubeconfig", default="", help="Kubeconfig file; default: in-cluster, then KUBECONFIG.")
 @timeout_option("1m")
 @results_dir_option
 def summary(
-    pipeline_run: str, namespace: str, task_statuses: str, kubeconfig: str, timeout: Duration, results_dir: str | None
+    pipeline_run: str,
+    namespace: str,
+    task_statuses: str,
+    optional_tasks: str,
+    kubeconfig: str,
+    timeout: Duration,
+    results_dir: str | None,
 ) -> None:
     """Summarise a PipelineRun: a table of its tasks, and results status, failed-task, failed-reason, summary.
 
     Past --timeout without an answer from the API, it summarises from the statuses alone."""
     statuses = parse_statuses(task_statuses)
+    optional = frozenset(optional_tasks.replace(",", " ").split())
+    unknown = sorted(optional - {task for task, _, _ in statuses})
+    if unknown:
+        raise InvalidInputError(f"invalid --optional-tasks {', '.join(unknown)!r}: not among the --tasks lines")
     try:
         taskruns = fetch_taskruns(namespace, pipeline_run, kubeconfig or None, timeout.seconds)
     except Exception as err:  # noqa: BLE001 - the summary must still be written without the API
@@ -351,6 +390,6 @@ def summary(
             "summarising from the task statuses only (no durations, results or messages)"
         )
         taskruns = []
-    text, results = summarise(statuses, taskruns, namespace)
+    text, results = summarise(statuses, taskruns, namespace, optional)
     write_results(results_dir, results)
     click.echo(redact(text))

@@ -25,6 +25,10 @@ VERSION = "$(params.version-prefix).$(tasks.clone.results.commit-depth)"  # no c
 IMAGE = "$(params.image-registry)/$(params.app-name)"
 # The ServiceAccount of every pipeline task, finally included.
 ACCOUNTS = {t["name"]: TASK_ACCOUNTS[t["taskRef"]["name"]] for t in SPEC["tasks"] + SPEC["finally"]}
+# OTAP's tasks (acceptatie-mode, prod-mode): a run that leaves them off names no account for them.
+OTAP_ONLY = ("acceptatie-gate", "acceptatie-promote", "acceptatie-wait", "prod-gate", "prod-promote",
+             "statuses-proposed", "statuses-acceptatie", "statuses-prod")  # fmt: skip
+CORE_ACCOUNTS = {task: account for task, account in ACCOUNTS.items() if task not in OTAP_ONLY}
 
 
 def _docs(path: Path) -> list[dict]:
@@ -45,10 +49,13 @@ def workspaces_of(task: str) -> dict[str, str]:
             for w in BY_NAME[task].get("workspaces", [])}  # fmt: skip
 
 
+CORE = ("clone", "test", "scan", "statuses-pending", "build", "tag-commit", "flux-wait")
+OTAP = ("acceptatie-gate", "acceptatie-promote", "acceptatie-wait", "prod-gate", "prod-promote", "statuses-proposed")
+
+
 def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wait():
-    assert [t["name"] for t in SPEC["tasks"]] == [
-        "clone", "test", "scan", "statuses-pending", "build", "tag-commit", "flux-wait"]  # fmt: skip
-    assert {t["name"]: t["taskRef"]["name"] for t in SPEC["tasks"]} == {
+    assert [t["name"] for t in SPEC["tasks"]] == [*CORE, *OTAP]
+    assert {t["name"]: t["taskRef"]["name"] for t in SPEC["tasks"] if t["name"] in CORE} == {
         "clone": "druppie-git-clone",
         "test": "druppie-test",
         "scan": "druppie-scan",
@@ -57,7 +64,7 @@ def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wai
         "tag-commit": "druppie-tag-commit",
         "flux-wait": "druppie-flux-reconcile-wait",
     }
-    assert {t["name"]: sorted(t.get("runAfter", [])) for t in SPEC["tasks"]} == {
+    assert {t["name"]: sorted(t.get("runAfter", [])) for t in SPEC["tasks"] if t["name"] in CORE} == {
         "clone": [],
         "test": ["clone"],
         "scan": ["clone"],
@@ -77,12 +84,48 @@ def test_clone_then_test_and_scan_in_parallel_then_build_tag_commit_and_flux_wai
         "flux-wait": {"clone", "test", "scan", "build", "tag-commit"},
     }
     for task in SPEC["tasks"]:
-        referenced = set(re.findall(r"\$\(tasks\.([\w-]+)\.results\.", yaml.safe_dump(task)))
-        assert referenced <= before[task["name"]], task["name"]
+        if task["name"] in CORE:
+            referenced = set(re.findall(r"\$\(tasks\.([\w-]+)\.results\.", yaml.safe_dump(task)))
+            assert referenced <= before[task["name"]], task["name"]
+
+
+def test_otap_promotes_the_digest_the_gate_saw_and_prod_only_by_pull_request():
+    refs = {t["name"]: t["taskRef"]["name"] for t in SPEC["tasks"] if t["name"] in OTAP}
+    assert refs == {"acceptatie-gate": "druppie-promotion-gate", "acceptatie-promote": "druppie-tag-commit",
+                    "acceptatie-wait": "druppie-flux-reconcile-wait", "prod-gate": "druppie-promotion-gate",
+                    "prod-promote": "druppie-tag-commit", "statuses-proposed": "druppie-commit-status"}  # fmt: skip
+    # Build once: test's gate expects the digest built, each promotion writes what its gate saw,
+    # and prod's gate expects the digest acceptatie got.
+    assert params_of("acceptatie-gate")["digest"] == "$(tasks.build.results.IMAGE_DIGEST)"
+    assert params_of("acceptatie-gate")["kustomization"] == "$(params.app-name)-$(params.environment)"
+    assert params_of("prod-gate")["digest"] == "$(tasks.acceptatie-gate.results.digest)"
+    assert params_of("prod-gate")["kustomization"] == "$(params.app-name)-acceptatie"
+    for env, gate in (("acceptatie", "acceptatie-gate"), ("prod", "prod-gate")):
+        promote = params_of(f"{env}-promote")
+        assert promote["path"] == f"envs/{env}/$(params.app-name)"
+        seen = (f"$(tasks.{gate}.results.tag)", f"$(tasks.{gate}.results.digest)")
+        assert (promote["tag"], promote["digest"]) == seen
+    # Prod is a pull request whatever the params say; acceptatie as acceptatie-mode says.
+    assert params_of("prod-promote")["mode"] == "pull-request"
+    assert params_of("acceptatie-promote")["mode"] == "$(params.acceptatie-mode)"
+    assert params_of("acceptatie-wait")["revision"] == "$(tasks.acceptatie-promote.results.revision)"
+    # Off by default; from test only; prod after acceptatie was pushed (and waited for).
+    defaults = {p["name"]: p.get("default") for p in SPEC["params"]}
+    assert (defaults["acceptatie-mode"], defaults["prod-mode"]) == ("off", "off")
+    when = {t["name"]: t.get("when", []) for t in SPEC["tasks"]}
+    assert {"input": "$(params.environment)", "operator": "in", "values": ["test"]} in when["acceptatie-gate"]
+    assert {"input": "$(params.acceptatie-mode)", "operator": "notin", "values": ["off"]} in when["acceptatie-gate"]
+    assert when["acceptatie-wait"] == [{"input": "$(params.acceptatie-mode)", "operator": "in", "values": ["push"]}]
+    assert {"input": "$(params.acceptatie-mode)", "operator": "in", "values": ["push"]} in when["prod-gate"]
+    assert BY_NAME["prod-gate"]["runAfter"] == ["acceptatie-wait"]
+    # A task without a when of its own is skipped with the one whose results it takes.
+    for name in ("acceptatie-promote", "prod-promote", "statuses-proposed"):
+        assert not when[name] and re.search(r"\$\(tasks\.[\w-]+\.results\.", yaml.safe_dump(BY_NAME[name])), name
 
 
 def test_the_finally_tasks_are_the_summary_which_references_no_result_and_the_statuses():
-    final, statuses = SPEC["finally"]
+    final, statuses, *otap = SPEC["finally"]
+    assert [t["name"] for t in otap] == ["statuses-acceptatie", "statuses-prod"]
     assert final["name"] == "summary" and final["taskRef"] == {"name": "druppie-summary"}
     assert statuses["name"] == "statuses" and statuses["taskRef"] == {"name": "druppie-commit-status"}
     # The statuses need the commit: skipped when the clone failed, when nothing was marked pending either.
@@ -94,6 +137,8 @@ def test_the_finally_tasks_are_the_summary_which_references_no_result_and_the_st
     assert params_of("summary")["pipeline-run"] == "$(context.pipelineRun.name)"
     lines = params_of("summary")["tasks"].splitlines()
     assert lines == [f"{t['name']} $(tasks.{t['name']}.status) $(tasks.{t['name']}.reason)" for t in SPEC["tasks"]]
+    # What acceptatie-mode and prod-mode "off" skip is not a failure of the run.
+    assert params_of("summary")["optional-tasks"].split(",") == list(OTAP)
 
 
 def test_everything_is_derived_from_the_app_name():
@@ -136,6 +181,9 @@ def test_the_defaults_follow_the_repos_conventions():
         "allow-no-change": "false",  # a build that is not deployed fails the run
         "osv-db-ref": "registry.example/druppie/osv-db:latest",  # the scan's advisories, from a registry
         "deps-advisories": "check",  # no advisory database fails the scan
+        "acceptatie-mode": "off",  # OTAP is asked for (README), not assumed
+        "prod-mode": "off",
+        "forge": "auto",
     }
     # drone-service with the defaults lands where flux/ and examples/druppie-apps have it.
     kustomization = yaml.safe_load((ROOT / "flux/druppie-apps/kustomization-drone-service-prod.yaml").read_text())
@@ -170,6 +218,9 @@ def test_results_map_to_the_right_task_results():
         "ADVISORIES": "$(tasks.scan.results.advisories)",
         "DEPLOYED": "$(tasks.tag-commit.results.deployed)",
         "DEPLOY_REASON": "$(tasks.tag-commit.results.reason)",
+        "ACCEPTATIE_REVISION": "$(tasks.acceptatie-wait.results.applied-revision)",
+        "ACCEPTATIE_PULL_REQUEST": "$(tasks.acceptatie-promote.results.pull-request-url)",
+        "PROD_PULL_REQUEST": "$(tasks.prod-promote.results.pull-request-url)",
         "status": "$(finally.summary.results.status)",
         "failed-task": "$(finally.summary.results.failed-task)",
         "failed-reason": "$(finally.summary.results.failed-reason)",
@@ -185,10 +236,13 @@ def test_only_source_is_a_volume_and_the_credentials_go_where_they_are_needed():
                           "gitops-write-credentials": True, "registry-credentials": True, "osv-db": True,
                           "pip-cache": True, "osv-db-credentials": True, "status-token": True}  # fmt: skip
     # Each credential workspace reaches only the tasks named here.
-    for credential, tasks in {"app-read-credentials": {"clone"}, "gitops-read-credentials": {"flux-wait"},
-                              "gitops-write-credentials": {"tag-commit"}, "registry-credentials": {"build"},
-                              "osv-db-credentials": {"scan"}, "status-token": {"statuses-pending", "statuses"}
-                              }.items():  # fmt: skip
+    # (OTAP: the gates and waits read druppie-apps, the promotions write it, the status tasks report.)
+    reads = {"flux-wait", "acceptatie-gate", "acceptatie-wait", "prod-gate"}
+    statuses = {"statuses-pending", "statuses", "statuses-proposed", "statuses-acceptatie", "statuses-prod"}
+    for credential, tasks in {"app-read-credentials": {"clone"}, "gitops-read-credentials": reads,
+                              "gitops-write-credentials": {"tag-commit", "acceptatie-promote", "prod-promote"},
+                              "registry-credentials": {"build"}, "osv-db-credentials": {"scan"},
+                              "status-token": statuses}.items():  # fmt: skip
         assert {t for t in BY_NAME if credential in workspaces_of(t).values()} == tasks, credential
     # A token that can push to druppie-apps goes to tag-commit only: never beside the app's code.
     # The checkout in src/, the reports beside it (build refuses a tree with files not in the commit).
@@ -212,10 +266,10 @@ def _run_workspaces_and_accounts(spec: dict) -> tuple[dict, dict]:
     return {w["name"]: w for w in spec["workspaces"]}, accounts
 
 
-def _check_run(spec: dict) -> None:
+def _check_run(spec: dict, expected: dict[str, str] = CORE_ACCOUNTS) -> None:
     assert spec["pipelineRef"] == {"name": "druppie-ci-cd"}
     workspaces, accounts = _run_workspaces_and_accounts(spec)
-    assert accounts == ACCOUNTS  # the summary too, which test_least_privilege does not see (finally)
+    assert accounts == expected  # the summary too, which test_least_privilege does not see (finally)
     assert "serviceAccountName" not in spec.get("taskRunTemplate", {})
     assert spec["taskRunTemplate"]["podTemplate"]["securityContext"] == {"fsGroup": 65532}
     assert set(workspaces) == {"source", "app-read-credentials", "gitops-read-credentials", "gitops-write-credentials",
@@ -250,8 +304,10 @@ def test_the_sample_run_gives_each_task_its_service_account_and_a_fresh_volume()
     }
 
 
-def readme_command(path: Path) -> str:
-    found = [c for block in bash_blocks(path) for c in block if c.startswith("tkn pipeline start druppie-ci-cd")]
+def readme_command(path: Path, otap: bool = False) -> str:
+    """The README's `tkn pipeline start druppie-ci-cd` (the OTAP one: with acceptatie-mode)."""
+    found = [c for block in bash_blocks(path) for c in block if c.startswith("tkn pipeline start druppie-ci-cd")
+             and ("acceptatie-mode=" in c) == otap]  # fmt: skip
     assert len(found) <= 1, found
     return found[0] if found else ""
 
@@ -261,7 +317,7 @@ def test_the_readme_command_needs_only_the_repo_the_app_name_and_the_workspaces(
     words = command.split()
     assert words[:6] == ["tkn", "pipeline", "start", "druppie-ci-cd", "-n", "ci"] and "--use-param-defaults" in words
     pairs = [(words[i], words[i + 1]) for i in range(len(words) - 1) if words[i].startswith("-")]
-    assert dict(v.split("=", 1) for f, v in pairs if f == "--task-serviceaccount") == ACCOUNTS
+    assert dict(v.split("=", 1) for f, v in pairs if f == "--task-serviceaccount") == CORE_ACCOUNTS
     assert [v for f, v in pairs if f == "-p"] == [
         "repo-url=https://github.com/waterschap/drone-service.git",
         "app-name=drone-service",
@@ -395,7 +451,7 @@ def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade
     assert run["apiVersion"] == "tekton.dev/v1" and run["kind"] == "PipelineRun"
     # Named after app and commit: a replayed delivery is refused as AlreadyExists.
     assert run["metadata"]["name"] == "$(tt.params.run-name)" and "generateName" not in run["metadata"]
-    _check_run(run["spec"])
+    _check_run(run["spec"], ACCOUNTS)
     assert {p["name"]: p["value"] for p in run["spec"]["params"]} == {
         n: f"$(tt.params.{n})"
         for n in (
@@ -403,6 +459,9 @@ def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade
             "revision",
             "app-name",
             "environment",
+            "acceptatie-mode",
+            "prod-mode",
+            "forge",
             "allow-plain-http",
             "image-registry",
             "gitops-repo-url",
@@ -454,3 +513,13 @@ def test_trigger_yaml_passes_yamllint():
         f"{f.relative_to(ROOT)}:{p.line}: {p.desc}" for f in files for p in linter.run(f.read_text(), conf, str(f))
     ]
     assert len(files) == 8 and problems == []
+
+
+def test_the_readme_otap_command_names_every_tasks_account_and_asks_for_otap():
+    command = readme_command(ROOT / "README.md", otap=True)
+    words = command.split()
+    pairs = [(words[i], words[i + 1]) for i in range(len(words) - 1) if words[i].startswith("-")]
+    assert dict(v.split("=", 1) for f, v in pairs if f == "--task-serviceaccount") == ACCOUNTS
+    params = [v for f, v in pairs if f == "-p"]
+    assert {"environment=test", "acceptatie-mode=push", "prod-mode=pull-request"} <= set(params)
+    assert "name=status-token,secret=drone-service-commit-status" in [v for f, v in pairs if f == "-w"]

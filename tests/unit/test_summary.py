@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from druppie_steps import summary as s
@@ -444,3 +446,61 @@ def test_fetch_lists_the_pipelineruns_taskruns_by_label(monkeypatch):
     assert s.fetch_taskruns(NS, PR, "/k", 7.0) == [CLONE]
     selector = f"tekton.dev/pipelineRun={PR}"
     assert seen == {"api": "client:/k", "call": ("tekton.dev", "v1", NS, "taskruns", selector, 7.0)}
+
+
+# ---- OTAP: tasks that the run's modes may skip (druppie-ci-cd's acceptatie-mode and prod-mode) ----
+OTAP = ("acceptatie-gate", "acceptatie-promote", "acceptatie-wait", "prod-gate", "prod-promote")
+
+
+def otap_statuses(**given: str) -> list[tuple[str, str, str]]:
+    out = statuses(**{k: v for k, v in given.items() if k.replace("_", "-") in ALL})
+    for task in OTAP:
+        words = given.get(task.replace("-", "_"), "None").split()
+        out.append((task, words[0], words[1] if len(words) > 1 else ""))
+    return out
+
+
+def test_tasks_the_modes_skipped_are_skipped_not_failed_when_nothing_failed():
+    text, results = s.summarise(otap_statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT], NS, frozenset(OTAP))
+    assert results["status"] == "Succeeded" and results["failed-task"] == ""
+    assert "not run" not in results["summary"]
+    assert all(re.search(rf"^{task}\s+skipped\s", text, re.M) for task in OTAP), text
+
+
+def test_without_optional_tasks_the_same_statuses_are_a_failure():
+    _, results = s.summarise(otap_statuses(), [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT], NS)
+    assert results["status"] == "Failed" and "not run: acceptatie-gate" in results["summary"]
+
+
+def test_after_a_failure_optional_tasks_left_out_are_not_run_not_skipped():
+    failed = taskrun("flux-wait", "Failed", message="Kustomization drone-service-test is not Ready")
+    given = otap_statuses(flux_wait="Failed Failed")
+    text, results = s.summarise(given, [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, failed], NS, frozenset(OTAP))
+    assert results["status"] == "Failed" and results["failed-task"] == "flux-wait"
+    assert "not run: acceptatie-gate, acceptatie-promote" in results["summary"]
+    assert not re.search(r"^acceptatie-gate\s+skipped", text, re.M)
+
+
+def test_a_promotion_by_pull_request_is_named_in_the_summary():
+    url = "http://gitea.local/druppie-admin/druppie-apps/pulls/7"
+    gate = taskrun("acceptatie-gate", results={"digest": DIGEST})
+    pushed = taskrun("acceptatie-promote", results={"commit": APPS_SHA, "deployed": "true", "changed": "true"})
+    proposed = taskrun("prod-promote", results={"pull-request-url": url, "deployed": "false"})
+    refs = {"druppie-promotion-gate": [gate], "druppie-tag-commit": [pushed, proposed]}
+    for ref, runs in refs.items():
+        for run in runs:
+            run["metadata"]["labels"]["tekton.dev/task"] = ref
+    given = otap_statuses(**{t.replace("-", "_"): "Succeeded Succeeded" for t in OTAP})
+    runs = [CLONE, TEST_OK, SCAN_OK, BUILD, TAG, WAIT, gate, pushed, proposed]
+    _, results = s.summarise(given, runs, NS, frozenset(OTAP))
+    assert results["status"] == "Succeeded"
+    assert f"prod-promote: pull request {url}" in results["summary"], results["summary"]
+    assert f"acceptatie-promote: pushed at {APPS_SHA[:12]}" in results["summary"], results["summary"]
+
+
+def test_an_optional_task_that_is_not_among_the_tasks_is_refused_in_one_line(run_step):
+    args = ["--pipeline-run", PR, "--namespace", NS, "--tasks", "clone Succeeded", "--optional-tasks", "prod-gate"]
+    out = run_step("summary", *args)
+    assert out.returncode == 2 and out.results == {}, out.output
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.endswith("invalid --optional-tasks 'prod-gate': not among the --tasks lines"), out.stderr

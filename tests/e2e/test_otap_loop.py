@@ -1,0 +1,105 @@
+"""OTAP through the loop's Gitea (issue 18): the README's OTAP `tkn pipeline start druppie-ci-cd`
+(environment test, acceptatie-mode push, prod-mode pull-request) on real Tekton, Flux and Gitea.
+The build goes to test; the promotion gate lets exactly the digest test runs healthy on to
+acceptatie; Flux runs it there; the gate checks acceptatie and the digest is proposed for prod in
+Gitea's pull request promote/drone-service/prod, while prod itself is untouched. The app's commit
+carries every stage's status, deploy-prod pending with the pull request.
+
+The loop applies flux/druppie-apps' three Kustomizations for the platform (testbed/loop.py). The
+commit is on a branch of its own, so that no webhook run of main builds it beside this one (a push
+to another branch starts nothing: webhook-gate)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import uuid
+
+import pytest
+
+from localcluster.process import http_request
+from localcluster.toolchain import ROOT
+from testbed.loop import APP, BASE_REPO
+from testbed.readme import block_with
+
+pytestmark = pytest.mark.e2e
+PROD_BRANCH = f"promote/{APP}/prod"
+
+
+def otap_command() -> str:
+    return next(c for c in block_with(ROOT / "README.md", "acceptatie-mode=push") if c.startswith("tkn pipeline"))
+
+
+def serving(cluster, namespace: str) -> str | None:
+    ip = cluster.get_json("service", "-n", namespace, APP)["spec"]["clusterIP"]
+    try:
+        with http_request(f"http://{ip}/", timeout=3) as response:
+            return json.loads(response.read())["message"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def running_image(cluster, namespace: str) -> str:
+    deployment = cluster.get_json("deployment", "-n", namespace, APP)
+    return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_request(loop, cluster):
+    gitea, owner = loop.gitea, loop.gitea.admin
+    branch, greeting = f"otap-{uuid.uuid4().hex[:6]}", f"OTAP {uuid.uuid4().hex[:6]}"
+    gitea.api("POST", f"/repos/{owner}/{APP}/branches", {"new_branch_name": branch, "old_branch_name": "main"})
+    commit = loop.push_change(greeting, branch=branch)
+    prod_before = running_image(cluster, "productie")
+
+    command = otap_command().replace("https://github.com/waterschap/drone-service.git", gitea.clone_url(APP))
+    site = {
+        "image-registry": loop.image.rpartition("/")[0],
+        "gitops-repo-url": gitea.clone_url("druppie-apps"),
+        "build-args": f"BASE_IMAGE={cluster.registry}/{BASE_REPO}",
+        "allow-plain-http": "true",
+        "tls-verify": "false",
+        "offline": "true",
+        "osv-db-ref": f"{cluster.registry}/druppie/osv-db:latest",
+        "forge": "gitea",  # auto means github.com only: forges look alike from their URLs
+        "revision": commit,
+    }
+    extra = [word for name, value in site.items() for word in ("-p", f"{name}={value}")]
+    proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], *extra], cwd=ROOT, env=loop.env(),
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
+    assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
+    name = started[0].split(": ", 1)[1].strip()
+    run = loop.finished(name)
+    results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (loop.failures(name), proc.stdout[-3000:])
+    assert results["status"] == "Succeeded", results["summary"]
+
+    # Build once: test and acceptatie run the one digest built, and both serve the change.
+    reference = f"{results['IMAGE_URL']}@{results['IMAGE_DIGEST']}"
+    for namespace in ("test", "acceptatie"):
+        assert running_image(cluster, namespace) == reference, namespace
+        loop.wait(f"{namespace} serving the change", lambda ns=namespace: serving(cluster, ns) == greeting, 120)
+    assert results["ACCEPTATIE_REVISION"].startswith("main@sha1:")
+
+    # Prod: untouched, and one pull request from promote/drone-service/prod proposes that digest.
+    assert running_image(cluster, "productie") == prod_before
+    assert results["IMAGE_DIGEST"] not in gitea.read_file("druppie-apps", f"envs/prod/{APP}/kustomization.yaml")
+    proposed = gitea.read_file("druppie-apps", f"envs/prod/{APP}/kustomization.yaml", ref=PROD_BRANCH)
+    assert f"digest: {results['IMAGE_DIGEST']}" in proposed, proposed
+    pulls = [
+        p for p in gitea.api("GET", f"/repos/{owner}/druppie-apps/pulls?state=open") if p["head"]["ref"] == PROD_BRANCH
+    ]
+    assert [p["html_url"] for p in pulls] == [results["PROD_PULL_REQUEST"]]
+    assert results["IMAGE_DIGEST"] in pulls[0]["body"] and commit in pulls[0]["body"], pulls[0]["body"]
+    assert f"pull request {results['PROD_PULL_REQUEST']}" in results["summary"]
+
+    # Every stage on the app's commit: deployed to test and acceptatie, prod waiting for approval.
+    statuses = loop.commit_statuses(commit)
+    assert {c: s for c, (s, _) in statuses.items()} == {
+        "druppie/test": "success", "druppie/scan": "success", "druppie/build": "success",
+        "druppie/deploy-test": "success", "druppie/deploy-acceptatie": "success", "druppie/deploy-prod": "pending",
+    }, statuses  # fmt: skip
+    assert results["PROD_PULL_REQUEST"] in statuses["druppie/deploy-prod"][1]
+    # Leave no open prod proposal to the modules after this one.
+    gitea.api("PATCH", f"/repos/{owner}/druppie-apps/pulls/{pulls[0]['number']}", {"state": "closed"})
