@@ -47,6 +47,8 @@ from .gitops.imageref import is_older, validate_digest, validate_image_name, val
 from .gitops.promotion import Proposal, parse_tested_by, promotion_branch, validate_source_commit
 
 DEFAULT_MESSAGE = "{app}: deploy {image}:{new_tag} (was {old_tag})"
+# How far back a rollback looks for the build it goes back to: the commits of --branch, newest first.
+ROLLBACK_HISTORY = 500
 MESSAGE_FIELDS = {"app", "image", "old_tag", "new_tag", "path", "branch"}
 BACKOFF_BASE_SECONDS = 0.25
 # Racing runs must spread out until their attempts come about one per push window of the server,
@@ -139,6 +141,12 @@ def backoff_seconds(attempt: int) -> float:
     help="Permit credentials over http:// to a non-loopback host (an in-cluster git server).",
 )
 @flag_option("--allow-downgrade", default=False, help="Permit a lower tag than the current one (rollback).")
+@option(
+    "--rollback-reason",
+    default="",
+    help="A rollback: put --path back to --tag and --digest, which it ran before (checked in its history), "
+    "older or not; the reason goes into the commit (and the pull request).",
+)
 @flag_option(
     "--allow-no-change",
     default=False,
@@ -173,6 +181,7 @@ def tag_commit(
     transient_retries: int,
     allow_plain_http: bool,
     allow_downgrade: bool,
+    rollback_reason: str,
     allow_no_change: bool,
     allow_path_outside_envs: bool,
     basic_auth_dir: str,
@@ -194,6 +203,7 @@ def tag_commit(
         raise InvalidInputError(f"invalid --author-email {author_email!r}: must be an e-mail address")
     source_commit = validate_source_commit(source_commit)
     runs = parse_tested_by(tested_by)
+    rollback_reason = validate_rollback_reason(rollback_reason, pinned)
     check_plain_http(repo_url, bool(basic_auth_dir), allow_plain_http)
     target: Forge | None = None
     if mode == "pull-request":
@@ -205,6 +215,17 @@ def tag_commit(
         env = git_environment(Path(scratch), basic_auth_dir or None, ssh_dir or None)
         log.progress(f"cloning {repo_url} ({branch}, only {subdir or 'the root'})")
         ws = Workspace.clone(repo_url, branch, subdir, Path(scratch) / "repo", env, retry)
+        trailers: list[str] = []
+        if rollback_reason:
+            ran = ws.last_commit_setting(subdir, tag, pinned or "", ROLLBACK_HISTORY)
+            if not ran:
+                raise StepError(
+                    f"not a rollback: {image}:{tag}@{pinned} never ran in {subdir} on {branch} (no commit of its last "
+                    f"{ROLLBACK_HISTORY} set that tag and digest); a rollback goes back to what ran before"
+                )
+            log.info(f"rollback: {subdir} ran {image}:{tag}@{pinned} after {ran[:12]}; reason: {rollback_reason}")
+            allow_downgrade = True
+            trailers = [f"Rollback: {rollback_reason}", f"Rollback-To: {ran}"]
         if target is not None:
             client = _forge_client(ws, target, repo_url)
             outcome = _propose(
@@ -223,6 +244,7 @@ def tag_commit(
                 max_attempts,
                 allow_downgrade,
                 "" if allow_path_outside_envs else ENVS,
+                trailers,
             )
         else:
             outcome = _promote(
@@ -238,6 +260,7 @@ def tag_commit(
                 max_attempts,
                 allow_downgrade,
                 "" if allow_path_outside_envs else ENVS,
+                trailers,
             )
     write_results(results_dir, outcome.results)  # also when not deployed: the summary says why in words
     if outcome.refusal and not allow_no_change:
@@ -266,8 +289,10 @@ def _promote(
     max_attempts: int,
     allow_downgrade: bool,
     bound: str,
+    trailers: list[str] | None = None,
 ) -> Outcome:
-    """``bound``: the folder every edit must stay in once symbolic links are followed (envs, or "" for the repo)."""
+    """``bound``: the folder every edit must stay in once symbolic links are followed (envs, or "" for the repo);
+    ``trailers``: lines at the end of the commit message (a rollback's reason)."""
     attempt = 0
     while True:
         attempt += 1
@@ -280,7 +305,7 @@ def _promote(
         if refused:
             return refused
         commit = _commit_edit(
-            ws, plan, subdir, image, tag, digest, message, pipeline_run, author_name, author_email, bound
+            ws, plan, subdir, image, tag, digest, message, pipeline_run, author_name, author_email, bound, trailers
         )
         outcome = ws.push()
         if outcome.pushed:
@@ -310,6 +335,7 @@ def _propose(
     max_attempts: int,
     allow_downgrade: bool,
     bound: str,
+    trailers: list[str] | None = None,
 ) -> Outcome:
     """--mode pull-request: the edit on promote/<app>/<env>, rebuilt on the target's head, and its pull request.
 
@@ -370,7 +396,7 @@ def _propose(
             author_name,
             author_email,
             bound,
-            proposal.trailers(),
+            [*proposal.trailers(), *(trailers or [])],
         )
         if tip and (ws.parents(tip), ws.tree(tip), ws.message(tip)) == ([base], ws.tree(commit), ws.message(commit)):
             commit, changed = tip, False
@@ -486,6 +512,19 @@ def _already_set(ws: Workspace, image: str, tag: str, plan: ImagePlan, pull_requ
             pull_request_url=pull_request_url,
         )
     )
+
+
+def validate_rollback_reason(reason: str, digest: str | None) -> str:
+    """The reason of a rollback, one line; a rollback names the very build it goes back to."""
+    if not reason:
+        return ""
+    if not reason.strip() or "\n" in reason or len(reason) > 300:
+        raise InvalidInputError(f"invalid --rollback-reason {reason[:80]!r}: one line of 1 to 300 characters")
+    if not digest:
+        raise InvalidInputError(
+            f"invalid --rollback-reason {reason[:80]!r}: a rollback needs the --digest of the build it goes back to"
+        )
+    return " ".join(reason.split())
 
 
 def _older_than_target(

@@ -319,6 +319,23 @@ class Workspace:
 
         self.retry.run("fetch", attempt)
 
+    def last_commit_setting(self, subdir: str, tag: str, digest: str, depth: int) -> str | None:
+        """The newest of the branch's last ``depth`` commits after which a file under ``subdir``
+        names ``digest`` and the tag ``tag`` (``newTag: <tag>``): the build ran there then. None
+        when no such commit is in that history. Fetches the history's commits and trees only; git
+        reads the blobs it compares on demand."""
+        self.retry.run("fetch", lambda: self.git("fetch", "--quiet", f"--deepen={depth}", "--filter=blob:none",
+                                                  "--no-tags", "origin", self.branch))  # fmt: skip
+        found = self.git("log", f"-{depth}", "--format=%H", f"-S{digest}", "HEAD", "--", subdir).stdout.split()
+        newtag = re.compile(rf"^\s*newTag:\s*['\"]?{re.escape(tag)}['\"]?\s*(?:#.*)?$", re.M)
+        for commit in found:
+            names = self.git("ls-tree", "-r", "--name-only", commit, "--", subdir).stdout.split()
+            for name in names:
+                text = self.git("show", f"{commit}:{name}", check=False).stdout
+                if digest in text and newtag.search(text):
+                    return commit
+        return None
+
     def commit(self, files: list[Path], message: str, author_name: str, author_email: str) -> str:
         self.git("add", "--", *[str(f.relative_to(self.path)) for f in files])
         ident = {
