@@ -21,14 +21,17 @@ import pytest
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.loop import APP, BASE_REPO
-from testbed.readme import block_with
+from testbed.readme import bash_blocks
 
 pytestmark = pytest.mark.e2e
 PROD_BRANCH = f"promote/{APP}/prod"
 
 
 def otap_command() -> str:
-    return next(c for c in block_with(ROOT / "README.md", "acceptatie-mode=push") if c.startswith("tkn pipeline"))
+    """The README's OTAP `tkn pipeline start druppie-ci-cd` (the one with acceptatie-mode)."""
+    (command,) = [c for block in bash_blocks(ROOT / "README.md") for c in block
+                  if c.startswith("tkn pipeline start druppie-ci-cd") and "acceptatie-mode=push" in c]  # fmt: skip
+    return command
 
 
 def serving(cluster, namespace: str) -> str | None:
