@@ -28,9 +28,11 @@ def yaml_blocks(markdown: Path) -> list[str]:
     return re.findall(r"```yaml\n(.*?)```", markdown.read_text(), flags=re.S)
 
 
-def block_with(markdown: Path, prefix: str) -> list[str]:
-    """The commands of the one bash block that has a command starting with ``prefix``."""
-    found = [b for b in bash_blocks(markdown) if any(c.startswith(prefix) for c in b)]
+def block_with(markdown: Path, prefix: str, without: str = "") -> list[str]:
+    """The commands of the one bash block that has a command starting with ``prefix`` (and, with
+    ``without``, none containing that text: e.g. the plain run beside its OTAP or rollback variant)."""
+    found = [b for b in bash_blocks(markdown) if any(c.startswith(prefix) for c in b)
+             and not (without and any(without in c for c in b))]  # fmt: skip
     if len(found) != 1:
         raise LookupError(f"{markdown.name}: {len(found)} bash blocks with a command starting {prefix!r}")
     return found[0]

@@ -3,7 +3,8 @@
 The build goes to test; the promotion gate lets exactly the digest test runs healthy on to
 acceptatie; Flux runs it there; the gate checks acceptatie and the digest is proposed for prod in
 Gitea's pull request promote/drone-service/prod, while prod itself is untouched. The app's commit
-carries every stage's status, deploy-prod pending with the pull request.
+carries every stage's status, deploy-prod pending with the pull request. Then a rollback (the README's
+druppie-promote command with rollback-reason) puts prod back to the build it ran before.
 
 The loop applies flux/druppie-apps' three Kustomizations for the platform (testbed/loop.py). The
 commit is on a branch of its own, so that no webhook run of main builds it beside this one (a push
@@ -17,6 +18,7 @@ import subprocess
 import uuid
 
 import pytest
+import yaml
 
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
@@ -106,3 +108,45 @@ def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_re
     assert results["PROD_PULL_REQUEST"] in statuses["druppie/deploy-prod"][1]
     # Leave no open prod proposal to the modules after this one.
     gitea.api("PATCH", f"/repos/{owner}/druppie-apps/pulls/{pulls[0]['number']}", {"state": "closed"})
+
+
+def prod_states(loop) -> list[tuple[str, str, str]]:
+    """(commit, tag, digest) of envs/prod/drone-service in druppie-apps' history, newest first."""
+    path = f"envs/prod/{APP}/kustomization.yaml"
+    commits = loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/commits?path={path}&limit=20")
+    states = []
+    for commit in commits:
+        images = yaml.safe_load(loop.gitea.read_file("druppie-apps", path, ref=commit["sha"])).get("images", [])
+        entry = next((i for i in images if i.get("digest")), None)
+        if entry:
+            states.append((commit["sha"], str(entry["newTag"]), entry["digest"]))
+    return states
+
+
+def test_a_rollback_puts_prod_back_to_the_digest_it_ran_before_and_says_why(loop, cluster):
+    """The README's rollback command (druppie-promote): prod back to the build before its current one."""
+    (now, *before) = prod_states(loop)
+    previous = next(state for state in before if state[2] != now[2])
+    _, tag, digest = previous
+    reason = f"rollback e2e {uuid.uuid4().hex[:6]}"
+    (command,) = [c for block in bash_blocks(ROOT / "README.md") for c in block if "rollback-reason=" in c]
+    for old, new in {
+        "https://github.com/waterschap/druppie-apps.git": loop.gitea.clone_url("druppie-apps"),
+        "image=registry.example/druppie/drone-service": f"image={loop.image}",
+        "tag=1.0.5": f"tag={tag}",
+        "digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef": f"digest={digest}",
+        "1.0.6 answers 500 on /health": reason,
+    }.items():
+        assert old in command, old
+        command = command.replace(old, new)
+    proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], "-p", "allow-plain-http=true"], cwd=ROOT,
+                          env=loop.env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
+    assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
+    name = started[0].split(": ", 1)[1].strip()
+    run = loop.finished(name)
+    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (loop.failures(name), proc.stdout[-3000:])
+    assert running_image(cluster, "productie") == f"{loop.image}:{tag}@{digest}"
+    head = loop.gitea.log("druppie-apps")[0].split()[0]
+    message = loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/git/commits/{head}")["commit"]["message"]
+    assert f"Rollback: {reason}" in message and f"(was {now[1]})" in message, message

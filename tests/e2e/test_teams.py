@@ -103,7 +103,11 @@ def test_a_push_to_each_teams_app_runs_its_own_loop_into_its_own_namespace(clust
 
 def promote(tekton, team: str, target: Loop, tag: str) -> tuple[str, dict]:
     """README's `tkn pipeline start druppie-promote`, in ``team``'s namespace, aimed at ``target``'s app."""
-    start = next(c for c in block_with(README, "tkn pipeline start druppie-promote") if c.startswith("tkn pipeline"))
+    start = next(
+        c
+        for c in block_with(README, "tkn pipeline start druppie-promote", without="rollback-reason")
+        if c.startswith("tkn pipeline")
+    )
     out = tekton.run(
         start,
         ["-p", "allow-plain-http=true", "-p", "timeout=90s"],

@@ -133,7 +133,9 @@ def test_promote_pipelinerun_deploys_the_new_image(tekton, cluster, auth_git):
 
 def _promote(tekton, app, tag: str) -> tuple[str, dict]:
     start = next(
-        c for c in block_with(README, "tkn pipeline start druppie-promote") if c.startswith("tkn pipeline start")
+        c
+        for c in block_with(README, "tkn pipeline start druppie-promote", without="rollback-reason")
+        if c.startswith("tkn pipeline start")
     )
     out = tekton.run(
         start,
