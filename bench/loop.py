@@ -41,7 +41,7 @@ def _task_times(cluster, pipelinerun: str) -> dict[str, dict[str, float]]:
 
 def run_bench(report, step: Path, tmp: Path) -> None:
     from localcluster.cluster import LocalCluster, missing
-    from testbed.loop import Loop
+    from testbed.loop import Loop, succeeded
 
     lacking = missing("cluster") + missing("tekton") + missing("loop")
     if lacking:
@@ -62,7 +62,7 @@ def run_bench(report, step: Path, tmp: Path) -> None:
             commit = loop.push_change(greeting)
             name = loop.pipelinerun_for(commit, timeout=120)
             run = loop.finished(name)
-            if run["status"]["conditions"][0]["reason"] != "Succeeded":
+            if not succeeded(run):
                 raise SystemExit(f"bench PipelineRun {name} failed: {run['status']['conditions'][0]}")
             loop.wait("the new response", lambda want=greeting: loop.service_says() == want, 180, interval=0.2)
             serving = time.time()

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from localcluster.cluster import LocalCluster, default_state_dir, missing  # noqa: E402 - after the path is set
 from localcluster.toolchain import cache_dir, optional_binaries  # noqa: E402
-from testbed.loop import APP, Loop  # noqa: E402
+from testbed.loop import APP, Loop, succeeded  # noqa: E402
 
 GREETINGS = [
     "Drones inspecteren de dijken, ook 's nachts",
@@ -92,7 +92,7 @@ def main() -> int:
     results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
     reason = run["status"]["conditions"][0]["reason"]
     stages.append((f"PipelineRun ({reason})", time.monotonic() - t, results.get("IMAGE_DIGEST", "")[:19]))
-    if reason != "Succeeded":
+    if not succeeded(run):
         say(f"the PipelineRun did not succeed: {run['status']['conditions'][0].get('message', '')}")
         return 1
 

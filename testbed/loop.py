@@ -57,6 +57,14 @@ PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 _DRUPPIE_APPS_COMMITS = threading.Lock()
 
 
+def succeeded(run: dict) -> bool:
+    """Whether a PipelineRun (or TaskRun) succeeded: its Succeeded condition is True. Tekton's reason
+    is then "Succeeded", or "Completed" when a when-expression skipped a task (druppie-ci-cd's OTAP
+    tasks with acceptatie-mode and prod-mode "off")."""
+    conditions = run.get("status", {}).get("conditions") or [{}]
+    return conditions[0].get("status") == "True" and conditions[0].get("reason") in ("Succeeded", "Completed")
+
+
 @dataclass(frozen=True)
 class Team:
     """Who runs a loop: the namespace its catalog and EventListener run in, its app (a repository

@@ -23,7 +23,7 @@ import yaml
 from hack import release as catalog_release
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
-from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS
+from testbed.loop import APP, BASE_REPO, BOT, CREDENTIALS, succeeded
 from testbed.readme import block_with, yaml_blocks
 from tests.support.release import catalog_repo
 
@@ -45,7 +45,7 @@ def test_a_push_to_gitea_runs_the_loop_and_the_new_pods_serve_the_change(loop, c
     name = loop.pipelinerun_for(commit)
     run = loop.finished(name)
     out = results(run)
-    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (out, loop.failures(name))
+    assert succeeded(run), (out, loop.failures(name))
 
     assert out["CHAINS-GIT_COMMIT"] == commit
     assert out["CHAINS-GIT_URL"] == loop.gitea.clone_url(APP)
@@ -238,7 +238,7 @@ def test_two_quick_pushes_the_newer_stays_deployed_and_an_older_one_landing_late
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda c: loop.finished(loop.pipelinerun_for(c)), [first, second]))
     older, newer = results(runs[0]), results(runs[1])
-    assert runs[1]["status"]["conditions"][0]["reason"] == "Succeeded", (newer.get("failed-task"), newer)
+    assert succeeded(runs[1]), (newer.get("failed-task"), newer)
     assert newer["DEPLOYED"] == "true"
     assert int(newer["IMAGE_URL"].rsplit(".", 1)[1]) == int(older["IMAGE_URL"].rsplit(".", 1)[1]) + 1
     if runs[0]["status"]["conditions"][0]["reason"] != "Succeeded":
@@ -330,7 +330,7 @@ def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):
         line.split(": ", 1)[1].strip() for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")
     )
     run = loop.finished(name)
-    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (
+    assert succeeded(run), (
         proc.stdout[-3000:],
         taskrun_reasons(cluster, name),
     )
@@ -402,7 +402,7 @@ def test_the_loop_runs_from_a_release_by_reference_with_no_task_or_pipeline_inst
         greeting = "Gemalen pompen op peil (release)"
         name = loop.pipelinerun_for(loop.push_change(greeting))
         run = loop.finished(name)
-        assert run["status"]["conditions"][0]["reason"] == "Succeeded", loop.failures(name)
+        assert succeeded(run), loop.failures(name)
         # Where Tekton got them: the Pipeline from the release commit, each Task from its bundle digest.
         source = run["status"]["provenance"]["refSource"]
         assert source["uri"] == f"git+{url}" and source["digest"] == {"sha1": commit}, source
@@ -437,7 +437,7 @@ def test_the_loop_runs_from_a_release_by_reference_with_no_task_or_pipeline_inst
                                                                                      "druppie-apps-write"}  # fmt: skip
         created = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(example)).stdout
         promote = loop.finished(json.loads(created)["metadata"]["name"])
-        assert promote["status"]["conditions"][0]["reason"] == "Succeeded", promote["status"]["conditions"]
+        assert succeeded(promote), promote["status"]["conditions"]
         source = promote["status"]["provenance"]["refSource"]
         assert source["uri"] == bundles["druppie-promote"].split("@")[0].rsplit(":", 1)[0], source
         assert source["digest"] == {"sha256": bundles["druppie-promote"].split("@sha256:")[1]}, source

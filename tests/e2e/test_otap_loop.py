@@ -1,18 +1,21 @@
-"""OTAP through the loop's Gitea (issue 18): the README's OTAP `tkn pipeline start druppie-ci-cd`
-(environment test, acceptatie-mode push, prod-mode pull-request) on real Tekton, Flux and Gitea.
-The build goes to test; the promotion gate lets exactly the digest test runs healthy on to
-acceptatie; Flux runs it there; the gate checks acceptatie and the digest is proposed for prod in
-Gitea's pull request promote/drone-service/prod, while prod itself is untouched. The app's commit
-carries every stage's status, deploy-prod pending with the pull request. Then a rollback (the README's
-druppie-promote command with rollback-reason) puts prod back to the build it ran before.
+"""Rollback and OTAP through the loop's Gitea (issue 18), on real Tekton, Flux and Gitea.
 
-The loop applies flux/druppie-apps' three Kustomizations for the platform (testbed/loop.py). The
-commit is on a branch of its own, so that no webhook run of main builds it beside this one (a push
-to another branch starts nothing: webhook-gate)."""
+First the README's rollback (`tkn pipeline start druppie-promote` with rollback-reason) puts prod
+back to the build it ran before, the reason in druppie-apps' history. Then the README's OTAP
+`tkn pipeline start druppie-ci-cd` (environment test, acceptatie-mode push, prod-mode pull-request)
+runs main's head, which prod no longer runs: the build goes to test; the promotion gate lets exactly
+the digest test runs healthy on to acceptatie; Flux runs it there; the gate checks acceptatie and the
+digest is proposed for prod in Gitea's pull request promote/drone-service/prod, while prod itself is
+untouched. The app's commit carries every stage's status, deploy-prod pending with the pull request.
+
+Main's head was built and deployed by test_loop.py's runs (the registry hands the build over, the
+same digest: build once), which also gave prod the history a rollback needs: run the module after
+it (make test-e2e). The loop applies flux/druppie-apps' three Kustomizations (testbed/loop.py)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import uuid
@@ -22,7 +25,7 @@ import yaml
 
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
-from testbed.loop import APP, BASE_REPO
+from testbed.loop import APP, BASE_REPO, succeeded
 from testbed.readme import bash_blocks
 
 pytestmark = pytest.mark.e2e
@@ -50,12 +53,62 @@ def running_image(cluster, namespace: str) -> str:
     return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
-def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_request(loop, cluster):
+def prod_states(loop) -> list[tuple[str, str, str]]:
+    """(commit, tag, digest) of envs/prod/drone-service in druppie-apps' history, newest first."""
+    path = f"envs/prod/{APP}/kustomization.yaml"
+    commits = loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/commits?path={path}&limit=20")
+    states = []
+    for commit in commits:
+        images = yaml.safe_load(loop.gitea.read_file("druppie-apps", path, ref=commit["sha"])).get("images", [])
+        entry = next((i for i in images if i.get("digest")), None)
+        if entry:
+            states.append((commit["sha"], str(entry["newTag"]), entry["digest"]))
+    return states
+
+
+@pytest.fixture(scope="module")
+def rollback(loop, cluster) -> dict:
+    """The README's rollback command (druppie-promote): prod back to the build before its current one."""
+    (now, *before) = prod_states(loop)
+    earlier = [state for state in before if state[2] != now[2]]
+    assert earlier, f"prod ran one build only ({now}): run this module after test_loop.py (make test-e2e)"
+    previous = earlier[0]
+    _, tag, digest = previous
+    reason = f"rollback e2e {uuid.uuid4().hex[:6]}"
+    (command,) = [c for block in bash_blocks(ROOT / "README.md") for c in block if "rollback-reason=" in c]
+    for old, new in {
+        "https://github.com/waterschap/druppie-apps.git": loop.gitea.clone_url("druppie-apps"),
+        "image=registry.example/druppie/drone-service": f"image={loop.image}",
+        "tag=1.0.5": f"tag={tag}",
+        "digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef": f"digest={digest}",
+        "1.0.6 answers 500 on /health": reason,
+    }.items():
+        assert old in command, old
+        command = command.replace(old, new)
+    proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], "-p", "allow-plain-http=true"], cwd=ROOT,
+                          env=loop.env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
+    assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
+    name = started[0].split(": ", 1)[1].strip()
+    return {"run": loop.finished(name), "name": name, "out": proc.stdout, "now": now, "previous": previous,
+            "reason": reason}  # fmt: skip
+
+
+def test_a_rollback_puts_prod_back_to_the_digest_it_ran_before_and_says_why(loop, cluster, rollback):
+    run, (_, tag, digest) = rollback["run"], rollback["previous"]
+    assert succeeded(run), (loop.failures(rollback["name"]), rollback["out"])
+    assert running_image(cluster, "productie") == f"{loop.image}:{tag}@{digest}"
+    head = loop.gitea.log("druppie-apps")[0].split()[0]
+    message = loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/git/commits/{head}")["commit"]["message"]
+    assert f"Rollback: {rollback['reason']}" in message and f"(was {rollback['now'][1]})" in message, message
+
+
+def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_request(loop, cluster, rollback):
     gitea, owner = loop.gitea, loop.gitea.admin
-    branch, greeting = f"otap-{uuid.uuid4().hex[:6]}", f"OTAP {uuid.uuid4().hex[:6]}"
-    gitea.api("POST", f"/repos/{owner}/{APP}/branches", {"new_branch_name": branch, "old_branch_name": "main"})
-    commit = loop.push_change(greeting, branch=branch)
-    prod_before = running_image(cluster, "productie")
+    commit = gitea.head(APP)
+    source = gitea.read_file(APP, "drone_service/app.py", ref=commit)
+    greeting = re.search(r'^GREETING = "(.*)"$', source, re.M)[1]
+    prod_before = running_image(cluster, "productie")  # the rolled-back build: older than main's head
 
     command = otap_command().replace("https://github.com/waterschap/drone-service.git", gitea.clone_url(APP))
     site = {
@@ -77,7 +130,7 @@ def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_re
     name = started[0].split(": ", 1)[1].strip()
     run = loop.finished(name)
     results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
-    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (loop.failures(name), proc.stdout[-3000:])
+    assert succeeded(run), (loop.failures(name), proc.stdout[-3000:])
     assert results["status"] == "Succeeded", results["summary"]
 
     # Build once: test and acceptatie run the one digest built, and both serve the change.
@@ -108,45 +161,3 @@ def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_re
     assert results["PROD_PULL_REQUEST"] in statuses["druppie/deploy-prod"][1]
     # Leave no open prod proposal to the modules after this one.
     gitea.api("PATCH", f"/repos/{owner}/druppie-apps/pulls/{pulls[0]['number']}", {"state": "closed"})
-
-
-def prod_states(loop) -> list[tuple[str, str, str]]:
-    """(commit, tag, digest) of envs/prod/drone-service in druppie-apps' history, newest first."""
-    path = f"envs/prod/{APP}/kustomization.yaml"
-    commits = loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/commits?path={path}&limit=20")
-    states = []
-    for commit in commits:
-        images = yaml.safe_load(loop.gitea.read_file("druppie-apps", path, ref=commit["sha"])).get("images", [])
-        entry = next((i for i in images if i.get("digest")), None)
-        if entry:
-            states.append((commit["sha"], str(entry["newTag"]), entry["digest"]))
-    return states
-
-
-def test_a_rollback_puts_prod_back_to_the_digest_it_ran_before_and_says_why(loop, cluster):
-    """The README's rollback command (druppie-promote): prod back to the build before its current one."""
-    (now, *before) = prod_states(loop)
-    previous = next(state for state in before if state[2] != now[2])
-    _, tag, digest = previous
-    reason = f"rollback e2e {uuid.uuid4().hex[:6]}"
-    (command,) = [c for block in bash_blocks(ROOT / "README.md") for c in block if "rollback-reason=" in c]
-    for old, new in {
-        "https://github.com/waterschap/druppie-apps.git": loop.gitea.clone_url("druppie-apps"),
-        "image=registry.example/druppie/drone-service": f"image={loop.image}",
-        "tag=1.0.5": f"tag={tag}",
-        "digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef": f"digest={digest}",
-        "1.0.6 answers 500 on /health": reason,
-    }.items():
-        assert old in command, old
-        command = command.replace(old, new)
-    proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], "-p", "allow-plain-http=true"], cwd=ROOT,
-                          env=loop.env(), capture_output=True, text=True, timeout=600)  # fmt: skip
-    started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
-    assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
-    name = started[0].split(": ", 1)[1].strip()
-    run = loop.finished(name)
-    assert run["status"]["conditions"][0]["reason"] == "Succeeded", (loop.failures(name), proc.stdout[-3000:])
-    assert running_image(cluster, "productie") == f"{loop.image}:{tag}@{digest}"
-    head = loop.gitea.log("druppie-apps")[0].split()[0]
-    message = loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/git/commits/{head}")["commit"]["message"]
-    assert f"Rollback: {reason}" in message and f"(was {now[1]})" in message, message

@@ -55,6 +55,7 @@ from localcluster.gitserver import COMMIT_ENV, GitServer, run, seed_repo
 from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
 from testbed.fluxapp import EXAMPLE_APPS, FluxApp, environments, load_flux, tenant
+from testbed.loop import succeeded
 from testbed.site import BASE_REPO, push_advisory_database, push_offline_base
 from tests.support.e2e import ci_commands, wait_for
 
@@ -673,7 +674,7 @@ def test_sample(sample, samples):
     if s.run is None:
         s.run = ctx.finished(s)
     condition = s.run["status"]["conditions"][0]
-    assert condition["reason"] == "Succeeded", (
+    assert succeeded(s.run), (
         f"{s.kind} {s.name}: {condition.get('reason')}: {condition.get('message')}\n{s.logs(ctx)[-4000:]}"
     )
     if entry.credentials:

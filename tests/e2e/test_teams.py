@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from testbed.loop import Loop, Team
+from testbed.loop import Loop, Team, succeeded
 from testbed.readme import block_with
 from testbed.site import apply_site_settings
 from tests.support.e2e import README, Tekton, started, wait_for
@@ -83,7 +83,7 @@ def test_a_push_to_each_teams_app_runs_its_own_loop_into_its_own_namespace(clust
         taskruns = cluster.get_json("taskruns", "-n", ns, "-l", f"tekton.dev/pipelineRun={name}")["items"]
         reasons = {t["metadata"]["labels"]["tekton.dev/pipelineTask"]: t["status"]["conditions"][0]["reason"]
                    for t in taskruns}  # fmt: skip
-        assert run["status"]["conditions"][0]["reason"] == "Succeeded", (ns, reasons, lp.failures(name))
+        assert succeeded(run), (ns, reasons, lp.failures(name))
         # The team's app, built as its own image, and its own Kustomization applied the tag commit.
         assert name.startswith(f"{lp.team.app}-") and results["CHAINS-GIT_COMMIT"] == commits[ns]
         assert results["IMAGE_URL"].startswith(f"{lp.image}:1.1."), results
