@@ -3,6 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# make test runs on every core (pytest-xdist); PYTEST_WORKERS=0 runs in one process, e.g. with --pdb
+PYTEST_WORKERS ?= auto
 
 .PHONY: help setup test test-slow demo bench cluster-build cluster-up cluster-down test-e2e test-e2e-lts test-e2e-userns clean catalog lint mutation images release bundles
 
@@ -13,7 +15,7 @@ setup: ## Install Debian packages, .venv and druppie-step (idempotent, ~1 s when
 	@hack/setup.sh
 
 test: setup ## Run the test suite (unit + integration against real servers on loopback)
-	@$(PY) -m pytest -m "not e2e and not slow" $(PYTEST_ARGS)
+	@$(PY) -m pytest -m "not e2e and not slow" -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-slow: setup ## The slow tier: the images built from a clean clone as their READMEs say (podman)
 	@$(PY) -m pytest -m slow tests/integration $(PYTEST_ARGS)

@@ -56,7 +56,7 @@ if [[ ! -f $scan_stamp || $(cat "$scan_stamp") != "$scan_want" || ! -x .venv/bin
   echo "$scan_want" > "$scan_stamp"
 fi
 
-# The developers' tools (ruff, mypy, pre-commit, pytest-repeat), when their pins change.
+# The developers' tools (ruff, mypy, pre-commit, pytest-repeat, pytest-xdist), when their pins change.
 dev_stamp=.venv/.druppie-dev-stamp
 dev_want=$(sha256sum steps/requirements-dev.txt | cut -d' ' -f1)
 if [[ ! -f $dev_stamp || $(cat "$dev_stamp") != "$dev_want" || ! -x .venv/bin/ruff ]]; then

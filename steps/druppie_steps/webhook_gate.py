@@ -9,7 +9,9 @@ its branch and its own webhook secret. A delivery starts a run only when
    signed with app B's secret that names app A is refused);
 3. its clone_url is exactly that forge's URL of exactly that repository;
 4. it pushes that repository's branch, to a full commit id (no deletion, no tag);
-5. it is not the pipeline's own push (the bot as sender AND tag-commit's trailer in the commit).
+5. it is not the pipeline's own push (the bot as sender AND tag-commit's trailer in the commit);
+6. its head commit does not ask for no run (``[skip ci]`` or ``[ci skip]`` in its message, as on
+   GitHub and GitLab: a push that only reverts or fixes text need not be built and deployed).
 
 Then the gate hands the EventListener the configured values, not the payload's: the app name,
 the repository URL, the commit, and a run name derived from app and commit (the PipelineRun's
@@ -57,6 +59,7 @@ REPOSITORY = re.compile(r"^[A-Za-z0-9][-_.A-Za-z0-9]*/[A-Za-z0-9][-_.A-Za-z0-9]*
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TRAILER = re.compile(r"(?m)^Tekton-Pipeline-Run: ")
+SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
 # gRPC codes, as Triggers reads them from an interceptor's status.
 FAILED_PRECONDITION, PERMISSION_DENIED, INVALID_ARGUMENT = 9, 7, 3
 
@@ -185,6 +188,8 @@ def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[s
     head = payload.get("head_commit") if isinstance(payload.get("head_commit"), dict) else {}
     if sender.get("login") == config.bot and TRAILER.search(str(head.get("message", ""))):
         return Verdict(False, f"repository {allowed.full_name}: the pipeline's own commit", FAILED_PRECONDITION)
+    if SKIP_CI.search(str(head.get("message", ""))):
+        return Verdict(False, f"repository {allowed.full_name}: the head commit says [skip ci]", FAILED_PRECONDITION)
     return Verdict(True, extensions={
         "app_name": allowed.app, "repo_url": allowed.clone_url, "revision": after,
         "run_name": f"{allowed.app}-{after[:12]}",

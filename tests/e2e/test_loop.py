@@ -118,7 +118,7 @@ GATED = "repository druppie-admin/drone-service"
 @pytest.mark.parametrize(
     "case",
     ["unsigned", "wrongly-signed", "other-apps-secret", "other-owner", "foreign-url", "bad-name", "other-branch",
-     "tag-commit-made", "other-event"],
+     "tag-commit-made", "skip-ci", "other-event"],
 )  # fmt: skip
 def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
     """What an attacker with one team's secret, or an unlucky sender, can deliver: no run, and the
@@ -136,6 +136,8 @@ def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
         body = _body(loop, after, ref="refs/heads/feature")
     elif case == "tag-commit-made":
         body = _body(loop, after, sender=BOT, message=f"{APP}: deploy 1.0.9\n\nTekton-Pipeline-Run: x-ci-cd-abc")
+    elif case == "skip-ci":
+        body = _body(loop, after, message="Fix a typo [skip ci]")
     elif case == "other-apps-secret":
         secret = loop.other_webhook_secret
     elif case == "other-event":
@@ -153,6 +155,7 @@ def test_deliveries_that_must_not_start_a_run_start_none(loop, cluster, case):
         "bad-name": "repository druppie-admin/Bad_Name: 'bad_name' cannot be an app name",
         "other-branch": f"{GATED}: a push to 'refs/heads/feature', not to main",
         "tag-commit-made": f"{GATED}: the pipeline's own commit",
+        "skip-ci": f"{GATED}: the head commit says [skip ci]",
         "other-event": "not a push event (issues)",
     }[case]
     log = wait_for_text(lambda: _gate_log(cluster), f"refused: {reason}")
@@ -224,9 +227,8 @@ def test_a_failing_test_stops_the_run_before_build_and_the_summary_says_why(loop
         assert statuses["druppie/scan"][0] == "success", statuses
         assert statuses["druppie/build"][0] != "success" and statuses["druppie/deploy-prod"][0] != "success", statuses
     finally:
-        loop.gitea.commit_file(APP, "tests/test_app.py", source, "Remove the failing test")
-        # that push runs a pipeline too; let it finish so it does not race the next test
-        loop.finished(loop.pipelinerun_for(loop.gitea.head(APP)))
+        # main as before, not built again: the gate refuses a head commit that says [skip ci]
+        loop.gitea.commit_file(APP, "tests/test_app.py", source, "Remove the failing test [skip ci]")
 
 
 def test_two_quick_pushes_the_newer_stays_deployed_and_an_older_one_landing_late_says_so(loop, cluster):
@@ -289,11 +291,10 @@ def test_a_scan_finding_stops_the_run_before_build(loop, cluster):
             "DELETE",
             f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py",
             {
-                "message": "Remove the token",
+                "message": "Remove the token [skip ci]",  # main as before: the gate starts no run
                 "sha": loop.gitea.api("GET", f"/repos/druppie-admin/{APP}/contents/drone_service/settings.py")["sha"],
             },
         )
-        loop.finished(loop.pipelinerun_for(loop.gitea.head(APP)))
 
 
 def test_the_readme_tkn_command_runs_the_pipeline(loop, cluster):

@@ -125,7 +125,7 @@ def test_every_component_needs_only_components_that_start_before_it():
 FEATURE_SETS = [{"kwok"}, {"kubelet"}, {"kubelet", "tekton", "loop"}, {"kubelet", "containerd2", "tekton", "loop"}]
 
 
-@pytest.mark.parametrize("features", FEATURE_SETS, ids="+".join)
+@pytest.mark.parametrize("features", FEATURE_SETS, ids=lambda features: "+".join(sorted(features)))
 def test_component_names_are_unique_in_every_plan_and_each_has_the_interface(features):
     names = [c.name for c in cluster.plan(frozenset(features))]
     assert len(names) == len(set(names))

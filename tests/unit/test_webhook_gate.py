@@ -120,6 +120,8 @@ def test_a_repository_whose_name_cannot_be_an_app_name_is_refused_with_the_reaso
         ({"after": SHA.upper()}, "'after' is not a commit id"),
         ({"sender__login": "druppie-ci", "head_commit__message": "Deploy\n\nTekton-Pipeline-Run: x-1\n"},
          "the pipeline's own commit"),
+        ({"head_commit__message": "Remove the token [skip ci]"}, "the head commit says [skip ci]"),
+        ({"head_commit__message": "Typo\n\n[CI SKIP]\n"}, "the head commit says [skip ci]"),
     ],
 )  # fmt: skip
 def test_pushes_that_must_not_run(config, changes, reason):
