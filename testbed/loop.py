@@ -119,6 +119,11 @@ class Loop:
         return (self.team_state / "other-webhook-secret").read_text()
 
     @property
+    def apps_webhook_secret(self) -> str:
+        """druppie-apps' webhook secret (webhook-gate's gitops entry)."""
+        return (self.state / "apps-webhook-secret").read_text()
+
+    @property
     def installed(self) -> bool:
         return (self.team_state / "installed").is_file()
 
@@ -239,10 +244,14 @@ class Loop:
         (self.team_state / "webhook-secret").write_text(secrets.token_hex(32))
         os.chmod(self.team_state / "webhook-secret", 0o600)
         (self.team_state / "other-webhook-secret").write_text(secrets.token_hex(32))
+        if not (self.state / "apps-webhook-secret").is_file():  # druppie-apps' own, for druppie-prod-deploy
+            (self.state / "apps-webhook-secret").write_text(secrets.token_hex(32))
+            os.chmod(self.state / "apps-webhook-secret", 0o600)
         self.cluster.kubectl("delete", "secret", "-n", ns, "--ignore-not-found", "druppie-webhook-secrets")
         self.cluster.kubectl("create", "secret", "generic", "druppie-webhook-secrets", "-n", ns,
                              f"--from-literal={team.app}={self.webhook_secret}",
-                             f"--from-literal={OTHER_APP}={self.other_webhook_secret}")  # fmt: skip
+                             f"--from-literal={OTHER_APP}={self.other_webhook_secret}",
+                             f"--from-literal=druppie-apps={self.apps_webhook_secret}")  # fmt: skip
 
         self.say(f"Triggers in {ns}: webhook-gate's list, the local site settings as a second TriggerBinding")
         if team == PLATFORM:
@@ -257,8 +266,11 @@ class Loop:
                        {"repository": f"{self.gitea.admin}/Bad_Name", "forge": forge}]  # fmt: skip
         gate_config = {"apiVersion": "v1", "kind": "ConfigMap",
                        "metadata": {"name": "druppie-webhook-gate", "namespace": ns},
-                       "data": {"repositories.yaml": yaml.safe_dump({"bot": BOT, "repositories": listed},
-                                                                    sort_keys=False)}}  # fmt: skip
+                       "data": {"repositories.yaml": yaml.safe_dump({
+                           "bot": BOT, "repositories": listed,
+                           # druppie-apps, whose merged prod pull requests start druppie-prod-deploy
+                           "gitops": {"repository": f"{self.gitea.admin}/druppie-apps", "forge": forge}},
+                           sort_keys=False)}}  # fmt: skip
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(gate_config))
         local = {
             "apiVersion": "triggers.tekton.dev/v1beta1",
@@ -277,11 +289,28 @@ class Loop:
             },
         }
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
-        bindings = self.cluster.get_json("eventlistener", "-n", ns, "druppie-ci-cd")["spec"]["triggers"][0]["bindings"]
-        if {"ref": "druppie-ci-cd-local"} not in bindings:
-            add = [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": {"ref": "druppie-ci-cd-local"}}]
-            self.cluster.kubectl("patch", "eventlistener", "druppie-ci-cd", "-n", ns, "--type", "json",
-                                 "-p", json.dumps(add))  # fmt: skip
+        # The same site settings for druppie-prod-deploy, the run after a merged prod pull request.
+        prod_local = {
+            "apiVersion": "triggers.tekton.dev/v1beta1",
+            "kind": "TriggerBinding",
+            "metadata": {"name": "druppie-prod-deploy-local", "namespace": ns},
+            "spec": {
+                "params": [
+                    {"name": "image-registry", "value": f"{self.cluster.registry}/{IMAGE_PATH}"},
+                    {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
+                    {"name": "allow-plain-http", "value": "true"},
+                    {"name": "forge", "value": "gitea"},
+                ]
+            },
+        }
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(prod_local))
+        for listener in ("druppie-ci-cd", "druppie-prod-deploy"):
+            binding = {"ref": f"{listener}-local"}
+            spec = self.cluster.get_json("eventlistener", "-n", ns, listener)["spec"]
+            if binding not in spec["triggers"][0]["bindings"]:
+                add = [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": binding}]
+                self.cluster.kubectl("patch", "eventlistener", listener, "-n", ns, "--type", "json",
+                                     "-p", json.dumps(add))  # fmt: skip
 
         self.say(f"Flux: GitRepository {team.gitrepository} (Gitea) and Kustomization {team.kustomization}")
         self.cluster.kubectl("create", "namespace", team.target, check=False)
@@ -305,6 +334,14 @@ class Loop:
         for hook in self.gitea.hooks(team.app):
             self.gitea.api("DELETE", f"/repos/{self.gitea.admin}/{team.app}/hooks/{hook['id']}")
         self.gitea.add_webhook(team.app, f"http://{ip}:8080", self.webhook_secret)
+        if team == PLATFORM:  # druppie-apps' pull requests → druppie-prod-deploy (its merged prod ones run)
+            self.wait("the EventListener druppie-prod-deploy",
+                      lambda: self._deployment_available(ns, "el-druppie-prod-deploy"), 180)  # fmt: skip
+            ip = self.cluster.get_json("service", "-n", ns, "el-druppie-prod-deploy")["spec"]["clusterIP"]
+            for hook in self.gitea.hooks("druppie-apps"):
+                self.gitea.api("DELETE", f"/repos/{self.gitea.admin}/druppie-apps/hooks/{hook['id']}")
+            self.gitea.add_webhook("druppie-apps", f"http://{ip}:8080", self.apps_webhook_secret,
+                                   events=("pull_request",))  # fmt: skip
         (self.team_state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     def _flux_objects(self) -> list[dict]:

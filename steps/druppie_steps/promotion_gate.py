@@ -8,7 +8,9 @@
    ``deployed_reference``). It must pin a digest: a tag alone can be pushed over.
 3. With --digest (the build's IMAGE_DIGEST), anything else is refused.
 
-Its results (tag, digest) are what tag-commit writes into the next environment. Every refusal is one
+Its results (tag, digest) are what tag-commit writes into the next environment; source-commit is the
+app's commit that digest was built from, as tag-commit recorded it (``Source-Commit:``) in the commit
+that brought the digest there: where the prod run reports its commit status after a merge. Every refusal is one
 line saying which environment, which reference and why; exit 1 (exit 2 for a bad option, before any
 call).
 """
@@ -26,6 +28,9 @@ from .core import log
 from .core.errors import InvalidInputError, StepError
 from .core.options import Duration, flag_option, option, results_dir_option, timeout_option, workspace_option
 from .core.results import summary_line, write_results
+
+# How far back the commit that brought the running digest in is looked for.
+SOURCE_DEPTH = 200
 
 if TYPE_CHECKING:
     from .flux.status import Deployed
@@ -90,6 +95,7 @@ def promotion_gate(
         ws = Workspace.at_commit(repo_url, deployed.sha, deployed.path, Path(scratch) / "apps", env,
                                  TransientRetry(deadline=deadline))  # fmt: skip
         ref, where = deployed_reference(ws.path, deployed.path, image, ws.include)
+        source = ws.source_commit(deployed.path, ref.digest, SOURCE_DEPTH) if ref.digest else ""
     at = f"{name} (applied {deployed.revision}, {', '.join(where)})"
     if not ref.tag or not ref.digest:
         raise StepError(f"{at} runs {ref} without a {'tag' if not ref.tag else 'digest'}: build once needs both")
@@ -101,6 +107,7 @@ def promotion_gate(
         "digest": ref.digest,
         "applied-revision": deployed.revision,
         "path": deployed.path,
+        "source-commit": source,
     }
     write_results(results_dir, result)
     click.echo(summary_line("promotion-gate", result))

@@ -18,6 +18,14 @@ the repository URL, the commit, and a run name derived from app and commit (the 
 name, so a replayed delivery starts no second run). A refused delivery is logged in one line
 with its event id and the reason, naming only the repository: no sender, no e-mail address.
 
+A second EventListener (druppie-prod-deploy) asks the same gate about druppie-apps' pull requests
+(its interceptor param ``trigger: prod-merge``). Such a delivery starts a run only when it is a
+``pull_request`` event of the configured GitOps repository, signed with that repository's secret, with
+its clone_url, that closed a pull request by merging it into the configured branch, from a branch
+``promote/<app>/prod`` of that same repository (not a fork) for an app in the list. The run gets the
+app, its repository URL (for the commit status), the merge commit and a run name made of app and
+merge commit.
+
 It speaks Tekton Triggers' interceptor protocol (an InterceptorRequest in, an
 InterceptorResponse out) over HTTP, as a namespaced ``Interceptor`` the EventListener calls:
 
@@ -32,6 +40,11 @@ The configuration (a ConfigMap):
         app: drone-service                   # default: the repository's name, if it is a valid app name
         branch: main                         # default: main
         secret: drone-service                # the key in the secrets folder; default: the app name
+    gitops:                                  # optional: druppie-apps, for druppie-prod-deploy
+      repository: waterschap/druppie-apps
+      forge: https://github.com
+      branch: main                           # default: main
+      secret: druppie-apps                   # default: druppie-apps
 """
 
 from __future__ import annotations
@@ -60,6 +73,8 @@ SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TRAILER = re.compile(r"(?m)^Tekton-Pipeline-Run: ")
 SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
+PROD_BRANCH = re.compile(r"^promote/([a-z0-9][-a-z0-9]{0,38}[a-z0-9]?)/prod$")
+TRIGGERS = ("push", "prod-merge")  # the interceptor param `trigger`: which question the gate answers
 # gRPC codes, as Triggers reads them from an interceptor's status.
 FAILED_PRECONDITION, PERMISSION_DENIED, INVALID_ARGUMENT = 9, 7, 3
 
@@ -82,6 +97,10 @@ class Config:
     bot: str
     repositories: dict[str, Repository]  # by lowercase full name (forges treat names case-insensitively)
     refused: dict[str, str]  # lowercase full name -> why its entry cannot be used
+    gitops: Repository | None = None  # druppie-apps (its app field unused), for the prod-merge trigger
+
+    def app(self, name: str) -> Repository | None:
+        return next((r for r in self.repositories.values() if r.app == name), None)
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,22 @@ def load_config(path: Path) -> Config:
     twice = sorted({a for a in apps if apps.count(a) > 1})
     if twice:
         raise InvalidInputError(f"--config {path}: app {twice[0]} is given to more than one repository")
-    return Config(bot, repositories, refused)
+    return Config(bot, repositories, refused, _gitops(path, doc.get("gitops")))
+
+
+def _gitops(path: Path, entry: object) -> Repository | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not REPOSITORY.match(str(entry.get("repository", ""))):
+        raise InvalidInputError(f"--config {path}: gitops needs repository: owner/name")
+    full_name = str(entry["repository"])
+    forge = str(entry.get("forge", "")).rstrip("/")
+    if not forge.startswith(("https://", "http://")):
+        raise InvalidInputError(f"--config {path}: gitops: forge must be an http(s) URL, not {forge!r}")
+    secret = str(entry.get("secret", "druppie-apps"))
+    if not SECRET_KEY.match(secret):
+        raise InvalidInputError(f"--config {path}: gitops: secret key {secret!r} is not a valid Secret key")
+    return Repository(full_name, forge, "", str(entry.get("branch", "main")), secret)
 
 
 def header(headers: dict[str, list[str]], name: str) -> str:
@@ -196,6 +230,71 @@ def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[s
     })  # fmt: skip
 
 
+def decide_prod_merge(config: Config, secrets: dict[str, bytes], body: str, headers: dict[str, list[str]]) -> Verdict:
+    """Whether this delivery is a merged prod pull request of druppie-apps that may start
+    druppie-prod-deploy, and with which values. Pure: no I/O."""
+    event = header(headers, "X-GitHub-Event") or header(headers, "X-Gitea-Event")
+    if event != "pull_request":
+        return Verdict(False, f"not a pull_request event ({event or 'no event header'})", FAILED_PRECONDITION)
+    gitops = config.gitops
+    if gitops is None:
+        return Verdict(False, "no gitops repository in the gate's configuration", FAILED_PRECONDITION)
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return Verdict(False, "the body is not JSON", INVALID_ARGUMENT)
+    repo = payload.get("repository") if isinstance(payload, dict) else None
+    if not isinstance(repo, dict) or not isinstance(repo.get("full_name"), str) or not repo["full_name"]:
+        return Verdict(False, "the body names no repository", INVALID_ARGUMENT)
+    full_name = repo["full_name"]
+    if full_name.lower() != gitops.full_name.lower():
+        shown = full_name if REPOSITORY.match(full_name) else repr(full_name[:100])
+        return Verdict(False, f"repository {shown} is not the gitops repository", PERMISSION_DENIED)
+    name = f"repository {gitops.full_name}"
+    secret = secrets.get(gitops.secret)
+    if not secret:
+        return Verdict(False, f"{name}: no secret {gitops.secret!r} mounted", FAILED_PRECONDITION)
+    signature = header(headers, "X-Hub-Signature-256")
+    expected = "sha256=" + hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        return Verdict(False, f"{name}: the signature {'is missing' if not signature else 'does not match its secret'}",
+                       PERMISSION_DENIED)  # fmt: skip
+    if repo.get("clone_url") != gitops.clone_url:
+        return Verdict(False, f"{name}: clone_url is not {gitops.clone_url}", PERMISSION_DENIED)
+    pull = _object(payload.get("pull_request"))
+    number = pull.get("number", payload.get("number"))
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        return Verdict(False, f"{name}: the pull request has no number", INVALID_ARGUMENT)
+    pr = f"{name}: pull request #{number}"
+    if payload.get("action") != "closed" or pull.get("merged") is not True:
+        return Verdict(False, f"{pr} was not merged (action {str(payload.get('action'))[:40]!r})", FAILED_PRECONDITION)
+    base = _object(pull.get("base"))
+    if base.get("ref") != gitops.branch:
+        return Verdict(False, f"{pr} was merged into {str(base.get('ref'))[:100]!r}, not {gitops.branch}",
+                       FAILED_PRECONDITION)  # fmt: skip
+    head = _object(pull.get("head"))
+    head_repo = _object(head.get("repo"))
+    if str(head_repo.get("full_name", "")).lower() != gitops.full_name.lower():
+        return Verdict(False, f"{pr} comes from another repository (a fork)", PERMISSION_DENIED)
+    branch = PROD_BRANCH.match(str(head.get("ref", "")))
+    app = config.app(branch.group(1)) if branch else None
+    if app is None:
+        return Verdict(False, f"{pr} comes from {str(head.get('ref'))[:100]!r}, not promote/<app>/prod of a listed app",
+                       FAILED_PRECONDITION)  # fmt: skip
+    merge = pull.get("merge_commit_sha")
+    if not isinstance(merge, str) or not COMMIT.match(merge):
+        return Verdict(False, f"{pr}: merge_commit_sha is not a commit id", INVALID_ARGUMENT)
+    return Verdict(True, extensions={
+        "app_name": app.app, "repo_url": app.clone_url, "revision": merge, "pull_request": str(number),
+        "run_name": f"{app.app}-prod-{merge[:12]}",
+    })  # fmt: skip
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object of the payload, or an empty one for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 def read_secrets(folder: Path) -> dict[str, bytes]:
     """The mounted Secret's keys (one file each; Kubernetes' ..data links are skipped)."""
     found = {}
@@ -241,7 +340,14 @@ class Gate:
         config, secrets = self._current()
         body = request.get("body") if isinstance(request.get("body"), str) else ""
         headers = request.get("header") if isinstance(request.get("header"), dict) else {}
-        verdict = decide(config, secrets, body or "", headers or {})
+        params = request.get("interceptor_params")
+        trigger = params.get("trigger", "push") if isinstance(params, dict) else "push"
+        if trigger not in TRIGGERS:
+            verdict = Verdict(False, f"the EventListener asks about trigger {str(trigger)[:40]!r}; the gate knows "
+                                     f"{', '.join(TRIGGERS)}", INVALID_ARGUMENT)  # fmt: skip
+        else:
+            judge = decide_prod_merge if trigger == "prod-merge" else decide
+            verdict = judge(config, secrets, body or "", headers or {})
         event = str((request.get("context") or {}).get("event_id", "?"))[:64]
         if verdict.allowed:
             ext = verdict.extensions or {}

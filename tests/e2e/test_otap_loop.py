@@ -23,13 +23,16 @@ import uuid
 import pytest
 import yaml
 
+from localcluster.gitea_api import GiteaError
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.loop import APP, BASE_REPO, succeeded
 from testbed.readme import bash_blocks
+from tests.support.protection import protect_druppie_apps, unprotect_druppie_apps
 
 pytestmark = pytest.mark.e2e
 PROD_BRANCH = f"promote/{APP}/prod"
+REVIEWER = "druppie-reviewer"  # the second person who approves prod (Gitea refuses the author's own approval)
 
 
 def otap_command() -> str:
@@ -105,34 +108,59 @@ def test_a_rollback_puts_prod_back_to_the_digest_it_ran_before_and_says_why(loop
     assert f"Rollback: {rollback['reason']}" in message and f"(was {rollback['now'][1]})" in message, message
 
 
-def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_request(loop, cluster, rollback):
+@pytest.fixture(scope="module")
+def otap(loop, cluster, rollback):
+    """druppie-apps' main protected as its README says (after the rollback, a direct push to prod), a
+    reviewer besides the bot, then the README's OTAP command on main's head. Afterwards: no open prod
+    proposal and no protection is left to the modules after this one."""
     gitea, owner = loop.gitea, loop.gitea.admin
-    commit = gitea.head(APP)
-    source = gitea.read_file(APP, "drone_service/app.py", ref=commit)
-    greeting = re.search(r'^GREETING = "(.*)"$', source, re.M)[1]
-    prod_before = running_image(cluster, "productie")  # the rolled-back build: older than main's head
+    password = uuid.uuid4().hex
+    if not any(u["login"] == REVIEWER for u in gitea.api("GET", "/admin/users?limit=50")):
+        gitea.create_user(REVIEWER, password)
+    else:
+        gitea.api("PATCH", f"/admin/users/{REVIEWER}", {"login_name": REVIEWER, "source_id": 0, "password": password})
+    gitea.add_collaborator("druppie-apps", REVIEWER)
+    reviewer = gitea.token_for(REVIEWER, password, scopes=("write:repository",))
+    protect_druppie_apps(gitea)
+    try:
+        commit = gitea.head(APP)
+        source = gitea.read_file(APP, "drone_service/app.py", ref=commit)
+        greeting = re.search(r'^GREETING = "(.*)"$', source, re.M)[1]
+        prod_before = running_image(cluster, "productie")  # the rolled-back build: older than main's head
 
-    command = otap_command().replace("https://github.com/waterschap/drone-service.git", gitea.clone_url(APP))
-    site = {
-        "image-registry": loop.image.rpartition("/")[0],
-        "gitops-repo-url": gitea.clone_url("druppie-apps"),
-        "build-args": f"BASE_IMAGE={cluster.registry}/{BASE_REPO}",
-        "allow-plain-http": "true",
-        "tls-verify": "false",
-        "offline": "true",
-        "osv-db-ref": f"{cluster.registry}/druppie/osv-db:latest",
-        "forge": "gitea",  # auto means github.com only: forges look alike from their URLs
-        "revision": commit,
-    }
-    extra = [word for name, value in site.items() for word in ("-p", f"{name}={value}")]
-    proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], *extra], cwd=ROOT, env=loop.env(),
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
-    started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
-    assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
-    name = started[0].split(": ", 1)[1].strip()
-    run = loop.finished(name)
-    results = {r["name"]: r["value"] for r in run["status"].get("results", [])}
-    assert succeeded(run), (loop.failures(name), proc.stdout[-3000:])
+        command = otap_command().replace("https://github.com/waterschap/drone-service.git", gitea.clone_url(APP))
+        site = {
+            "image-registry": loop.image.rpartition("/")[0],
+            "gitops-repo-url": gitea.clone_url("druppie-apps"),
+            "build-args": f"BASE_IMAGE={cluster.registry}/{BASE_REPO}",
+            "allow-plain-http": "true",
+            "tls-verify": "false",
+            "offline": "true",
+            "osv-db-ref": f"{cluster.registry}/druppie/osv-db:latest",
+            "forge": "gitea",  # auto means github.com only: forges look alike from their URLs
+            "revision": commit,
+        }
+        extra = [word for name, value in site.items() for word in ("-p", f"{name}={value}")]
+        proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], *extra], cwd=ROOT, env=loop.env(),
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
+        started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
+        assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
+        name = started[0].split(": ", 1)[1].strip()
+        run = loop.finished(name)
+        yield {"commit": commit, "greeting": greeting, "prod_before": prod_before, "name": name, "run": run,
+               "out": proc.stdout, "results": {r["name"]: r["value"] for r in run["status"].get("results", [])},
+               "reviewer": reviewer}  # fmt: skip
+    finally:
+        for pull in gitea.api("GET", f"/repos/{owner}/druppie-apps/pulls?state=open"):
+            if pull["head"]["ref"] == PROD_BRANCH:
+                gitea.api("PATCH", f"/repos/{owner}/druppie-apps/pulls/{pull['number']}", {"state": "closed"})
+        unprotect_druppie_apps(gitea)
+
+
+def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_request(loop, cluster, otap):
+    gitea, owner = loop.gitea, loop.gitea.admin
+    commit, greeting, results, name = otap["commit"], otap["greeting"], otap["results"], otap["name"]
+    assert succeeded(otap["run"]), (loop.failures(name), otap["out"][-3000:])
     assert results["status"] == "Succeeded", results["summary"]
 
     # Build once: test and acceptatie run the one digest built, and both serve the change.
@@ -143,7 +171,7 @@ def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_re
     assert results["ACCEPTATIE_REVISION"].startswith("main@sha1:")
 
     # Prod: untouched, and one pull request from promote/drone-service/prod proposes that digest.
-    assert running_image(cluster, "productie") == prod_before
+    assert running_image(cluster, "productie") == otap["prod_before"]
     assert results["IMAGE_DIGEST"] not in gitea.read_file("druppie-apps", f"envs/prod/{APP}/kustomization.yaml")
     proposed = gitea.read_file("druppie-apps", f"envs/prod/{APP}/kustomization.yaml", ref=PROD_BRANCH)
     assert f"digest: {results['IMAGE_DIGEST']}" in proposed, proposed
@@ -161,5 +189,48 @@ def test_otap_test_then_acceptatie_serve_the_same_digest_and_prod_gets_a_pull_re
         "druppie/deploy-test": "success", "druppie/deploy-acceptatie": "success", "druppie/deploy-prod": "pending",
     }, statuses  # fmt: skip
     assert results["PROD_PULL_REQUEST"] in statuses["druppie/deploy-prod"][1]
-    # Leave no open prod proposal to the modules after this one.
-    gitea.api("PATCH", f"/repos/{owner}/druppie-apps/pulls/{pulls[0]['number']}", {"state": "closed"})
+
+
+def test_the_prod_pull_request_merges_only_approved_and_the_merge_deploys_that_digest_and_reports_it(
+    loop, cluster, otap
+):
+    """druppie-apps' main protected: the bot cannot merge its own proposal; a second user approves and
+    merges; Gitea's pull_request webhook starts druppie-prod-deploy (EventListener druppie-prod-deploy,
+    webhook-gate's prod-merge check), which waits until Flux applied the merge commit to prod and
+    reports druppie/deploy-prod on the app's commit."""
+    gitea, owner, results = loop.gitea, loop.gitea.admin, otap["results"]
+    assert succeeded(otap["run"]), loop.failures(otap["name"])
+    number = int(results["PROD_PULL_REQUEST"].rstrip("/").rsplit("/", 1)[1])
+    pull = f"/repos/{owner}/druppie-apps/pulls/{number}"
+    bot = (loop.state / "bot-write-token").read_text()
+    with pytest.raises(GiteaError) as unapproved:
+        gitea.api("POST", f"{pull}/merge", {"Do": "merge"}, token=bot)
+    assert unapproved.value.status in (405, 422), unapproved.value
+    assert not gitea.api("GET", pull)["merged"]
+
+    gitea.api("POST", f"{pull}/reviews", {"event": "APPROVED", "body": "acceptatie checked"}, token=otap["reviewer"])
+    gitea.api("POST", f"{pull}/merge", {"Do": "merge"}, token=otap["reviewer"])
+    merged = gitea.api("GET", pull)
+    assert merged["merged"], merged
+    merge = merged["merge_commit_sha"]
+    name = f"{APP}-prod-{merge[:12]}"  # the gate's run name: app and merge commit
+    loop.wait(f"PipelineRun {name}", lambda: cluster.kubectl("get", "pipelinerun", "-n", "ci", name,
+                                                              check=False).returncode == 0, 60)  # fmt: skip
+    run = loop.finished(name)
+    assert succeeded(run), loop.failures(name)
+    out = {r["name"]: r["value"] for r in run["status"].get("results", [])}
+
+    # Prod runs exactly the digest test and acceptatie ran (build once), and serves the change.
+    reference = f"{results['IMAGE_URL']}@{results['IMAGE_DIGEST']}"
+    assert out["image-ref"] == reference and out["source-commit"] == otap["commit"], out
+    assert out["applied-revision"] == f"main@sha1:{merge}", out
+    assert running_image(cluster, "productie") == reference
+    loop.wait("prod serving the change", lambda: serving(cluster, "productie") == otap["greeting"], 120)
+
+    # The app's commit: deploy-prod pending with the proposal, then success after the merge.
+    history = gitea.api("GET", f"/repos/{owner}/{APP}/statuses/{otap['commit']}?limit=50")
+    prod = [s["status"] for s in sorted(history, key=lambda s: s["id"]) if s["context"] == "druppie/deploy-prod"]
+    assert prod[-2:] == ["pending", "success"], prod
+    assert {c: s for c, (s, _) in loop.commit_statuses(otap["commit"]).items()} == dict.fromkeys(
+        ["druppie/test", "druppie/scan", "druppie/build", "druppie/deploy-test", "druppie/deploy-acceptatie",
+         "druppie/deploy-prod"], "success")  # fmt: skip

@@ -5,15 +5,14 @@ without an approval, the bot cannot approve its own, and a second user's approva
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from localcluster.gitea import GiteaServer, missing
 from localcluster.gitea_api import GiteaClient, GiteaError
-from testbed.readme import block_with
-from tests.support.paths import EXAMPLE_APPS, REPO_ROOT
+from tests.support.paths import EXAMPLE_APPS
+from tests.support.protection import protect_druppie_apps
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=f"not built yet: {', '.join(missing())}")
 
@@ -21,7 +20,6 @@ IMAGE = "registry.example/druppie/drone-service"
 BOT, REVIEWER = "ci-bot", "reviewer"
 PASSWORD = "a-long-Passw0rd-for-tests"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
-README = REPO_ROOT / "examples/druppie-apps/README.md"
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +37,7 @@ def forge(tmp_path_factory) -> GiteaClient:
 @pytest.fixture(scope="module")
 def protected(forge) -> GiteaClient:
     """The README's command, as written, with this Gitea's address, owner and an admin token."""
-    (command,) = block_with(README, "curl -fsS -X POST")
-    values = {"$GITEA_URL": forge.base_url.rstrip("/"), "$OWNER": forge.admin, "$GITEA_ADMIN_TOKEN": forge.token}
-    for name, value in values.items():  # the README's variables, as the reader's shell would expand them
-        assert name in command, name
-        command = command.replace(name, value)
-    subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+    protect_druppie_apps(forge)
     return forge
 
 

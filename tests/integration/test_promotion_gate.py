@@ -59,3 +59,40 @@ def test_a_server_that_demands_auth_is_read_with_the_workspaces_credentials(new_
     with pytest.raises(GitError) as refused:
         read_at(repo.url, applied, anonymous)
     assert TEST_TOKEN not in str(refused.value) and "\n" not in str(refused.value), refused.value
+
+
+def test_the_source_commit_is_the_trailer_of_the_commit_a_merge_brought_the_digest_in_with(druppie_apps, tmp_path):
+    """After a prod pull request is merged, Flux applies the merge commit; the app's commit to report
+    on is the Source-Commit trailer of the pull request's commit that brought the digest in, not of a
+    later commit on main that left it alone."""
+    from localcluster.gitserver import COMMIT_ENV, run
+
+    source = "ab" * 20
+    work = tmp_path / "work"
+    run("git", "clone", "--quiet", str(druppie_apps.server.repo_path(druppie_apps.name)), str(work))
+    run("git", "checkout", "--quiet", "-b", "promote/drone-service/test", cwd=work)
+    (work / OVERLAY).write_text(pinned("1.1.5"))
+    message = f"drone-service: test 1.1.5\n\nImage: {IMAGE}:1.1.5@{DIGEST}\nSource-Commit: {source}\n"
+    run("git", "commit", "--quiet", "-am", message, cwd=work, env=COMMIT_ENV)
+    run("git", "checkout", "--quiet", "main", cwd=work)
+    (work / "README.md").write_text("main moved on meanwhile\n")
+    run("git", "add", "README.md", cwd=work)
+    run("git", "commit", "--quiet", "-m", "Unrelated: no trailer", cwd=work, env=COMMIT_ENV)
+    run("git", "merge", "--quiet", "--no-ff", "-m", "Merge the promotion", "promote/drone-service/test",
+        cwd=work, env=COMMIT_ENV)  # fmt: skip
+    run("git", "push", "--quiet", "origin", "main", cwd=work)
+    merge = run("git", "rev-parse", "HEAD", cwd=work).stdout.strip()
+    later = push_commit(druppie_apps, {"README.md": "later, no trailer\n"})
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    ws, (ref, _) = read_at(druppie_apps.url, later, scratch)
+    assert ws.source_commit("envs/test/drone-service", ref.digest, 50) == source
+    assert ws.head() == later and merge != later
+
+    # A digest brought in by a commit without the trailer (a person's edit) has no known source.
+    plain = push_commit(druppie_apps, {OVERLAY: pinned("1.1.6").replace("cd" * 32, "ef" * 32)}, message="by hand")
+    scratch = tmp_path / "plain"
+    scratch.mkdir()
+    ws, (ref, _) = read_at(druppie_apps.url, plain, scratch)
+    assert ws.source_commit("envs/test/drone-service", ref.digest, 50) == ""

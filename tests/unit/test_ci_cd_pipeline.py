@@ -396,8 +396,13 @@ def test_the_gate_has_no_api_token_no_capability_and_only_the_eventlistener_reac
     policy = gate["NetworkPolicy"]["spec"]
     assert policy["podSelector"] == gate["Deployment"]["spec"]["selector"]
     assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["egress"] == []
-    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"eventlistener": "druppie-ci-cd"}}}],
+    listeners = {"key": "eventlistener", "operator": "In", "values": ["druppie-ci-cd", "druppie-prod-deploy"]}
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchExpressions": [listeners]}}],
                                   "ports": [{"port": 8080}]}]  # fmt: skip
+    # Exactly the pods of the two EventListeners the trigger folder defines.
+    defined = {d["metadata"]["name"] for f in TRIGGERS.glob("*.yaml") for d in yaml.safe_load_all(f.read_text())
+               if d and d["kind"] == "EventListener"}  # fmt: skip
+    assert defined == set(listeners["values"])
 
 
 def test_the_shipped_repository_list_is_one_the_gate_accepts(tmp_path):
@@ -512,7 +517,7 @@ def test_trigger_yaml_passes_yamllint():
     problems = [
         f"{f.relative_to(ROOT)}:{p.line}: {p.desc}" for f in files for p in linter.run(f.read_text(), conf, str(f))
     ]
-    assert len(files) == 8 and problems == []
+    assert len(files) == 9 and problems == []
 
 
 def test_the_readme_otap_command_names_every_tasks_account_and_asks_for_otap():

@@ -336,6 +336,24 @@ class Workspace:
                     return commit
         return None
 
+    def source_commit(self, subdir: str, digest: str, depth: int) -> str:
+        """The app's commit the deployed ``digest`` was built from: the ``Source-Commit:`` trailer of the
+        newest of HEAD's last ``depth`` commits that brought ``digest`` into ``subdir`` (tag-commit writes
+        it into every promotion; a merge brings in its pull request's commit). "" when none says so.
+        Fetches the history's commits and trees only (from the commit this workspace was made at)."""
+        head = self.head()
+        self.retry.run("fetch", lambda: self.git("fetch", "--quiet", f"--deepen={depth}", "--filter=blob:none",
+                                                  "--no-tags", "origin", head))  # fmt: skip
+        out = self.git("log", f"-{depth}", "--format=%H%x00%B%x01", f"-S{digest}", head, "--", subdir).stdout
+        for record in out.split("\x01"):
+            _, _, message = record.partition("\x00")
+            found = re.search(r"(?m)^Source-Commit: ([0-9a-f]{40})\s*$", message)
+            if found:
+                return found.group(1)
+            if message.strip():
+                return ""  # the newest commit that brought the digest in names no source: say nothing
+        return ""
+
     def commit(self, files: list[Path], message: str, author_name: str, author_email: str) -> str:
         self.git("add", "--", *[str(f.relative_to(self.path)) for f in files])
         ident = {
