@@ -258,7 +258,9 @@ class Loop:
             self.cluster.kubectl("apply", "-k", str(ROOT / "triggers" / "druppie-ci-cd"))
         # The list of allowed repositories, as the platform team writes it: this Gitea's app repository.
         forge = self.gitea.base_url
-        listed = [{"repository": f"{self.gitea.admin}/{team.app}", "forge": forge, "app": team.app, "secret": team.app}]
+        # Its admin is trusted: their pull requests from forks run at once, their /ok-to-test starts others'.
+        listed = [{"repository": f"{self.gitea.admin}/{team.app}", "forge": forge, "app": team.app, "secret": team.app,
+                   "trusted": [self.gitea.admin]}]  # fmt: skip
         if team.decoys:
             # A second team's app (its own secret) and a repository whose name cannot be an app
             # name stand beside it, as in a platform's list.
@@ -303,12 +305,30 @@ class Loop:
                 ]
             },
         }
+        # And for druppie-pr-check, a pull request's checks (no registry but the advisory database's).
+        pr_local = {
+            "apiVersion": "triggers.tekton.dev/v1beta1",
+            "kind": "TriggerBinding",
+            "metadata": {"name": "druppie-pr-check-local", "namespace": ns},
+            "spec": {
+                "params": [
+                    {"name": "allow-plain-http", "value": "true"},
+                    {"name": "tls-verify", "value": "false"},
+                    {"name": "offline", "value": "true"},
+                    {"name": "osv-db-ref", "value": f"{self.cluster.registry}/druppie/osv-db:latest"},
+                ]
+            },
+        }
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(prod_local))
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(pr_local))
         for listener in ("druppie-ci-cd", "druppie-prod-deploy"):
-            binding = {"ref": f"{listener}-local"}
-            spec = self.cluster.get_json("eventlistener", "-n", ns, listener)["spec"]
-            if binding not in spec["triggers"][0]["bindings"]:
-                add = [{"op": "add", "path": "/spec/triggers/0/bindings/-", "value": binding}]
+            triggers = self.cluster.get_json("eventlistener", "-n", ns, listener)["spec"]["triggers"]
+            add = []
+            for i, trigger in enumerate(triggers):
+                binding = {"ref": f"{trigger['template']['ref']}-local"}
+                if binding not in trigger["bindings"]:
+                    add.append({"op": "add", "path": f"/spec/triggers/{i}/bindings/-", "value": binding})
+            if add:
                 self.cluster.kubectl("patch", "eventlistener", listener, "-n", ns, "--type", "json",
                                      "-p", json.dumps(add))  # fmt: skip
 
@@ -333,7 +353,10 @@ class Loop:
         ip = self.cluster.get_json("service", "-n", ns, "el-druppie-ci-cd")["spec"]["clusterIP"]
         for hook in self.gitea.hooks(team.app):
             self.gitea.api("DELETE", f"/repos/{self.gitea.admin}/{team.app}/hooks/{hook['id']}")
-        self.gitea.add_webhook(team.app, f"http://{ip}:8080", self.webhook_secret)
+        # Pushes, pull requests and their comments (/ok-to-test): Gitea sends a pull request's comments
+        # as issue_comment deliveries, subscribed to as pull_request_comment.
+        self.gitea.add_webhook(team.app, f"http://{ip}:8080", self.webhook_secret,
+                               events=("push", "pull_request", "issue_comment", "pull_request_comment"))  # fmt: skip
         if team == PLATFORM:  # druppie-apps' pull requests → druppie-prod-deploy (its merged prod ones run)
             self.wait("the EventListener druppie-prod-deploy",
                       lambda: self._deployment_available(ns, "el-druppie-prod-deploy"), 180)  # fmt: skip

@@ -73,8 +73,12 @@ SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 TRAILER = re.compile(r"(?m)^Tekton-Pipeline-Run: ")
 SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
+LOGIN = re.compile(r"^[A-Za-z0-9][-_.A-Za-z0-9]{0,38}$")
+OK_TO_TEST = re.compile(r"(?m)^\s*/ok-to-test\s*$")
+PULL_ACTIONS = ("opened", "reopened", "synchronize", "synchronized")  # GitHub says synchronize, Gitea synchronized
 PROD_BRANCH = re.compile(r"^promote/([a-z0-9][-a-z0-9]{0,38}[a-z0-9]?)/prod$")
-TRIGGERS = ("push", "prod-merge")  # the interceptor param `trigger`: which question the gate answers
+# The interceptor param `trigger`: which question the gate answers.
+TRIGGERS = ("push", "pull-request", "ok-to-test", "prod-merge")
 # gRPC codes, as Triggers reads them from an interceptor's status.
 FAILED_PRECONDITION, PERMISSION_DENIED, INVALID_ARGUMENT = 9, 7, 3
 
@@ -86,6 +90,9 @@ class Repository:
     app: str
     branch: str
     secret: str  # the secret's key in the secrets folder
+    # Logins (lowercase) whose pull requests from forks are checked at once and whose /ok-to-test
+    # comment starts the checks of anyone's pull request.
+    trusted: frozenset[str] = frozenset()
 
     @property
     def clone_url(self) -> str:
@@ -143,7 +150,13 @@ def load_config(path: Path) -> Config:
         elif not SECRET_KEY.match(secret):
             refused[key] = f"repository {full_name}: secret key {secret!r} is not a valid Secret key"
         else:
-            repositories[key] = Repository(full_name, forge, app, str(entry.get("branch", "main")), secret)
+            trusted = entry.get("trusted", [])
+            if not isinstance(trusted, list) or not all(isinstance(t, str) and LOGIN.match(t) for t in trusted):
+                raise InvalidInputError(
+                    f"--config {path}: {full_name}: trusted must be a list of logins, not {trusted!r}"
+                )
+            repositories[key] = Repository(full_name, forge, app, str(entry.get("branch", "main")), secret,
+                                           frozenset(t.lower() for t in trusted))  # fmt: skip
     apps = [r.app for r in repositories.values()]
     twice = sorted({a for a in apps if apps.count(a) > 1})
     if twice:
@@ -174,11 +187,15 @@ def header(headers: dict[str, list[str]], name: str) -> str:
     return ""
 
 
-def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[str, list[str]]) -> Verdict:
-    """Whether this delivery may start a run, and with which values. Pure: no I/O."""
-    event = header(headers, "X-GitHub-Event") or header(headers, "X-Gitea-Event")
-    if event != "push":
-        return Verdict(False, f"not a push event ({event or 'no event header'})", FAILED_PRECONDITION)
+def _event(headers: dict[str, list[str]]) -> str:
+    return header(headers, "X-GitHub-Event") or header(headers, "X-Gitea-Event")
+
+
+def _listed_and_signed(
+    config: Config, secrets: dict[str, bytes], body: str, headers: dict[str, list[str]]
+) -> tuple[Repository, dict[str, Any]] | Verdict:
+    """The listed app repository a delivery names, and its payload, once its signature (that
+    repository's own secret) and clone_url hold; else the refusal."""
     try:
         payload = json.loads(body)
     except ValueError:
@@ -210,6 +227,18 @@ def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[s
         return Verdict(
             False, f"repository {allowed.full_name}: clone_url is not {allowed.clone_url}", PERMISSION_DENIED
         )
+    return allowed, payload
+
+
+def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[str, list[str]]) -> Verdict:
+    """Whether this delivery may start a run, and with which values. Pure: no I/O."""
+    event = _event(headers)
+    if event != "push":
+        return Verdict(False, f"not a push event ({event or 'no event header'})", FAILED_PRECONDITION)
+    checked = _listed_and_signed(config, secrets, body, headers)
+    if isinstance(checked, Verdict):
+        return checked
+    allowed, payload = checked
     ref, after = payload.get("ref"), payload.get("after")
     if ref != f"refs/heads/{allowed.branch}":
         return Verdict(False, f"repository {allowed.full_name}: a push to {str(ref)[:100]!r}, not to {allowed.branch}",
@@ -218,8 +247,7 @@ def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[s
         return Verdict(False, f"repository {allowed.full_name}: 'after' is not a commit id", INVALID_ARGUMENT)
     if set(after) == {"0"} or payload.get("deleted") is True:
         return Verdict(False, f"repository {allowed.full_name}: the branch was deleted", FAILED_PRECONDITION)
-    sender = payload.get("sender") if isinstance(payload.get("sender"), dict) else {}
-    head = payload.get("head_commit") if isinstance(payload.get("head_commit"), dict) else {}
+    sender, head = _object(payload.get("sender")), _object(payload.get("head_commit"))
     if sender.get("login") == config.bot and TRAILER.search(str(head.get("message", ""))):
         return Verdict(False, f"repository {allowed.full_name}: the pipeline's own commit", FAILED_PRECONDITION)
     if SKIP_CI.search(str(head.get("message", ""))):
@@ -227,6 +255,75 @@ def decide(config: Config, secrets: dict[str, bytes], body: str, headers: dict[s
     return Verdict(True, extensions={
         "app_name": allowed.app, "repo_url": allowed.clone_url, "revision": after,
         "run_name": f"{allowed.app}-{after[:12]}",
+    })  # fmt: skip
+
+
+def decide_pull_request(config: Config, secrets: dict[str, bytes], body: str, headers: dict[str, list[str]]) -> Verdict:
+    """Whether a pull request to a listed app's branch may run its checks (druppie-pr-check) now: a
+    branch of the repository itself (its author may push there anyway), or a fork of a trusted login.
+    Anyone else's waits for a trusted login's /ok-to-test. Pure: no I/O."""
+    event = _event(headers)
+    if event != "pull_request":
+        return Verdict(False, f"not a pull_request event ({event or 'no event header'})", FAILED_PRECONDITION)
+    checked = _listed_and_signed(config, secrets, body, headers)
+    if isinstance(checked, Verdict):
+        return checked
+    allowed, payload = checked
+    pull = _object(payload.get("pull_request"))
+    number = pull.get("number", payload.get("number"))
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        return Verdict(False, f"repository {allowed.full_name}: the pull request has no number", INVALID_ARGUMENT)
+    pr = f"repository {allowed.full_name}: pull request #{number}"
+    action = payload.get("action")
+    if action not in PULL_ACTIONS:
+        return Verdict(False, f"{pr}: action {str(action)[:40]!r} starts no check", FAILED_PRECONDITION)
+    base = _object(pull.get("base"))
+    if base.get("ref") != allowed.branch:
+        return Verdict(False, f"{pr} is for {str(base.get('ref'))[:100]!r}, not {allowed.branch}", FAILED_PRECONDITION)
+    head = _object(pull.get("head"))
+    sha = head.get("sha")
+    if not isinstance(sha, str) or not COMMIT.match(sha):
+        return Verdict(False, f"{pr}: head.sha is not a commit id", INVALID_ARGUMENT)
+    same_repository = str(_object(head.get("repo")).get("full_name", "")).lower() == allowed.full_name.lower()
+    author = str(_object(pull.get("user")).get("login", "")).lower()
+    if not same_repository and author not in allowed.trusted:
+        return Verdict(False, f"{pr} comes from a fork of a login not in the trusted list: it waits for /ok-to-test",
+                       PERMISSION_DENIED)  # fmt: skip
+    return Verdict(True, extensions={
+        "app_name": allowed.app, "repo_url": allowed.clone_url, "revision": sha, "pull_request": str(number),
+        "run_name": f"{allowed.app}-pr{number}-{sha[:12]}",
+    })  # fmt: skip
+
+
+def decide_ok_to_test(config: Config, secrets: dict[str, bytes], body: str, headers: dict[str, list[str]]) -> Verdict:
+    """Whether a comment starts the checks of a pull request: `/ok-to-test` on a line of its own, by a
+    trusted login, on an open pull request of a listed app. The run checks out refs/pull/<n>/head, as
+    the forge has it then. Pure: no I/O."""
+    event = _event(headers)
+    if event != "issue_comment":
+        return Verdict(False, f"not an issue_comment event ({event or 'no event header'})", FAILED_PRECONDITION)
+    checked = _listed_and_signed(config, secrets, body, headers)
+    if isinstance(checked, Verdict):
+        return checked
+    allowed, payload = checked
+    issue = _object(payload.get("issue"))
+    number = issue.get("number")
+    if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+        return Verdict(False, f"repository {allowed.full_name}: the comment names no issue number", INVALID_ARGUMENT)
+    on = f"repository {allowed.full_name}: a comment on #{number}"
+    comment = _object(payload.get("comment"))
+    if payload.get("action") != "created" or not OK_TO_TEST.search(str(comment.get("body", ""))):
+        return Verdict(False, f"{on} that does not say /ok-to-test", FAILED_PRECONDITION)
+    if not isinstance(issue.get("pull_request"), dict) or issue.get("state") != "open":
+        return Verdict(False, f"{on}: not an open pull request", FAILED_PRECONDITION)
+    if str(_object(comment.get("user")).get("login", "")).lower() not in allowed.trusted:
+        return Verdict(False, f"{on}: /ok-to-test by a login not in the trusted list", PERMISSION_DENIED)
+    comment_id = comment.get("id")
+    if not isinstance(comment_id, int) or isinstance(comment_id, bool) or comment_id <= 0:
+        return Verdict(False, f"{on}: the comment has no id", INVALID_ARGUMENT)
+    return Verdict(True, extensions={
+        "app_name": allowed.app, "repo_url": allowed.clone_url, "revision": f"refs/pull/{number}/head",
+        "pull_request": str(number), "run_name": f"{allowed.app}-pr{number}-ok{comment_id}"[:63],
     })  # fmt: skip
 
 
@@ -346,7 +443,8 @@ class Gate:
             verdict = Verdict(False, f"the EventListener asks about trigger {str(trigger)[:40]!r}; the gate knows "
                                      f"{', '.join(TRIGGERS)}", INVALID_ARGUMENT)  # fmt: skip
         else:
-            judge = decide_prod_merge if trigger == "prod-merge" else decide
+            judge = {"push": decide, "pull-request": decide_pull_request, "ok-to-test": decide_ok_to_test,
+                     "prod-merge": decide_prod_merge}[trigger]  # fmt: skip
             verdict = judge(config, secrets, body or "", headers or {})
         event = str((request.get("context") or {}).get("event_id", "?"))[:64]
         if verdict.allowed:

@@ -348,8 +348,8 @@ BINDING = _installed(TRIGGERS / "triggerbinding.yaml")[0]
 TEMPLATE = _installed(TRIGGERS / "triggertemplate.yaml")[0]
 
 
-def interceptors() -> dict[str, dict]:
-    (trigger,) = EVENTLISTENER["EventListener"]["spec"]["triggers"]
+def interceptors(trigger_name: str = "push") -> dict[str, dict]:
+    (trigger,) = [t for t in EVENTLISTENER["EventListener"]["spec"]["triggers"] if t["name"] == trigger_name]
     return {i["name"]: i for i in trigger["interceptors"]}
 
 
@@ -362,10 +362,20 @@ def test_the_eventlistener_wires_its_binding_template_and_service_account():
     assert el["apiVersion"] == BINDING["apiVersion"] == TEMPLATE["apiVersion"] == "triggers.tekton.dev/v1beta1"
     assert el["metadata"] == {"name": "druppie-ci-cd", "namespace": "ci"}
     assert el["spec"]["serviceAccountName"] == "druppie-triggers"
-    (trigger,) = el["spec"]["triggers"]
-    assert trigger["bindings"] == [{"ref": BINDING["metadata"]["name"]}]
-    assert trigger["template"] == {"ref": TEMPLATE["metadata"]["name"]}
+    push, pull_request, ok_to_test = el["spec"]["triggers"]
+    assert push["name"] == "push"
+    assert push["bindings"] == [{"ref": BINDING["metadata"]["name"]}]
+    assert push["template"] == {"ref": TEMPLATE["metadata"]["name"]}
     assert BINDING["metadata"]["namespace"] == TEMPLATE["metadata"]["namespace"] == "ci"
+    # Pull requests and /ok-to-test: druppie-pr-check, each trigger asking the gate its own question.
+    for trigger in (pull_request, ok_to_test):
+        assert trigger["bindings"] == [{"ref": "druppie-pr-check"}] and trigger["template"] == {
+            "ref": "druppie-pr-check"
+        }
+        (gate,) = trigger["interceptors"]
+        assert gate["ref"] == {"name": "druppie-webhook-gate", "kind": "NamespacedInterceptor"}
+        assert gate["params"] == [{"name": "trigger", "value": trigger["name"]}]
+    assert "params" not in interceptors()["gate"]  # the push trigger: the gate's default question
 
 
 def test_one_interceptor_decides_the_platforms_webhook_gate():
@@ -517,7 +527,7 @@ def test_trigger_yaml_passes_yamllint():
     problems = [
         f"{f.relative_to(ROOT)}:{p.line}: {p.desc}" for f in files for p in linter.run(f.read_text(), conf, str(f))
     ]
-    assert len(files) == 9 and problems == []
+    assert len(files) == 10 and problems == []
 
 
 def test_the_readme_otap_command_names_every_tasks_account_and_asks_for_otap():
