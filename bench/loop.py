@@ -1,4 +1,5 @@
-"""Push to new pod serving, warm: the loop of `make demo`, timed per stage.
+"""Push to new pod serving, warm: the loop of `make demo`, timed per stage; then the same through
+OTAP (the trigger's default): push → test serving → acceptatie serving → prod pull request.
 
 A first push warms the node (images pulled, Flux settled); then each measured push is followed
 from the commit to the Service answering with the new response. Per stage, from the objects'
@@ -87,5 +88,58 @@ def run_bench(report, step: Path, tmp: Path) -> None:
             value = statistics.median(values)
             text = f"{value * 100:.0f} %" if "share" in name else f"{value:.1f} s"
             report(f"loop (warm, median of {PUSHES}) {name}", text, "-", None)
+        _otap(report, cluster, loop)
     finally:
         cluster.down()
+
+
+# The OTAP run's stages, in order: each is the span from its first task's creation to its last's end.
+OTAP_STAGES = (
+    ("test: clone, test ‖ scan, build, tag-commit, flux-wait", ("clone", "test", "scan", "build", "tag-commit",
+                                                                "flux-wait")),
+    ("acceptatie: gate, promote, flux-wait", ("acceptatie-gate", "acceptatie-promote", "acceptatie-wait")),
+    ("prod proposal: gate, pull request", ("prod-gate", "prod-promote")),
+)  # fmt: skip
+
+
+def _otap(report, cluster, loop) -> None:
+    """The trigger's default, OTAP: push → test serving → acceptatie serving, warm, per stage."""
+    loop.set_otap(True)
+    rows: dict[str, list[float]] = {}
+    try:
+        for i in range(PUSHES + 1):
+            greeting = f"bench otap push {i}"
+            pushed = time.time()
+            commit = loop.push_change(greeting)
+            name = loop.pipelinerun_for(commit, timeout=120)
+            serving: dict[str, float] = {}
+            for namespace in ("test", "acceptatie"):  # each observed while the run goes on
+                loop.wait(f"{namespace} answering", lambda ns=namespace, g=greeting: loop.service_says(ns) == g,
+                          600, interval=0.2)  # fmt: skip
+                serving[namespace] = time.time()
+            run = loop.finished(name)
+            if run["status"]["conditions"][0]["status"] != "True":
+                raise SystemExit(f"bench PipelineRun {name} failed: {run['status']['conditions'][0]}")
+            if i == 0:
+                continue
+            tasks = _task_times(cluster, name)
+            rows.setdefault("push -> test serving", []).append(serving["test"] - pushed)
+            rows.setdefault("push -> acceptatie serving", []).append(serving["acceptatie"] - pushed)
+            rows.setdefault("push -> prod pull request (run done)", []).append(
+                _ts(run["status"]["completionTime"]) - pushed
+            )
+            for stage, names in OTAP_STAGES:
+                ran = [tasks[t] for t in names if t in tasks]
+                rows.setdefault(stage, []).append(max(t["done"] for t in ran) - min(t["created"] for t in ran))
+    finally:
+        loop.set_otap(False)
+        for pull in loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/pulls?state=open"):
+            loop.gitea.api("PATCH", f"/repos/{loop.gitea.admin}/druppie-apps/pulls/{pull['number']}",
+                           {"state": "closed"})  # fmt: skip
+    test, acceptatie = (
+        statistics.median(rows["push -> test serving"]),
+        statistics.median(rows["push -> acceptatie serving"]),
+    )
+    for name, values in rows.items():
+        report(f"otap (warm, median of {PUSHES}) {name}", f"{statistics.median(values):.1f} s", "-", None)
+    report("otap: acceptatie serving / test serving", f"{acceptatie / test:.2f}x", "-", None)

@@ -53,6 +53,9 @@ BOT = "druppie-ci"  # the login tag-commit pushes with (the EventListener's `bot
 # status-only scope: druppie-commit-status README).
 STATUS_BOT = "druppie-status"
 NAMESPACE = "productie"
+# The second person of the four-eyes principle: may write druppie-apps, approves and merges prod pull
+# requests (Gitea refuses an author's approval of their own pull request).
+REVIEWER = "druppie-reviewer"
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "/usr/sbin/runc"]
 _DRUPPIE_APPS_COMMITS = threading.Lock()
 
@@ -274,23 +277,7 @@ class Loop:
                            "gitops": {"repository": f"{self.gitea.admin}/druppie-apps", "forge": forge}},
                            sort_keys=False)}}  # fmt: skip
         self.cluster.kubectl("apply", "-f", "-", input=json.dumps(gate_config))
-        local = {
-            "apiVersion": "triggers.tekton.dev/v1beta1",
-            "kind": "TriggerBinding",
-            "metadata": {"name": "druppie-ci-cd-local", "namespace": ns},
-            "spec": {
-                "params": [
-                    {"name": "image-registry", "value": f"{self.cluster.registry}/{IMAGE_PATH}"},
-                    {"name": "gitops-repo-url", "value": self.gitea.clone_url("druppie-apps")},
-                    {"name": "build-args", "value": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}"},
-                    {"name": "allow-plain-http", "value": "true"},
-                    {"name": "tls-verify", "value": "false"},
-                    {"name": "offline", "value": "true"},
-                    {"name": "osv-db-ref", "value": f"{self.cluster.registry}/druppie/osv-db:latest"},
-                ]
-            },
-        }
-        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
+        self.set_otap(False)
         # The same site settings for druppie-prod-deploy, the run after a merged prod pull request.
         prod_local = {
             "apiVersion": "triggers.tekton.dev/v1beta1",
@@ -366,6 +353,32 @@ class Loop:
             self.gitea.add_webhook("druppie-apps", f"http://{ip}:8080", self.apps_webhook_secret,
                                    events=("pull_request",))  # fmt: skip
         (self.team_state / "installed").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def set_otap(self, on: bool) -> None:
+        """The site's settings for the push trigger (the second binding of druppie-ci-cd): this
+        cluster's registry, Gitea and advisory database, and either the catalog's default, OTAP
+        (test, acceptatie, a prod pull request), or a push straight to prod, as a site without
+        environments sets it (the e2e tier's loop tests, each about one stage). The EventListener
+        reads bindings per delivery, so the next push follows it."""
+        params = {
+            "image-registry": f"{self.cluster.registry}/{IMAGE_PATH}",
+            "gitops-repo-url": self.gitea.clone_url("druppie-apps"),
+            "build-args": f"BASE_IMAGE={self.cluster.registry}/{BASE_REPO}",
+            "allow-plain-http": "true",
+            "tls-verify": "false",
+            "offline": "true",
+            "osv-db-ref": f"{self.cluster.registry}/druppie/osv-db:latest",
+            "forge": "gitea",  # the prod pull request's forge (auto means github.com only)
+        }
+        if not on:
+            params |= {"environment": "prod", "acceptatie-mode": "off", "prod-mode": "off"}
+        local = {
+            "apiVersion": "triggers.tekton.dev/v1beta1",
+            "kind": "TriggerBinding",
+            "metadata": {"name": "druppie-ci-cd-local", "namespace": self.team.namespace},
+            "spec": {"params": [{"name": k, "value": v} for k, v in params.items()]},
+        }
+        self.cluster.kubectl("apply", "-f", "-", input=json.dumps(local))
 
     def _flux_objects(self) -> list[dict]:
         """flux/'s GitRepository, Kustomization and tenant, for this team (unchanged but for the
@@ -465,8 +478,9 @@ class Loop:
                 failed[task] = f"{condition.get('reason')}: {condition.get('message', '')[:600]}"
         return failed
 
-    def service_says(self) -> str | None:
-        ip = self.cluster.get_json("service", "-n", self.team.target, APP)["spec"]["clusterIP"]
+    def service_says(self, namespace: str | None = None) -> str | None:
+        """What the app's Service answers in ``namespace`` (default: the team's prod namespace)."""
+        ip = self.cluster.get_json("service", "-n", namespace or self.team.target, APP)["spec"]["clusterIP"]
         try:
             with http_request(f"http://{ip}/", timeout=3) as response:
                 return json.loads(response.read())["message"]
@@ -481,6 +495,28 @@ class Loop:
     def deployed_image(self) -> str:
         deployment = self.cluster.get_json("deployment", "-n", self.team.target, APP)
         return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def reviewer_token(self) -> str:
+        """REVIEWER's token (write:repository), made once per cluster."""
+        path = self.state / "reviewer-token"
+        if not path.is_file():
+            password = secrets.token_hex(16)
+            self.gitea.create_user(REVIEWER, password)
+            self.gitea.add_collaborator("druppie-apps", REVIEWER)
+            path.write_text(self.gitea.token_for(REVIEWER, password, scopes=("write:repository",)))
+            os.chmod(path, 0o600)
+        return path.read_text()
+
+    def approve_and_merge(self, number: int) -> str:
+        """REVIEWER approves druppie-apps' pull request ``number`` and merges it; returns the merge commit."""
+        pull = f"/repos/{self.gitea.admin}/druppie-apps/pulls/{number}"
+        token = self.reviewer_token()
+        self.gitea.api("POST", f"{pull}/reviews", {"event": "APPROVED", "body": "acceptatie checked"}, token=token)
+        self.gitea.api("POST", f"{pull}/merge", {"Do": "merge"}, token=token)
+        merged = self.gitea.api("GET", pull)
+        if not merged["merged"]:
+            raise RuntimeError(f"druppie-apps pull request {number} was not merged: {merged.get('state')}")
+        return merged["merge_commit_sha"]
 
     # ---- helpers -----------------------------------------------------------------------------
     def _has_repo(self, name: str) -> bool:

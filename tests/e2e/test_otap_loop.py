@@ -19,6 +19,7 @@ import re
 import shlex
 import subprocess
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -27,12 +28,11 @@ from localcluster.gitea_api import GiteaError
 from localcluster.process import http_request
 from localcluster.toolchain import ROOT
 from testbed.loop import APP, BASE_REPO, succeeded
+from testbed.protection import protect_druppie_apps, unprotect_druppie_apps
 from testbed.readme import bash_blocks
-from tests.support.protection import protect_druppie_apps, unprotect_druppie_apps
 
 pytestmark = pytest.mark.e2e
 PROD_BRANCH = f"promote/{APP}/prod"
-REVIEWER = "druppie-reviewer"  # the second person who approves prod (Gitea refuses the author's own approval)
 
 
 def otap_command() -> str:
@@ -114,13 +114,7 @@ def otap(loop, cluster, rollback):
     reviewer besides the bot, then the README's OTAP command on main's head. Afterwards: no open prod
     proposal and no protection is left to the modules after this one."""
     gitea, owner = loop.gitea, loop.gitea.admin
-    password = uuid.uuid4().hex
-    if not any(u["login"] == REVIEWER for u in gitea.api("GET", "/admin/users?limit=50")):
-        gitea.create_user(REVIEWER, password)
-    else:
-        gitea.api("PATCH", f"/admin/users/{REVIEWER}", {"login_name": REVIEWER, "source_id": 0, "password": password})
-    gitea.add_collaborator("druppie-apps", REVIEWER)
-    reviewer = gitea.token_for(REVIEWER, password, scopes=("write:repository",))
+    loop.reviewer_token()
     protect_druppie_apps(gitea)
     try:
         commit = gitea.head(APP)
@@ -147,9 +141,15 @@ def otap(loop, cluster, rollback):
         assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
         name = started[0].split(": ", 1)[1].strip()
         run = loop.finished(name)
-        yield {"commit": commit, "greeting": greeting, "prod_before": prod_before, "name": name, "run": run,
-               "out": proc.stdout, "results": {r["name"]: r["value"] for r in run["status"].get("results", [])},
-               "reviewer": reviewer}  # fmt: skip
+        yield {
+            "commit": commit,
+            "greeting": greeting,
+            "prod_before": prod_before,
+            "name": name,
+            "run": run,
+            "out": proc.stdout,
+            "results": {r["name"]: r["value"] for r in run["status"].get("results", [])},
+        }
     finally:
         for pull in gitea.api("GET", f"/repos/{owner}/druppie-apps/pulls?state=open"):
             if pull["head"]["ref"] == PROD_BRANCH:
@@ -208,11 +208,7 @@ def test_the_prod_pull_request_merges_only_approved_and_the_merge_deploys_that_d
     assert unapproved.value.status in (405, 422), unapproved.value
     assert not gitea.api("GET", pull)["merged"]
 
-    gitea.api("POST", f"{pull}/reviews", {"event": "APPROVED", "body": "acceptatie checked"}, token=otap["reviewer"])
-    gitea.api("POST", f"{pull}/merge", {"Do": "merge"}, token=otap["reviewer"])
-    merged = gitea.api("GET", pull)
-    assert merged["merged"], merged
-    merge = merged["merge_commit_sha"]
+    merge = loop.approve_and_merge(number)  # REVIEWER: approves, then merges
     name = f"{APP}-prod-{merge[:12]}"  # the gate's run name: app and merge commit
     loop.wait(f"PipelineRun {name}", lambda: cluster.kubectl("get", "pipelinerun", "-n", "ci", name,
                                                               check=False).returncode == 0, 60)  # fmt: skip
@@ -234,3 +230,35 @@ def test_the_prod_pull_request_merges_only_approved_and_the_merge_deploys_that_d
     assert {c: s for c, (s, _) in loop.commit_statuses(otap["commit"]).items()} == dict.fromkeys(
         ["druppie/test", "druppie/scan", "druppie/build", "druppie/deploy-test", "druppie/deploy-acceptatie",
          "druppie/deploy-prod"], "success")  # fmt: skip
+
+
+def test_two_quick_pushes_through_the_trigger_end_in_one_prod_pull_request_with_the_newer_digest(loop, cluster, otap):
+    """The trigger's default, OTAP (the site's binding stops overriding it): two pushes in a second
+    race through test and acceptatie. The newer run ends with its digest in acceptatie and proposed
+    for prod; the older either went first or stops at the first stage the newer one already passed,
+    saying so (downgrade guard, promotion gate). One prod pull request, holding the newer digest."""
+    gitea, owner = loop.gitea, loop.gitea.admin
+    loop.set_otap(True)
+    try:
+        first = loop.push_change("Eerste van twee (OTAP)")
+        second = loop.push_change("Tweede van twee (OTAP)")
+        with ThreadPoolExecutor(2) as pool:
+            names = list(pool.map(loop.pipelinerun_for, [first, second]))
+            runs = list(pool.map(loop.finished, names))
+        older, newer = ({r["name"]: r["value"] for r in run["status"].get("results", [])} for run in runs)
+        assert succeeded(runs[1]), loop.failures(names[1])
+        if not succeeded(runs[0]):
+            stages = {"tag-commit", "acceptatie-gate", "acceptatie-promote", "prod-gate", "prod-promote"}
+            assert older["failed-task"] in stages and older["failed-reason"], older
+        reference = f"{newer['IMAGE_URL']}@{newer['IMAGE_DIGEST']}"
+        assert running_image(cluster, "acceptatie") == reference
+        newest = "Tweede van twee (OTAP)"
+        loop.wait("acceptatie serving the newer push", lambda: serving(cluster, "acceptatie") == newest, 120)
+        pulls = [p for p in gitea.api("GET", f"/repos/{owner}/druppie-apps/pulls?state=open")
+                 if p["head"]["ref"] == PROD_BRANCH]  # fmt: skip
+        assert [p["html_url"] for p in pulls] == [newer["PROD_PULL_REQUEST"]], pulls
+        proposed = gitea.read_file("druppie-apps", f"envs/prod/{APP}/kustomization.yaml", ref=PROD_BRANCH)
+        assert f"digest: {newer['IMAGE_DIGEST']}" in proposed, proposed
+        assert newer["IMAGE_DIGEST"] in pulls[0]["body"] and second in pulls[0]["body"], pulls[0]["body"]
+    finally:
+        loop.set_otap(False)

@@ -11,8 +11,8 @@ import pytest
 
 from localcluster.gitea import GiteaServer, missing
 from localcluster.gitea_api import GiteaClient, GiteaError
+from testbed.protection import protect_druppie_apps
 from tests.support.paths import EXAMPLE_APPS
-from tests.support.protection import protect_druppie_apps
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=f"not built yet: {', '.join(missing())}")
 

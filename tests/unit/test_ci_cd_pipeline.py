@@ -461,6 +461,12 @@ def test_the_binding_gives_what_the_template_needs():
     assert used == set(declared)
 
 
+def test_a_push_goes_through_otap_by_default_and_prod_only_by_pull_request():
+    defaults = {p["name"]: p.get("default") for p in TEMPLATE["spec"]["params"]}
+    assert (defaults["environment"], defaults["acceptatie-mode"], defaults["prod-mode"]) == (
+        "test", "push", "pull-request")  # fmt: skip
+
+
 def test_the_template_makes_a_pipelinerun_of_the_pushed_commit_without_a_premade_claim():
     (run,) = TEMPLATE["spec"]["resourcetemplates"]
     assert run["apiVersion"] == "tekton.dev/v1" and run["kind"] == "PipelineRun"
