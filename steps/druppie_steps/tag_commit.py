@@ -381,8 +381,9 @@ def _propose(
                     "proposed"
                 ),
             )
+        rollback = next((t.partition(": ")[2] for t in trailers or [] if t.startswith("Rollback: ")), "")
         proposal = Proposal(
-            app, env, subdir, image, tag, digest, previous, ws.branch, source_commit, tested_by, pipeline_run
+            app, env, subdir, image, tag, digest, previous, ws.branch, source_commit, tested_by, pipeline_run, rollback
         )
         commit = _commit_edit(
             ws,

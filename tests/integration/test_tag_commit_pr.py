@@ -446,3 +446,21 @@ def test_the_tasks_env_runs_the_pull_request_mode(apps, basic_auth, tmp_path):
     [pull] = apps.pulls()
     assert results["pull-request-url"] == pull["html_url"] and results["deployed"] == "false"
     assert "| Tested by | `ci-run-1`, `ci-run-2` |" in pull["body"] and f"`{SOURCE}`" in pull["body"]
+
+
+def test_a_rollback_by_pull_request_says_so_first_with_its_reason(apps, promote, run_step, basic_auth):
+    """Prod protected: a rollback, too, is a pull request, and its reviewer reads why before anything else."""
+    ran, newer = "sha256:" + "a1" * 32, "sha256:" + "b2" * 32
+    for tag, digest in (("1.0.6", ran), ("1.0.7", newer)):  # what prod ran, newest last
+        done = run_step(*("tag-commit", "--repo-url", apps.url, "--path", APP, "--image", IMAGE, "--tag", tag),
+                        *("--digest", digest, "--basic-auth", str(basic_auth)))  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    back = promote(apps, "1.0.6", "--digest", ran, "--rollback-reason", "1.0.7 answers 500 on /health")
+    assert back.returncode == 0, back.stderr[-2000:]
+    [pull] = apps.pulls()
+    assert pull["html_url"] == back.results["pull-request-url"]
+    assert pull["body"].startswith(f"Rolls **drone-service** in **prod** back to `{IMAGE}:1.0.6@{ran}`"), pull["body"]
+    assert "| Rollback | `1.0.7 answers 500 on /health` |" in pull["body"]
+    tip = apps.forge.api("GET", f"/repos/{apps.forge.admin}/{apps.name}/git/commits/{apps.branch()}")
+    assert "Rollback: 1.0.7 answers 500 on /health" in tip["commit"]["message"]
+    assert f"digest: {newer}" in apps.read()  # main untouched until the merge

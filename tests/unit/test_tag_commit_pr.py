@@ -271,3 +271,22 @@ def test_the_branch_commit_records_the_proposal_so_its_body_can_be_written_again
     assert bare.trailers() == []
     assert Proposal.from_message("s\n\nImage: r.example/app:1.0.0\n", "app", "test", "envs/test/app", "main") == bare
     assert Proposal.from_message("fixed by hand\n\nno image line\n", "app", "test", "envs/test/app", "main") is None
+
+
+def test_a_rollbacks_body_says_so_first_with_its_reason_and_survives_the_branch_commit():
+    reason = "1.0.6 answers 500 on `/health` | twice"
+    proposal = Proposal("drone-service", "prod", "envs/prod/drone-service", "registry.example/druppie/drone-service",
+                        "1.0.5", DIGEST, "1.0.6", "main", rollback=reason)  # fmt: skip
+    body = proposal.body()
+    assert body.startswith(
+        f"Rolls **drone-service** in **prod** back to `registry.example/druppie/drone-service:1.0.5@{DIGEST}`, "
+        "which ran there before.\n"
+    )
+    rows = [line for line in body.splitlines() if line.startswith("| ") and line != "| | |"]
+    assert rows[0] == "| Rollback | `1.0.6 answers 500 on '/health' \\| twice` |"  # a code span: no markup
+    message = "drone-service: prod 1.0.5\n\n" + "\n".join(
+        [f"Image: registry.example/druppie/drone-service:1.0.5@{DIGEST}", *proposal.trailers(),
+         f"Rollback: {reason}", "Rollback-To: " + "a" * 40]
+    )  # fmt: skip
+    again = Proposal.from_message(message, "drone-service", "prod", "envs/prod/drone-service", "main")
+    assert again is not None and again.body() == body

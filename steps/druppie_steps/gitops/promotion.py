@@ -73,6 +73,7 @@ class Proposal:
     source_commit: str = ""
     tested_by: tuple[str, ...] = ()
     pipeline_run: str = ""
+    rollback: str = ""  # a rollback's reason (its commit's Rollback: trailer)
 
     def trailers(self) -> list[str]:
         """What the body shows beyond the image lines of every tag-commit commit, as trailers of the
@@ -91,7 +92,14 @@ class Proposal:
         fields: dict[str, str] = {}
         for line in message.splitlines()[1:]:
             key, sep, value = line.partition(": ")
-            if sep and key in ("Image", "Previous-Tag", "Source-Commit", "Tested-By", "Tekton-Pipeline-Run"):
+            if sep and key in (
+                "Image",
+                "Previous-Tag",
+                "Source-Commit",
+                "Tested-By",
+                "Tekton-Pipeline-Run",
+                "Rollback",
+            ):
                 fields[key] = value.strip()
         ref = parse_reference(fields.get("Image", ""))
         if ref is None or not ref.tag:
@@ -109,6 +117,7 @@ class Proposal:
             fields.get("Source-Commit", ""),
             runs,
             fields.get("Tekton-Pipeline-Run", ""),
+            fields.get("Rollback", ""),
         )
 
     def body(self) -> str:
@@ -126,8 +135,15 @@ class Proposal:
         ]
         if self.pipeline_run:
             rows.append(("Pipeline run", _code(self.pipeline_run)))
+        if self.rollback:  # first: what a reviewer must weigh
+            rows.insert(0, ("Rollback", _code(self.rollback)))
+        headline = (
+            f"Rolls **{self.app}** in **{self.env}** back to `{ref}`, which ran there before."
+            if self.rollback
+            else f"Promotes **{self.app}** to **{self.env}**: `{ref}`."
+        )
         lines = [
-            f"Promotes **{self.app}** to **{self.env}**: `{ref}`.",
+            headline,
             "",
             "| | |",
             "|---|---|",
