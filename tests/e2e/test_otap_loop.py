@@ -262,3 +262,38 @@ def test_two_quick_pushes_through_the_trigger_end_in_one_prod_pull_request_with_
         assert newer["IMAGE_DIGEST"] in pulls[0]["body"] and second in pulls[0]["body"], pulls[0]["body"]
     finally:
         loop.set_otap(False)
+
+
+def test_a_rollback_of_protected_prod_is_a_pull_request_that_says_why(loop, cluster, otap):
+    """druppie-promote's README command with mode pull-request: prod (protected, now running the merged
+    digest) proposed back to the build it ran before the merge; nothing deployed until a merge."""
+    readme = ROOT / "pipelines/druppie-promote/0.1/README.md"
+    (command,) = [c for block in bash_blocks(readme) for c in block if "mode=pull-request" in c]
+    named, _, digest = otap["prod_before"].partition("@")
+    tag = named.rsplit(":", 1)[1]
+    now = running_image(cluster, "productie")
+    reason = f"rollback by pull request e2e {uuid.uuid4().hex[:6]}"
+    for old, new in {
+        "https://github.com/waterschap/druppie-apps.git": loop.gitea.clone_url("druppie-apps"),
+        "image=registry.example/druppie/drone-service": f"image={loop.image}",
+        "tag=1.0.5": f"tag={tag}",
+        "digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef": f"digest={digest}",
+        "1.0.6 answers 500 on /health": reason,
+        "forge=github": "forge=gitea",
+    }.items():
+        assert old in command, old
+        command = command.replace(old, new)
+    proc = subprocess.run([loop.tool("tkn"), *shlex.split(command)[1:], "-p", "allow-plain-http=true"], cwd=ROOT,
+                          env=loop.env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    started = [line for line in proc.stdout.splitlines() if line.startswith("PipelineRun started: ")]
+    assert started, proc.stdout[-2000:] + proc.stderr[-2000:]
+    name = started[0].split(": ", 1)[1].strip()
+    run = loop.finished(name)
+    assert succeeded(run), loop.failures(name)
+    url = {r["name"]: r["value"] for r in run["status"].get("results", [])}["pull-request-url"]
+    (pull,) = [p for p in loop.gitea.api("GET", f"/repos/{loop.gitea.admin}/druppie-apps/pulls?state=open")
+               if p["head"]["ref"] == PROD_BRANCH]  # fmt: skip
+    assert pull["html_url"] == url
+    assert pull["body"].startswith(f"Rolls **{APP}** in **prod** back to `{loop.image}:{tag}@{digest}`"), pull["body"]
+    assert reason in pull["body"]
+    assert running_image(cluster, "productie") == now  # proposed, not deployed
