@@ -233,10 +233,12 @@ def test_the_prod_pull_request_merges_only_approved_and_the_merge_deploys_that_d
 
 
 def test_two_quick_pushes_through_the_trigger_end_in_one_prod_pull_request_with_the_newer_digest(loop, cluster, otap):
-    """The trigger's default, OTAP (the site's binding stops overriding it): two pushes in a second
-    race through test and acceptatie. The newer run ends with its digest in acceptatie and proposed
-    for prod; the older either went first or stops at the first stage the newer one already passed,
-    saying so (downgrade guard, promotion gate). One prod pull request, holding the newer digest."""
+    """The trigger's default, OTAP (the site's binding stops overriding it): two pushes in one second
+    get two versions (the commit's depth on main, no clock) and race through test and acceptatie.
+    The newer run ends with its digest in acceptatie and proposed for prod; the older either went
+    first or stops at the first stage the newer one already passed, saying so in words (tag-commit's
+    downgrade guard: "not deployed"; the promotion gate: not the digest the environment runs), never a
+    plain green. One prod pull request, holding the newer digest."""
     gitea, owner = loop.gitea, loop.gitea.admin
     loop.set_otap(True)
     try:
@@ -247,9 +249,12 @@ def test_two_quick_pushes_through_the_trigger_end_in_one_prod_pull_request_with_
             runs = list(pool.map(loop.finished, names))
         older, newer = ({r["name"]: r["value"] for r in run["status"].get("results", [])} for run in runs)
         assert succeeded(runs[1]), loop.failures(names[1])
-        if not succeeded(runs[0]):
+        assert int(newer["IMAGE_URL"].rsplit(".", 1)[1]) == int(older["IMAGE_URL"].rsplit(".", 1)[1]) + 1
+        if not succeeded(runs[0]):  # a failed task's results do not reach the run's: the summary reads them
             stages = {"tag-commit", "acceptatie-gate", "acceptatie-promote", "prod-gate", "prod-promote"}
             assert older["failed-task"] in stages and older["failed-reason"], older
+            if older["failed-task"] in ("tag-commit", "acceptatie-promote"):
+                assert "not deployed" in older["summary"], older["summary"]
         reference = f"{newer['IMAGE_URL']}@{newer['IMAGE_DIGEST']}"
         assert running_image(cluster, "acceptatie") == reference
         newest = "Tweede van twee (OTAP)"
