@@ -178,7 +178,7 @@ def check_promote_and_wait(ctx: Ctx, s: Started) -> None:
 
 def check_promote_pipeline(ctx: Ctx, s: Started) -> None:
     head = ctx.rev(s, "druppie-apps")
-    assert ctx.results(s.run) == {"commit": head, "applied-revision": f"main@sha1:{head}"}
+    assert ctx.results(s.run) == {"commit": head, "applied-revision": f"main@sha1:{head}", "pull-request-url": ""}
     _check_flux_applied(ctx, s, head)
 
 

@@ -120,7 +120,7 @@ def test_promote_pipelinerun_deploys_the_new_image(tekton, cluster, auth_git):
         text=True,
         check=True,
     ).stdout.strip()
-    assert results == {"commit": head, "applied-revision": f"main@sha1:{head}"}
+    assert results == {"commit": head, "applied-revision": f"main@sha1:{head}", "pull-request-url": ""}  # mode push
     assert app.image() == f"{IMAGE}:1.0.6"
     wait_for(
         "the new pod to run 1.0.6",
