@@ -273,7 +273,8 @@ def test_two_quick_pushes_through_the_trigger_end_in_one_prod_pull_request_with_
 def test_a_rollback_of_protected_prod_is_a_pull_request_that_says_why(loop, cluster, otap):
     """The README's druppie-promote command with mode pull-request: prod (protected, now running the merged
     digest) proposed back to the build it ran before the merge; nothing deployed until a merge."""
-    (command,) = [c for block in bash_blocks(ROOT / "README.md") for c in block if "mode=pull-request" in c]
+    (command,) = [c for block in bash_blocks(ROOT / "README.md") for c in block
+                  if c.startswith("tkn pipeline start druppie-promote") and " -p mode=pull-request" in c]  # fmt: skip
     # The pipeline's README shows the same command (tests/unit/test_catalog.py holds them equal).
     named, _, digest = otap["prod_before"].partition("@")
     tag = named.rsplit(":", 1)[1]
