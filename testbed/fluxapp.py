@@ -67,16 +67,17 @@ class FluxApp:
     name: str
     namespace: str
     kustomization: str
+    flux_namespace: str = "flux-system"  # where its GitRepository and Kustomization live
 
     @property
     def repo_url(self) -> str:
         return self.cluster.git_repo_url(self.name)
 
     def ks(self) -> dict:
-        return self.cluster.get_json("kustomization", "-n", "flux-system", self.kustomization)
+        return self.cluster.get_json("kustomization", "-n", self.flux_namespace, self.kustomization)
 
     def gitrepo(self) -> dict:
-        return self.cluster.get_json("gitrepository", "-n", "flux-system", self.name)
+        return self.cluster.get_json("gitrepository", "-n", self.flux_namespace, self.name)
 
     def deployment(self) -> dict:
         return self.cluster.get_json("deployment", "-n", self.namespace, "drone-service")
@@ -87,9 +88,9 @@ class FluxApp:
     def request_reconcile(self) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 10**9:09d}Z"
         patch = json.dumps({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": stamp}}})
-        self.cluster.kubectl("annotate", "--overwrite", "-n", "flux-system", "gitrepository", self.name,
+        self.cluster.kubectl("annotate", "--overwrite", "-n", self.flux_namespace, "gitrepository", self.name,
                              f"reconcile.fluxcd.io/requestedAt={stamp}")  # fmt: skip
-        self.cluster.kubectl("patch", "-n", "flux-system", "kustomization", self.kustomization, "--type=merge",
+        self.cluster.kubectl("patch", "-n", self.flux_namespace, "kustomization", self.kustomization, "--type=merge",
                              "-p", patch)  # fmt: skip
 
     def wait_ready(self, revision: str | None = None, timeout: float = 90) -> dict:
@@ -123,10 +124,11 @@ def make_flux_app(cluster: LocalCluster, name: str, namespace: str, kustomizatio
     return app
 
 
-def tenant(namespace: str, account: str, env: str = "prod") -> list[dict]:
-    """flux/'s tenant ServiceAccount and RoleBinding of ``env``, for a Kustomization ``account`` into ``namespace``."""
+def tenant(namespace: str, account: str, env: str = "prod", flux_namespace: str = "flux-system") -> list[dict]:
+    """flux/'s tenant ServiceAccount and RoleBinding of ``env``, for a Kustomization ``account`` into
+    ``namespace``; the account lives beside the Kustomization, in ``flux_namespace``."""
     sa, binding = yaml.safe_load_all((FLUX_DIR / f"tenant-{EXAMPLE_APP}-{env}.yaml").read_text())
-    sa["metadata"]["name"] = account
+    sa["metadata"].update(name=account, namespace=flux_namespace)
     binding["metadata"].update(name=f"flux-{account}", namespace=namespace)
-    binding["subjects"][0]["name"] = account
+    binding["subjects"][0].update(name=account, namespace=flux_namespace)
     return [sa, binding]

@@ -1,10 +1,21 @@
-"""The e2e tier: one real local cluster (kube-apiserver, kubelet, Flux controllers, Tekton) per session."""
+"""The e2e tier: one real local cluster (kube-apiserver, kubelet, Flux controllers, Tekton) per session.
+
+`make test-e2e` runs it on two pytest workers that share that one cluster (-n 2 --dist loadgroup):
+- group "ci": the modules that use the namespace ci, the loop (Gitea, the platform's Kustomizations)
+  or the node's seccomp profile run one after the other on one worker;
+- the rest (each test with its own Flux app and namespaces, the samples in their own namespace) run
+  on the other worker meanwhile;
+- a test marked ``exclusive`` disrupts the whole cluster (it restarts the API server); it runs alone,
+  in a second session.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import itertools
-import os
-import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -14,25 +25,60 @@ from testbed.fluxapp import make_flux_app
 from testbed.loop import Loop
 from testbed.readme import block_with
 from testbed.site import apply_site_settings, site_command
-from tests.support.e2e import README, Tekton, fresh_namespace
+from tests.support.e2e import README, Tekton, fresh_namespace, push_step_images
 
 _ids = itertools.count()
+# The modules of group "ci" (see the docstring): namespace ci, the loop, the node's seccomp profile.
+CI_GROUP = {"test_ci_tasks", "test_tekton", "test_loop", "test_otap_loop", "test_pr_checks",
+            "test_otap_environments", "test_teams", "test_flux_gitops"}  # fmt: skip
+SHARED_CLUSTER = "cluster"  # in the controller's basetemp, beside the workers' own folders
+SHARED_READY = "cluster.ready"
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            if Path(str(item.fspath)).stem in CI_GROUP and not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group("ci"))
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, worker_id):
     lacking = missing("cluster")
     if lacking:
         pytest.fail(f"the e2e tier needs the cluster cache (make cluster-build); missing: {', '.join(lacking)}")
-    c = LocalCluster(tmp_path_factory.mktemp("cluster")).up()
+    if worker_id == "master":
+        c = LocalCluster(tmp_path_factory.mktemp("cluster")).up()
+        yield c
+        c.down()
+        return
+    # One cluster for all workers: the first to ask starts it; the controller stops it when every
+    # worker is done (pytest_sessionfinish), so no worker pulls it away under another.
+    shared = tmp_path_factory.getbasetemp().parent
+    with _locked(shared / "cluster.lock"):
+        if (shared / SHARED_READY).exists():
+            c = LocalCluster.load(shared / SHARED_CLUSTER)
+        else:
+            c = LocalCluster(shared / SHARED_CLUSTER).up()
+            (shared / SHARED_READY).touch()
     yield c
-    c.down()
+
+
+def pytest_sessionfinish(session):
+    """The controller of a run on workers stops the cluster they shared."""
+    if hasattr(session.config, "workerinput") or not getattr(session.config.option, "numprocesses", None):
+        return
+    shared = session.config._tmp_path_factory.getbasetemp()  # the workers' basetemps are its children
+    if (shared / SHARED_READY).exists():
+        LocalCluster.load(shared / SHARED_CLUSTER).down()
 
 
 @pytest.fixture
@@ -61,14 +107,7 @@ def _release_flux_app(request):
 def tekton(cluster, tmp_path_factory):
     if not cluster.with_tekton:
         pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
-    # The step image the unmodified Tasks name (ghcr.io/waterschap/druppie-step), built and pushed
-    # as `make images` does; ghcr.io is mirrored to the cluster registry.
-    subprocess.run(
-        [str(ROOT / "hack" / "images.sh")],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "REGISTRY": cluster.registry},
-    )
+    push_step_images(cluster)
     t = Tekton(cluster, ROOT)
     # A fresh namespace, as on a cluster where the catalog was never installed (other e2e
     # modules of this session use ci too).

@@ -24,16 +24,22 @@ and test_ci_tasks.py):
   pytest-cov come from the step image's wheelhouse); where a sample does not expose that param it
   is injected into the Pipeline's test task.
 - **Flux**: Flux's GitRepository ``druppie-apps`` and Kustomization ``drone-service-prod`` from
-  flux/druppie-apps, as shipped (namespace productie), pointed at the sample's druppie-apps; they
-  exist once, so the samples that wait for Flux take turns (FluxTurns), and what was there before
-  (e.g. the loop's, pointed at Gitea) is put back afterwards. The images druppie-apps deploys
-  (registry.example/druppie/drone-service:1.0.4 and :1.0.5) are published to the cluster registry.
+  flux/druppie-apps, as shipped, pointed at the sample's druppie-apps, in a Flux namespace of the
+  sample's own (``flux-<sample>``, the Pipelines' ``flux-namespace`` param, flux-wait's ``namespace``)
+  and deploying into a namespace of its own (``productie-<sample>``): the samples that wait for Flux
+  run side by side, and beside the loop's own drone-service-prod (flux_home). Their annotation lists
+  the samples' namespace, whose druppie-flux-wait gets the README's grant in each Flux namespace. The
+  images druppie-apps deploys (registry.example/druppie/drone-service:1.0.4 and :1.0.5) are
+  published to the cluster registry.
 - **push name** (druppie-ci-cd, which derives the pushed and the deployed image from one
   ``image-registry``): its druppie-apps names the image by the registry address the build pushes
   to, and kustomize's ``newName`` maps that to registry.example, the name containerd pulls.
 
-Runs are created with ``kubectl create -n ci`` (they use generateName), all at once by a module
-fixture (the Flux samples one after the other), and each sample's test waits for its own run.
+- **namespace**: ``ci`` -> ``samples``, a namespace of their own, installed as README "Another team"
+  says (the catalog without the trigger), so the samples run beside the modules that use ``ci``.
+
+Runs are created with ``kubectl create -n samples`` (they use generateName), all at once by a
+module fixture, and each sample's test waits for its own run.
 """
 
 from __future__ import annotations
@@ -56,14 +62,17 @@ from localcluster.toolchain import ROOT
 from testbed.apps import drone_app
 from testbed.fluxapp import EXAMPLE_APPS, FluxApp, environments, load_flux, tenant
 from testbed.loop import succeeded
-from testbed.site import BASE_REPO, push_advisory_database, push_offline_base
-from tests.support.e2e import ci_commands, wait_for
+from testbed.readme import block_with
+from testbed.site import BASE_REPO, apply_site_settings, push_advisory_database, push_offline_base, site_command
+from tests.support.e2e import README, Tekton, ci_commands, platform_commands, push_step_images, wait_for
+from tests.support.install import team_overlay
 
 SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipelines/*/*/samples/*.yaml"))
 RUN_TIMEOUT = 300  # seconds for one run to finish once its test waits for it
 USER, TOKEN = "ci-bot", "tkn-samples-" + uuid.uuid4().hex
 IMAGE = "registry.example/druppie/drone-service"  # the name druppie-apps deploys
 RUN_KINDS = ("PipelineRun", "TaskRun")
+NAMESPACE = "samples"  # the samples' own team namespace (README "Another team")
 
 # The text substitutions, by rule name. {git} is the sample's URL prefix on the git server (the
 # door with basic auth when it binds credentials), {registry} the cluster registry's host:port.
@@ -99,7 +108,7 @@ class SampleRun:
     params: dict[str, str] = field(default_factory=dict)  # added to / overriding the run's params
     task_params: dict[str, dict[str, str]] = field(default_factory=dict)  # Pipeline task -> params
     drop_workspaces: tuple[str, ...] = ()  # run workspace bindings left out
-    flux: bool = False  # waits for Flux's drone-service-prod: takes its turn (FluxTurns)
+    flux: bool = False  # waits for Flux's drone-service-prod: gets a Flux namespace of its own (flux_home)
     runs: Callable[[list[dict], str], list[dict]] | None = None  # runs made here for a sample that has none
     # "module.py::test": the e2e test that runs it, on cluster objects this module cannot make cheaply
     # (several Flux environments); its header names that module, and here it is admitted only.
@@ -132,7 +141,7 @@ def check_provenance(ctx: Ctx, s: Started) -> None:
 
 def check_source_pvc(ctx: Ctx, s: Started) -> None:
     claim = next(d for d in s.docs if d["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
-    assert ctx.cluster.get_json("pvc", "-n", "ci", claim)["status"]["phase"] == "Bound"
+    assert ctx.cluster.get_json("pvc", "-n", NAMESPACE, claim)["status"]["phase"] == "Bound"
     assert ctx.results(s.run)["commit"] == ctx.rev(s, "drone-service")
 
 
@@ -183,9 +192,9 @@ def check_promote_pipeline(ctx: Ctx, s: Started) -> None:
 
 
 def _check_flux_applied(ctx: Ctx, s: Started, head: str) -> None:
-    """While the sample still holds Flux: it applied the pushed commit and deploys 1.0.5."""
+    """Its own Flux objects applied the pushed commit and deploy 1.0.5."""
     assert "newTag: 1.0.5" in ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
-    app = ctx.flux.app
+    app = s.flux
     assert app.ks()["status"]["lastAppliedRevision"] == f"main@sha1:{head}"
     assert app.image() == f"{IMAGE}:1.0.5"
 
@@ -241,6 +250,7 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
         credentials=True,
         repos={"druppie-apps": "apps"},
         params={"allow-plain-http": "true"},
+        task_params={"flux-wait": {"namespace": "{flux_namespace}"}},
         flux=True,
     ),
     "tasks/druppie-promotion-gate/0.1/samples/promote-test-to-acceptatie.yaml": SampleRun(
@@ -292,6 +302,7 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
             "version-prefix": CI_CD_VERSION_PREFIX,
             "gitops-repo-url": "{git}druppie-apps.git",
             "osv-db-ref": "{registry}/druppie/osv-db:latest",
+            "flux-namespace": "{flux_namespace}",
         },
         flux=True,
     ),
@@ -299,11 +310,10 @@ SAMPLE_RUNS: dict[str, SampleRun] = {
         check_promote_pipeline,
         credentials=True,
         repos={"druppie-apps": "apps"},
-        params={"allow-plain-http": "true"},
+        params={"allow-plain-http": "true", "flux-namespace": "{flux_namespace}"},
         flux=True,
     ),
 }
-FLUX_FIRST = CI_CD  # the longest run holds Flux from the start; the others take their turn in their test
 
 
 # ---- seeds: what a sample's repositories hold ----------------------------------------------------
@@ -370,72 +380,41 @@ class Started:
     kind: str = ""
     name: str = ""
     error: str = ""
-    deferred: bool = False  # a Flux sample waiting for its turn
+    flux: FluxApp | None = None  # its own Flux objects (flux_home), for a sample that waits for Flux
     run: dict | None = None
     _logs: str | None = None
 
     def logs(self, ctx: Ctx) -> str:
         if self._logs is None:
-            self._logs = ctx.tekton.tkn(self.kind.lower(), "logs", self.name, "-n", "ci", check=False).stdout
+            self._logs = ctx.tekton.tkn(self.kind.lower(), "logs", self.name, "-n", NAMESPACE, check=False).stdout
         return self._logs
 
 
-class FluxTurns:
-    """Flux's druppie-apps and drone-service-prod (namespace productie) exist once: a sample that waits
-    for Flux points them at its own druppie-apps, after the previous such run finished."""
-
-    def __init__(self, ctx: Ctx) -> None:
-        self.ctx = ctx
-        self.holder: Started | None = None
-        self.app = FluxApp(ctx.cluster, "druppie-apps", "productie", "drone-service-prod")
-        self.saved: dict[str, dict | None] | None = None  # their specs before the first turn
-
-    def objects(self) -> tuple[tuple[str, str], ...]:
-        return ("gitrepository", self.app.name), ("kustomization", self.app.kustomization)
-
-    def take(self, s: Started) -> None:
-        if self.saved is None:  # e.g. the loop's (testbed/loop.py), pointed at Gitea
-            self.saved = {}
-            for kind, name in self.objects():
-                proc = self.ctx.cluster.kubectl("get", kind, "-n", "flux-system", name, "-o", "json", check=False)
-                self.saved[kind] = json.loads(proc.stdout)["spec"] if proc.returncode == 0 else None
-        held = self.holder
-        if held is not None and held is not s and held.name and held.run is None:
-            held.run = self.ctx.finished(held, f"{held.rel} (it holds Flux) to finish")
-        repo = load_flux("gitrepository.yaml")
-        repo["spec"].update(url=f"{self.ctx.anonymous}{s.slug}/druppie-apps.git", interval="1m", suspend=False)
-        ks = load_flux("kustomization-drone-service-prod.yaml")
-        ks["spec"].update(interval="1m", retryInterval="5s", suspend=False)
-        assert (repo["metadata"]["name"], ks["metadata"]["name"], ks["spec"]["targetNamespace"]) == (
-            self.app.name,
-            self.app.kustomization,
-            self.app.namespace,
-        ), "flux/druppie-apps changed its names"
-        self.ctx.cluster.kubectl("create", "namespace", self.app.namespace, check=False)  # the tenant's home
-        items = [repo, ks, *tenant(self.app.namespace, ks["spec"]["serviceAccountName"])]
-        self.ctx.cluster.kubectl(
-            "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-        )
-        self.holder = s
-
-    def restore(self) -> None:
-        """Put back what was there before the first turn (or delete what the turns made)."""
-        for kind, name in self.objects() if self.saved is not None else ():
-            spec = self.saved[kind]
-            if spec is None:
-                self.ctx.cluster.kubectl("delete", "-n", "flux-system", kind, name, "--wait=false", check=False)
-            else:
-                self.ctx.cluster.kubectl(
-                    "patch",
-                    "-n",
-                    "flux-system",
-                    kind,
-                    name,
-                    "--type=merge",
-                    "-p",
-                    json.dumps({"spec": spec}),
-                    check=False,
-                )
+def flux_home(cluster, s: Started, git_prefix: str) -> FluxApp:
+    """Flux's druppie-apps and drone-service-prod from flux/druppie-apps, pointed at the sample's
+    druppie-apps, in a Flux namespace of its own, deploying into a namespace of its own; listed for
+    the samples' druppie-flux-wait, which gets the README's grant there."""
+    stem = Path(s.rel).stem
+    app = FluxApp(cluster, "druppie-apps", f"productie-{stem}", "drone-service-prod", flux_namespace=f"flux-{stem}")
+    repo = load_flux("gitrepository.yaml")
+    ks = load_flux("kustomization-drone-service-prod.yaml")
+    assert (repo["metadata"]["name"], ks["metadata"]["name"]) == (app.name, app.kustomization), (
+        "flux/druppie-apps changed its names"
+    )
+    for doc in (repo, ks):
+        doc["metadata"]["namespace"] = app.flux_namespace
+        doc["metadata"].setdefault("annotations", {})["ci.druppie.io/flux-wait-namespaces"] = NAMESPACE
+    repo["spec"].update(url=f"{git_prefix}{s.slug}/druppie-apps.git", interval="1m")
+    ks["spec"].update(targetNamespace=app.namespace, interval="1m", retryInterval="5s")
+    for namespace in (app.flux_namespace, app.namespace):
+        cluster.kubectl("create", "namespace", namespace, check=False)
+    (grant,) = [c for c in block_with(README, "kubectl create namespace team-dijken") if "druppie-flux-wait" in c]
+    Tekton(cluster, ROOT).run(
+        grant.replace("-n flux-system", f"-n {app.flux_namespace}").replace("team-dijken", NAMESPACE)
+    )
+    items = [repo, ks, *tenant(app.namespace, ks["spec"]["serviceAccountName"], flux_namespace=app.flux_namespace)]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return app
 
 
 @dataclass
@@ -444,7 +423,6 @@ class Ctx:
     tekton: object
     auth: GitServer
     tmp: Path
-    flux: FluxTurns = None  # type: ignore[assignment]
 
     @property
     def anonymous(self) -> str:
@@ -465,7 +443,7 @@ class Ctx:
 
     def finished(self, s: Started, what: str = "") -> dict:
         def done():
-            obj = self.cluster.get_json(f"{s.kind.lower()}s.tekton.dev", "-n", "ci", s.name)
+            obj = self.cluster.get_json(f"{s.kind.lower()}s.tekton.dev", "-n", NAMESPACE, s.name)
             return obj if obj.get("status", {}).get("completionTime") else None
 
         return wait_for(what or f"{s.kind} {s.name} ({s.rel}) to finish", done, timeout=RUN_TIMEOUT, interval=2)
@@ -476,7 +454,7 @@ class Ctx:
 
     def task_results(self, pipelinerun: dict, task: str) -> dict[str, str]:
         ref = next(c for c in pipelinerun["status"].get("childReferences", []) if c["pipelineTaskName"] == task)
-        return self.results(self.cluster.get_json("taskruns.tekton.dev", "-n", "ci", ref["name"]))
+        return self.results(self.cluster.get_json("taskruns.tekton.dev", "-n", NAMESPACE, ref["name"]))
 
     def digest(self, ref: str) -> str:
         return subprocess.run(
@@ -500,10 +478,12 @@ class Ctx:
         """The sample's documents after the substitutions and injections its entry asks for."""
         entry, text = s.entry, sample.read_text()
         values = {"git": s.git, "registry": self.cluster.registry}
+        if s.flux is not None:
+            values["flux_namespace"] = s.flux.flux_namespace
         for rule in ("git", "registry") if entry.registry else ("git",):
             for old, new in SUBSTITUTIONS[rule].items():
                 text = text.replace(old, new.format(**values))
-        docs = [d for d in yaml.safe_load_all(text) if d]
+        docs = [in_namespace(d) for d in yaml.safe_load_all(text) if d]
         docs += entry.runs(docs, s.git) if entry.runs else []
         for doc in docs:
             if doc["kind"] == "Secret":
@@ -537,14 +517,21 @@ class Ctx:
         s.docs = self.objects(sample, s)
         for doc in s.docs:
             if doc["kind"] not in RUN_KINDS:
-                self.cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(doc))
+                self.cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(doc))
         (run_doc,) = [d for d in s.docs if d["kind"] in RUN_KINDS]
         proc = self.cluster.kubectl(
-            "create", "-n", "ci", "-o", "name", "-f", "-", input=json.dumps(run_doc), check=False
+            "create", "-n", NAMESPACE, "-o", "name", "-f", "-", input=json.dumps(run_doc), check=False
         )
         if proc.returncode != 0:
             raise RuntimeError(f"kubectl create {run_doc['kind']}: {proc.stderr.strip()}")
         s.kind, s.name = run_doc["kind"], proc.stdout.strip().rsplit("/", 1)[1]
+
+
+def in_namespace(doc: dict) -> dict:
+    """The namespace rule: a sample's object in the samples' namespace, wherever the sample put it."""
+    if "namespace" in doc.get("metadata", {}):
+        doc["metadata"]["namespace"] = NAMESPACE
+    return doc
 
 
 def set_param(params: list[dict], name: str, value: str) -> None:
@@ -571,9 +558,28 @@ def rel(sample: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def samples(request, cluster, tekton, tmp_path_factory):
-    """Seed each selected sample's repositories, apply its objects and create its run (the Flux
-    samples but the first one wait for their turn in their test); returns {sample: Started}."""
+def samples_team(cluster, tmp_path_factory) -> Tekton:
+    """The catalog in the samples' namespace, as README "Another team" installs it (after the
+    platform's once-per-cluster commands, which another module may have run already)."""
+    if not cluster.with_tekton:
+        pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
+    work = tmp_path_factory.mktemp("samples-team")
+    push_step_images(cluster)
+    tekton = Tekton(cluster, work)
+    for command in platform_commands():
+        tekton.run(site_command(cluster, command, work))
+    (work / NAMESPACE).mkdir()
+    (work / NAMESPACE / "kustomization.yaml").write_text(team_overlay(NAMESPACE, work / NAMESPACE, trigger=False))
+    for command in block_with(README, "kubectl create namespace team-dijken"):
+        tekton.run(command.replace("team-dijken", NAMESPACE))
+    apply_site_settings(cluster, NAMESPACE)
+    return tekton
+
+
+@pytest.fixture(scope="module")
+def samples(request, cluster, samples_team, tmp_path_factory):
+    """Seed each selected sample's repositories, give each Flux sample its Flux objects, apply its
+    objects and create its run, all at once; returns {sample: Started}."""
     ours = [
         item
         for item in request.session.items
@@ -587,8 +593,7 @@ def samples(request, cluster, tekton, tmp_path_factory):
     }
     # The second door: the same repositories as the cluster's git server, with basic auth.
     auth = GitServer(cluster.git_root, credentials=(USER, TOKEN), host=cluster.host_ip).start()
-    ctx = Ctx(cluster, tekton, auth, tmp_path_factory.mktemp("samples"))
-    ctx.flux = FluxTurns(ctx)
+    ctx = Ctx(cluster, samples_team, auth, tmp_path_factory.mktemp("samples"))
     # What every sample may need: the offline base image for builds, the images druppie-apps
     # deploys, the registry Secret of the README, and every sample's basic-auth Secret, filled in
     # (a sample may bind the Secret another one defines).
@@ -596,7 +601,7 @@ def samples(request, cluster, tekton, tmp_path_factory):
     push_advisory_database(cluster.registry)
     for tag in ("1.0.4", "1.0.5"):
         cluster.publish_image(f"{IMAGE}:{tag}")
-    tekton.run(ci_commands()["kubectl create secret"])
+    samples_team.run(ci_commands()["kubectl create secret"].replace(" -n ci ", f" -n {NAMESPACE} "))
     for path in runnable.values():
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc["kind"] == "Secret":
@@ -604,13 +609,11 @@ def samples(request, cluster, tekton, tmp_path_factory):
                     doc = ctx.fill_secret(doc)
                 except ValueError:
                     continue  # that sample's own start reports it
-                cluster.kubectl("apply", "-n", "ci", "-f", "-", input=json.dumps(doc))
+                cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(in_namespace(doc)))
 
     started: dict[str, Started] = {}
     chosen = [rel(p) for p in selected if rel(p) in runnable]
-    flux_samples = [r for r in chosen if SAMPLE_RUNS[r].flux]
-    first_flux = FLUX_FIRST if FLUX_FIRST in flux_samples else next(iter(flux_samples), None)
-    for r in sorted(chosen, key=lambda r: r != first_flux):  # the Flux holder first: it runs longest
+    for r in chosen:
         entry = SAMPLE_RUNS[r]
         slug = f"samples/{Path(r).parts[1]}/{Path(r).stem}"
         prefix = f"http://{ctx.authority}/" if entry.credentials else ctx.anonymous
@@ -619,17 +622,19 @@ def samples(request, cluster, tekton, tmp_path_factory):
             for repo, seed in entry.repos.items():
                 with tempfile.TemporaryDirectory(dir=ctx.tmp) as tmp:
                     SEEDS[seed](ctx.bare(s, repo), Path(tmp), cluster.registry)
-            if entry.flux and r != first_flux:
-                s.deferred = True
-                continue
             if entry.flux:
-                ctx.flux.take(s)
+                s.flux = flux_home(cluster, s, ctx.anonymous)
             ctx.start(runnable[r], s)
         except Exception as err:  # noqa: BLE001 - reported by that sample's test, the others go on
             s.error = f"{type(err).__name__}: {err}"
     yield ctx, started
     auth.stop()
-    ctx.flux.restore()
+    # Their pods request CPU on the one node: stop Flux from keeping them, then remove them.
+    for s in started.values():
+        if s.flux is not None:
+            cluster.kubectl("patch", "-n", s.flux.flux_namespace, "kustomization", s.flux.kustomization,
+                            "--type=merge", "-p", '{"spec":{"suspend":true}}', check=False)  # fmt: skip
+            cluster.kubectl("delete", "namespace", s.flux.namespace, "--wait=false", check=False)
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=rel)
@@ -654,7 +659,14 @@ def test_sample(sample, samples):
         for doc in [d for d in yaml.safe_load_all(sample.read_text()) if d]:
             # create, not apply: the runs use generateName, as a user starting them would.
             proc = ctx.cluster.kubectl(
-                "create", "--dry-run=server", "-n", "ci", "-f", "-", input=json.dumps(doc), check=False
+                "create",
+                "--dry-run=server",
+                "-n",
+                NAMESPACE,
+                "-f",
+                "-",
+                input=json.dumps(in_namespace(doc)),
+                check=False,
             )
             if doc["apiVersion"].startswith("tekton.dev/"):
                 assert proc.returncode == 0 and "(server dry run)" in proc.stdout, proc.stderr
@@ -663,12 +675,6 @@ def test_sample(sample, samples):
         return
 
     s = started[rel(sample)]
-    if s.deferred and not s.error:
-        try:
-            ctx.flux.take(s)
-            ctx.start(sample, s)
-        except Exception as err:  # noqa: BLE001
-            s.error = f"{type(err).__name__}: {err}"
     if s.error:
         pytest.fail(f"{rel(sample)} was not started: {s.error}")
     if s.run is None:

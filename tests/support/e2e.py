@@ -3,6 +3,7 @@ says with runs started by its tkn commands, and the README's CI commands."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -93,3 +94,19 @@ def fresh_namespace(cluster: LocalCluster, namespace: str = "ci") -> None:
     cluster.kubectl("delete", "pods", "-n", namespace, "--all", "--force", "--grace-period=0", "--wait=false",
                     check=False)  # fmt: skip
     cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=180s")
+
+
+def push_step_images(cluster: LocalCluster) -> None:
+    """The step images the unmodified Tasks name (ghcr.io/waterschap/druppie-*), built and pushed to
+    the cluster registry as `make images` does (ghcr.io is mirrored there). One pytest worker at a
+    time: the first builds what changed, the next only finds it built."""
+    with (cluster.state_dir / "images.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([str(ROOT / "hack" / "images.sh")], check=True, capture_output=True,
+                       env={**os.environ, "REGISTRY": cluster.registry})  # fmt: skip
+
+
+def platform_commands() -> list[str]:
+    """README's install commands the platform runs once per cluster (before the team namespace's)."""
+    commands = block_with(README, "kubectl create namespace ci")
+    return commands[: commands.index("kubectl create namespace ci")]

@@ -12,10 +12,13 @@ CATALOG_URL = "https://github.com/waterschap/druppie-catalog?ref=main"
 TRIGGER_URL = "https://github.com/waterschap/druppie-catalog//triggers/druppie-ci-cd?ref=main"
 
 
-def team_overlay(namespace: str, folder: Path) -> str:
+def team_overlay(namespace: str, folder: Path, trigger: bool = True) -> str:
     """The overlay for ``namespace``, to be written into ``folder``: the catalog by a relative path
-    (kustomize refuses absolute ones), the namespace the README's team-dijken replaced."""
+    (kustomize refuses absolute ones), the namespace the README's team-dijken replaced; without
+    ``trigger``, the catalog alone (a team that starts its runs itself)."""
     (block,) = [b for b in yaml_blocks(REPO_ROOT / "README.md") if "kind: NamespaceTransformer" in b]
+    if not trigger:
+        block = "".join(line for line in block.splitlines(keepends=True) if TRIGGER_URL not in line)
     here = os.path.relpath(REPO_ROOT, folder)
     text = block.replace(TRIGGER_URL, f"{here}/triggers/druppie-ci-cd").replace(CATALOG_URL, here)
     if "github.com" in text:
