@@ -5,8 +5,8 @@
   or the node's seccomp profile run one after the other on one worker;
 - the rest (each test with its own Flux app and namespaces, the samples in their own namespace) run
   on the other worker meanwhile;
-- a test marked ``exclusive`` disrupts the whole cluster (it restarts the API server); it runs alone,
-  in a second session.
+- a test marked ``exclusive`` disrupts the whole cluster (it restarts the API server, or takes the
+  node's seccomp profile away); it runs alone, in a second session.
 """
 
 from __future__ import annotations

@@ -238,6 +238,7 @@ def test_app_test_code_cannot_reach_into_the_cluster(tekton, cluster, ci):
     assert results["passed"] == str(4 + targets) and results["failed"] == "0", logs
 
 
+@pytest.mark.exclusive  # takes the node's seccomp profile away: the other worker's builds would fail
 def test_a_node_without_the_seccomp_profile_fails_the_build_clearly_and_the_installer_puts_it_there(
     tekton, cluster, ci, tmp_path
 ):
