@@ -565,13 +565,13 @@ def samples_team(cluster, tmp_path_factory) -> Tekton:
         pytest.skip("this cluster runs without Tekton (kwok node side or DRUPPIE_TEKTON=0)")
     work = tmp_path_factory.mktemp("samples-team")
     push_step_images(cluster)
-    tekton = Tekton(cluster, work)
+    tekton = Tekton(cluster, ROOT)  # README's commands run in the checkout
     for command in platform_commands():
         tekton.run(site_command(cluster, command, work))
     (work / NAMESPACE).mkdir()
     (work / NAMESPACE / "kustomization.yaml").write_text(team_overlay(NAMESPACE, work / NAMESPACE, trigger=False))
     for command in block_with(README, "kubectl create namespace team-dijken"):
-        tekton.run(command.replace("team-dijken", NAMESPACE))
+        Tekton(cluster, work).run(command.replace("team-dijken", NAMESPACE))  # its overlay's folder is in work
     apply_site_settings(cluster, NAMESPACE)
     return tekton
 
