@@ -10,12 +10,16 @@ status tasks get the app's status token."""
 from __future__ import annotations
 
 import re
+import secrets
 import time
+import urllib.error
 import uuid
 
 import pytest
 
+from localcluster.process import http_request
 from testbed.loop import APP, succeeded
+from tests.support import github_deliveries as github
 from tests.support.e2e import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -82,18 +86,24 @@ def test_a_pull_request_from_a_branch_is_tested_and_scanned_at_once_without_cred
         _close(loop, pull["number"])
 
 
-def test_a_strangers_fork_waits_for_a_trusted_ok_to_test_and_then_runs_without_credentials(loop, cluster):
+def _strangers_pull_request(loop, greeting: str) -> tuple[int, str]:
+    """A pull request from the stranger's fork (made once), with a new commit: (its number, that commit)."""
     gitea, owner = loop.gitea, loop.gitea.admin
     if not any(u["login"] == STRANGER for u in gitea.api("GET", "/admin/users?limit=50")):
         gitea.create_user(STRANGER, uuid.uuid4().hex)
         gitea.api("POST", f"/repos/{owner}/{APP}/forks", {}, token=gitea.token_for(STRANGER))
     fork = f"{STRANGER}/{APP}"
-    commit = gitea.commit_file(fork, "drone_service/app.py", _changed_app(loop, fork, "Voorstel van buiten"),
+    commit = gitea.commit_file(fork, "drone_service/app.py", _changed_app(loop, fork, greeting),
                                "A stranger's proposal", user=STRANGER)  # fmt: skip
     pull = gitea.api("POST", f"/repos/{owner}/{APP}/pulls",
                      {"head": f"{STRANGER}:main", "base": "main", "title": "From outside"},
                      token=gitea.token_for(STRANGER))  # fmt: skip
-    number = pull["number"]
+    return pull["number"], commit
+
+
+def test_a_strangers_fork_waits_for_a_trusted_ok_to_test_and_then_runs_without_credentials(loop, cluster):
+    gitea, owner = loop.gitea, loop.gitea.admin
+    number, commit = _strangers_pull_request(loop, "Voorstel van buiten")
     gated = f"repository {owner}/{APP}: pull request #{number}"
     try:
         wait_for("the gate's refusal", lambda: f"{gated} comes from a fork of a login not in the trusted list"
@@ -112,3 +122,49 @@ def test_a_strangers_fork_waits_for_a_trusted_ok_to_test_and_then_runs_without_c
         _assert_checked_without_credentials(loop, cluster, run, commit)
     finally:
         _close(loop, number)
+
+
+def _send_as_github(loop, cluster, event: str, payload: dict) -> int:
+    """POST a delivery in GitHub's shape and headers to the app's EventListener, signed with its secret."""
+    ip = cluster.get_json("service", "-n", "ci", "el-druppie-ci-cd")["spec"]["clusterIP"]
+    body = github.encode(payload)
+    try:
+        with http_request(f"http://{ip}:8080", "POST", body,
+                          github.headers(event, body, loop.webhook_secret.encode())) as response:  # fmt: skip
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_githubs_pull_request_and_ok_to_test_deliveries_start_the_same_checks(loop, cluster):
+    """GitHub cannot be reached from here: deliveries in GitHub's shapes and headers
+    (tests/support/github_deliveries.py), naming this Gitea's app, go to the real EventListener. A
+    pull request from a branch of the repository runs at once, at its head; a trusted login's
+    /ok-to-test on a stranger's pull request starts its checks on refs/pull/<n>/head."""
+    gitea, owner = loop.gitea, loop.gitea.admin
+    base = github.repository(f"{owner}/{APP}", gitea.clone_url(APP))
+    # A branch with a commit and no pull request in Gitea: only the GitHub-shaped delivery tells of one.
+    branch = f"gh-{uuid.uuid4().hex[:6]}"
+    gitea.api("POST", f"/repos/{owner}/{APP}/branches", {"new_branch_name": branch, "old_branch_name": "main"})
+    commit = gitea.commit_file(APP, "drone_service/app.py", _changed_app(loop, APP, "Voorstel via GitHub"),
+                               "A proposal, told in GitHub's words", branch=branch)  # fmt: skip
+    number = 90000 + secrets.randbelow(9999)  # above Gitea's own numbers
+    opened = github.pull_request(number, "opened", "carla", base, base, branch, commit)
+    assert _send_as_github(loop, cluster, "pull_request", opened) == 202
+    run = f"{APP}-pr{number}-{commit[:12]}"
+    wait_for(f"PipelineRun {run}", lambda: run in _runs_of(cluster, number), 60)
+    _assert_checked_without_credentials(loop, cluster, run, commit)
+
+    # A stranger's pull request (Gitea's own delivery of it starts nothing), then /ok-to-test in GitHub's words.
+    stranger, stranger_commit = _strangers_pull_request(loop, "Voorstel van buiten, via GitHub")
+    try:
+        comment_id = 10**8 + secrets.randbelow(9 * 10**8)
+        ok = github.issue_comment(stranger, comment_id, owner, "Read it.\r\n/ok-to-test\r\n", base)
+        assert _send_as_github(loop, cluster, "issue_comment", ok) == 202
+        checked = f"{APP}-pr{stranger}-ok{comment_id}"
+        wait_for(f"PipelineRun {checked}", lambda: _runs_of(cluster, stranger) == [checked], 60)
+        revision = cluster.get_json("pipelinerun", "-n", "ci", checked)["spec"]["params"]
+        assert {"name": "revision", "value": f"refs/pull/{stranger}/head"} in revision, revision
+        _assert_checked_without_credentials(loop, cluster, checked, stranger_commit)
+    finally:
+        _close(loop, stranger)
