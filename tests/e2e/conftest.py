@@ -1,12 +1,9 @@
 """The e2e tier: one real local cluster (kube-apiserver, kubelet, Flux controllers, Tekton) per session.
 
-`make test-e2e` runs it on two pytest workers that share that one cluster (-n 2 --dist loadgroup):
-- group "ci": the modules that use the namespace ci, the loop (Gitea, the platform's Kustomizations)
-  or the node's seccomp profile run one after the other on one worker;
-- the rest run on the other worker meanwhile: each Flux test with its own Flux app and namespaces,
-  and test_samples whole, in a namespace of its own;
-- a test marked ``exclusive`` disrupts the whole cluster (it restarts the API server, or takes the
-  node's seccomp profile away); it runs alone, in a second session.
+`make test-e2e` runs it on two pytest workers that share that one cluster (-n 2 --dist loadgroup);
+tests.support.e2e_groups says which tests run one after the other and which meanwhile. A test
+marked ``exclusive`` disrupts the whole cluster (it restarts the API server, or takes the node's
+seccomp profile away); it runs alone, in a second session.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
 from localcluster.cluster import LocalCluster, missing
 from localcluster.toolchain import ROOT
@@ -27,15 +23,9 @@ from testbed.loop import Loop
 from testbed.readme import block_with
 from testbed.site import apply_site_settings, site_command
 from tests.support.e2e import README, Tekton, fresh_namespace, push_step_images
+from tests.support.e2e_groups import E2EScheduling
 
 _ids = itertools.count()
-# The modules of group "ci" (see the docstring): namespace ci, the loop, the node's seccomp profile.
-CI_GROUP = {"test_ci_tasks", "test_tekton", "test_loop", "test_otap_loop", "test_pr_checks",
-            "test_otap_environments", "test_teams", "test_flux_gitops"}  # fmt: skip
-# Tests of other modules that use ci's druppie-flux-wait, which group ci deletes and remakes.
-CI_GROUP_TESTS = {"test_flux_wait::test_the_tasks_rbac_is_enough_and_no_more",
-                  "test_flux_wait::test_admission_policy_lets_the_service_account_only_request_reconciles"}  # fmt: skip
-OWN_GROUP = {"test_samples", "test_userns"}  # each whole on one worker: module fixtures that start everything at once
 SHARED_CLUSTER = "cluster"  # in the controller's basetemp, beside the workers' own folders
 SHARED_READY = "cluster.ready"
 
@@ -44,23 +34,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-
-
-def e2e_scope(nodeid: str) -> str:
-    """The unit of work a worker takes whole: group ci, a module of OWN_GROUP, else the test alone."""
-    path, _, test = nodeid.partition("::")
-    module = Path(path).stem
-    if module in CI_GROUP or f"{module}::{test.split('[')[0]}" in CI_GROUP_TESTS:
-        return "ci"
-    return module if module in OWN_GROUP else nodeid
-
-
-class E2EScheduling(LoadScopeScheduling):
-    """xdist's loadscope, with e2e_scope for its scopes (its own loadgroup marks do not take with
-    pytest 9, which no longer reads the node id xdist rewrites)."""
-
-    def _split_scope(self, nodeid: str) -> str:
-        return e2e_scope(nodeid)
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -250,7 +250,7 @@ def flux_app_kustomization(app) -> str:
     ).stdout
 
 
-# In group ci (conftest.CI_GROUP_TESTS): it uses ci's druppie-flux-wait.
+# In group ci (tests.support.e2e_groups.CI_GROUP_TESTS): it uses ci's druppie-flux-wait.
 def test_the_tasks_rbac_is_enough_and_no_more(flux_app, tmp_path):
     """Run the step as the ServiceAccount from rbac.yaml, with a token the apiserver issued for it."""
     cluster = flux_app.cluster
@@ -507,7 +507,7 @@ def test_manifest_the_api_server_rejects_fails_fast_with_reconciliation_failed(f
     record("kustomization-reconciliation-failed", flux_app.ks())
 
 
-# In group ci (conftest.CI_GROUP_TESTS): it uses ci's druppie-flux-wait.
+# In group ci (tests.support.e2e_groups.CI_GROUP_TESTS): it uses ci's druppie-flux-wait.
 def test_admission_policy_lets_the_service_account_only_request_reconciles(flux_app):
     """RBAC grants patch; the ValidatingAdmissionPolicy of install/cluster narrows it to the requestedAt
     annotation, on objects whose ci.druppie.io/flux-wait-namespaces annotation lists the caller's namespace."""
