@@ -80,9 +80,10 @@ def pytest_sessionfinish(session):
 
 
 @pytest.fixture
-def flux_app(cluster):
-    """An isolated app: its own repo, namespace, GitRepository and Kustomization (intervals 10s/5s)."""
-    n = next(_ids)
+def flux_app(cluster, worker_id):
+    """An isolated app: its own repo, namespace, GitRepository and Kustomization (intervals 10s/5s).
+    The names carry the worker: two workers count from 0 on the one cluster they share."""
+    n = next(_ids) if worker_id == "master" else f"{worker_id}-{next(_ids)}"
     return make_flux_app(cluster, f"apps-{n}", f"app-{n}", f"drone-service-{n}", "10s", "5s")
 
 

@@ -28,9 +28,10 @@ and test_ci_tasks.py):
   sample's own (``flux-<sample>``, the Pipelines' ``flux-namespace`` param, flux-wait's ``namespace``)
   and deploying into a namespace of its own (``productie-<sample>``): the samples that wait for Flux
   run side by side, and beside the loop's own drone-service-prod (flux_home). Their annotation lists
-  the samples' namespace, whose druppie-flux-wait gets the README's grant in each Flux namespace. The
-  images druppie-apps deploys (registry.example/druppie/drone-service:1.0.4 and :1.0.5) are
-  published to the cluster registry.
+  the samples' namespace, whose druppie-flux-wait gets the README's grant in each Flux namespace. Their
+  druppie-apps deploy drone-service as registry.example/samples/drone-service (kustomize's
+  newName; the module on the other worker builds the README's drone-service:1.0.5, which a stand-in
+  image must not take), and its 1.0.4 and 1.0.5 are published to the cluster registry.
 - **push name** (druppie-ci-cd, which derives the pushed and the deployed image from one
   ``image-registry``): its druppie-apps names the image by the registry address the build pushes
   to, and kustomize's ``newName`` maps that to registry.example, the name containerd pulls.
@@ -71,6 +72,7 @@ SAMPLES = sorted(ROOT.glob("tasks/*/*/samples/*.yaml")) + sorted(ROOT.glob("pipe
 RUN_TIMEOUT = 300  # seconds for one run to finish once its test waits for it
 USER, TOKEN = "ci-bot", "tkn-samples-" + uuid.uuid4().hex
 IMAGE = "registry.example/druppie/drone-service"  # the name druppie-apps deploys
+DEPLOYED = "registry.example/samples/drone-service"  # what the samples' druppie-apps deploy it as (_seed_apps)
 RUN_KINDS = ("PipelineRun", "TaskRun")
 NAMESPACE = "samples"  # the samples' own team namespace (README "Another team")
 
@@ -196,7 +198,7 @@ def _check_flux_applied(ctx: Ctx, s: Started, head: str) -> None:
     assert "newTag: 1.0.5" in ctx.read(s, "druppie-apps", "envs/prod/drone-service/kustomization.yaml")
     app = s.flux
     assert app.ks()["status"]["lastAppliedRevision"] == f"main@sha1:{head}"
-    assert app.image() == f"{IMAGE}:1.0.5"
+    assert app.image() == f"{DEPLOYED}:1.0.5"
 
 
 def check_ci_cd(ctx: Ctx, s: Started) -> None:
@@ -340,17 +342,25 @@ def _seed_catalog(bare: Path, tmp: Path, registry: str) -> None:
 
 
 def _seed_apps(bare: Path, tmp: Path, registry: str) -> None:
-    seed_repo(bare, source_dir=EXAMPLE_APPS)
+    """druppie-apps as shipped, but deploying drone-service as DEPLOYED (kustomize's newName): the
+    samples' stand-in images must not take a version tag another module builds (the README's 1.0.5)."""
+    edits = [(f"envs/{env}/drone-service/kustomization.yaml", f"  - name: {IMAGE}\n",
+              f"  - name: {IMAGE}\n    newName: {DEPLOYED}\n") for env in environments()]  # fmt: skip
+    _seed_edited_apps(bare, tmp, edits)
 
 
 def _seed_apps_push_name(bare: Path, tmp: Path, registry: str) -> None:
     """druppie-apps naming drone-service by the registry address builds push to, which kustomize
     maps (newName) to registry.example, the name containerd pulls from that same registry."""
-    shutil.copytree(EXAMPLE_APPS, tmp / "apps")
     pushed = f"{registry}/druppie/drone-service"
     edits = [("apps/drone-service/deployment.yaml", f"image: {IMAGE}:1.0.4", f"image: {pushed}:1.0.4")]
     edits += [(f"envs/{env}/drone-service/kustomization.yaml", f"  - name: {IMAGE}\n",
                f"  - name: {pushed}\n    newName: {IMAGE}\n") for env in environments()]  # fmt: skip
+    _seed_edited_apps(bare, tmp, edits)
+
+
+def _seed_edited_apps(bare: Path, tmp: Path, edits: list[tuple[str, str, str]]) -> None:
+    shutil.copytree(EXAMPLE_APPS, tmp / "apps")
     for name, old, new in edits:
         text = (tmp / "apps" / name).read_text()
         assert old in text, f"examples/druppie-apps changed: no {old!r} in {name}"
@@ -599,8 +609,8 @@ def samples(request, cluster, samples_team, tmp_path_factory):
     # (a sample may bind the Secret another one defines).
     push_offline_base(cluster.registry)
     push_advisory_database(cluster.registry)
-    for tag in ("1.0.4", "1.0.5"):
-        cluster.publish_image(f"{IMAGE}:{tag}")
+    for image in (f"{IMAGE}:1.0.4", f"{DEPLOYED}:1.0.4", f"{DEPLOYED}:1.0.5"):
+        cluster.publish_image(image)
     samples_team.run(ci_commands()["kubectl create secret"].replace(" -n ci ", f" -n {NAMESPACE} "))
     for path in runnable.values():
         for doc in yaml.safe_load_all(path.read_text()):
