@@ -66,7 +66,8 @@ def flux_wait(app, revision: str, *extra: str, timeout: str = "2m") -> subproces
 
 
 def tag_commit(app, tag: str) -> str:
-    """What CI does: push the image, then commit its tag to the GitOps repo."""
+    """What CI does: push the image, then commit its tag to the GitOps repo. The image is a stand-in:
+    its tag must be one no other module builds (test_ci_tasks builds the README's 1.0.5 meanwhile)."""
     app.cluster.publish_image(f"{IMAGE}:{tag}")
     step = subprocess.run(
         [
@@ -100,7 +101,7 @@ def commit_locally(app, tmp_path: Path, path: str, content: str, message: str) -
 def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
     flux_app.wait_ready()
     recorder = KubectlWatch(flux_app.cluster, "kustomization", "flux-system", flux_app.kustomization)
-    revision = tag_commit(flux_app, "1.0.5")
+    revision = tag_commit(flux_app, "1.2.5")
     result = flux_wait(flux_app, revision)
     seen = [obj for _, obj in recorder.stop()]
     assert result.returncode == 0, result.stderr
@@ -112,7 +113,7 @@ def test_success_after_tag_commit_reports_the_exact_revision(flux_app):
         f"Kustomization flux-system/{flux_app.kustomization}: applied {revision} and Ready",
     ):
         assert len([line for line in result.stderr.splitlines() if step in line]) == 1, step
-    assert flux_app.image() == f"{IMAGE}:1.0.5"
+    assert flux_app.image() == f"{IMAGE}:1.2.5"
     ks = flux_app.ks()
     assert ks["status"]["lastAppliedRevision"] == revision
     record("gitrepository-ready", flux_app.gitrepo())
